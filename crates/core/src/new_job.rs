@@ -1,0 +1,176 @@
+//! A producer's request for a job, checked and turned into a fresh `PENDING` job tree.
+
+use serde_json::Value;
+
+use crate::clock::Timestamp;
+use crate::error::ValidationError;
+use crate::ids::{JobId, JobType, ProjectId, ServiceName};
+use crate::job::{Entity, Job, SimulateSpec};
+use crate::status::JobStatus;
+
+/// Limits on what one job may carry.
+pub const MAX_SUB_JOBS: usize = 100;
+pub const MAX_ENTITIES: usize = 100;
+pub const MAX_ID_LEN: usize = 128;
+pub const MAX_MESSAGE_LEN: usize = 1024;
+pub const MAX_SIMULATE_MESSAGES: usize = 100;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSubJob {
+    pub job_type: JobType,
+    pub resource_id: Option<String>,
+    pub entities: Vec<Entity>,
+    pub payload: Option<Value>,
+    pub simulate: Option<SimulateSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub project_id: ProjectId,
+    pub enterprise_project_id: String,
+    pub service: ServiceName,
+    pub job_type: JobType,
+    pub resource_id: Option<String>,
+    pub entities: Vec<Entity>,
+    pub payload: Option<Value>,
+    pub message: Option<String>,
+    pub simulate: Option<SimulateSpec>,
+    pub sub_jobs: Vec<NewSubJob>,
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ValidationError> {
+    let len = value.chars().count();
+    if len < min || len > max {
+        return Err(ValidationError::field(field, format!("must be {min} to {max} characters long")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError::field(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_entities(field: &str, entities: &[Entity]) -> Result<(), ValidationError> {
+    if entities.len() > MAX_ENTITIES {
+        return Err(ValidationError::field(field, format!("may hold at most {MAX_ENTITIES} entities")));
+    }
+    for (i, entity) in entities.iter().enumerate() {
+        check_len(&format!("{field}[{i}].resource_id"), &entity.resource_id, 1, MAX_ID_LEN)?;
+        check_len(&format!("{field}[{i}].resource_type"), &entity.resource_type, 1, 64)?;
+    }
+    Ok(())
+}
+
+fn check_simulate(field: &str, simulate: &Option<SimulateSpec>) -> Result<(), ValidationError> {
+    let Some(spec) = simulate else { return Ok(()) };
+    if spec.duration_ms > SimulateSpec::MAX_DURATION_MS {
+        return Err(ValidationError::field(
+            format!("{field}.duration_ms"),
+            format!("must be at most {}", SimulateSpec::MAX_DURATION_MS),
+        ));
+    }
+    if spec.messages.len() > MAX_SIMULATE_MESSAGES {
+        return Err(ValidationError::field(
+            format!("{field}.messages"),
+            format!("may hold at most {MAX_SIMULATE_MESSAGES} messages"),
+        ));
+    }
+    for (i, message) in spec.messages.iter().enumerate() {
+        check_len(&format!("{field}.messages[{i}]"), message, 0, MAX_MESSAGE_LEN)?;
+    }
+    if let Some(code) = &spec.error_code {
+        check_len(&format!("{field}.error_code"), code, 1, 64)?;
+    }
+    if let Some(msg) = &spec.error_msg {
+        check_len(&format!("{field}.error_msg"), msg, 0, MAX_MESSAGE_LEN)?;
+    }
+    Ok(())
+}
+
+impl NewJob {
+    /// Checks everything the identifier types do not already guarantee.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_len("enterprise_project_id", &self.enterprise_project_id, 1, 64)?;
+        if let Some(resource_id) = &self.resource_id {
+            check_len("resource_id", resource_id, 1, MAX_ID_LEN)?;
+        }
+        if let Some(message) = &self.message {
+            check_len("message", message, 0, MAX_MESSAGE_LEN)?;
+        }
+        check_entities("entities", &self.entities)?;
+        check_simulate("simulate", &self.simulate)?;
+        if self.sub_jobs.len() > MAX_SUB_JOBS {
+            return Err(ValidationError::field("sub_jobs", format!("may hold at most {MAX_SUB_JOBS} sub-jobs")));
+        }
+        if !self.sub_jobs.is_empty() && self.simulate.is_some() {
+            return Err(ValidationError::field(
+                "simulate",
+                "belongs on each sub-job when a job has sub-jobs (a parent's status is derived)",
+            ));
+        }
+        for (i, sub) in self.sub_jobs.iter().enumerate() {
+            if let Some(resource_id) = &sub.resource_id {
+                check_len(&format!("sub_jobs[{i}].resource_id"), resource_id, 1, MAX_ID_LEN)?;
+            }
+            check_entities(&format!("sub_jobs[{i}].entities"), &sub.entities)?;
+            check_simulate(&format!("sub_jobs[{i}].simulate"), &sub.simulate)?;
+        }
+        Ok(())
+    }
+
+    /// Validates the request and builds the job tree, every job `PENDING` at version 1.
+    pub fn into_job(self, now: Timestamp) -> Result<Job, ValidationError> {
+        self.validate()?;
+        let id_format = self.service.job_id_format();
+        let parent_id = JobId::generate(id_format);
+        let sub_jobs = self
+            .sub_jobs
+            .into_iter()
+            .map(|sub| Job {
+                job_id: JobId::generate(id_format),
+                parent_job_id: Some(parent_id.clone()),
+                project_id: self.project_id.clone(),
+                enterprise_project_id: self.enterprise_project_id.clone(),
+                service: self.service.clone(),
+                job_type: sub.job_type,
+                status: JobStatus::Pending,
+                message: None,
+                resource_id: sub.resource_id.or_else(|| self.resource_id.clone()),
+                entities: sub.entities,
+                error_code: None,
+                error_msg: None,
+                payload: sub.payload,
+                result: None,
+                simulate: sub.simulate,
+                created_at: now,
+                started_at: None,
+                ended_at: None,
+                updated_at: now,
+                version: 1,
+                sub_jobs: Vec::new(),
+            })
+            .collect();
+        Ok(Job {
+            job_id: parent_id,
+            parent_job_id: None,
+            project_id: self.project_id,
+            enterprise_project_id: self.enterprise_project_id,
+            service: self.service,
+            job_type: self.job_type,
+            status: JobStatus::Pending,
+            message: self.message,
+            resource_id: self.resource_id,
+            entities: self.entities,
+            error_code: None,
+            error_msg: None,
+            payload: self.payload,
+            result: None,
+            simulate: self.simulate,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+            updated_at: now,
+            version: 1,
+            sub_jobs,
+        })
+    }
+}

@@ -1,0 +1,45 @@
+//! The store conformance suite on the embedded SQLite backend, plus what only a file can show.
+
+use std::sync::Arc;
+
+use jobd_store::conformance::{at, SharedStore};
+use jobd_store::{JobStore, SqliteStore};
+
+async fn fresh_store() -> SharedStore {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    // Keep the directory for the life of the test process; each test has its own.
+    std::mem::forget(dir);
+    Arc::new(store)
+}
+
+jobd_store::store_conformance_tests!(fresh_store);
+
+#[tokio::test]
+async fn writes_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = jobd_core::ProjectId::parse("abc").unwrap();
+    let job = jobd_core::NewJob {
+        project_id: project.clone(),
+        enterprise_project_id: "0".into(),
+        service: jobd_core::ServiceName::parse("cfw").unwrap(),
+        job_type: jobd_core::JobType::parse("createFirewall").unwrap(),
+        resource_id: None,
+        entities: vec![],
+        payload: None,
+        message: None,
+        simulate: None,
+        sub_jobs: vec![],
+    }
+    .into_job(at(0))
+    .unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.insert_job(&job).await.unwrap();
+        store.apply_event(&project, &job.job_id, &jobd_core::JobEvent::Cancel, at(1)).await.unwrap();
+    }
+    let reopened = SqliteStore::open(dir.path()).await.unwrap();
+    let stored = reopened.get_job(&project, &job.job_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, jobd_core::JobStatus::Cancelled);
+    assert!(dir.path().join(jobd_store::sqlite::DATABASE_FILE).exists());
+}
