@@ -154,3 +154,46 @@ def test_job_of_another_project_is_404(jobd, project_id):
     with pytest.raises(ClientRequestException) as exc:
         read(other, job["job_id"])
     _assert_error(exc, 404)
+
+
+@pytest.fixture
+def sdk_with_dateutil(monkeypatch):
+    """Make the SDK take its python-dateutil path (the one that crashes on non-string times).
+
+    Uses the real python-dateutil when installed; otherwise a minimal stand-in module whose
+    ``parser.parse`` accepts the contract's ``yyyy-mm-ddThh:mm:ssZ`` strings.
+    """
+    try:
+        import dateutil.parser  # noqa: F401
+        return "real"
+    except ImportError:
+        pass
+    import sys
+    import types
+
+    def parse(value):
+        return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+    pkg = types.ModuleType("dateutil")
+    parser = types.ModuleType("dateutil.parser")
+    parser.parse = parse
+    pkg.parser = parser
+    monkeypatch.setitem(sys.modules, "dateutil", pkg)
+    monkeypatch.setitem(sys.modules, "dateutil.parser", parser)
+    return "stand-in"
+
+
+def test_times_deserialize_with_dateutil_present(jobd, project_id, cfw, sdk_with_dateutil):
+    """With python-dateutil present the SDK parses begin_time/end_time as dates; integer
+    (epoch ms) values would raise AttributeError inside the SDK here."""
+    job = jobd.native_create(project_id, {
+        "service": "cfw", "job_type": "createFirewall",
+        "simulate": {"duration_ms": 100, "outcome": "success", "messages": ["x"]}})
+    resp = wait_until(lambda: (lambda r: r if r.data.status != "Running" else None)(read(cfw, job["job_id"])),
+                      timeout=10, desc="CFW job to finish")
+    assert resp.data.status == "Success"
+    body = raw_json(resp)
+    assert isinstance(resp.data.begin_time, datetime.date), (sdk_with_dateutil, resp.data.begin_time)
+    assert isinstance(resp.data.end_time, datetime.date), (sdk_with_dateutil, resp.data.end_time)
+    assert resp.data.begin_time.isoformat() == body["data"]["begin_time"][:10]
+    assert resp.data.end_time.isoformat() == body["data"]["end_time"][:10]

@@ -1,1 +1,83 @@
-//! placeholder
+//! jobd's HTTP server: the native job API and the three seed dialects (CFW, WAF, ELB).
+//!
+//! Each dialect is a module with its routes, wire types and the mapping of errors to its own
+//! codes. Shared plumbing (request ids, authentication, error rendering) is written once.
+//! Architecture invariant: handlers reach jobs only through `jobd_service::JobService`.
+
+mod caller;
+mod cfw;
+mod dialect;
+mod elb;
+mod error;
+mod native;
+mod query;
+mod request_id;
+mod time_format;
+mod waf;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{middleware, Json, Router};
+use jobd_service::JobService;
+use serde_json::json;
+
+pub use caller::{Caller, Credential, CredentialSource, Principal, StaticCredentials};
+pub use dialect::Dialect;
+pub use error::{ApiError, ErrorKind};
+pub use request_id::RequestId;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How far `X-Sdk-Date` may be from the server's clock.
+    pub max_clock_skew: chrono::Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { max_body_bytes: 1024 * 1024, max_clock_skew: chrono::Duration::minutes(15) }
+    }
+}
+
+/// Everything a handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: JobService,
+    pub credentials: Arc<dyn CredentialSource>,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The whole HTTP application: public health routes, then every authenticated API.
+pub fn app(state: AppState) -> Router {
+    let authenticated = Router::new()
+        .merge(native::routes())
+        .merge(cfw::routes())
+        .merge(waf::routes())
+        .merge(elb::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(authenticated)
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn(error::render_errors))
+        .layer(middleware::from_fn(request_id::assign_request_id))
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state
+        .service
+        .ready()
+        .await
+        .map_err(|e| ApiError::new(Dialect::Native, ErrorKind::Unavailable(e.to_string())))?;
+    Ok(Json(json!({"status": "ready"})))
+}

@@ -1,0 +1,243 @@
+//! Elastic Load Balance's job APIs: ShowJob `GET /v3/{project_id}/elb/jobs/{job_id}` →
+//! `{"job": MainJob, "request_id"}` and ListJobs `GET /v3/{project_id}/elb/jobs` →
+//! `{"jobs", "page_info", "request_id"}`.
+//!
+//! Main-job words: `RUNNING` (pending or running, never `INIT`: Terraform's waiter treats it as
+//! an error), `COMPLETE`, `FAIL`, `CANCEL`. Sub-job words: `INIT`, `RUNNING`, `SUCCESS`, `FAIL`,
+//! `CANCEL`. Times are `yyyy-mm-ddThh:mm:ssZ`; a main job's `begin_time` is its creation time, a
+//! sub-job's the time it started. Empty error fields are `""`, as on the page.
+//!
+//! ListJobs pages newest first with ELB's markers: `marker` is a job id, the next page holds
+//! the jobs after it, `page_reverse=true` the page of jobs just before it. `page_info` carries
+//! the first and last id of the page as `previous_marker` / `next_marker` on every non-empty
+//! page. `limit` is 0–2000 (default 2000; 0 means the maximum). The `status` filter takes the
+//! sub-job words (and `COMPLETE`): `INIT` is pending, `RUNNING` pending or running. `begin_time`
+//! selects jobs created at or after that time. Every filter may be repeated (any value matches).
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use jobd_core::ids::JobIdFormat;
+use jobd_core::{Entity, Job, JobStatus, ServiceName};
+use jobd_store::{Direction, JobQuery};
+use serde::Serialize;
+
+use crate::dialect::{fetch_service_job, Dialect};
+use crate::error::{ApiError, ErrorKind};
+use crate::query::{self, QueryPairs};
+use crate::request_id::RequestId;
+use crate::time_format;
+use crate::AppState;
+
+const DIALECT: Dialect = Dialect::Elb;
+const MAX_LIMIT: u32 = 2000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v3/{project_id}/elb/jobs", get(list_jobs))
+        .route("/v3/{project_id}/elb/jobs/{job_id}", get(show_job))
+}
+
+/// The ELB words for statuses: the one place they are decided.
+fn main_job_status_word(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Pending | JobStatus::Running => "RUNNING",
+        JobStatus::Succeeded => "COMPLETE",
+        JobStatus::Failed => "FAIL",
+        JobStatus::Cancelled => "CANCEL",
+    }
+}
+
+fn sub_job_status_word(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Pending => "INIT",
+        JobStatus::Running => "RUNNING",
+        JobStatus::Succeeded => "SUCCESS",
+        JobStatus::Failed => "FAIL",
+        JobStatus::Cancelled => "CANCEL",
+    }
+}
+
+/// The statuses a `status` filter word selects.
+fn statuses_for_filter(word: &str) -> Option<&'static [JobStatus]> {
+    Some(match word {
+        "INIT" => &[JobStatus::Pending],
+        "RUNNING" => &[JobStatus::Pending, JobStatus::Running],
+        "SUCCESS" | "COMPLETE" => &[JobStatus::Succeeded],
+        "FAIL" => &[JobStatus::Failed],
+        "CANCEL" => &[JobStatus::Cancelled],
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct MainJob {
+    status: &'static str,
+    begin_time: String,
+    end_time: Option<String>,
+    job_id: String,
+    job_type: String,
+    error_code: String,
+    error_msg: String,
+    project_id: String,
+    resource_id: String,
+    sub_jobs: Vec<SubJob>,
+}
+
+#[derive(Debug, Serialize)]
+struct SubJob {
+    status: &'static str,
+    begin_time: Option<String>,
+    end_time: Option<String>,
+    job_id: String,
+    job_type: String,
+    error_code: String,
+    error_msg: String,
+    project_id: String,
+    resource_id: String,
+    entities: Vec<Entity>,
+}
+
+impl From<&Job> for MainJob {
+    fn from(job: &Job) -> Self {
+        MainJob {
+            status: main_job_status_word(job.status),
+            begin_time: time_format::seed(&job.created_at),
+            end_time: job.ended_at.as_ref().map(time_format::seed),
+            job_id: job.job_id.to_string(),
+            job_type: job.job_type.to_string(),
+            error_code: job.error_code.clone().unwrap_or_default(),
+            error_msg: job.error_msg.clone().unwrap_or_default(),
+            project_id: job.project_id.to_string(),
+            resource_id: job.resource_id.clone().unwrap_or_default(),
+            sub_jobs: job.sub_jobs.iter().map(SubJob::from).collect(),
+        }
+    }
+}
+
+impl From<&Job> for SubJob {
+    fn from(job: &Job) -> Self {
+        SubJob {
+            status: sub_job_status_word(job.status),
+            begin_time: job.started_at.as_ref().map(time_format::seed),
+            end_time: job.ended_at.as_ref().map(time_format::seed),
+            job_id: job.job_id.to_string(),
+            job_type: job.job_type.to_string(),
+            error_code: job.error_code.clone().unwrap_or_default(),
+            error_msg: job.error_msg.clone().unwrap_or_default(),
+            project_id: job.project_id.to_string(),
+            resource_id: job.resource_id.clone().unwrap_or_default(),
+            entities: job.entities.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ShowJobResponse {
+    job: MainJob,
+    request_id: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PageInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_marker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_marker: Option<String>,
+    current_count: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct ListJobsResponse {
+    jobs: Vec<MainJob>,
+    page_info: PageInfo,
+    request_id: String,
+}
+
+async fn show_job(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<ShowJobResponse>, ApiError> {
+    let (project_id, job_id) = query::path_values(DIALECT, path)?;
+    let project_id = query::project_id(DIALECT, &project_id)?;
+    let job_id = query::job_id(DIALECT, &job_id, Some(JobIdFormat::Uuid))?;
+    let job = fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
+    Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
+}
+
+fn owned(values: Vec<&str>) -> Vec<String> {
+    values.into_iter().map(str::to_owned).collect()
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Json<ListJobsResponse>, ApiError> {
+    let project_id = query::project_id(DIALECT, &query::path_values(DIALECT, path)?)?;
+    let params = QueryPairs::parse(raw_query.as_deref());
+    let invalid = |m: String| ApiError::invalid(DIALECT, m);
+
+    let mut job_query = JobQuery::new(project_id.clone());
+    job_query.service = Some(ServiceName::parse(ServiceName::ELB).expect("elb is a service name"));
+    job_query.limit = match params.bounded(DIALECT, "limit", 0..=MAX_LIMIT, MAX_LIMIT)? {
+        0 => MAX_LIMIT,
+        limit => limit,
+    };
+    job_query.direction = match params.one(DIALECT, "page_reverse")? {
+        None | Some("false") | Some("False") => Direction::Older,
+        Some("true") | Some("True") => Direction::Newer,
+        Some(other) => return Err(invalid(format!("page_reverse must be true or false, not {other:?}"))),
+    };
+    job_query.job_ids = params
+        .all("job_id")
+        .into_iter()
+        .map(|id| query::job_id(DIALECT, id, Some(JobIdFormat::Uuid)))
+        .collect::<Result<_, _>>()?;
+    job_query.job_types = owned(params.all("job_type"));
+    job_query.error_codes = owned(params.all("error_code"));
+    job_query.resource_ids = owned(params.all("resource_id"));
+    for word in params.all("status") {
+        let statuses = statuses_for_filter(word).ok_or_else(|| {
+            invalid(format!("status {word:?} is not one of INIT, RUNNING, SUCCESS, COMPLETE, FAIL, CANCEL"))
+        })?;
+        job_query.statuses.extend_from_slice(statuses);
+    }
+    for raw in params.all("begin_time") {
+        let since = time_format::parse_filter_time(raw)
+            .ok_or_else(|| invalid(format!("begin_time {raw:?} is not a time like 2024-01-01T00:00:00Z")))?;
+        job_query.created_since = Some(job_query.created_since.map_or(since, |t| t.min(since)));
+    }
+    if let Some(marker) = params.one(DIALECT, "marker")? {
+        let marker_id = query::job_id(DIALECT, marker, Some(JobIdFormat::Uuid))
+            .map_err(|_| invalid(format!("marker {marker:?} is not a job id")))?;
+        let marker_job = fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &marker_id)
+            .await
+            .map_err(|e| match e.kind {
+                ErrorKind::JobNotFound(_) => invalid(format!("marker {marker} is not a job of this project")),
+                _ => e,
+            })?;
+        let cursor = state
+            .service
+            .cursor_of(&project_id, &marker_job.job_id)
+            .await
+            .map_err(|e| ApiError::from_service(DIALECT, e))?
+            .ok_or_else(|| invalid(format!("marker {marker} is not a job of this project")))?;
+        job_query.cursor = Some(cursor);
+    }
+
+    let jobs = state.service.list(&job_query).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let page_info = PageInfo {
+        previous_marker: jobs.first().map(|j| j.job_id.to_string()),
+        next_marker: jobs.last().map(|j| j.job_id.to_string()),
+        current_count: jobs.len(),
+    };
+    Ok(Json(ListJobsResponse {
+        jobs: jobs.iter().map(MainJob::from).collect(),
+        page_info,
+        request_id: request_id.as_str().to_owned(),
+    }))
+}

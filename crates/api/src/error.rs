@@ -1,0 +1,227 @@
+//! API errors: one typed enum, mapped once per dialect to an HTTP status, a Huawei error code and
+//! a body shape. Handlers return `ApiError`; the `render_errors` middleware writes the body,
+//! because only it knows the request id that some shapes carry.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use crate::dialect::Dialect;
+use crate::request_id::RequestId;
+
+/// What went wrong, in the API's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Missing, malformed or wrong credentials (a signature that does not verify, an unknown AK).
+    Unauthorized(String),
+    /// The caller is known but may not act here (another project, a mismatched `X-Project-Id`).
+    Forbidden(String),
+    /// No API at this path.
+    RouteNotFound,
+    /// The path exists, the method does not.
+    MethodNotAllowed,
+    /// The body is larger than the configured limit (bytes).
+    PayloadTooLarge(usize),
+    /// A job id that is not in the dialect's id format.
+    InvalidJobId(String),
+    /// A body, query or path value the API cannot accept.
+    InvalidRequest(String),
+    /// No such job for this caller in this dialect.
+    JobNotFound(String),
+    /// The job cannot make this move (for example cancelling a finished job).
+    Conflict(String),
+    /// A dependency (the store) cannot answer right now.
+    Unavailable(String),
+    /// A fault of jobd's own.
+    Internal(String),
+}
+
+/// An error in the dialect of the request that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub dialect: Dialect,
+    pub kind: ErrorKind,
+}
+
+impl ApiError {
+    pub fn new(dialect: Dialect, kind: ErrorKind) -> Self {
+        ApiError { dialect, kind }
+    }
+
+    pub fn invalid(dialect: Dialect, message: impl Into<String>) -> Self {
+        ApiError::new(dialect, ErrorKind::InvalidRequest(message.into()))
+    }
+
+    /// Maps a service error into this dialect.
+    pub fn from_service(dialect: Dialect, error: jobd_service::ServiceError) -> Self {
+        use jobd_service::ServiceError;
+        let kind = match error {
+            ServiceError::Invalid(e) => ErrorKind::InvalidRequest(e.to_string()),
+            ServiceError::NotFound(id) => ErrorKind::JobNotFound(id),
+            ServiceError::Conflict(e) => ErrorKind::Conflict(e.to_string()),
+            ServiceError::Store(e) => ErrorKind::Internal(e),
+        };
+        ApiError::new(dialect, kind)
+    }
+
+    fn is_gateway_error(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Unauthorized(_)
+                | ErrorKind::Forbidden(_)
+                | ErrorKind::RouteNotFound
+                | ErrorKind::MethodNotAllowed
+                | ErrorKind::PayloadTooLarge(_)
+        )
+    }
+
+    /// The one table from (dialect, kind) to HTTP status, error code and message.
+    pub fn status_code_message(&self) -> (StatusCode, &'static str, String) {
+        use Dialect::*;
+        use ErrorKind::*;
+        match (&self.kind, self.dialect) {
+            (Unauthorized(detail), _) => (
+                StatusCode::UNAUTHORIZED,
+                "APIGW.0301",
+                format!("Incorrect IAM authentication information: {detail}"),
+            ),
+            (Forbidden(detail), _) => (
+                StatusCode::FORBIDDEN,
+                "APIGW.0302",
+                format!("The IAM user is not authorized to access the API: {detail}"),
+            ),
+            (RouteNotFound, _) => (
+                StatusCode::NOT_FOUND,
+                "APIGW.0101",
+                "The API does not exist or has not been published in the environment.".to_owned(),
+            ),
+            (MethodNotAllowed, _) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "APIGW.0101",
+                "The API does not exist: the method is not allowed on this path.".to_owned(),
+            ),
+            (PayloadTooLarge(limit), _) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "APIGW.0201",
+                format!("Request entity too large. The limit is {limit} bytes."),
+            ),
+            (InvalidJobId(m), Native) | (InvalidRequest(m), Native) => {
+                (StatusCode::BAD_REQUEST, "JOBD.INVALID_REQUEST", m.clone())
+            }
+            (InvalidJobId(m), Cfw) | (InvalidRequest(m), Cfw) => {
+                (StatusCode::BAD_REQUEST, "CFW.00200001", format!("Invalid parameter: {m}"))
+            }
+            (InvalidJobId(m), Waf) => (StatusCode::BAD_REQUEST, "WAF.00011004", format!("id.illegal: {m}")),
+            (InvalidRequest(m), Waf) => {
+                (StatusCode::BAD_REQUEST, "WAF.00011002", format!("url.param.illegal: {m}"))
+            }
+            (InvalidJobId(m), Elb) | (InvalidRequest(m), Elb) => {
+                (StatusCode::BAD_REQUEST, "ELB.8902", format!("Invalid request: {m}"))
+            }
+            (JobNotFound(id), Native) => {
+                (StatusCode::NOT_FOUND, "JOBD.JOB_NOT_FOUND", format!("job {id} not found"))
+            }
+            (JobNotFound(id), Cfw) => {
+                (StatusCode::NOT_FOUND, "CFW.00200005", format!("Object not found: job {id} does not exist."))
+            }
+            (JobNotFound(id), Waf) => {
+                (StatusCode::NOT_FOUND, "WAF.00014001", format!("resource.not.found: job {id} does not exist"))
+            }
+            (JobNotFound(id), Elb) => {
+                (StatusCode::NOT_FOUND, "ELB.8904", format!("job {id} could not be found."))
+            }
+            (Conflict(m), _) => (StatusCode::CONFLICT, "JOBD.JOB_CONFLICT", m.clone()),
+            (Unavailable(m), _) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "JOBD.UNAVAILABLE", format!("Service unavailable: {m}"))
+            }
+            (Internal(_), Native) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "JOBD.INTERNAL", "Internal server error.".to_owned())
+            }
+            (Internal(_), Cfw) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "CFW.00300001", "Failed to query the database.".to_owned())
+            }
+            (Internal(_), Waf) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "WAF.00010001", "Internal server error.".to_owned())
+            }
+            (Internal(_), Elb) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "APIGW.0601", "Internal server error.".to_owned())
+            }
+        }
+    }
+
+    /// The response: status, `application/json`, and the dialect's body shape.
+    pub fn render(&self, request_id: Option<&RequestId>) -> Response {
+        let (status, code, message) = self.status_code_message();
+        if let ErrorKind::Internal(detail) = &self.kind {
+            tracing::error!(%detail, "internal error");
+        }
+        let mut body = Map::new();
+        body.insert("error_code".into(), json!(code));
+        body.insert("error_msg".into(), json!(message));
+        let with_request_id = self.is_gateway_error() || matches!(self.dialect, Dialect::Native | Dialect::Elb);
+        if with_request_id {
+            if let Some(id) = request_id {
+                body.insert("request_id".into(), json!(id.as_str()));
+            }
+        }
+        if self.dialect == Dialect::Waf && matches!(self.kind, ErrorKind::Unauthorized(_) | ErrorKind::Forbidden(_)) {
+            body.insert("details".into(), json!([{"error_code": code, "error_msg": message}]));
+        }
+        let mut response = (status, axum::Json(Value::Object(body))).into_response();
+        if self.kind == ErrorKind::MethodNotAllowed {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        }
+        if matches!(self.kind, ErrorKind::Unavailable(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    /// Marks the response; `render_errors` turns it into the dialect's body.
+    fn into_response(self) -> Response {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = self.status_code_message().0;
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// Writes every `ApiError` in its dialect's shape, and wraps any other error response (from a
+/// layer or extractor outside our control) in the same shape.
+pub async fn render_errors(request: Request, next: Next) -> Response {
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let dialect = Dialect::of_path(request.uri().path());
+    let mut response = next.run(request).await;
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        return error.render(request_id.as_ref());
+    }
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let kind = match status {
+            StatusCode::NOT_FOUND => ErrorKind::RouteNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorKind::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge(0),
+            s if s.is_client_error() => ErrorKind::InvalidRequest(s.canonical_reason().unwrap_or("bad request").to_owned()),
+            _ => ErrorKind::Internal(format!("unexpected status {status}")),
+        };
+        return ApiError::new(dialect, kind).render(request_id.as_ref());
+    }
+    response
+}
+
+pub async fn route_not_found(request: Request) -> ApiError {
+    ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::RouteNotFound)
+}
+
+pub async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::MethodNotAllowed)
+}

@@ -1,0 +1,247 @@
+//! The native job API (`/v1/{project_id}/jobs...`): create, get, list and cancel, with the full
+//! job model on the wire (RFC 3339 UTC timestamps with milliseconds).
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jobd_core::{Entity, Job, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec, DEFAULT_ENTERPRISE_PROJECT_ID};
+use jobd_store::{Direction, JobQuery};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dialect::Dialect;
+use crate::error::ApiError;
+use crate::query::{self, QueryPairs};
+use crate::time_format;
+use crate::AppState;
+
+const DIALECT: Dialect = Dialect::Native;
+const MAX_LIST_LIMIT: u32 = 1000;
+const DEFAULT_LIST_LIMIT: u32 = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/{project_id}/jobs", post(create_job).get(list_jobs))
+        .route("/v1/{project_id}/jobs/{job_id}", get(show_job))
+        .route("/v1/{project_id}/jobs/{job_id}/cancel", post(cancel_job))
+}
+
+// ---- wire types ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateJobBody {
+    service: String,
+    job_type: String,
+    #[serde(default)]
+    resource_id: Option<String>,
+    #[serde(default)]
+    enterprise_project_id: Option<String>,
+    #[serde(default)]
+    entities: Option<Vec<Entity>>,
+    #[serde(default)]
+    payload: Option<Value>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    sub_jobs: Option<Vec<CreateSubJobBody>>,
+    #[serde(default)]
+    simulate: Option<SimulateSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSubJobBody {
+    job_type: String,
+    #[serde(default)]
+    resource_id: Option<String>,
+    #[serde(default)]
+    entities: Option<Vec<Entity>>,
+    #[serde(default)]
+    payload: Option<Value>,
+    #[serde(default)]
+    simulate: Option<SimulateSpec>,
+}
+
+/// A job as the native API shows it.
+#[derive(Debug, Serialize)]
+pub struct NativeJob {
+    job_id: String,
+    parent_job_id: Option<String>,
+    project_id: String,
+    enterprise_project_id: String,
+    service: String,
+    job_type: String,
+    status: &'static str,
+    message: Option<String>,
+    resource_id: Option<String>,
+    entities: Vec<Entity>,
+    error_code: Option<String>,
+    error_msg: Option<String>,
+    payload: Option<Value>,
+    result: Option<Value>,
+    created_at: String,
+    started_at: Option<String>,
+    ended_at: Option<String>,
+    updated_at: String,
+    version: i64,
+    sub_jobs: Vec<NativeJob>,
+}
+
+impl From<&Job> for NativeJob {
+    fn from(job: &Job) -> Self {
+        NativeJob {
+            job_id: job.job_id.to_string(),
+            parent_job_id: job.parent_job_id.as_ref().map(|id| id.to_string()),
+            project_id: job.project_id.to_string(),
+            enterprise_project_id: job.enterprise_project_id.clone(),
+            service: job.service.to_string(),
+            job_type: job.job_type.to_string(),
+            status: job.status.as_str(),
+            message: job.message.clone(),
+            resource_id: job.resource_id.clone(),
+            entities: job.entities.clone(),
+            error_code: job.error_code.clone(),
+            error_msg: job.error_msg.clone(),
+            payload: job.payload.clone(),
+            result: job.result.clone(),
+            created_at: time_format::native(&job.created_at),
+            started_at: job.started_at.as_ref().map(time_format::native),
+            ended_at: job.ended_at.as_ref().map(time_format::native),
+            updated_at: time_format::native(&job.updated_at),
+            version: job.version,
+            sub_jobs: job.sub_jobs.iter().map(NativeJob::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct JobEnvelope {
+    job: NativeJob,
+}
+
+#[derive(Debug, Serialize)]
+struct JobList {
+    jobs: Vec<NativeJob>,
+    next_marker: Option<String>,
+}
+
+fn envelope(job: &Job) -> Json<JobEnvelope> {
+    Json(JobEnvelope { job: NativeJob::from(job) })
+}
+
+// ---- handlers ----
+
+fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<NewJob, ApiError> {
+    let invalid = |m: String| ApiError::invalid(DIALECT, m);
+    let body: CreateJobBody =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
+    let service = ServiceName::parse(&body.service).map_err(|e| invalid(e.to_string()))?;
+    let job_type = JobType::parse(&body.job_type).map_err(|e| invalid(e.to_string()))?;
+    let sub_jobs = body
+        .sub_jobs
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, sub)| {
+            Ok(NewSubJob {
+                job_type: JobType::parse(&sub.job_type).map_err(|e| invalid(format!("sub_jobs[{i}].{e}")))?,
+                resource_id: sub.resource_id,
+                entities: sub.entities.unwrap_or_default(),
+                payload: sub.payload,
+                simulate: sub.simulate,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(NewJob {
+        project_id,
+        enterprise_project_id: body.enterprise_project_id.unwrap_or_else(|| DEFAULT_ENTERPRISE_PROJECT_ID.to_owned()),
+        service,
+        job_type,
+        resource_id: body.resource_id,
+        entities: body.entities.unwrap_or_default(),
+        payload: body.payload,
+        message: body.message,
+        simulate: body.simulate,
+        sub_jobs,
+    })
+}
+
+async fn create_job(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<JobEnvelope>), ApiError> {
+    let project_id = query::project_id(DIALECT, &query::path_values(DIALECT, path)?)?;
+    let new_job = parse_create_body(project_id, &body)?;
+    let job = state.service.create(new_job).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    Ok((StatusCode::CREATED, envelope(&job)))
+}
+
+async fn show_job(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<JobEnvelope>, ApiError> {
+    let (project_id, job_id) = query::path_values(DIALECT, path)?;
+    let project_id = query::project_id(DIALECT, &project_id)?;
+    let job_id = query::job_id(DIALECT, &job_id, None)?;
+    let job = state.service.get(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    Ok(envelope(&job))
+}
+
+async fn cancel_job(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<JobEnvelope>, ApiError> {
+    let (project_id, job_id) = query::path_values(DIALECT, path)?;
+    let project_id = query::project_id(DIALECT, &project_id)?;
+    let job_id = query::job_id(DIALECT, &job_id, None)?;
+    let job = state.service.cancel(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    Ok(envelope(&job))
+}
+
+async fn list_jobs(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Json<JobList>, ApiError> {
+    let project_id = query::project_id(DIALECT, &query::path_values(DIALECT, path)?)?;
+    let params = QueryPairs::parse(raw_query.as_deref());
+    let mut job_query = JobQuery::new(project_id.clone());
+    let invalid = |m: String| ApiError::invalid(DIALECT, m);
+    if let Some(service) = params.one(DIALECT, "service")? {
+        job_query.service = Some(ServiceName::parse(service).map_err(|e| invalid(e.to_string()))?);
+    }
+    job_query.job_types = params.all("job_type").into_iter().map(str::to_owned).collect();
+    job_query.resource_ids = params.all("resource_id").into_iter().map(str::to_owned).collect();
+    job_query.statuses = params
+        .all("status")
+        .into_iter()
+        .map(|s| s.parse::<JobStatus>().map_err(|e| invalid(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    let eps = params.all("enterprise_project_id");
+    if !eps.is_empty() {
+        job_query.enterprise_project_ids = Some(eps.into_iter().map(str::to_owned).collect());
+    }
+    let limit = params.bounded(DIALECT, "limit", 1..=MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT)?;
+    if let Some(marker) = params.one(DIALECT, "marker")? {
+        let marker_id = query::job_id(DIALECT, marker, None)?;
+        let cursor = state
+            .service
+            .cursor_of(&project_id, &marker_id)
+            .await
+            .map_err(|e| ApiError::from_service(DIALECT, e))?
+            .ok_or_else(|| invalid(format!("marker {marker} is not a job of this project")))?;
+        job_query.cursor = Some(cursor);
+    }
+    job_query.direction = Direction::Older;
+    job_query.limit = limit + 1;
+    let mut jobs = state.service.list(&job_query).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let has_more = jobs.len() > limit as usize;
+    jobs.truncate(limit as usize);
+    let next_marker = if has_more { jobs.last().map(|j| j.job_id.to_string()) } else { None };
+    Ok(Json(JobList { jobs: jobs.iter().map(NativeJob::from).collect(), next_marker }))
+}

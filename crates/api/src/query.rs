@@ -1,0 +1,70 @@
+//! Shared request parsing: query strings (with repeated keys) and the project / job path values.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::Path;
+use jobd_core::{JobId, ProjectId};
+use jobd_core::ids::JobIdFormat;
+
+use crate::dialect::Dialect;
+use crate::error::{ApiError, ErrorKind};
+
+/// The decoded `key=value` pairs of a query string, in order, repeated keys kept.
+pub struct QueryPairs(Vec<(String, String)>);
+
+impl QueryPairs {
+    pub fn parse(raw: Option<&str>) -> Self {
+        let pairs = raw
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        QueryPairs(pairs)
+    }
+
+    /// Every value given for `key`.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// The value of a key that may appear at most once.
+    pub fn one(&self, dialect: Dialect, key: &str) -> Result<Option<&str>, ApiError> {
+        match self.all(key).as_slice() {
+            [] => Ok(None),
+            [value] => Ok(Some(value)),
+            _ => Err(ApiError::invalid(dialect, format!("query parameter {key} may be given only once"))),
+        }
+    }
+
+    /// An integer parameter within `range`, or `default` when absent.
+    pub fn bounded(
+        &self,
+        dialect: Dialect,
+        key: &str,
+        range: std::ops::RangeInclusive<u32>,
+        default: u32,
+    ) -> Result<u32, ApiError> {
+        let Some(raw) = self.one(dialect, key)? else { return Ok(default) };
+        raw.parse::<u32>().ok().filter(|v| range.contains(v)).ok_or_else(|| {
+            ApiError::invalid(
+                dialect,
+                format!("{key} must be an integer from {} to {}, not {raw:?}", range.start(), range.end()),
+            )
+        })
+    }
+}
+
+/// Unwraps a path extraction, turning a rejection into the dialect's 400.
+pub fn path_values<T>(dialect: Dialect, path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    path.map(|Path(values)| values).map_err(|e| ApiError::invalid(dialect, format!("bad path: {e}")))
+}
+
+pub fn project_id(dialect: Dialect, raw: &str) -> Result<ProjectId, ApiError> {
+    ProjectId::parse(raw).map_err(|e| ApiError::invalid(dialect, e.to_string()))
+}
+
+/// A job id in the given format (or either format when `None`); malformed ids are a 400.
+pub fn job_id(dialect: Dialect, raw: &str, format: Option<JobIdFormat>) -> Result<JobId, ApiError> {
+    let parsed = match format {
+        Some(format) => JobId::parse_as(raw, format),
+        None => JobId::parse(raw),
+    };
+    parsed.map_err(|e| ApiError::new(dialect, ErrorKind::InvalidJobId(e.to_string())))
+}

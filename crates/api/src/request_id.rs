@@ -1,0 +1,50 @@
+//! Request ids: taken from the caller's `X-Request-Id` when sane, generated otherwise, and sent
+//! back on every response (the SDKs read an error's request id only from that header).
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn generate() -> Self {
+        RequestId(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    fn from_caller(value: &HeaderValue) -> Option<Self> {
+        let text = value.to_str().ok()?;
+        let sane = (1..=128).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        sane.then(|| RequestId(text.to_owned()))
+    }
+}
+
+pub async fn assign_request_id(mut request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(RequestId::from_caller)
+        .unwrap_or_else(RequestId::generate);
+    request.extensions_mut().insert(request_id.clone());
+    let span = tracing::info_span!("request", request_id = %request_id.as_str(), method = %request.method(), path = %request.uri().path());
+    let mut response = {
+        let _entered = span.enter();
+        tracing::debug!("request received");
+        drop(_entered);
+        tracing::Instrument::instrument(next.run(request), span.clone()).await
+    };
+    let value = HeaderValue::from_str(request_id.as_str()).expect("request ids are visible ASCII");
+    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    let _entered = span.enter();
+    tracing::info!(status = response.status().as_u16(), "request answered");
+    response
+}

@@ -1,0 +1,95 @@
+//! WAF's ConfirmAsyncJob: `GET /v1/{project_id}/waf/async-job/{job_id}?enterpriseProjectId=` →
+//! `{"status", "message", "job_id"}`.
+//!
+//! Status words: `RUNNING` (pending or running), `SUCCESS`, `FAILED` (failed or cancelled).
+//! `message` is the latest progress line; for a failed job, its error message. Job ids are 32 hex
+//! characters. `enterpriseProjectId`: absent or `0` is the default enterprise project,
+//! `all_granted_eps` every one the caller is granted, anything else that one project.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use jobd_core::ids::JobIdFormat;
+use jobd_core::{Job, JobStatus, ServiceName, DEFAULT_ENTERPRISE_PROJECT_ID};
+use serde::Serialize;
+
+use crate::dialect::{fetch_service_job, Dialect};
+use crate::error::{ApiError, ErrorKind};
+use crate::query::{self, QueryPairs};
+use crate::AppState;
+
+const DIALECT: Dialect = Dialect::Waf;
+const ALL_GRANTED_EPS: &str = "all_granted_eps";
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/{project_id}/waf/async-job/{job_id}", get(confirm_async_job))
+}
+
+/// The WAF word for a status: the one place it is decided.
+fn status_word(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Pending | JobStatus::Running => "RUNNING",
+        JobStatus::Succeeded => "SUCCESS",
+        JobStatus::Failed | JobStatus::Cancelled => "FAILED",
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ConfirmAsyncJobResponse {
+    status: &'static str,
+    message: String,
+    job_id: String,
+}
+
+impl From<&Job> for ConfirmAsyncJobResponse {
+    fn from(job: &Job) -> Self {
+        let message = match job.status {
+            JobStatus::Failed => job.error_msg.clone().or_else(|| job.message.clone()),
+            JobStatus::Cancelled => Some("The job was cancelled".to_owned()),
+            _ => job.message.clone(),
+        };
+        ConfirmAsyncJobResponse {
+            status: status_word(job.status),
+            message: message.unwrap_or_default(),
+            job_id: job.job_id.to_string(),
+        }
+    }
+}
+
+/// Which enterprise projects a request may see.
+enum EnterpriseProjectScope {
+    One(String),
+    AllGranted,
+}
+
+fn enterprise_project_scope(params: &QueryPairs) -> Result<EnterpriseProjectScope, ApiError> {
+    match params.one(DIALECT, "enterpriseProjectId")? {
+        None | Some("") => Ok(EnterpriseProjectScope::One(DEFAULT_ENTERPRISE_PROJECT_ID.to_owned())),
+        Some(ALL_GRANTED_EPS) => Ok(EnterpriseProjectScope::AllGranted),
+        Some(id) if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+            Ok(EnterpriseProjectScope::One(id.to_owned()))
+        }
+        Some(other) => Err(ApiError::invalid(DIALECT, format!("enterpriseProjectId {other:?} is not valid"))),
+    }
+}
+
+async fn confirm_async_job(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw_query): RawQuery,
+) -> Result<Json<ConfirmAsyncJobResponse>, ApiError> {
+    let (project_id, job_id) = query::path_values(DIALECT, path)?;
+    let project_id = query::project_id(DIALECT, &project_id)?;
+    let job_id = query::job_id(DIALECT, &job_id, Some(JobIdFormat::Hex32))?;
+    let scope = enterprise_project_scope(&QueryPairs::parse(raw_query.as_deref()))?;
+    let job = fetch_service_job(&state, DIALECT, ServiceName::WAF, &project_id, &job_id).await?;
+    let visible = match &scope {
+        EnterpriseProjectScope::AllGranted => true,
+        EnterpriseProjectScope::One(id) => &job.enterprise_project_id == id,
+    };
+    if !visible {
+        return Err(ApiError::new(DIALECT, ErrorKind::JobNotFound(job_id.to_string())));
+    }
+    Ok(Json(ConfirmAsyncJobResponse::from(&job)))
+}

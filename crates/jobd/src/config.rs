@@ -1,0 +1,78 @@
+//! Configuration: one struct per subcommand, from flags and environment (flag beats env).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("JOBD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "JOBD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded SQLite store.
+    #[arg(long, env = "JOBD_DATA_DIR", default_value = "./jobd-data")]
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "JOBD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Root access key (may act in every project).
+    #[arg(long, env = "JOBD_ROOT_ACCESS_KEY", hide_env_values = true)]
+    pub root_access_key: Option<String>,
+    /// Root secret key. Prefer the environment variable to the flag.
+    #[arg(long, env = "JOBD_ROOT_SECRET_KEY", hide_env_values = true)]
+    pub root_secret_key: Option<String>,
+}
+
+/// A root key pair. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct RootCredentials {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl fmt::Debug for RootCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RootCredentials").field("access_key", &self.access_key).field("secret_key", &"<redacted>").finish()
+    }
+}
+
+/// The validated server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub max_body_bytes: usize,
+    pub root: Option<RootCredentials>,
+}
+
+impl ServeArgs {
+    pub fn into_config(self) -> anyhow::Result<ServerConfig> {
+        let root = match (self.root_access_key, self.root_secret_key) {
+            (Some(access_key), Some(secret_key)) if !access_key.is_empty() && !secret_key.is_empty() => {
+                Some(RootCredentials { access_key, secret_key })
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("set both JOBD_ROOT_ACCESS_KEY and JOBD_ROOT_SECRET_KEY, or neither"),
+        };
+        anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
+        Ok(ServerConfig { listen: self.listen, data_dir: self.data_dir, max_body_bytes: self.max_body_bytes, root })
+    }
+}
