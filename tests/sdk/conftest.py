@@ -8,10 +8,12 @@ called with ``requests``, signed by the SDK core's own ``Signer`` (via
 ``BasicCredentials.sign_request``), exactly as the SDK signs its own calls.
 
 Environment:
-  JOBD_BIN   path of the jobd binary (default <repo>/target/debug/jobd)
+  JOBD_BIN        path of the jobd binary (default <repo>/target/debug/jobd)
+  JOBD_KEEP_DATA  if set, keep the server's temporary data dir (and its log) after the run
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -57,6 +59,7 @@ def jobd():
     env["JOBD_ROOT_ACCESS_KEY"] = ROOT_AK
     env["JOBD_ROOT_SECRET_KEY"] = ROOT_SK
     env.setdefault("RUST_BACKTRACE", "1")
+    env.setdefault("NO_COLOR", "1")
     stderr_fh = open(stderr_path, "wb")
     cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
     proc = subprocess.Popen(cmd, stdout=stderr_fh, stderr=stderr_fh, stdin=subprocess.DEVNULL, env=env)
@@ -97,6 +100,10 @@ def jobd():
             proc.wait()
         stderr_fh.close()
         server.session.close()
+        if os.environ.get("JOBD_KEEP_DATA"):
+            print(f"\njobd data dir kept: {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

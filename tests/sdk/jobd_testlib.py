@@ -31,6 +31,7 @@ SECOND_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 NATIVE_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 # The SDK honours proxy variables (requests' trust_env); never proxy the local server.
 for _var in ("NO_PROXY", "no_proxy"):
@@ -100,7 +101,7 @@ class JobdServer:
                 data = fh.read()
         except OSError:
             return ""
-        text = data.decode("utf-8", "replace")
+        text = ANSI_RE.sub("", data.decode("utf-8", "replace"))
         return text if len(text) <= limit else "...\n" + text[-limit:]
 
     # -- raw, SDK-signed HTTP ----------------------------------------------

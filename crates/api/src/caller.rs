@@ -55,7 +55,8 @@ pub struct StaticCredentials {
 impl StaticCredentials {
     pub fn with_root(access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
         let mut by_access_key = HashMap::new();
-        by_access_key.insert(access_key.into(), Credential { secret_key: secret_key.into(), principal: Principal::Root });
+        by_access_key
+            .insert(access_key.into(), Credential { secret_key: secret_key.into(), principal: Principal::Root });
         StaticCredentials { by_access_key }
     }
 }
@@ -94,11 +95,8 @@ pub async fn authenticate(
     let (parts, body) = request.into_parts();
     let limit = state.config.max_body_bytes;
     let too_large = || ApiError::new(dialect, ErrorKind::PayloadTooLarge(limit));
-    let declared_length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared_length =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_length.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
@@ -126,8 +124,14 @@ pub async fn authenticate(
                 body: &body,
             };
             let options = VerifyOptions { max_clock_skew: state.config.max_clock_skew, ..VerifyOptions::default() };
-            jobd_auth::verify(&request_parts, &authorization, credential.secret_key.as_bytes(), state.service.now(), &options)
-                .map_err(|e| unauthorized(&format!("verify aksk signature fail: {e}")))?;
+            jobd_auth::verify(
+                &request_parts,
+                &authorization,
+                credential.secret_key.as_bytes(),
+                state.service.now(),
+                &options,
+            )
+            .map_err(|e| unauthorized(&format!("verify aksk signature fail: {e}")))?;
             Caller { access_key: authorization.access_key, principal: credential.principal }
         }
         None if parts.headers.contains_key("x-auth-token") => {

@@ -214,9 +214,10 @@ async fn list_jobs(
     if let Some(marker) = params.one(DIALECT, "marker")? {
         let marker_id = query::job_id(DIALECT, marker, Some(JobIdFormat::Uuid))
             .map_err(|_| invalid(format!("marker {marker:?} is not a job id")))?;
-        let marker_job = fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &marker_id)
-            .await
-            .map_err(|e| match e.kind {
+        let marker_job =
+            fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &marker_id).await.map_err(|e| match e
+                .kind
+            {
                 ErrorKind::JobNotFound(_) => invalid(format!("marker {marker} is not a job of this project")),
                 _ => e,
             })?;

@@ -83,11 +83,9 @@ impl ApiError {
         use Dialect::*;
         use ErrorKind::*;
         match (&self.kind, self.dialect) {
-            (Unauthorized(detail), _) => (
-                StatusCode::UNAUTHORIZED,
-                "APIGW.0301",
-                format!("Incorrect IAM authentication information: {detail}"),
-            ),
+            (Unauthorized(detail), _) => {
+                (StatusCode::UNAUTHORIZED, "APIGW.0301", format!("Incorrect IAM authentication information: {detail}"))
+            }
             (Forbidden(detail), _) => (
                 StatusCode::FORBIDDEN,
                 "APIGW.0302",
@@ -115,24 +113,18 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "CFW.00200001", format!("Invalid parameter: {m}"))
             }
             (InvalidJobId(m), Waf) => (StatusCode::BAD_REQUEST, "WAF.00011004", format!("id.illegal: {m}")),
-            (InvalidRequest(m), Waf) => {
-                (StatusCode::BAD_REQUEST, "WAF.00011002", format!("url.param.illegal: {m}"))
-            }
+            (InvalidRequest(m), Waf) => (StatusCode::BAD_REQUEST, "WAF.00011002", format!("url.param.illegal: {m}")),
             (InvalidJobId(m), Elb) | (InvalidRequest(m), Elb) => {
                 (StatusCode::BAD_REQUEST, "ELB.8902", format!("Invalid request: {m}"))
             }
-            (JobNotFound(id), Native) => {
-                (StatusCode::NOT_FOUND, "JOBD.JOB_NOT_FOUND", format!("job {id} not found"))
-            }
+            (JobNotFound(id), Native) => (StatusCode::NOT_FOUND, "JOBD.JOB_NOT_FOUND", format!("job {id} not found")),
             (JobNotFound(id), Cfw) => {
                 (StatusCode::NOT_FOUND, "CFW.00200005", format!("Object not found: job {id} does not exist."))
             }
             (JobNotFound(id), Waf) => {
                 (StatusCode::NOT_FOUND, "WAF.00014001", format!("resource.not.found: job {id} does not exist"))
             }
-            (JobNotFound(id), Elb) => {
-                (StatusCode::NOT_FOUND, "ELB.8904", format!("job {id} could not be found."))
-            }
+            (JobNotFound(id), Elb) => (StatusCode::NOT_FOUND, "ELB.8904", format!("job {id} could not be found.")),
             (Conflict(m), _) => (StatusCode::CONFLICT, "JOBD.JOB_CONFLICT", m.clone()),
             (Unavailable(m), _) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "JOBD.UNAVAILABLE", format!("Service unavailable: {m}"))
@@ -201,16 +193,16 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         return error.render(request_id.as_ref());
     }
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if (status.is_client_error() || status.is_server_error()) && !is_json {
         let kind = match status {
             StatusCode::NOT_FOUND => ErrorKind::RouteNotFound,
             StatusCode::METHOD_NOT_ALLOWED => ErrorKind::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge(0),
-            s if s.is_client_error() => ErrorKind::InvalidRequest(s.canonical_reason().unwrap_or("bad request").to_owned()),
+            s if s.is_client_error() => {
+                ErrorKind::InvalidRequest(s.canonical_reason().unwrap_or("bad request").to_owned())
+            }
             _ => ErrorKind::Internal(format!("unexpected status {status}")),
         };
         return ApiError::new(dialect, kind).render(request_id.as_ref());

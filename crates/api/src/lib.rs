@@ -73,11 +73,9 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state
-        .service
-        .ready()
-        .await
-        .map_err(|e| ApiError::new(Dialect::Native, ErrorKind::Unavailable(e.to_string())))?;
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.service.ready().await.map_err(|e| ApiError::new(Dialect::Native, ErrorKind::Unavailable(e.to_string())))?;
     Ok(Json(json!({"status": "ready"})))
 }

@@ -7,7 +7,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobd_core::{Entity, Job, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec, DEFAULT_ENTERPRISE_PROJECT_ID};
+use jobd_core::{
+    Entity, Job, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec, DEFAULT_ENTERPRISE_PROJECT_ID,
+};
 use jobd_store::{Direction, JobQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -2,8 +2,8 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
-use jobd_core::{JobId, ProjectId};
 use jobd_core::ids::JobIdFormat;
+use jobd_core::{JobId, ProjectId};
 
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
@@ -13,9 +13,7 @@ pub struct QueryPairs(Vec<(String, String)>);
 
 impl QueryPairs {
     pub fn parse(raw: Option<&str>) -> Self {
-        let pairs = raw
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
+        let pairs = raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         QueryPairs(pairs)
     }
 

@@ -29,11 +29,8 @@ impl RequestId {
 }
 
 pub async fn assign_request_id(mut request: Request, next: Next) -> Response {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(RequestId::from_caller)
-        .unwrap_or_else(RequestId::generate);
+    let request_id =
+        request.headers().get(REQUEST_ID_HEADER).and_then(RequestId::from_caller).unwrap_or_else(RequestId::generate);
     request.extensions_mut().insert(request_id.clone());
     let span = tracing::info_span!("request", request_id = %request_id.as_str(), method = %request.method(), path = %request.uri().path());
     let mut response = {

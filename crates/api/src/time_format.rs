@@ -22,7 +22,9 @@ mod tests {
     #[test]
     fn filter_times_take_the_usual_forms() {
         let expected = "2024-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        for raw in ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00", "2024-01-01T08:00:00+08:00", "2024-01-01T00:00:00.000Z"] {
+        for raw in
+            ["2024-01-01T00:00:00Z", "2024-01-01T00:00:00", "2024-01-01T08:00:00+08:00", "2024-01-01T00:00:00.000Z"]
+        {
             assert_eq!(parse_filter_time(raw), Some(expected), "{raw}");
         }
         assert_eq!(parse_filter_time("yesterday"), None);

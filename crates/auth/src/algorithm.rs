@@ -108,11 +108,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for alg in [
-            SigningAlgorithm::HmacSha256,
-            SigningAlgorithm::HmacSm3,
-            SigningAlgorithm::DerivedHmacSha256,
-        ] {
+        for alg in [SigningAlgorithm::HmacSha256, SigningAlgorithm::HmacSm3, SigningAlgorithm::DerivedHmacSha256] {
             assert_eq!(alg.as_str().parse::<SigningAlgorithm>(), Ok(alg));
             assert_eq!(alg.to_string(), alg.as_str());
         }

@@ -57,9 +57,7 @@ impl Authorization {
         let mut signature: Option<&str> = None;
         for item in rest.split(',') {
             let item = item.trim();
-            let (key, val) = item
-                .split_once('=')
-                .ok_or_else(|| malformed("parameter without '='"))?;
+            let (key, val) = item.split_once('=').ok_or_else(|| malformed("parameter without '='"))?;
             let slot = match key.trim() {
                 "Access" => &mut access,
                 "Credential" => &mut credential,
@@ -90,24 +88,14 @@ impl Authorization {
             }
         };
 
-        let signed_headers = parse_signed_headers(
-            signed_headers.ok_or_else(|| malformed("missing SignedHeaders"))?,
-        )?;
+        let signed_headers = parse_signed_headers(signed_headers.ok_or_else(|| malformed("missing SignedHeaders"))?)?;
 
         let signature = signature.ok_or_else(|| malformed("missing Signature"))?;
-        if signature.is_empty()
-            || signature.len() % 2 != 0
-            || !signature.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if signature.is_empty() || signature.len() % 2 != 0 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(malformed("Signature is not a hex string"));
         }
 
-        Ok(Self {
-            algorithm,
-            access_key: access_key.to_owned(),
-            signed_headers,
-            signature: signature.to_owned(),
-        })
+        Ok(Self { algorithm, access_key: access_key.to_owned(), signed_headers, signature: signature.to_owned() })
     }
 
     /// Read and parse the `Authorization` header of a request.
@@ -120,9 +108,7 @@ impl Authorization {
         if values.next().is_some() {
             return Err(malformed("more than one Authorization header"));
         }
-        let text = first
-            .to_str()
-            .map_err(|_| malformed("header value is not visible ASCII"))?;
+        let text = first.to_str().map_err(|_| malformed("header value is not visible ASCII"))?;
         Self::parse(text)
     }
 }
@@ -130,10 +116,7 @@ impl Authorization {
 /// An access key must be non-empty and free of characters that would break
 /// the header grammar.
 pub(crate) fn check_access_key(ak: &str) -> Result<(), AuthError> {
-    let ok = !ak.is_empty()
-        && ak
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b'=' | b'/' | b';'));
+    let ok = !ak.is_empty() && ak.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b'=' | b'/' | b';'));
     if ok {
         Ok(())
     } else {
@@ -144,13 +127,9 @@ pub(crate) fn check_access_key(ak: &str) -> Result<(), AuthError> {
 /// `AK/yyyymmdd/region/service` → `AK`, checking the shape of the scope.
 fn parse_credential(cred: &str) -> Result<&str, AuthError> {
     let mut parts = cred.split('/');
-    let (Some(ak), Some(day), Some(region), Some(service), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some(ak), Some(day), Some(region), Some(service), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(malformed("Credential must be AK/yyyymmdd/region/service"));
     };
     check_access_key(ak)?;
@@ -184,10 +163,8 @@ mod tests {
 
     #[test]
     fn parses_sdk_form() {
-        let a = Authorization::parse(
-            "SDK-HMAC-SHA256 Access=AK1, SignedHeaders=host;x-sdk-date, Signature=0aBf",
-        )
-        .unwrap();
+        let a =
+            Authorization::parse("SDK-HMAC-SHA256 Access=AK1, SignedHeaders=host;x-sdk-date, Signature=0aBf").unwrap();
         assert_eq!(a.algorithm, SigningAlgorithm::HmacSha256);
         assert_eq!(a.access_key, "AK1");
         assert_eq!(a.signed_headers, vec!["host", "x-sdk-date"]);
@@ -206,10 +183,7 @@ mod tests {
 
     #[test]
     fn tolerates_extra_whitespace_and_order() {
-        let a = Authorization::parse(
-            "  SDK-HMAC-SM3   Signature=ab ,SignedHeaders=host ,  Access=AK  ",
-        )
-        .unwrap();
+        let a = Authorization::parse("  SDK-HMAC-SM3   Signature=ab ,SignedHeaders=host ,  Access=AK  ").unwrap();
         assert_eq!(a.algorithm, SigningAlgorithm::HmacSm3);
         assert_eq!(a.access_key, "AK");
         assert_eq!(a.signature, "ab");
@@ -218,26 +192,10 @@ mod tests {
     #[test]
     fn from_headers_missing_and_duplicate() {
         let mut h = HeaderMap::new();
-        assert_eq!(
-            Authorization::from_headers(&h),
-            Err(AuthError::MissingAuthorization)
-        );
-        h.append(
-            AUTHORIZATION,
-            "SDK-HMAC-SHA256 Access=A, SignedHeaders=host, Signature=00"
-                .parse()
-                .unwrap(),
-        );
+        assert_eq!(Authorization::from_headers(&h), Err(AuthError::MissingAuthorization));
+        h.append(AUTHORIZATION, "SDK-HMAC-SHA256 Access=A, SignedHeaders=host, Signature=00".parse().unwrap());
         assert!(Authorization::from_headers(&h).is_ok());
-        h.append(
-            AUTHORIZATION,
-            "SDK-HMAC-SHA256 Access=B, SignedHeaders=host, Signature=00"
-                .parse()
-                .unwrap(),
-        );
-        assert!(matches!(
-            Authorization::from_headers(&h),
-            Err(AuthError::MalformedAuthorization(_))
-        ));
+        h.append(AUTHORIZATION, "SDK-HMAC-SHA256 Access=B, SignedHeaders=host, Signature=00".parse().unwrap());
+        assert!(matches!(Authorization::from_headers(&h), Err(AuthError::MalformedAuthorization(_))));
     }
 }

@@ -8,11 +8,7 @@ use crate::{AuthError, SigningAlgorithm};
 
 /// Everything but the RFC 3986 unreserved characters `A-Z a-z 0-9 - _ . ~`
 /// is percent-encoded (uppercase hex), like the SDKs' `quote(s, safe='~')`.
-const ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// The payload-hash literal that leaves the body unsigned.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
@@ -67,10 +63,7 @@ pub(crate) fn canonical_query(raw_query: Option<&str>) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                percent_decode_str(k).collect(),
-                percent_decode_str(v).collect(),
-            )
+            (percent_decode_str(k).collect(), percent_decode_str(v).collect())
         })
         .collect();
     pairs.sort();
@@ -133,16 +126,11 @@ pub(crate) struct PayloadHash {
     pub(crate) body_matches: bool,
 }
 
-pub(crate) fn payload_hash(
-    parts: &RequestParts<'_>,
-    algorithm: SigningAlgorithm,
-) -> Result<PayloadHash, AuthError> {
+pub(crate) fn payload_hash(parts: &RequestParts<'_>, algorithm: SigningAlgorithm) -> Result<PayloadHash, AuthError> {
     let header = algorithm.content_hash_header();
     let declared = match parts.headers.get(header) {
         Some(v) => Some(
-            std::str::from_utf8(v.as_bytes())
-                .map_err(|_| AuthError::InvalidHeaderValue(header.to_owned()))?
-                .trim(),
+            std::str::from_utf8(v.as_bytes()).map_err(|_| AuthError::InvalidHeaderValue(header.to_owned()))?.trim(),
         ),
         None => None,
     }
@@ -151,21 +139,13 @@ pub(crate) fn payload_hash(
     let acceptable = |d: &str| d == UNSIGNED_PAYLOAD || d.eq_ignore_ascii_case(&actual);
 
     Ok(match declared {
-        None => PayloadHash {
-            primary: actual,
-            alternate: None,
-            body_matches: true,
-        },
+        None => PayloadHash { primary: actual, alternate: None, body_matches: true },
         Some(d) if parts.body.is_empty() => PayloadHash {
             alternate: (d != actual && acceptable(d)).then(|| d.to_owned()),
             primary: actual,
             body_matches: true,
         },
-        Some(d) => PayloadHash {
-            primary: d.to_owned(),
-            alternate: None,
-            body_matches: acceptable(d),
-        },
+        Some(d) => PayloadHash { primary: d.to_owned(), alternate: None, body_matches: acceptable(d) },
     })
 }
 
@@ -253,10 +233,7 @@ mod tests {
         // although "%2F" sorts before "-" once encoded.
         assert_eq!(canonical_query(Some("k=%2F&k=-")), "k=-&k=%2F");
         // Keys keep their case.
-        assert_eq!(
-            canonical_query(Some("enterpriseProjectId=0")),
-            "enterpriseProjectId=0"
-        );
+        assert_eq!(canonical_query(Some("enterpriseProjectId=0")), "enterpriseProjectId=0");
     }
 
     #[test]
@@ -266,14 +243,8 @@ mod tests {
         h.append("x-a", "1".parse().unwrap());
         h.insert("host", "example".parse().unwrap());
         let signed = vec!["host".to_owned(), "x-a".to_owned()];
-        assert_eq!(
-            canonical_headers(&h, &signed).unwrap(),
-            "host:example\nx-a:1\nx-a:2\n"
-        );
+        assert_eq!(canonical_headers(&h, &signed).unwrap(), "host:example\nx-a:1\nx-a:2\n");
         let signed = vec!["x-missing".to_owned()];
-        assert_eq!(
-            canonical_headers(&h, &signed),
-            Err(AuthError::MissingSignedHeader("x-missing".into()))
-        );
+        assert_eq!(canonical_headers(&h, &signed), Err(AuthError::MissingSignedHeader("x-missing".into())));
     }
 }

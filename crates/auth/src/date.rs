@@ -24,9 +24,7 @@ pub fn parse_sdk_date(s: &str) -> Result<DateTime<Utc>, AuthError> {
     if !shape_ok {
         return Err(AuthError::MalformedDate);
     }
-    NaiveDateTime::parse_from_str(s, SDK_DATE_FORMAT)
-        .map(|naive| naive.and_utc())
-        .map_err(|_| AuthError::MalformedDate)
+    NaiveDateTime::parse_from_str(s, SDK_DATE_FORMAT).map(|naive| naive.and_utc()).map_err(|_| AuthError::MalformedDate)
 }
 
 #[cfg(test)]
@@ -54,11 +52,7 @@ mod tests {
             "+2024102T030405Z",
             "20240102T030405ZZ",
         ] {
-            assert_eq!(
-                parse_sdk_date(bad),
-                Err(AuthError::MalformedDate),
-                "{bad:?}"
-            );
+            assert_eq!(parse_sdk_date(bad), Err(AuthError::MalformedDate), "{bad:?}");
         }
     }
 }

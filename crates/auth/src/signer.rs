@@ -21,20 +21,14 @@ pub struct Signer {
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .finish()
+        f.debug_struct("Signer").field("access_key", &self.access_key).field("secret_key", &"<redacted>").finish()
     }
 }
 
 impl Signer {
     /// Credentials from an AK and an SK.
     pub fn new(access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
-        Self {
-            access_key: access_key.into(),
-            secret_key: secret_key.into(),
-        }
+        Self { access_key: access_key.into(), secret_key: secret_key.into() }
     }
 
     /// Sign a request with `SDK-HMAC-SHA256`.
@@ -64,23 +58,16 @@ impl Signer {
         check_access_key(&self.access_key)?;
         let algorithm = SigningAlgorithm::HmacSha256;
         let sdk_date = format_sdk_date(now);
-        let date_value = HeaderValue::from_str(&sdk_date)
-            .map_err(|_| AuthError::InvalidHeaderValue(SDK_DATE_HEADER.to_owned()))?;
+        let date_value =
+            HeaderValue::from_str(&sdk_date).map_err(|_| AuthError::InvalidHeaderValue(SDK_DATE_HEADER.to_owned()))?;
         headers.insert(SDK_DATE_HEADER, date_value);
         headers.remove(AUTHORIZATION);
 
         // HeaderMap keys are already lowercase and unique.
-        let mut signed_headers: Vec<String> =
-            headers.keys().map(|k| k.as_str().to_owned()).collect();
+        let mut signed_headers: Vec<String> = headers.keys().map(|k| k.as_str().to_owned()).collect();
         signed_headers.sort_unstable();
 
-        let parts = RequestParts {
-            method,
-            raw_path,
-            raw_query,
-            headers,
-            body,
-        };
+        let parts = RequestParts { method, raw_path, raw_query, headers, body };
         let canonical = canonical_request(&parts, &signed_headers, algorithm)?;
         let to_sign = string_to_sign(algorithm, &sdk_date, None, &canonical);
         let signature = hex::encode(algorithm.mac(self.secret_key.as_bytes(), to_sign.as_bytes()));

@@ -7,9 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::canonical::{build_canonical_request, payload_hash, string_to_sign};
-use crate::{
-    derive_signing_key, parse_sdk_date, AuthError, Authorization, RequestParts, SigningAlgorithm,
-};
+use crate::{derive_signing_key, parse_sdk_date, AuthError, Authorization, RequestParts, SigningAlgorithm};
 
 /// The header carrying the signing time.
 pub const SDK_DATE_HEADER: &str = "x-sdk-date";
@@ -29,11 +27,7 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        Self {
-            max_clock_skew: Duration::minutes(15),
-            derive_region: None,
-            derive_service: None,
-        }
+        Self { max_clock_skew: Duration::minutes(15), derive_region: None, derive_service: None }
     }
 }
 
@@ -58,16 +52,10 @@ pub fn verify(
 ) -> Result<(), AuthError> {
     let algorithm = auth.algorithm;
     let derivation = match algorithm {
-        SigningAlgorithm::DerivedHmacSha256 => {
-            match (&options.derive_region, &options.derive_service) {
-                (Some(region), Some(service)) => Some((region.as_str(), service.as_str())),
-                _ => {
-                    return Err(AuthError::UnsupportedAlgorithm(
-                        algorithm.as_str().to_owned(),
-                    ))
-                }
-            }
-        }
+        SigningAlgorithm::DerivedHmacSha256 => match (&options.derive_region, &options.derive_service) {
+            (Some(region), Some(service)) => Some((region.as_str(), service.as_str())),
+            _ => return Err(AuthError::UnsupportedAlgorithm(algorithm.as_str().to_owned())),
+        },
         SigningAlgorithm::HmacSha256 | SigningAlgorithm::HmacSm3 => None,
     };
 
@@ -83,9 +71,8 @@ pub fn verify(
         return Err(AuthError::DateOutOfWindow);
     }
 
-    let provided = hex::decode(&auth.signature).map_err(|_| {
-        AuthError::MalformedAuthorization("Signature is not a hex string".to_owned())
-    })?;
+    let provided = hex::decode(&auth.signature)
+        .map_err(|_| AuthError::MalformedAuthorization("Signature is not a hex string".to_owned()))?;
 
     let payload = payload_hash(parts, algorithm)?;
     if !payload.body_matches {
@@ -97,9 +84,7 @@ pub fn verify(
         format!("{}/{region}/{service}", &sdk_date[..8])
     });
     let key: Cow<'_, [u8]> = match &scope {
-        Some(scope) => {
-            Cow::Owned(derive_signing_key(&auth.access_key, secret_key, scope).into_bytes())
-        }
+        Some(scope) => Cow::Owned(derive_signing_key(&auth.access_key, secret_key, scope).into_bytes()),
         None => Cow::Borrowed(secret_key),
     };
 

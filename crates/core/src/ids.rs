@@ -34,15 +34,12 @@ string_newtype!(ProjectId);
 
 impl ProjectId {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let ok = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok =
+            (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(ProjectId(raw.to_owned()))
         } else {
-            Err(ValidationError::field(
-                "project_id",
-                "must be 1 to 64 letters, digits, '-' or '_'",
-            ))
+            Err(ValidationError::field("project_id", "must be 1 to 64 letters, digits, '-' or '_'"))
         }
     }
 }
@@ -61,9 +58,7 @@ impl ServiceName {
         let bytes = raw.as_bytes();
         let ok = (1..=32).contains(&bytes.len())
             && bytes[0].is_ascii_lowercase()
-            && bytes[1..]
-                .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+            && bytes[1..].iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
         if ok {
             Ok(ServiceName(raw.to_owned()))
         } else {
@@ -96,16 +91,11 @@ string_newtype!(JobType);
 impl JobType {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let ok = (1..=64).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
         if ok {
             Ok(JobType(raw.to_owned()))
         } else {
-            Err(ValidationError::field(
-                "job_type",
-                "must be 1 to 64 letters, digits, '_', '-', '.' or ':'",
-            ))
+            Err(ValidationError::field("job_type", "must be 1 to 64 letters, digits, '_', '-', '.' or ':'"))
         }
     }
 }

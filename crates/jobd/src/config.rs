@@ -50,7 +50,10 @@ pub struct RootCredentials {
 
 impl fmt::Debug for RootCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RootCredentials").field("access_key", &self.access_key).field("secret_key", &"<redacted>").finish()
+        f.debug_struct("RootCredentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
     }
 }
 

@@ -71,14 +71,19 @@ fn demo_round(project_id: &ProjectId) -> Vec<NewJob> {
     let mut upgrade = job(project_id, "elb", "UPGRADE", lb.clone());
     upgrade.sub_jobs = vec![
         sub_job("UPGRADE_INIT", &lb, spec(15_000, &["Preparing the new version", "Health-checking new members"])),
-        sub_job("UPGRADE_TRAFFIC_SWITCH", &lb, spec(15_000, &["Switching 50% of traffic", "Switching 100% of traffic"])),
+        sub_job(
+            "UPGRADE_TRAFFIC_SWITCH",
+            &lb,
+            spec(15_000, &["Switching 50% of traffic", "Switching 100% of traffic"]),
+        ),
         sub_job("UPGRADE_COMPLETE", &lb, spec(5_000, &["Releasing the old version"])),
     ];
 
     let mut firewall = job(project_id, "cfw", "CreateFirewall", uuid::Uuid::new_v4().to_string());
     firewall.simulate = Some(spec(30_000, &["Creating the firewall instance", "Configuring protection rules"]));
 
-    let mut domain_check = job(project_id, "waf", "CheckDomain", format!("www.example-{}.com", rand::thread_rng().gen_range(100..999)));
+    let mut domain_check =
+        job(project_id, "waf", "CheckDomain", format!("www.example-{}.com", rand::thread_rng().gen_range(100..999)));
     domain_check.simulate = Some(spec(
         25_000,
         &["Checking domain name configuration", "Checking the origin server", "Checking certificates"],
@@ -119,7 +124,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     let root = RootCredentials {
-        access_key: std::env::var("JOBD_ROOT_ACCESS_KEY").unwrap_or_else(|_| format!("DEMO{}", random_key(16).to_uppercase())),
+        access_key: std::env::var("JOBD_ROOT_ACCESS_KEY")
+            .unwrap_or_else(|_| format!("DEMO{}", random_key(16).to_uppercase())),
         secret_key: std::env::var("JOBD_ROOT_SECRET_KEY").unwrap_or_else(|_| random_key(40)),
     };
     let listener = match TcpListener::bind(args.listen).await {
@@ -129,7 +135,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             TcpListener::bind("127.0.0.1:0").await?
         }
     };
-    let config = ServerConfig { listen: listener.local_addr()?, data_dir, max_body_bytes: 1024 * 1024, root: Some(root.clone()) };
+    let config = ServerConfig {
+        listen: listener.local_addr()?,
+        data_dir,
+        max_body_bytes: 1024 * 1024,
+        root: Some(root.clone()),
+    };
     let server = server::start(&config, listener).await?;
     let project_id = ProjectId::parse(&uuid::Uuid::new_v4().simple().to_string()).expect("32 hex is a project id");
     let first = create_round(&server.service, &project_id).await?;
@@ -157,7 +168,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 fn print_welcome(addr: &SocketAddr, root: &RootCredentials, project_id: &ProjectId, jobs: &[Job]) {
     let endpoint = format!("http://{addr}");
     let find = |service: &str, job_type: &str| {
-        jobs.iter().find(|j| j.service.is(service) && j.job_type.as_str() == job_type).map(|j| j.job_id.to_string()).unwrap_or_default()
+        jobs.iter()
+            .find(|j| j.service.is(service) && j.job_type.as_str() == job_type)
+            .map(|j| j.job_id.to_string())
+            .unwrap_or_default()
     };
     let upgrade = find("elb", "UPGRADE");
     println!(

@@ -95,15 +95,22 @@ pub async fn events_are_applied_through_the_state_machine_and_kept(store: Shared
     assert_eq!(tree.version, 2);
     assert_eq!(store.get_job(&job.project_id, &job.job_id).await.unwrap().unwrap(), tree);
 
-    let refused = store
-        .apply_event(&job.project_id, &second, &JobEvent::Start { message: None }, at(6))
-        .await
-        .unwrap_err();
+    let refused =
+        store.apply_event(&job.project_id, &second, &JobEvent::Start { message: None }, at(6)).await.unwrap_err();
     assert!(matches!(refused, StoreError::Transition(_)), "{refused}");
-    assert_eq!(store.get_job(&job.project_id, &job.job_id).await.unwrap().unwrap(), tree, "a refused event changes nothing");
+    assert_eq!(
+        store.get_job(&job.project_id, &job.job_id).await.unwrap().unwrap(),
+        tree,
+        "a refused event changes nothing"
+    );
 
     store
-        .apply_event(&job.project_id, &first, &JobEvent::Fail { error_code: "E1".into(), error_msg: "boom".into() }, at(7))
+        .apply_event(
+            &job.project_id,
+            &first,
+            &JobEvent::Fail { error_code: "E1".into(), error_msg: "boom".into() },
+            at(7),
+        )
         .await
         .unwrap();
     let stored = store.get_job(&job.project_id, &job.job_id).await.unwrap().unwrap();
@@ -180,7 +187,15 @@ pub async fn lists_are_newest_first_filtered_and_paged(store: SharedStore) {
     assert_eq!(odd.len(), 12);
     assert!(odd.iter().all(|j| j.job_type.as_str() == "odd"));
 
-    store.apply_event(&p, &created[4].job_id, &JobEvent::Fail { error_code: "X.1".into(), error_msg: "x".into() }, at(50)).await.unwrap();
+    store
+        .apply_event(
+            &p,
+            &created[4].job_id,
+            &JobEvent::Fail { error_code: "X.1".into(), error_msg: "x".into() },
+            at(50),
+        )
+        .await
+        .unwrap();
     let mut by_status = JobQuery::new(p.clone()).with_statuses([JobStatus::Failed]);
     by_status.error_codes = vec!["X.1".into()];
     assert_eq!(ids(&store.list_jobs(&by_status).await.unwrap()), vec![created[4].job_id.clone()]);

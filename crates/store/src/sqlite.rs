@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use jobd_core::{apply, Job, JobEvent, JobId, JobStatus, JobType, ProjectId, ServiceName, Timestamp};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::{Cursor, Direction, JobQuery, JobStore, Result, StoreError};
@@ -61,8 +63,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: Option<String>) -> Result<Option<T>> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}"))))
-        .transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))).transpose()
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -307,9 +308,8 @@ impl JobStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Job> {
         let mut tx = self.writer.begin().await?;
-        let tree = load_tree(&mut tx, project_id, job_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+        let tree =
+            load_tree(&mut tx, project_id, job_id).await?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
         let next = apply(&tree, job_id, event, now)?;
         for (old, new) in tree.iter_tree().zip(next.iter_tree()) {
             if new.version != old.version {

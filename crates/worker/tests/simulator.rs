@@ -50,7 +50,11 @@ fn upgrade(outcomes: &[SimulateOutcome]) -> NewJob {
 }
 
 /// Waits (bounded) on the change feed until the job is terminal, and answers every version seen.
-async fn follow_to_end(service: &JobService, mut changes: tokio::sync::broadcast::Receiver<jobd_service::JobChange>, job_id: &JobId) -> Vec<Job> {
+async fn follow_to_end(
+    service: &JobService,
+    mut changes: tokio::sync::broadcast::Receiver<jobd_service::JobChange>,
+    job_id: &JobId,
+) -> Vec<Job> {
     let mut seen = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
