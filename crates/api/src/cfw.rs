@@ -10,7 +10,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use jobd_core::ids::JobIdFormat;
 use jobd_core::{Job, JobStatus, ServiceName};
 use serde::Serialize;
 
@@ -74,7 +73,7 @@ async fn list_job(
 ) -> Result<Json<ListJobResponse>, ApiError> {
     let (project_id, job_id) = query::path_values(DIALECT, path)?;
     let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id, Some(JobIdFormat::Uuid))?;
+    let job_id = query::job_id(DIALECT, &job_id)?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::CFW, &project_id, &job_id).await?;
     Ok(Json(ListJobResponse::from(&job)))
 }

@@ -18,7 +18,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use jobd_core::ids::JobIdFormat;
 use jobd_core::{Entity, Job, JobStatus, ServiceName};
 use jobd_store::{Direction, JobQuery};
 use serde::Serialize;
@@ -162,7 +161,7 @@ async fn show_job(
 ) -> Result<Json<ShowJobResponse>, ApiError> {
     let (project_id, job_id) = query::path_values(DIALECT, path)?;
     let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id, Some(JobIdFormat::Uuid))?;
+    let job_id = query::job_id(DIALECT, &job_id)?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
     Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
 }
@@ -192,11 +191,8 @@ async fn list_jobs(
         Some("true") | Some("True") => Direction::Newer,
         Some(other) => return Err(invalid(format!("page_reverse must be true or false, not {other:?}"))),
     };
-    job_query.job_ids = params
-        .all("job_id")
-        .into_iter()
-        .map(|id| query::job_id(DIALECT, id, Some(JobIdFormat::Uuid)))
-        .collect::<Result<_, _>>()?;
+    job_query.job_ids =
+        params.all("job_id").into_iter().map(|id| query::job_id(DIALECT, id)).collect::<Result<_, _>>()?;
     job_query.job_types = owned(params.all("job_type"));
     job_query.error_codes = owned(params.all("error_code"));
     job_query.resource_ids = owned(params.all("resource_id"));
@@ -212,8 +208,8 @@ async fn list_jobs(
         job_query.created_since = Some(job_query.created_since.map_or(since, |t| t.min(since)));
     }
     if let Some(marker) = params.one(DIALECT, "marker")? {
-        let marker_id = query::job_id(DIALECT, marker, Some(JobIdFormat::Uuid))
-            .map_err(|_| invalid(format!("marker {marker:?} is not a job id")))?;
+        let marker_id =
+            query::job_id(DIALECT, marker).map_err(|_| invalid(format!("marker {marker:?} is not a job id")))?;
         let marker_job =
             fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &marker_id).await.map_err(|e| match e
                 .kind

@@ -189,7 +189,7 @@ async fn show_job(
 ) -> Result<Json<JobEnvelope>, ApiError> {
     let (project_id, job_id) = query::path_values(DIALECT, path)?;
     let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id, None)?;
+    let job_id = query::job_id(DIALECT, &job_id)?;
     let job = state.service.get(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok(envelope(&job))
 }
@@ -200,7 +200,7 @@ async fn cancel_job(
 ) -> Result<Json<JobEnvelope>, ApiError> {
     let (project_id, job_id) = query::path_values(DIALECT, path)?;
     let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id, None)?;
+    let job_id = query::job_id(DIALECT, &job_id)?;
     let job = state.service.cancel(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok(envelope(&job))
 }
@@ -230,7 +230,7 @@ async fn list_jobs(
     }
     let limit = params.bounded(DIALECT, "limit", 1..=MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT)?;
     if let Some(marker) = params.one(DIALECT, "marker")? {
-        let marker_id = query::job_id(DIALECT, marker, None)?;
+        let marker_id = query::job_id(DIALECT, marker)?;
         let cursor = state
             .service
             .cursor_of(&project_id, &marker_id)

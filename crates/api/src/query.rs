@@ -2,7 +2,6 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
-use jobd_core::ids::JobIdFormat;
 use jobd_core::{JobId, ProjectId};
 
 use crate::dialect::Dialect;
@@ -58,11 +57,8 @@ pub fn project_id(dialect: Dialect, raw: &str) -> Result<ProjectId, ApiError> {
     ProjectId::parse(raw).map_err(|e| ApiError::invalid(dialect, e.to_string()))
 }
 
-/// A job id in the given format (or either format when `None`); malformed ids are a 400.
-pub fn job_id(dialect: Dialect, raw: &str, format: Option<JobIdFormat>) -> Result<JobId, ApiError> {
-    let parsed = match format {
-        Some(format) => JobId::parse_as(raw, format),
-        None => JobId::parse(raw),
-    };
-    parsed.map_err(|e| ApiError::new(dialect, ErrorKind::InvalidJobId(e.to_string())))
+/// A job id in either of jobd's formats (UUID or 32 hex). A malformed id is a 400; a well-formed
+/// id of another service's job is then a 404 in every dialect, so no route leaks what exists.
+pub fn job_id(dialect: Dialect, raw: &str) -> Result<JobId, ApiError> {
+    JobId::parse(raw).map_err(|e| ApiError::new(dialect, ErrorKind::InvalidJobId(e.to_string())))
 }

@@ -10,7 +10,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use jobd_core::ids::JobIdFormat;
 use jobd_core::{Job, JobStatus, ServiceName, DEFAULT_ENTERPRISE_PROJECT_ID};
 use serde::Serialize;
 
@@ -81,7 +80,7 @@ async fn confirm_async_job(
 ) -> Result<Json<ConfirmAsyncJobResponse>, ApiError> {
     let (project_id, job_id) = query::path_values(DIALECT, path)?;
     let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id, Some(JobIdFormat::Hex32))?;
+    let job_id = query::job_id(DIALECT, &job_id)?;
     let scope = enterprise_project_scope(&QueryPairs::parse(raw_query.as_deref()))?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::WAF, &project_id, &job_id).await?;
     let visible = match &scope {

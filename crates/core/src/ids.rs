@@ -125,7 +125,12 @@ impl JobId {
 
     /// Parses an id in either format. Uppercase hex is accepted and folded to lowercase.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        Self::parse_as(raw, JobIdFormat::Uuid).or_else(|_| Self::parse_as(raw, JobIdFormat::Hex32))
+        Self::parse_as(raw, JobIdFormat::Uuid).or_else(|_| Self::parse_as(raw, JobIdFormat::Hex32)).map_err(|_| {
+            ValidationError::field(
+                "job_id",
+                format!("{raw:?} is not a job id: expected a UUID (8-4-4-4-12 hex digits) or 32 hex digits"),
+            )
+        })
     }
 
     /// Parses an id that must have the given format.

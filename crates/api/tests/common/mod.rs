@@ -1,0 +1,140 @@
+//! A test harness: the real router over a real SQLite store, a settable clock, and requests
+//! signed with the same signer the official SDKs' algorithm is verified against.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::Router;
+use chrono::{TimeZone, Utc};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use jobd_api::{ApiConfig, AppState, StaticCredentials};
+use jobd_auth::Signer;
+use jobd_core::{Clock, Timestamp};
+use jobd_service::JobService;
+use jobd_store::SqliteStore;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const ACCESS_KEY: &str = "TESTROOTACCESSKEY";
+pub const SECRET_KEY: &str = "test-root-secret-key";
+pub const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct ManualClock(Arc<Mutex<Timestamp>>);
+
+impl ManualClock {
+    pub fn set_ms(&self, offset_ms: i64) {
+        *self.0.lock().unwrap() = Utc.timestamp_millis_opt(1_711_182_042_000 + offset_ms).unwrap();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub service: JobService,
+    pub clock: ManualClock,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config(ApiConfig::default()).await
+    }
+
+    pub async fn with_config(config: ApiConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let clock = ManualClock(Arc::new(Mutex::new(Utc::now())));
+        clock.set_ms(0);
+        let service = JobService::new(Arc::new(store), Arc::new(clock.clone()));
+        let state = AppState {
+            service: service.clone(),
+            credentials: Arc::new(StaticCredentials::with_root(ACCESS_KEY, SECRET_KEY)),
+            config: Arc::new(config),
+        };
+        TestApp { router: jobd_api::app(state), service, clock, _dir: dir }
+    }
+
+    /// Sends a request signed like the official SDKs sign (host, content-type, x-project-id,
+    /// x-sdk-date), with the given secret key.
+    pub async fn signed_with(&self, secret_key: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri, None),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let signer = Signer::new(ACCESS_KEY, secret_key);
+        signer.sign(method.as_str(), path, query, &mut headers, &body, self.clock.now()).unwrap();
+        self.send(method, uri, headers, body).await
+    }
+
+    pub async fn signed(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        self.signed_with(SECRET_KEY, method, uri, body).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.signed(Method::GET, uri, None).await
+    }
+
+    pub async fn send(&self, method: Method, uri: &str, headers: HeaderMap, body: Vec<u8>) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
+        *request.headers_mut() = headers;
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("every answer is JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+        assert_eq!(headers.get("content-type").unwrap(), "application/json", "content type of {body}");
+        assert!(headers.get("x-request-id").is_some_and(|v| !v.is_empty()), "every answer has a request id");
+        Answer { status, headers, body }
+    }
+
+    /// Creates a job through the native API and answers its JSON.
+    pub async fn create(&self, body: Value) -> Value {
+        let answer = self.signed(Method::POST, &format!("/v1/{PROJECT}/jobs"), Some(body)).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body["job"].clone()
+    }
+}
+
+/// Replaces volatile values (job ids, request ids) with stable placeholders for snapshots.
+pub fn redact(value: &Value, job_ids: &[&str]) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if k == "request_id" { Value::String("[request_id]".into()) } else { redact(v, job_ids) };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redact(v, job_ids)).collect()),
+        Value::String(s) => {
+            let mut s = s.clone();
+            for (i, id) in job_ids.iter().enumerate() {
+                s = s.replace(id, &format!("[job_id_{i}]"));
+            }
+            Value::String(s)
+        }
+        other => other.clone(),
+    }
+}
