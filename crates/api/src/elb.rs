@@ -159,9 +159,7 @@ async fn show_job(
     Extension(request_id): Extension<RequestId>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<ShowJobResponse>, ApiError> {
-    let (project_id, job_id) = query::path_values(DIALECT, path)?;
-    let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path)?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
     Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
 }
@@ -176,7 +174,7 @@ async fn list_jobs(
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<ListJobsResponse>, ApiError> {
-    let project_id = query::project_id(DIALECT, &query::path_values(DIALECT, path)?)?;
+    let project_id = query::project_path(DIALECT, path)?;
     let params = QueryPairs::parse(raw_query.as_deref());
     let invalid = |m: String| ApiError::invalid(DIALECT, m);
 

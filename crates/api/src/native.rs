@@ -177,7 +177,7 @@ async fn create_job(
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<JobEnvelope>), ApiError> {
-    let project_id = query::project_id(DIALECT, &query::path_values(DIALECT, path)?)?;
+    let project_id = query::project_path(DIALECT, path)?;
     let new_job = parse_create_body(project_id, &body)?;
     let job = state.service.create(new_job).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok((StatusCode::CREATED, envelope(&job)))
@@ -187,9 +187,7 @@ async fn show_job(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let (project_id, job_id) = query::path_values(DIALECT, path)?;
-    let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path)?;
     let job = state.service.get(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok(envelope(&job))
 }
@@ -198,9 +196,7 @@ async fn cancel_job(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let (project_id, job_id) = query::path_values(DIALECT, path)?;
-    let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path)?;
     let job = state.service.cancel(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok(envelope(&job))
 }
@@ -210,7 +206,7 @@ async fn list_jobs(
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<JobList>, ApiError> {
-    let project_id = query::project_id(DIALECT, &query::path_values(DIALECT, path)?)?;
+    let project_id = query::project_path(DIALECT, path)?;
     let params = QueryPairs::parse(raw_query.as_deref());
     let mut job_query = JobQuery::new(project_id.clone());
     let invalid = |m: String| ApiError::invalid(DIALECT, m);

@@ -49,8 +49,22 @@ impl QueryPairs {
 }
 
 /// Unwraps a path extraction, turning a rejection into the dialect's 400.
-pub fn path_values<T>(dialect: Dialect, path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+fn path_values<T>(dialect: Dialect, path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     path.map(|Path(values)| values).map_err(|e| ApiError::invalid(dialect, format!("bad path: {e}")))
+}
+
+/// The `{project_id}` of a path.
+pub fn project_path(dialect: Dialect, path: Result<Path<String>, PathRejection>) -> Result<ProjectId, ApiError> {
+    project_id(dialect, &path_values(dialect, path)?)
+}
+
+/// The `{project_id}` and `{job_id}` of a path.
+pub fn job_path(
+    dialect: Dialect,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(ProjectId, JobId), ApiError> {
+    let (project, job) = path_values(dialect, path)?;
+    Ok((project_id(dialect, &project)?, job_id(dialect, &job)?))
 }
 
 pub fn project_id(dialect: Dialect, raw: &str) -> Result<ProjectId, ApiError> {

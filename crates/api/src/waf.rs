@@ -78,9 +78,7 @@ async fn confirm_async_job(
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<ConfirmAsyncJobResponse>, ApiError> {
-    let (project_id, job_id) = query::path_values(DIALECT, path)?;
-    let project_id = query::project_id(DIALECT, &project_id)?;
-    let job_id = query::job_id(DIALECT, &job_id)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path)?;
     let scope = enterprise_project_scope(&QueryPairs::parse(raw_query.as_deref()))?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::WAF, &project_id, &job_id).await?;
     let visible = match &scope {

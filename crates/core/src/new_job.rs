@@ -87,6 +87,22 @@ fn check_simulate(field: &str, simulate: &Option<SimulateSpec>) -> Result<(), Va
 }
 
 impl NewJob {
+    /// A request with only the required fields: default enterprise project, no sub-jobs.
+    pub fn new(project_id: ProjectId, service: ServiceName, job_type: JobType) -> Self {
+        NewJob {
+            project_id,
+            enterprise_project_id: crate::ids::DEFAULT_ENTERPRISE_PROJECT_ID.to_owned(),
+            service,
+            job_type,
+            resource_id: None,
+            entities: Vec::new(),
+            payload: None,
+            message: None,
+            simulate: None,
+            sub_jobs: Vec::new(),
+        }
+    }
+
     /// Checks everything the identifier types do not already guarantee.
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_len("enterprise_project_id", &self.enterprise_project_id, 1, 64)?;

@@ -118,18 +118,11 @@ fn a_parent_status_cannot_be_set_directly() {
 
 #[test]
 fn waf_jobs_get_32_hex_ids_and_others_uuids() {
-    let mut request = NewJob {
-        project_id: ProjectId::parse("p").unwrap(),
-        enterprise_project_id: "0".into(),
-        service: ServiceName::parse("waf").unwrap(),
-        job_type: JobType::parse("check").unwrap(),
-        resource_id: None,
-        entities: vec![],
-        payload: None,
-        message: None,
-        simulate: None,
-        sub_jobs: vec![],
-    };
+    let mut request = NewJob::new(
+        ProjectId::parse("p").unwrap(),
+        ServiceName::parse("waf").unwrap(),
+        JobType::parse("check").unwrap(),
+    );
     let waf = request.clone().into_job(at(0)).unwrap();
     assert_eq!(waf.job_id.as_str().len(), 32);
     request.service = ServiceName::parse("cfw").unwrap();

@@ -41,16 +41,12 @@ fn spec(duration_ms: u64, messages: &[&str]) -> SimulateSpec {
 
 fn job(project_id: &ProjectId, service: &str, job_type: &str, resource_id: String) -> NewJob {
     NewJob {
-        project_id: project_id.clone(),
-        enterprise_project_id: "0".into(),
-        service: ServiceName::parse(service).expect("demo service names are valid"),
-        job_type: JobType::parse(job_type).expect("demo job types are valid"),
         resource_id: Some(resource_id),
-        entities: vec![],
-        payload: None,
-        message: None,
-        simulate: None,
-        sub_jobs: vec![],
+        ..NewJob::new(
+            project_id.clone(),
+            ServiceName::parse(service).expect("demo service names are valid"),
+            JobType::parse(job_type).expect("demo job types are valid"),
+        )
     }
 }
 

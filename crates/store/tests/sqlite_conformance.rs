@@ -19,18 +19,11 @@ jobd_store::store_conformance_tests!(fresh_store);
 async fn writes_survive_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let project = jobd_core::ProjectId::parse("abc").unwrap();
-    let job = jobd_core::NewJob {
-        project_id: project.clone(),
-        enterprise_project_id: "0".into(),
-        service: jobd_core::ServiceName::parse("cfw").unwrap(),
-        job_type: jobd_core::JobType::parse("createFirewall").unwrap(),
-        resource_id: None,
-        entities: vec![],
-        payload: None,
-        message: None,
-        simulate: None,
-        sub_jobs: vec![],
-    }
+    let job = jobd_core::NewJob::new(
+        project.clone(),
+        jobd_core::ServiceName::parse("cfw").unwrap(),
+        jobd_core::JobType::parse("createFirewall").unwrap(),
+    )
     .into_job(at(0))
     .unwrap();
     {
