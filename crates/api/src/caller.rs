@@ -9,6 +9,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use axum::body::Body;
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -87,14 +88,14 @@ impl Caller {
 /// the request on with the `Caller` attached.
 pub async fn authenticate(
     State(state): State<AppState>,
-    path_params: RawPathParams,
+    path_params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let dialect = Dialect::of_path(request.uri().path());
     let (parts, body) = request.into_parts();
     let limit = state.config.max_body_bytes;
-    let too_large = || ApiError::new(dialect, ErrorKind::PayloadTooLarge(limit));
+    let too_large = || ApiError::new(dialect, ErrorKind::PayloadTooLarge(Some(limit)));
     let declared_length =
         parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_length.is_some_and(|len| len > limit as u64) {
@@ -140,6 +141,8 @@ pub async fn authenticate(
         None => return Err(unauthorized("x-auth-token not found and no Authorization header")),
     };
 
+    let path_params = path_params
+        .map_err(|_| ApiError::invalid(dialect, "a path segment is not valid UTF-8 once percent-decoded"))?;
     if let Some((_, project_id)) = path_params.iter().find(|(name, _)| *name == "project_id") {
         if let Some(header_project) = parts.headers.get("x-project-id") {
             if header_project.as_bytes() != project_id.as_bytes() {

@@ -71,7 +71,7 @@ async fn list_job(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<ListJobResponse>, ApiError> {
-    let (project_id, job_id) = query::job_path(DIALECT, path)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::CFW, &project_id, &job_id).await?;
     Ok(Json(ListJobResponse::from(&job)))
 }

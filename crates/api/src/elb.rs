@@ -18,8 +18,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use jobd_core::{Entity, Job, JobStatus, ServiceName};
-use jobd_store::{Direction, JobQuery};
+use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, ServiceName};
 use serde::Serialize;
 
 use crate::dialect::{fetch_service_job, Dialect};
@@ -159,7 +158,7 @@ async fn show_job(
     Extension(request_id): Extension<RequestId>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<ShowJobResponse>, ApiError> {
-    let (project_id, job_id) = query::job_path(DIALECT, path)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
     Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
 }

@@ -23,8 +23,8 @@ pub enum ErrorKind {
     RouteNotFound,
     /// The path exists, the method does not.
     MethodNotAllowed,
-    /// The body is larger than the configured limit (bytes).
-    PayloadTooLarge(usize),
+    /// The body is larger than the configured limit (bytes, when known).
+    PayloadTooLarge(Option<usize>),
     /// A job id that is not in the dialect's id format.
     InvalidJobId(String),
     /// A body, query or path value the API cannot accept.
@@ -62,7 +62,7 @@ impl ApiError {
             ServiceError::Invalid(e) => ErrorKind::InvalidRequest(e.to_string()),
             ServiceError::NotFound(id) => ErrorKind::JobNotFound(id),
             ServiceError::Conflict(e) => ErrorKind::Conflict(e.to_string()),
-            ServiceError::Store(e) => ErrorKind::Internal(e),
+            ServiceError::Store(e) => ErrorKind::Internal(e.to_string()),
         };
         ApiError::new(dialect, kind)
     }
@@ -104,7 +104,10 @@ impl ApiError {
             (PayloadTooLarge(limit), _) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "APIGW.0201",
-                format!("Request entity too large. The limit is {limit} bytes."),
+                match limit {
+                    Some(limit) => format!("Request entity too large. The limit is {limit} bytes."),
+                    None => "Request entity too large.".to_owned(),
+                },
             ),
             (InvalidJobId(m), Native) | (InvalidRequest(m), Native) => {
                 (StatusCode::BAD_REQUEST, "JOBD.INVALID_REQUEST", m.clone())
@@ -163,9 +166,6 @@ impl ApiError {
             body.insert("details".into(), json!([{"error_code": code, "error_msg": message}]));
         }
         let mut response = (status, axum::Json(Value::Object(body))).into_response();
-        if self.kind == ErrorKind::MethodNotAllowed {
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
-        }
         if matches!(self.kind, ErrorKind::Unavailable(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -199,13 +199,18 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         let kind = match status {
             StatusCode::NOT_FOUND => ErrorKind::RouteNotFound,
             StatusCode::METHOD_NOT_ALLOWED => ErrorKind::MethodNotAllowed,
-            StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge(0),
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::PayloadTooLarge(None),
             s if s.is_client_error() => {
                 ErrorKind::InvalidRequest(s.canonical_reason().unwrap_or("bad request").to_owned())
             }
             _ => ErrorKind::Internal(format!("unexpected status {status}")),
         };
-        return ApiError::new(dialect, kind).render(request_id.as_ref());
+        let mut rendered = ApiError::new(dialect, kind).render(request_id.as_ref());
+        // Keep what the router computed, such as the methods a 405 path allows.
+        if let Some(allow) = response.headers().get(header::ALLOW) {
+            rendered.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        return rendered;
     }
     response
 }
@@ -214,6 +219,12 @@ pub async fn route_not_found(request: Request) -> ApiError {
     ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::RouteNotFound)
 }
 
-pub async fn method_not_allowed(request: Request) -> ApiError {
-    ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::MethodNotAllowed)
+/// A handler that panicked answers a JSON 500 (rendered by `render_errors`), not a dropped connection.
+pub fn panic_to_internal_error(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::new(Dialect::Native, ErrorKind::Internal(format!("handler panicked: {detail}"))).into_response()
 }

@@ -17,10 +17,12 @@ mod waf;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use jobd_service::JobService;
 use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use caller::{Caller, Credential, CredentialSource, Principal, StaticCredentials};
 pub use dialect::Dialect;
@@ -63,7 +65,9 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(authenticated)
         .fallback(error::route_not_found)
-        .method_not_allowed_fallback(error::method_not_allowed)
+        // The body limit is enforced once, configurably, in `caller::authenticate`.
+        .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(error::panic_to_internal_error))
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn(request_id::assign_request_id))
         .with_state(state)

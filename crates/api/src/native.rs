@@ -7,10 +7,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use jobd_core::ids::parse_enterprise_project_id;
 use jobd_core::{
-    Entity, Job, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec, DEFAULT_ENTERPRISE_PROJECT_ID,
+    Direction, Entity, Job, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec,
+    DEFAULT_ENTERPRISE_PROJECT_ID,
 };
-use jobd_store::{Direction, JobQuery};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -137,10 +138,41 @@ fn envelope(job: &Job) -> Json<JobEnvelope> {
 
 // ---- handlers ----
 
+/// serde reads a struct from a JSON array too; the API takes objects only where it names fields.
+fn require_objects(body: &Value) -> Result<(), ApiError> {
+    fn object(value: Option<&Value>, field: &str) -> Result<(), ApiError> {
+        match value {
+            None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
+            Some(_) => Err(ApiError::invalid(DIALECT, format!("{field} must be a JSON object"))),
+        }
+    }
+    fn objects(value: Option<&Value>, field: &str) -> Result<(), ApiError> {
+        match value {
+            Some(Value::Array(items)) => {
+                items.iter().enumerate().try_for_each(|(i, item)| object(Some(item), &format!("{field}[{i}]")))
+            }
+            _ => Ok(()),
+        }
+    }
+    if !body.is_object() {
+        return Err(ApiError::invalid(DIALECT, "the job request body must be a JSON object"));
+    }
+    object(body.get("simulate"), "simulate")?;
+    objects(body.get("entities"), "entities")?;
+    objects(body.get("sub_jobs"), "sub_jobs")?;
+    for (i, sub) in body.get("sub_jobs").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        object(sub.get("simulate"), &format!("sub_jobs[{i}].simulate"))?;
+        objects(sub.get("entities"), &format!("sub_jobs[{i}].entities"))?;
+    }
+    Ok(())
+}
+
 fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<NewJob, ApiError> {
     let invalid = |m: String| ApiError::invalid(DIALECT, m);
+    let value: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
+    require_objects(&value)?;
     let body: CreateJobBody =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
+        serde_json::from_value(value).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
     let service = ServiceName::parse(&body.service).map_err(|e| invalid(e.to_string()))?;
     let job_type = JobType::parse(&body.job_type).map_err(|e| invalid(e.to_string()))?;
     let sub_jobs = body
@@ -160,7 +192,10 @@ fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<Ne
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(NewJob {
         project_id,
-        enterprise_project_id: body.enterprise_project_id.unwrap_or_else(|| DEFAULT_ENTERPRISE_PROJECT_ID.to_owned()),
+        enterprise_project_id: match body.enterprise_project_id {
+            Some(raw) => parse_enterprise_project_id(&raw).map_err(|e| invalid(e.to_string()))?,
+            None => DEFAULT_ENTERPRISE_PROJECT_ID.to_owned(),
+        },
         service,
         job_type,
         resource_id: body.resource_id,
@@ -187,7 +222,7 @@ async fn show_job(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let (project_id, job_id) = query::job_path(DIALECT, path)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
     let job = state.service.get(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok(envelope(&job))
 }
@@ -196,7 +231,7 @@ async fn cancel_job(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let (project_id, job_id) = query::job_path(DIALECT, path)?;
+    let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
     let job = state.service.cancel(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok(envelope(&job))
 }
@@ -222,7 +257,11 @@ async fn list_jobs(
         .collect::<Result<_, _>>()?;
     let eps = params.all("enterprise_project_id");
     if !eps.is_empty() {
-        job_query.enterprise_project_ids = Some(eps.into_iter().map(str::to_owned).collect());
+        job_query.enterprise_project_ids = Some(
+            eps.into_iter()
+                .map(|raw| parse_enterprise_project_id(raw).map_err(|e| invalid(e.to_string())))
+                .collect::<Result<_, _>>()?,
+        );
     }
     let limit = params.bounded(DIALECT, "limit", 1..=MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT)?;
     if let Some(marker) = params.one(DIALECT, "marker")? {

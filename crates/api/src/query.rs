@@ -58,13 +58,20 @@ pub fn project_path(dialect: Dialect, path: Result<Path<String>, PathRejection>)
     project_id(dialect, &path_values(dialect, path)?)
 }
 
-/// The `{project_id}` and `{job_id}` of a path.
+/// The `{project_id}` and `{job_id}` of a path. An id jobd cannot have issued is a 400, unless the
+/// dialect's page calls it `well_formed`: then it is simply not found.
 pub fn job_path(
     dialect: Dialect,
     path: Result<Path<(String, String)>, PathRejection>,
+    well_formed: impl Fn(&str) -> bool,
 ) -> Result<(ProjectId, JobId), ApiError> {
     let (project, job) = path_values(dialect, path)?;
-    Ok((project_id(dialect, &project)?, job_id(dialect, &job)?))
+    let project_id = project_id(dialect, &project)?;
+    match job_id(dialect, &job) {
+        Ok(job_id) => Ok((project_id, job_id)),
+        Err(_) if well_formed(&job) => Err(ApiError::new(dialect, ErrorKind::JobNotFound(job))),
+        Err(error) => Err(error),
+    }
 }
 
 pub fn project_id(dialect: Dialect, raw: &str) -> Result<ProjectId, ApiError> {

@@ -10,6 +10,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use jobd_core::ids::parse_enterprise_project_id;
 use jobd_core::{Job, JobStatus, ServiceName, DEFAULT_ENTERPRISE_PROJECT_ID};
 use serde::Serialize;
 
@@ -66,10 +67,9 @@ fn enterprise_project_scope(params: &QueryPairs) -> Result<EnterpriseProjectScop
     match params.one(DIALECT, "enterpriseProjectId")? {
         None | Some("") => Ok(EnterpriseProjectScope::One(DEFAULT_ENTERPRISE_PROJECT_ID.to_owned())),
         Some(ALL_GRANTED_EPS) => Ok(EnterpriseProjectScope::AllGranted),
-        Some(id) if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
-            Ok(EnterpriseProjectScope::One(id.to_owned()))
-        }
-        Some(other) => Err(ApiError::invalid(DIALECT, format!("enterpriseProjectId {other:?} is not valid"))),
+        Some(raw) => parse_enterprise_project_id(raw)
+            .map(EnterpriseProjectScope::One)
+            .map_err(|e| ApiError::invalid(DIALECT, format!("enterpriseProjectId: {e}"))),
     }
 }
 
@@ -78,7 +78,9 @@ async fn confirm_async_job(
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<ConfirmAsyncJobResponse>, ApiError> {
-    let (project_id, job_id) = query::job_path(DIALECT, path)?;
+    // The WAF page allows any 32 letters and digits as an id: such an id is well-formed, only unknown.
+    let well_formed = |raw: &str| raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_alphanumeric());
+    let (project_id, job_id) = query::job_path(DIALECT, path, well_formed)?;
     let scope = enterprise_project_scope(&QueryPairs::parse(raw_query.as_deref()))?;
     let job = fetch_service_job(&state, DIALECT, ServiceName::WAF, &project_id, &job_id).await?;
     let visible = match &scope {

@@ -27,6 +27,20 @@ macro_rules! string_newtype {
     };
 }
 
+/// Checks an enterprise project id and folds it to lowercase: `0` (the default) or 1–64 letters,
+/// digits and `-` (EPS ids are UUIDs). The WAF query word `all_granted_eps` is not an id.
+pub fn parse_enterprise_project_id(raw: &str) -> Result<String, ValidationError> {
+    let ok = (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(ValidationError::field(
+            "enterprise_project_id",
+            format!("{raw:?} is not an enterprise project id: expected \"0\" or 1 to 64 letters, digits or '-'"),
+        ))
+    }
+}
+
 /// A project id: 1–64 characters of letters, digits, `-` and `_` (Huawei projects use 32 hex).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProjectId(String);

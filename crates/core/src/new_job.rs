@@ -105,7 +105,9 @@ impl NewJob {
 
     /// Checks everything the identifier types do not already guarantee.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        check_len("enterprise_project_id", &self.enterprise_project_id, 1, 64)?;
+        if crate::ids::parse_enterprise_project_id(&self.enterprise_project_id)? != self.enterprise_project_id {
+            return Err(ValidationError::field("enterprise_project_id", "must be lowercase"));
+        }
         if let Some(resource_id) = &self.resource_id {
             check_len("resource_id", resource_id, 1, MAX_ID_LEN)?;
         }

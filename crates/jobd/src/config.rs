@@ -22,7 +22,7 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "JOBD_LISTEN", default_value = "127.0.0.1:8080")]
@@ -39,6 +39,18 @@ pub struct ServeArgs {
     /// Root secret key. Prefer the environment variable to the flag.
     #[arg(long, env = "JOBD_ROOT_SECRET_KEY", hide_env_values = true)]
     pub root_secret_key: Option<String>,
+}
+
+impl fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("root_access_key", &self.root_access_key)
+            .field("root_secret_key", &self.root_secret_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// A root key pair. `Debug` never shows the secret.
@@ -77,5 +89,26 @@ impl ServeArgs {
         };
         anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
         Ok(ServerConfig { listen: self.listen, data_dir: self.data_dir, max_body_bytes: self.max_body_bytes, root })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let args = ServeArgs {
+            listen: "127.0.0.1:1".parse().unwrap(),
+            data_dir: "d".into(),
+            max_body_bytes: 1,
+            root_access_key: Some("AK".into()),
+            root_secret_key: Some("very-secret".into()),
+        };
+        let config = args.clone().into_config().unwrap();
+        for shown in [format!("{args:?}"), format!("{config:?}")] {
+            assert!(!shown.contains("very-secret"), "{shown}");
+            assert!(shown.contains("AK"));
+        }
     }
 }

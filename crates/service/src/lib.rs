@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
-use jobd_core::{Clock, Job, JobEvent, JobId, NewJob, ProjectId, Timestamp, TransitionError, ValidationError};
-use jobd_store::{Cursor, JobQuery, JobStore, StoreError};
+use jobd_core::{
+    Clock, Cursor, Job, JobEvent, JobId, JobQuery, NewJob, ProjectId, Timestamp, TransitionError, ValidationError,
+};
+use jobd_store::{JobStore, StoreError};
 use tokio::sync::broadcast;
 
 /// The real clock, truncated to milliseconds like everything the store keeps.
@@ -28,7 +30,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Conflict(TransitionError),
     #[error("the job store failed: {0}")]
-    Store(String),
+    Store(#[source] StoreError),
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
@@ -40,7 +42,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Transition(e) => ServiceError::Conflict(e),
             other => {
                 tracing::error!(error = %other, "job store error");
-                ServiceError::Store(other.to_string())
+                ServiceError::Store(other)
             }
         }
     }
@@ -113,8 +115,8 @@ impl JobService {
         Ok(tree)
     }
 
-    pub async fn open_simulated_jobs(&self, limit: u32) -> Result<Vec<Job>> {
-        Ok(self.store.list_open_simulated_jobs(limit).await?)
+    pub async fn open_simulated_jobs(&self, after: Option<&JobId>, limit: u32) -> Result<Vec<Job>> {
+        Ok(self.store.list_open_simulated_jobs(after, limit).await?)
     }
 
     pub async fn ready(&self) -> Result<()> {

@@ -12,7 +12,9 @@ use jobd_core::{
 };
 use serde_json::json;
 
-use crate::{Direction, JobQuery, JobStore, StoreError};
+use jobd_core::{Direction, JobQuery};
+
+use crate::{JobStore, StoreError};
 
 pub type SharedStore = Arc<dyn JobStore>;
 
@@ -240,11 +242,15 @@ pub async fn open_simulated_jobs_are_found(store: SharedStore) {
     for job in [&with_subs, &plain, &simulated] {
         store.insert_job(job).await.unwrap();
     }
-    let open: Vec<JobId> = store.list_open_simulated_jobs(100).await.unwrap().into_iter().map(|j| j.job_id).collect();
+    let open: Vec<JobId> =
+        store.list_open_simulated_jobs(None, 100).await.unwrap().into_iter().map(|j| j.job_id).collect();
     assert_eq!(open, vec![with_subs.job_id.clone(), simulated.job_id.clone()]);
     store.apply_event(&p, &simulated.job_id, &JobEvent::Cancel, at(3)).await.unwrap();
-    let open: Vec<JobId> = store.list_open_simulated_jobs(100).await.unwrap().into_iter().map(|j| j.job_id).collect();
-    assert_eq!(open, vec![with_subs.job_id]);
+    let open: Vec<JobId> =
+        store.list_open_simulated_jobs(None, 100).await.unwrap().into_iter().map(|j| j.job_id).collect();
+    assert_eq!(open, vec![with_subs.job_id.clone()]);
+    let after = store.list_open_simulated_jobs(Some(&with_subs.job_id), 100).await.unwrap();
+    assert!(after.is_empty(), "pages continue after the given job");
 }
 
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`.

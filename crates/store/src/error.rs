@@ -12,6 +12,8 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("store backend error: {0}")]

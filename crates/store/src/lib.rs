@@ -7,14 +7,12 @@
 
 pub mod conformance;
 mod error;
-mod query;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use jobd_core::{Job, JobEvent, JobId, ProjectId, Timestamp};
+use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, ProjectId, Timestamp};
 
 pub use error::{Result, StoreError};
-pub use query::{Cursor, Direction, JobQuery};
 pub use sqlite::SqliteStore;
 
 /// Durable storage of job trees. Every method that returns `Ok` has made its write durable.
@@ -42,8 +40,9 @@ pub trait JobStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Job>;
 
-    /// Open top-level jobs with work for the built-in simulator, oldest first.
-    async fn list_open_simulated_jobs(&self, limit: u32) -> Result<Vec<Job>>;
+    /// Open top-level jobs with work for the built-in simulator, oldest first, after the job
+    /// `after` (the last one of the previous page).
+    async fn list_open_simulated_jobs(&self, after: Option<&JobId>, limit: u32) -> Result<Vec<Job>>;
 
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<()>;

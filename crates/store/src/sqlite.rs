@@ -1,5 +1,6 @@
 //! The embedded SQLite backend: one WAL-mode file, a single writer connection, a few readers.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,7 +13,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use crate::{Cursor, Direction, JobQuery, JobStore, Result, StoreError};
+use jobd_core::{Cursor, Direction, JobQuery};
+
+use crate::{JobStore, Result, StoreError};
 
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
@@ -31,7 +34,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the store under `data_dir` and applies pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Corrupt(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+            .map_err(|source| StoreError::DataDir { path: data_dir.to_owned(), source })?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join(DATABASE_FILE))
             .create_if_missing(true)
@@ -173,10 +176,11 @@ where
     }
     builder.push(") ORDER BY parent_job_id, position");
     let rows = builder.build().fetch_all(executor).await?;
+    let index: HashMap<JobId, usize> = parents.iter().enumerate().map(|(i, p)| (p.job_id.clone(), i)).collect();
     for row in &rows {
         let sub = job_from_row(row)?;
-        if let Some(parent) = parents.iter_mut().find(|p| Some(&p.job_id) == sub.parent_job_id.as_ref()) {
-            parent.sub_jobs.push(sub);
+        if let Some(&i) = sub.parent_job_id.as_ref().and_then(|parent_id| index.get(parent_id)) {
+            parents[i].sub_jobs.push(sub);
         }
     }
     Ok(())
@@ -206,15 +210,20 @@ async fn load_tree(conn: &mut SqliteConnection, project_id: &ProjectId, job_id: 
     Ok(Some(root))
 }
 
+/// `AND column IN (values)`; an empty value also matches a job without one (NULL).
 fn push_any<'a>(builder: &mut QueryBuilder<'a, Sqlite>, column: &str, values: impl Iterator<Item = String>) {
     let values: Vec<String> = values.collect();
     if values.is_empty() {
         return;
     }
-    builder.push(format!(" AND {column} IN ("));
+    builder.push(format!(" AND ({column} IN ("));
     let mut list = builder.separated(", ");
-    for value in values {
-        list.push_bind(value);
+    for value in &values {
+        list.push_bind(value.clone());
+    }
+    builder.push(")");
+    if values.iter().any(String::is_empty) {
+        builder.push(format!(" OR {column} IS NULL"));
     }
     builder.push(")");
 }
@@ -320,13 +329,15 @@ impl JobStore for SqliteStore {
         Ok(next)
     }
 
-    async fn list_open_simulated_jobs(&self, limit: u32) -> Result<Vec<Job>> {
+    async fn list_open_simulated_jobs(&self, after: Option<&JobId>, limit: u32) -> Result<Vec<Job>> {
         let mut conn = self.readers.acquire().await?;
         let rows = sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs AS j WHERE parent_job_id IS NULL AND status IN ('PENDING', 'RUNNING') \
              AND (simulate IS NOT NULL OR EXISTS (SELECT 1 FROM jobs AS s WHERE s.parent_job_id = j.job_id \
-             AND s.simulate IS NOT NULL)) ORDER BY created_at, seq LIMIT ?"
+             AND s.simulate IS NOT NULL)) \
+             AND seq > COALESCE((SELECT seq FROM jobs WHERE job_id = ?), 0) ORDER BY seq LIMIT ?"
         ))
+        .bind(after.map(|id| id.as_str()))
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await?;

@@ -15,8 +15,8 @@ use jobd_service::{JobService, ServiceError};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
-/// How many open simulated jobs are resumed at start (and after falling behind the change feed).
-const RESUME_BATCH: u32 = 10_000;
+/// How many open simulated jobs are read per page when resuming them.
+const RESUME_BATCH: u32 = 1_000;
 
 #[derive(Clone)]
 pub struct Simulator {
@@ -62,13 +62,18 @@ impl Simulator {
 
     async fn resume_open_jobs(&self) {
         let mut delay = Duration::from_millis(200);
+        let mut after: Option<JobId> = None;
         loop {
-            match self.service.open_simulated_jobs(RESUME_BATCH).await {
+            match self.service.open_simulated_jobs(after.as_ref(), RESUME_BATCH).await {
                 Ok(jobs) => {
+                    let last_page = jobs.len() < RESUME_BATCH as usize;
+                    after = jobs.last().map(|job| job.job_id.clone());
                     for job in jobs {
                         self.drive(job);
                     }
-                    return;
+                    if last_page {
+                        return;
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot list open simulated jobs; retrying");

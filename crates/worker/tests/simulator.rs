@@ -110,7 +110,7 @@ async fn a_cancelled_job_is_not_overwritten() {
     let (service, _dir) = service().await;
     Simulator::new(service.clone()).spawn();
     let mut new = upgrade(&[]);
-    new.simulate = Some(spec(60, SimulateOutcome::Success, &["working"]));
+    new.simulate = Some(spec(400, SimulateOutcome::Success, &["working"]));
     let mut changes = service.subscribe();
     let job = service.create(new).await.unwrap();
     // Wait until the simulator has started it, then cancel.
@@ -126,7 +126,7 @@ async fn a_cancelled_job_is_not_overwritten() {
     .unwrap();
     service.cancel(&job.project_id, &job.job_id).await.unwrap();
     // Past the simulated end: a late outcome would show up on the feed. Expect none.
-    let late = tokio::time::timeout(Duration::from_millis(300), async {
+    let late = tokio::time::timeout(Duration::from_millis(800), async {
         loop {
             let change = changes.recv().await.unwrap();
             if change.job.status != JobStatus::Cancelled {

@@ -1,6 +1,10 @@
-//! What a list of jobs may be filtered and paged by.
+//! What a list of jobs may be filtered and paged by (the store answers it; no I/O here).
+//!
+//! In the string filters an empty value matches a job that has no value at all.
 
-use jobd_core::{JobId, JobStatus, ProjectId, ServiceName, Timestamp};
+use crate::clock::Timestamp;
+use crate::ids::{JobId, ProjectId, ServiceName};
+use crate::status::JobStatus;
 
 /// The place of a top-level job in the newest-first order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +31,7 @@ pub struct JobQuery {
     pub enterprise_project_ids: Option<Vec<String>>,
     pub job_ids: Vec<JobId>,
     pub job_types: Vec<String>,
-    pub statuses: Vec<jobd_core::JobStatus>,
+    pub statuses: Vec<JobStatus>,
     pub resource_ids: Vec<String>,
     pub error_codes: Vec<String>,
     pub created_since: Option<Timestamp>,
