@@ -33,6 +33,8 @@ pub enum ErrorKind {
     JobNotFound(String),
     /// The job cannot make this move (for example cancelling a finished job).
     Conflict(String),
+    /// A worker's call on a task it may no longer touch, with the reason as a code.
+    TaskConflict { code: &'static str, message: String },
     /// A dependency (the store) cannot answer right now.
     Unavailable(String),
     /// A fault of jobd's own.
@@ -62,6 +64,9 @@ impl ApiError {
             ServiceError::Invalid(e) => ErrorKind::InvalidRequest(e.to_string()),
             ServiceError::NotFound(id) => ErrorKind::JobNotFound(id),
             ServiceError::Conflict(e) => ErrorKind::Conflict(e.to_string()),
+            ServiceError::IdempotencyConflict => ErrorKind::Conflict(
+                "X-Client-Token was used before with a different request; use a new token".to_owned(),
+            ),
             ServiceError::Store(e) => ErrorKind::Internal(e.to_string()),
         };
         ApiError::new(dialect, kind)
@@ -129,6 +134,7 @@ impl ApiError {
             }
             (JobNotFound(id), Elb) => (StatusCode::NOT_FOUND, "ELB.8904", format!("job {id} could not be found.")),
             (Conflict(m), _) => (StatusCode::CONFLICT, "JOBD.JOB_CONFLICT", m.clone()),
+            (TaskConflict { code, message }, _) => (StatusCode::CONFLICT, *code, message.clone()),
             (Unavailable(m), _) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "JOBD.UNAVAILABLE", format!("Service unavailable: {m}"))
             }

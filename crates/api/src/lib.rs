@@ -14,6 +14,7 @@ mod query;
 mod request_id;
 mod time_format;
 mod waf;
+mod worker;
 
 use std::sync::Arc;
 
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .merge(cfw::routes())
         .merge(waf::routes())
         .merge(elb::routes())
+        .merge(worker::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     Router::new()
         .route("/healthz", get(healthz))

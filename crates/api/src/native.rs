@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobd_core::ids::parse_enterprise_project_id;
@@ -12,8 +12,11 @@ use jobd_core::{
     Direction, Entity, Job, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec,
     DEFAULT_ENTERPRISE_PROJECT_ID,
 };
+use jobd_core::{Execution, RetryBackoff};
+use jobd_service::ClientToken;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::dialect::Dialect;
 use crate::error::ApiError;
@@ -22,6 +25,7 @@ use crate::time_format;
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Native;
+const CLIENT_TOKEN_HEADER: &str = "x-client-token";
 const MAX_LIST_LIMIT: u32 = 1000;
 const DEFAULT_LIST_LIMIT: u32 = 100;
 
@@ -53,6 +57,18 @@ struct CreateJobBody {
     sub_jobs: Option<Vec<CreateSubJobBody>>,
     #[serde(default)]
     simulate: Option<SimulateSpec>,
+    #[serde(default)]
+    priority: Option<i32>,
+    #[serde(default)]
+    run_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    retry_backoff: Option<RetryBackoff>,
+    #[serde(default)]
+    timeout_seconds: Option<u32>,
+    #[serde(default)]
+    execution: Option<Execution>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +83,10 @@ struct CreateSubJobBody {
     payload: Option<Value>,
     #[serde(default)]
     simulate: Option<SimulateSpec>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    timeout_seconds: Option<u32>,
 }
 
 /// A job as the native API shows it.
@@ -91,6 +111,16 @@ pub struct NativeJob {
     ended_at: Option<String>,
     updated_at: String,
     version: i64,
+    priority: i32,
+    run_at: Option<String>,
+    max_attempts: u32,
+    attempt: u32,
+    retry_backoff: RetryBackoff,
+    timeout_seconds: Option<u32>,
+    execution: Execution,
+    /// The worker holding (or that last held) the task, and until when.
+    worker_id: Option<String>,
+    lease_expires_at: Option<String>,
     sub_jobs: Vec<NativeJob>,
 }
 
@@ -116,13 +146,22 @@ impl From<&Job> for NativeJob {
             ended_at: job.ended_at.as_ref().map(time_format::native),
             updated_at: time_format::native(&job.updated_at),
             version: job.version,
+            priority: job.priority,
+            run_at: job.run_at.as_ref().map(time_format::native),
+            max_attempts: job.max_attempts,
+            attempt: job.attempt,
+            retry_backoff: job.retry_backoff,
+            timeout_seconds: job.timeout_seconds,
+            execution: job.execution,
+            worker_id: job.lease.as_ref().map(|lease| lease.worker_id.clone()),
+            lease_expires_at: job.lease.as_ref().map(|lease| time_format::native(&lease.expires_at)),
             sub_jobs: job.sub_jobs.iter().map(NativeJob::from).collect(),
         }
     }
 }
 
 #[derive(Debug, Serialize)]
-struct JobEnvelope {
+pub struct JobEnvelope {
     job: NativeJob,
 }
 
@@ -132,7 +171,7 @@ struct JobList {
     next_marker: Option<String>,
 }
 
-fn envelope(job: &Job) -> Json<JobEnvelope> {
+pub fn envelope(job: &Job) -> Json<JobEnvelope> {
     Json(JobEnvelope { job: NativeJob::from(job) })
 }
 
@@ -158,6 +197,7 @@ fn require_objects(body: &Value) -> Result<(), ApiError> {
         return Err(ApiError::invalid(DIALECT, "the job request body must be a JSON object"));
     }
     object(body.get("simulate"), "simulate")?;
+    object(body.get("retry_backoff"), "retry_backoff")?;
     objects(body.get("entities"), "entities")?;
     objects(body.get("sub_jobs"), "sub_jobs")?;
     for (i, sub) in body.get("sub_jobs").and_then(Value::as_array).into_iter().flatten().enumerate() {
@@ -167,10 +207,14 @@ fn require_objects(body: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<NewJob, ApiError> {
+/// Parses a create body; also answers the request's canonical form, the digest idempotent
+/// replays are compared by.
+fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<(NewJob, String), ApiError> {
     let invalid = |m: String| ApiError::invalid(DIALECT, m);
     let value: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
     require_objects(&value)?;
+    // serde_json keeps object keys sorted, so this text is the same for equal requests.
+    let canonical = value.to_string();
     let body: CreateJobBody =
         serde_json::from_value(value).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
     let service = ServiceName::parse(&body.service).map_err(|e| invalid(e.to_string()))?;
@@ -187,10 +231,13 @@ fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<Ne
                 entities: sub.entities.unwrap_or_default(),
                 payload: sub.payload,
                 simulate: sub.simulate,
+                max_attempts: sub.max_attempts,
+                timeout_seconds: sub.timeout_seconds,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(NewJob {
+    let defaults = NewJob::new(project_id.clone(), service.clone(), job_type.clone());
+    let new_job = NewJob {
         project_id,
         enterprise_project_id: match body.enterprise_project_id {
             Some(raw) => parse_enterprise_project_id(&raw).map_err(|e| invalid(e.to_string()))?,
@@ -204,18 +251,45 @@ fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<Ne
         message: body.message,
         simulate: body.simulate,
         sub_jobs,
-    })
+        priority: body.priority.unwrap_or(defaults.priority),
+        run_at: body.run_at.map(jobd_core::clock::truncate_to_millis),
+        max_attempts: body.max_attempts.unwrap_or(defaults.max_attempts),
+        retry_backoff: body.retry_backoff.unwrap_or(defaults.retry_backoff),
+        timeout_seconds: body.timeout_seconds,
+        execution: body.execution.unwrap_or(defaults.execution),
+    };
+    Ok((new_job, canonical))
 }
 
+/// The `X-Client-Token` of a create, with the digest of the request it came with.
+fn client_token(
+    headers: &HeaderMap,
+    project_id: &jobd_core::ProjectId,
+    canonical: &str,
+) -> Result<Option<ClientToken>, ApiError> {
+    let Some(raw) = headers.get(CLIENT_TOKEN_HEADER) else { return Ok(None) };
+    let token =
+        raw.to_str()
+            .ok()
+            .filter(|t| (1..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| ApiError::invalid(DIALECT, "X-Client-Token must be 1 to 128 visible ASCII characters"))?;
+    let digest = Sha256::new().chain_update(project_id.as_str()).chain_update(b"\n").chain_update(canonical).finalize();
+    Ok(Some(ClientToken { token: token.to_owned(), request_hash: hex::encode(digest) }))
+}
+
+/// `201` with the new job; `200` with the first job when an `X-Client-Token` replay repeats it.
 async fn create_job(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<JobEnvelope>), ApiError> {
     let project_id = query::project_path(DIALECT, path)?;
-    let new_job = parse_create_body(project_id, &body)?;
-    let job = state.service.create(new_job).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
-    Ok((StatusCode::CREATED, envelope(&job)))
+    let (new_job, canonical) = parse_create_body(project_id.clone(), &body)?;
+    let token = client_token(&headers, &project_id, &canonical)?;
+    let created = state.service.create(new_job, token).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, envelope(&created.job)))
 }
 
 async fn show_job(

@@ -30,4 +30,10 @@ pub enum TransitionError {
     SubJobCancel { job_id: String, parent_job_id: String },
     #[error("job {job_id} is not part of this job tree")]
     UnknownTarget { job_id: String },
+    #[error("the lease on job {job_id} was lost: another claim took the task over")]
+    LeaseLost { job_id: String },
+    #[error("job {job_id} cannot be claimed: {reason}")]
+    NotClaimable { job_id: String, reason: &'static str },
+    #[error("job {job_id}: {reason}")]
+    NotDue { job_id: String, reason: &'static str },
 }

@@ -5,7 +5,35 @@ use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::ids::{JobId, JobType, ProjectId, ServiceName};
+use crate::lease::Lease;
+use crate::retry_policy::RetryBackoff;
 use crate::status::JobStatus;
+
+/// How a parent's sub-jobs run: one after another (the default), or all at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Execution {
+    #[default]
+    Sequential,
+    Parallel,
+}
+
+impl Execution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Execution::Sequential => "sequential",
+            Execution::Parallel => "parallel",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "sequential" => Some(Execution::Sequential),
+            "parallel" => Some(Execution::Parallel),
+            _ => None,
+        }
+    }
+}
 
 /// A resource a job touches, as the ELB dialect lists it under `entities`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +111,22 @@ pub struct Job {
     pub updated_at: Timestamp,
     /// Increases on every change of the job, and of a parent on every change of a sub-job.
     pub version: i64,
+    /// Higher runs first.
+    pub priority: i32,
+    /// When the producer asked the job to start (`None`: at once).
+    pub run_at: Option<Timestamp>,
+    /// The earliest time the task may next be claimed (`run_at`, or the end of a retry backoff).
+    pub available_at: Timestamp,
+    pub max_attempts: u32,
+    /// Attempts started so far (claims of this task).
+    pub attempt: u32,
+    pub retry_backoff: RetryBackoff,
+    /// Counted from the first start; past it the job fails for good with `JOB.TIMEOUT`.
+    pub timeout_seconds: Option<u32>,
+    /// For a parent: how its sub-jobs run.
+    pub execution: Execution,
+    /// The current (or last) worker lease on this task.
+    pub lease: Option<Lease>,
     pub sub_jobs: Vec<Job>,
 }
 
@@ -108,5 +152,36 @@ impl Job {
     /// Whether this job (or any of its sub-jobs) is for the built-in simulator and still open.
     pub fn needs_simulation(&self) -> bool {
         !self.is_terminal() && self.iter_tree().any(|job| job.simulate.is_some() && !job.is_terminal())
+    }
+
+    /// When this job times out, if it has a timeout and has started.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        let timeout = self.timeout_seconds?;
+        Some(self.started_at? + chrono::Duration::seconds(i64::from(timeout)))
+    }
+
+    /// For each job of the tree (parent first), whether it is a task that may run now as far as
+    /// the tree is concerned: an open job without sub-jobs, or an open sub-job of an open parent
+    /// whose turn has come (sequential: every sub-job ahead of it succeeded). Time (`available_at`)
+    /// and leases are checked at claim time.
+    pub fn runnable_flags(&self) -> Vec<bool> {
+        if !self.has_sub_jobs() {
+            return vec![!self.is_terminal()];
+        }
+        let mut flags = Vec::with_capacity(self.sub_jobs.len() + 1);
+        flags.push(false);
+        let mut all_before_succeeded = true;
+        for sub in &self.sub_jobs {
+            let turn = self.execution == Execution::Parallel || all_before_succeeded;
+            flags.push(!self.is_terminal() && !sub.is_terminal() && turn);
+            all_before_succeeded &= sub.status == JobStatus::Succeeded;
+        }
+        flags
+    }
+
+    /// Whether two versions of one job differ in anything stored on its own row.
+    pub fn same_row(&self, other: &Job) -> bool {
+        let strip = |job: &Job| Job { sub_jobs: Vec::new(), ..job.clone() };
+        strip(self) == strip(other)
     }
 }

@@ -5,7 +5,8 @@ use serde_json::Value;
 use crate::clock::Timestamp;
 use crate::error::ValidationError;
 use crate::ids::{JobId, JobType, ProjectId, ServiceName};
-use crate::job::{Entity, Job, SimulateSpec};
+use crate::job::{Entity, Execution, Job, SimulateSpec};
+use crate::retry_policy::{RetryBackoff, DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS};
 use crate::status::JobStatus;
 
 /// Limits on what one job may carry.
@@ -14,6 +15,8 @@ pub const MAX_ENTITIES: usize = 100;
 pub const MAX_ID_LEN: usize = 128;
 pub const MAX_MESSAGE_LEN: usize = 1024;
 pub const MAX_SIMULATE_MESSAGES: usize = 100;
+pub const MAX_TIMEOUT_SECONDS: u32 = 30 * 24 * 60 * 60;
+pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSubJob {
@@ -22,6 +25,24 @@ pub struct NewSubJob {
     pub entities: Vec<Entity>,
     pub payload: Option<Value>,
     pub simulate: Option<SimulateSpec>,
+    /// Overrides the parent's `max_attempts` for this sub-job.
+    pub max_attempts: Option<u32>,
+    /// This sub-job's own timeout (the parent's counts for the whole tree).
+    pub timeout_seconds: Option<u32>,
+}
+
+impl NewSubJob {
+    pub fn new(job_type: JobType) -> Self {
+        NewSubJob {
+            job_type,
+            resource_id: None,
+            entities: Vec::new(),
+            payload: None,
+            simulate: None,
+            max_attempts: None,
+            timeout_seconds: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +57,12 @@ pub struct NewJob {
     pub message: Option<String>,
     pub simulate: Option<SimulateSpec>,
     pub sub_jobs: Vec<NewSubJob>,
+    pub priority: i32,
+    pub run_at: Option<Timestamp>,
+    pub max_attempts: u32,
+    pub retry_backoff: RetryBackoff,
+    pub timeout_seconds: Option<u32>,
+    pub execution: Execution,
 }
 
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ValidationError> {
@@ -58,6 +85,23 @@ fn check_entities(field: &str, entities: &[Entity]) -> Result<(), ValidationErro
         check_len(&format!("{field}[{i}].resource_type"), &entity.resource_type, 1, 64)?;
     }
     Ok(())
+}
+
+fn check_attempts(field: &str, value: u32) -> Result<(), ValidationError> {
+    if (1..=MAX_MAX_ATTEMPTS).contains(&value) {
+        Ok(())
+    } else {
+        Err(ValidationError::field(field, format!("must be from 1 to {MAX_MAX_ATTEMPTS}")))
+    }
+}
+
+fn check_timeout(field: &str, value: Option<u32>) -> Result<(), ValidationError> {
+    match value {
+        Some(t) if !(1..=MAX_TIMEOUT_SECONDS).contains(&t) => {
+            Err(ValidationError::field(field, format!("must be from 1 to {MAX_TIMEOUT_SECONDS}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_simulate(field: &str, simulate: &Option<SimulateSpec>) -> Result<(), ValidationError> {
@@ -100,6 +144,12 @@ impl NewJob {
             message: None,
             simulate: None,
             sub_jobs: Vec::new(),
+            priority: 0,
+            run_at: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_backoff: RetryBackoff::default(),
+            timeout_seconds: None,
+            execution: Execution::default(),
         }
     }
 
@@ -116,6 +166,15 @@ impl NewJob {
         }
         check_entities("entities", &self.entities)?;
         check_simulate("simulate", &self.simulate)?;
+        check_attempts("max_attempts", self.max_attempts)?;
+        check_timeout("timeout_seconds", self.timeout_seconds)?;
+        self.retry_backoff.validate()?;
+        if !PRIORITY_RANGE.contains(&self.priority) {
+            return Err(ValidationError::field(
+                "priority",
+                format!("must be from {} to {}", PRIORITY_RANGE.start(), PRIORITY_RANGE.end()),
+            ));
+        }
         if self.sub_jobs.len() > MAX_SUB_JOBS {
             return Err(ValidationError::field("sub_jobs", format!("may hold at most {MAX_SUB_JOBS} sub-jobs")));
         }
@@ -131,6 +190,10 @@ impl NewJob {
             }
             check_entities(&format!("sub_jobs[{i}].entities"), &sub.entities)?;
             check_simulate(&format!("sub_jobs[{i}].simulate"), &sub.simulate)?;
+            if let Some(max_attempts) = sub.max_attempts {
+                check_attempts(&format!("sub_jobs[{i}].max_attempts"), max_attempts)?;
+            }
+            check_timeout(&format!("sub_jobs[{i}].timeout_seconds"), sub.timeout_seconds)?;
         }
         Ok(())
     }
@@ -138,6 +201,7 @@ impl NewJob {
     /// Validates the request and builds the job tree, every job `PENDING` at version 1.
     pub fn into_job(self, now: Timestamp) -> Result<Job, ValidationError> {
         self.validate()?;
+        let available_at = self.run_at.map_or(now, |run_at| run_at.max(now));
         let id_format = self.service.job_id_format();
         let parent_id = JobId::generate(id_format);
         let sub_jobs = self
@@ -164,6 +228,15 @@ impl NewJob {
                 ended_at: None,
                 updated_at: now,
                 version: 1,
+                priority: self.priority,
+                run_at: self.run_at,
+                available_at,
+                max_attempts: sub.max_attempts.unwrap_or(self.max_attempts),
+                attempt: 0,
+                retry_backoff: self.retry_backoff,
+                timeout_seconds: sub.timeout_seconds,
+                execution: Execution::default(),
+                lease: None,
                 sub_jobs: Vec::new(),
             })
             .collect();
@@ -188,6 +261,15 @@ impl NewJob {
             ended_at: None,
             updated_at: now,
             version: 1,
+            priority: self.priority,
+            run_at: self.run_at,
+            available_at,
+            max_attempts: self.max_attempts,
+            attempt: 0,
+            retry_backoff: self.retry_backoff,
+            timeout_seconds: self.timeout_seconds,
+            execution: self.execution,
+            lease: None,
             sub_jobs,
         })
     }

@@ -1,31 +1,51 @@
-//! The state machine: the only code that changes a job's status, message, error or result.
+//! The state machine: the only code that changes a job's status, attempts, lease, message, error or
+//! result.
 //!
 //! `apply` takes a whole job tree (a parent and its ordered sub-jobs), the id of the job an event
-//! is for, and the event; it answers the new tree or a `TransitionError`, never a half-changed tree.
-//! A parent's status is always derived from its sub-jobs; statuses only move forward; every job
-//! that changes gets a higher `version`, and so does the parent when any of its sub-jobs changes.
+//! is for, the event and the time; it answers the new tree or a `TransitionError`, never a
+//! half-changed tree. A parent's status is always derived from its sub-jobs; statuses only move
+//! forward; every visible change raises the `version` of the job and of its parent. (Extending a
+//! lease is not a visible change: it is kept, but raises no version.)
 
 use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::error::TransitionError;
 use crate::ids::JobId;
-use crate::job::Job;
+use crate::job::{Execution, Job};
+use crate::lease::Lease;
 use crate::status::JobStatus;
+
+/// Error codes jobd itself gives to jobs.
+pub const JOB_TIMEOUT: &str = "JOB.TIMEOUT";
+pub const JOB_LEASE_EXPIRED: &str = "JOB.LEASE_EXPIRED";
 
 /// Something that happens to a job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobEvent {
-    /// Work on a job without sub-jobs (or on one sub-job) begins.
+    /// Work on a task begins without a lease (an operator or a test driving the job directly).
     Start { message: Option<String> },
     /// A progress line; the latest one is the job's `message`.
     Progress { message: String },
-    /// The work ended well.
+    /// The work ended well (without a lease).
     Succeed { result: Option<Value>, message: Option<String> },
-    /// The work ended badly, for good.
+    /// The work ended badly, for good (without a lease).
     Fail { error_code: String, error_msg: String },
     /// The producer gave up on the job: it and its unfinished sub-jobs end `CANCELLED`.
     Cancel,
+    /// A worker takes the task: a new attempt under a new lease.
+    Claim { lease: Lease },
+    /// The lease holder is alive: optionally extends the lease and sets a progress line.
+    Heartbeat { lease_token: String, lease_expires_at: Option<Timestamp>, message: Option<String> },
+    /// The lease holder finished the task. Completing twice with the same lease changes nothing.
+    Complete { lease_token: String, result: Option<Value>, message: Option<String> },
+    /// The lease holder's attempt failed. A retryable failure with attempts left waits out the
+    /// backoff (`jitter` in `[0, 1)` spreads it); otherwise the job fails.
+    FailAttempt { lease_token: String, error_code: String, error_msg: String, retryable: bool, jitter: f64 },
+    /// The rescuer: the last attempt's lease expired, so the job fails with `JOB.LEASE_EXPIRED`.
+    ExpireLease,
+    /// The timeout duty: past `timeout_seconds` since the first start, the job fails with `JOB.TIMEOUT`.
+    TimeOut,
 }
 
 /// The status a parent has given the statuses of its sub-jobs.
@@ -48,7 +68,7 @@ pub fn derive_parent_status(sub_jobs: &[Job]) -> JobStatus {
 pub fn apply(tree: &Job, target: &JobId, event: &JobEvent, now: Timestamp) -> Result<Job, TransitionError> {
     let mut next = tree.clone();
     if &next.job_id == target {
-        apply_to_parent(&mut next, event, now)?;
+        apply_to_top(&mut next, event, now)?;
     } else {
         let index = next
             .sub_jobs
@@ -61,19 +81,30 @@ pub fn apply(tree: &Job, target: &JobId, event: &JobEvent, now: Timestamp) -> Re
     Ok(next)
 }
 
-fn apply_to_parent(job: &mut Job, event: &JobEvent, now: Timestamp) -> Result<(), TransitionError> {
-    if let JobEvent::Cancel = event {
-        refuse_if_terminal(job)?;
-        end(job, JobStatus::Cancelled, now);
-        for sub in job.sub_jobs.iter_mut().filter(|sub| !sub.is_terminal()) {
-            end(sub, JobStatus::Cancelled, now);
-        }
-        return Ok(());
-    }
-    if !job.has_sub_jobs() {
-        return apply_to_leaf(job, event, now);
-    }
+fn apply_to_top(job: &mut Job, event: &JobEvent, now: Timestamp) -> Result<(), TransitionError> {
     match event {
+        JobEvent::Cancel => {
+            refuse_if_terminal(job)?;
+            end(job, JobStatus::Cancelled, now);
+            for sub in job.sub_jobs.iter_mut().filter(|sub| !sub.is_terminal()) {
+                end(sub, JobStatus::Cancelled, now);
+            }
+            Ok(())
+        }
+        JobEvent::TimeOut if job.has_sub_jobs() => {
+            // The parent's time is up: its first open sub-job fails with JOB.TIMEOUT (the parent
+            // follows it, as for any failing sub-job) and the rest are cancelled.
+            refuse_if_terminal(job)?;
+            check_deadline(job, now)?;
+            let message = timeout_message(job);
+            let index =
+                job.sub_jobs.iter().position(|sub| !sub.is_terminal()).expect("an open parent has an open sub-job");
+            fail(&mut job.sub_jobs[index], JOB_TIMEOUT, &message, now)?;
+            follow_sub_job(job, index, now);
+            Ok(())
+        }
+        JobEvent::TimeOut => time_out(job, now),
+        _ if !job.has_sub_jobs() => apply_to_task(job, true, event, now),
         JobEvent::Progress { message } => {
             refuse_if_terminal(job)?;
             job.message = Some(message.clone());
@@ -87,28 +118,32 @@ fn apply_to_parent(job: &mut Job, event: &JobEvent, now: Timestamp) -> Result<()
 }
 
 fn apply_to_sub_job(parent: &mut Job, index: usize, event: &JobEvent, now: Timestamp) -> Result<(), TransitionError> {
-    let sub = &parent.sub_jobs[index];
     if let JobEvent::Cancel = event {
         return Err(TransitionError::SubJobCancel {
-            job_id: sub.job_id.to_string(),
+            job_id: parent.sub_jobs[index].job_id.to_string(),
             parent_job_id: parent.job_id.to_string(),
         });
     }
-    refuse_if_terminal(sub)?;
-    let starts = matches!(event, JobEvent::Start { .. } | JobEvent::Succeed { .. } | JobEvent::Fail { .. })
-        && sub.status == JobStatus::Pending;
-    if starts && parent.sub_jobs[..index].iter().any(|before| before.status != JobStatus::Succeeded) {
-        return Err(TransitionError::OutOfOrder { job_id: sub.job_id.to_string() });
+    refuse_if_terminal(parent)?;
+    let turn_has_come = parent.execution == Execution::Parallel
+        || parent.sub_jobs[..index].iter().all(|before| before.status == JobStatus::Succeeded);
+    match event {
+        JobEvent::TimeOut => time_out(&mut parent.sub_jobs[index], now)?,
+        _ => apply_to_task(&mut parent.sub_jobs[index], turn_has_come, event, now)?,
     }
-    apply_to_leaf(&mut parent.sub_jobs[index], event, now)?;
+    follow_sub_job(parent, index, now);
+    Ok(())
+}
 
+/// Brings a parent in line with its sub-job `index`, which just changed.
+fn follow_sub_job(parent: &mut Job, index: usize, now: Timestamp) {
     let sub = &parent.sub_jobs[index];
     if sub.message.is_some() && sub.message != parent.message {
         parent.message = sub.message.clone();
     }
     let derived = derive_parent_status(&parent.sub_jobs);
     if derived == parent.status {
-        return Ok(());
+        return;
     }
     match derived {
         JobStatus::Running => {
@@ -125,11 +160,27 @@ fn apply_to_sub_job(parent: &mut Job, index: usize, event: &JobEvent, now: Times
         }
         terminal => end(parent, terminal, now),
     }
-    Ok(())
 }
 
-fn apply_to_leaf(job: &mut Job, event: &JobEvent, now: Timestamp) -> Result<(), TransitionError> {
+/// An event for a task (a job without sub-jobs, or one sub-job). `turn_has_come` says whether the
+/// sub-jobs ahead of it let it start.
+fn apply_to_task(job: &mut Job, turn_has_come: bool, event: &JobEvent, now: Timestamp) -> Result<(), TransitionError> {
+    let job_id = || job.job_id.to_string();
+    if let JobEvent::Complete { lease_token, .. } = event {
+        let same_lease = job.lease.as_ref().is_some_and(|lease| &lease.token == lease_token);
+        if job.status == JobStatus::Succeeded && same_lease {
+            return Ok(()); // completing twice changes nothing
+        }
+    }
     refuse_if_terminal(job)?;
+    let starting = job.status == JobStatus::Pending
+        && matches!(
+            event,
+            JobEvent::Start { .. } | JobEvent::Succeed { .. } | JobEvent::Fail { .. } | JobEvent::Claim { .. }
+        );
+    if starting && !turn_has_come {
+        return Err(TransitionError::OutOfOrder { job_id: job_id() });
+    }
     match event {
         JobEvent::Start { message } => {
             move_to(job, JobStatus::Running)?;
@@ -139,25 +190,117 @@ fn apply_to_leaf(job: &mut Job, event: &JobEvent, now: Timestamp) -> Result<(), 
             }
         }
         JobEvent::Progress { message } => job.message = Some(message.clone()),
-        JobEvent::Succeed { result, message } => {
-            move_to(job, JobStatus::Succeeded)?;
-            job.result = result.clone();
+        JobEvent::Succeed { result, message } => succeed(job, result, message, now)?,
+        JobEvent::Fail { error_code, error_msg } => fail(job, error_code, error_msg, now)?,
+        JobEvent::Claim { lease } => {
+            if job.available_at > now {
+                return Err(TransitionError::NotClaimable { job_id: job_id(), reason: "it is not due yet" });
+            }
+            if job.lease.as_ref().is_some_and(|held| !held.is_expired(now)) {
+                return Err(TransitionError::NotClaimable { job_id: job_id(), reason: "another worker holds it" });
+            }
+            if job.attempt >= job.max_attempts {
+                return Err(TransitionError::NotClaimable { job_id: job_id(), reason: "it has no attempts left" });
+            }
+            if job.status == JobStatus::Pending {
+                move_to(job, JobStatus::Running)?;
+                job.started_at = Some(now);
+            }
+            job.attempt += 1;
+            job.lease = Some(lease.clone());
+        }
+        JobEvent::Heartbeat { lease_token, lease_expires_at, message } => {
+            let lease = held_lease(job, lease_token)?;
+            if let Some(expires_at) = lease_expires_at {
+                lease.expires_at = *expires_at;
+            }
             if message.is_some() {
                 job.message = message.clone();
             }
-            end(job, JobStatus::Succeeded, now);
         }
-        JobEvent::Fail { error_code, error_msg } => {
-            move_to(job, JobStatus::Failed)?;
-            job.error_code = Some(error_code.clone());
-            job.error_msg = Some(error_msg.clone());
-            end(job, JobStatus::Failed, now);
+        JobEvent::Complete { lease_token, result, message } => {
+            held_lease(job, lease_token)?;
+            succeed(job, result, message, now)?;
         }
-        JobEvent::Cancel => {
-            move_to(job, JobStatus::Cancelled)?;
-            end(job, JobStatus::Cancelled, now);
+        JobEvent::FailAttempt { lease_token, error_code, error_msg, retryable, jitter } => {
+            held_lease(job, lease_token)?;
+            if *retryable && job.attempt < job.max_attempts {
+                let delay_ms = job.retry_backoff.delay_ms(job.attempt, *jitter);
+                job.available_at = now + chrono::Duration::milliseconds(delay_ms as i64);
+                job.lease = None;
+                job.message = Some(format!(
+                    "attempt {} of {} failed ({error_code}: {error_msg}); retrying in {:.1}s",
+                    job.attempt,
+                    job.max_attempts,
+                    delay_ms as f64 / 1000.0
+                ));
+            } else {
+                fail(job, error_code, error_msg, now)?;
+            }
         }
+        JobEvent::ExpireLease => {
+            let expired = job.lease.as_ref().is_some_and(|lease| lease.is_expired(now));
+            if !expired || job.attempt < job.max_attempts {
+                return Err(TransitionError::NotDue {
+                    job_id: job_id(),
+                    reason: "only the expired lease of the last attempt fails a job",
+                });
+            }
+            fail(job, JOB_LEASE_EXPIRED, "the lease of the last attempt expired before the work was reported", now)?;
+        }
+        JobEvent::Cancel | JobEvent::TimeOut => unreachable!("handled by the tree"),
     }
+    Ok(())
+}
+
+fn check_deadline(job: &Job, now: Timestamp) -> Result<(), TransitionError> {
+    if job.deadline().is_some_and(|deadline| deadline <= now) {
+        Ok(())
+    } else {
+        Err(TransitionError::NotDue { job_id: job.job_id.to_string(), reason: "its timeout has not passed" })
+    }
+}
+
+fn timeout_message(job: &Job) -> String {
+    format!("the job did not finish within {} seconds", job.timeout_seconds.unwrap_or_default())
+}
+
+fn time_out(job: &mut Job, now: Timestamp) -> Result<(), TransitionError> {
+    refuse_if_terminal(job)?;
+    check_deadline(job, now)?;
+    let message = timeout_message(job);
+    fail(job, JOB_TIMEOUT, &message, now)
+}
+
+/// The lease of `job` if `token` names it; a different token means another claim took over.
+fn held_lease<'a>(job: &'a mut Job, token: &str) -> Result<&'a mut Lease, TransitionError> {
+    let job_id = job.job_id.to_string();
+    match job.lease.as_mut() {
+        Some(lease) if lease.token == token => Ok(lease),
+        _ => Err(TransitionError::LeaseLost { job_id }),
+    }
+}
+
+fn succeed(
+    job: &mut Job,
+    result: &Option<Value>,
+    message: &Option<String>,
+    now: Timestamp,
+) -> Result<(), TransitionError> {
+    move_to(job, JobStatus::Succeeded)?;
+    job.result = result.clone();
+    if message.is_some() {
+        job.message = message.clone();
+    }
+    end(job, JobStatus::Succeeded, now);
+    Ok(())
+}
+
+fn fail(job: &mut Job, error_code: &str, error_msg: &str, now: Timestamp) -> Result<(), TransitionError> {
+    move_to(job, JobStatus::Failed)?;
+    job.error_code = Some(error_code.to_owned());
+    job.error_msg = Some(error_msg.to_owned());
+    end(job, JobStatus::Failed, now);
     Ok(())
 }
 
@@ -188,6 +331,7 @@ fn end(job: &mut Job, status: JobStatus, now: Timestamp) {
     job.ended_at = Some(now);
 }
 
+/// Whether a change is one the job's readers see (everything but the lease's expiry).
 fn same_state(a: &Job, b: &Job) -> bool {
     a.status == b.status
         && a.message == b.message
@@ -196,6 +340,9 @@ fn same_state(a: &Job, b: &Job) -> bool {
         && a.result == b.result
         && a.started_at == b.started_at
         && a.ended_at == b.ended_at
+        && a.attempt == b.attempt
+        && a.available_at == b.available_at
+        && a.lease.as_ref().map(|l| &l.token) == b.lease.as_ref().map(|l| &l.token)
 }
 
 fn bump_versions(before: &Job, after: &mut Job, now: Timestamp) {

@@ -11,24 +11,13 @@ fn at(ms: i64) -> Timestamp {
 
 fn new_job(sub_job_count: usize) -> Job {
     NewJob {
-        project_id: ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap(),
-        enterprise_project_id: DEFAULT_ENTERPRISE_PROJECT_ID.to_owned(),
-        service: ServiceName::parse("elb").unwrap(),
-        job_type: JobType::parse("UPGRADE").unwrap(),
         resource_id: Some("lb-1".to_owned()),
-        entities: vec![],
-        payload: None,
-        message: None,
-        simulate: None,
-        sub_jobs: (0..sub_job_count)
-            .map(|i| NewSubJob {
-                job_type: JobType::parse(&format!("STEP_{i}")).unwrap(),
-                resource_id: None,
-                entities: vec![],
-                payload: None,
-                simulate: None,
-            })
-            .collect(),
+        sub_jobs: (0..sub_job_count).map(|i| NewSubJob::new(JobType::parse(&format!("STEP_{i}")).unwrap())).collect(),
+        ..NewJob::new(
+            ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            ServiceName::parse("elb").unwrap(),
+            JobType::parse("UPGRADE").unwrap(),
+        )
     }
     .into_job(at(0))
     .unwrap()

@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "JOBD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Finished jobs are deleted this many hours after they end.
+    #[arg(long, env = "JOBD_RETENTION_HOURS", default_value_t = 7 * 24)]
+    pub retention_hours: u64,
     /// Root access key (may act in every project).
     #[arg(long, env = "JOBD_ROOT_ACCESS_KEY", hide_env_values = true)]
     pub root_access_key: Option<String>,
@@ -47,6 +50,7 @@ impl fmt::Debug for ServeArgs {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("retention_hours", &self.retention_hours)
             .field("root_access_key", &self.root_access_key)
             .field("root_secret_key", &self.root_secret_key.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -75,6 +79,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    pub retention: std::time::Duration,
     pub root: Option<RootCredentials>,
 }
 
@@ -88,7 +93,14 @@ impl ServeArgs {
             _ => anyhow::bail!("set both JOBD_ROOT_ACCESS_KEY and JOBD_ROOT_SECRET_KEY, or neither"),
         };
         anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
-        Ok(ServerConfig { listen: self.listen, data_dir: self.data_dir, max_body_bytes: self.max_body_bytes, root })
+        anyhow::ensure!(self.retention_hours > 0, "--retention-hours must be positive");
+        Ok(ServerConfig {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            max_body_bytes: self.max_body_bytes,
+            retention: std::time::Duration::from_secs(self.retention_hours * 3600),
+            root,
+        })
     }
 }
 
@@ -102,6 +114,7 @@ mod tests {
             listen: "127.0.0.1:1".parse().unwrap(),
             data_dir: "d".into(),
             max_body_bytes: 1,
+            retention_hours: 1,
             root_access_key: Some("AK".into()),
             root_secret_key: Some("very-secret".into()),
         };

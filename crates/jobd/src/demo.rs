@@ -52,11 +52,10 @@ fn job(project_id: &ProjectId, service: &str, job_type: &str, resource_id: Strin
 
 fn sub_job(job_type: &str, resource_id: &str, simulate: SimulateSpec) -> NewSubJob {
     NewSubJob {
-        job_type: JobType::parse(job_type).expect("demo job types are valid"),
         resource_id: Some(resource_id.to_owned()),
         entities: vec![Entity { resource_id: resource_id.to_owned(), resource_type: "loadbalancer".into() }],
-        payload: None,
         simulate: Some(simulate),
+        ..NewSubJob::new(JobType::parse(job_type).expect("demo job types are valid"))
     }
 }
 
@@ -102,7 +101,7 @@ fn demo_round(project_id: &ProjectId) -> Vec<NewJob> {
 async fn create_round(service: &JobService, project_id: &ProjectId) -> anyhow::Result<Vec<Job>> {
     let mut created = Vec::new();
     for new_job in demo_round(project_id) {
-        created.push(service.create(new_job).await.context("creating a demo job")?);
+        created.push(service.create(new_job, None).await.context("creating a demo job")?.job);
     }
     Ok(created)
 }
@@ -135,6 +134,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         listen: listener.local_addr()?,
         data_dir,
         max_body_bytes: 1024 * 1024,
+        retention: std::time::Duration::from_secs(24 * 3600),
         root: Some(root.clone()),
     };
     let server = server::start(&config, listener).await?;

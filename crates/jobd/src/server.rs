@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use jobd_api::{ApiConfig, AppState, StaticCredentials};
+use jobd_service::maintenance::{self, MaintenanceConfig};
 use jobd_service::{JobService, SystemClock};
 use jobd_store::SqliteStore;
 use jobd_worker::Simulator;
@@ -26,6 +27,10 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let service = JobService::new(Arc::new(store), Arc::new(SystemClock));
     Simulator::new(service.clone()).spawn();
+    maintenance::spawn(
+        service.clone(),
+        MaintenanceConfig { retention: config.retention, ..MaintenanceConfig::default() },
+    );
     let credentials = match &config.root {
         Some(root) => StaticCredentials::with_root(&root.access_key, &root.secret_key),
         None => {

@@ -1,15 +1,20 @@
 //! The job service: every reader and writer of jobs goes through `JobService`, never the store.
 //!
-//! It stamps time from its clock, turns store errors into service errors, and announces every
-//! change on a broadcast channel (the simulator listens today; watchers and workers later).
+//! It stamps time from its clock, turns store errors into service errors, announces every change
+//! on a broadcast channel, and wakes long-polling claimers when work may have arrived. Background
+//! duties (timeouts, lease rescue, retention) live in `maintenance`.
+
+pub mod maintenance;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use jobd_core::{
     Clock, Cursor, Job, JobEvent, JobId, JobQuery, NewJob, ProjectId, Timestamp, TransitionError, ValidationError,
 };
-use jobd_store::{JobStore, StoreError};
-use tokio::sync::broadcast;
+pub use jobd_store::{ClaimRequest, ClaimedTask};
+use jobd_store::{IdempotencyKey, Inserted, JobStore, StoreError};
+use tokio::sync::{broadcast, Notify};
 
 /// The real clock, truncated to milliseconds like everything the store keeps.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,6 +34,8 @@ pub enum ServiceError {
     NotFound(String),
     #[error(transparent)]
     Conflict(TransitionError),
+    #[error("the client token was used before with a different request")]
+    IdempotencyConflict,
     #[error("the job store failed: {0}")]
     Store(#[source] StoreError),
 }
@@ -55,17 +62,35 @@ pub struct JobChange {
     pub created: bool,
 }
 
+/// A producer's `X-Client-Token` with a digest of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientToken {
+    pub token: String,
+    pub request_hash: String,
+}
+
+/// The answer to a create: the job, and whether it already existed (an idempotent replay).
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub job: Job,
+    pub replayed: bool,
+}
+
+/// The longest a claim may wait for work.
+pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct JobService {
     store: Arc<dyn JobStore>,
     clock: Arc<dyn Clock>,
     changes: broadcast::Sender<JobChange>,
+    work_may_be_available: Arc<Notify>,
 }
 
 impl JobService {
     pub fn new(store: Arc<dyn JobStore>, clock: Arc<dyn Clock>) -> Self {
         let (changes, _) = broadcast::channel(4096);
-        JobService { store, clock, changes }
+        JobService { store, clock, changes, work_may_be_available: Arc::new(Notify::new()) }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -78,16 +103,28 @@ impl JobService {
     }
 
     fn announce(&self, job: &Job, created: bool) {
+        // Any change may free work (a sub-job's turn, a cancelled sibling): wake the claimers.
+        self.work_may_be_available.notify_waiters();
         // No receiver is fine: nobody is listening yet.
         let _ = self.changes.send(JobChange { job: Arc::new(job.clone()), created });
     }
 
-    pub async fn create(&self, new_job: NewJob) -> Result<Job> {
+    pub async fn create(&self, new_job: NewJob, client_token: Option<ClientToken>) -> Result<Created> {
         let job = new_job.into_job(self.clock.now())?;
-        self.store.insert_job(&job).await?;
-        tracing::info!(job_id = %job.job_id, service = %job.service, job_type = %job.job_type, "job created");
-        self.announce(&job, true);
-        Ok(job)
+        let key = client_token.map(|token| IdempotencyKey {
+            project_id: job.project_id.clone(),
+            client_token: token.token,
+            request_hash: token.request_hash,
+        });
+        match self.store.insert_job(&job, key.as_ref()).await? {
+            Inserted::Created => {
+                tracing::info!(job_id = %job.job_id, service = %job.service, job_type = %job.job_type, "job created");
+                self.announce(&job, true);
+                Ok(Created { job, replayed: false })
+            }
+            Inserted::Existing(existing) => Ok(Created { job: *existing, replayed: true }),
+            Inserted::KeyConflict => Err(ServiceError::IdempotencyConflict),
+        }
     }
 
     pub async fn get(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Job> {
@@ -115,11 +152,57 @@ impl JobService {
         Ok(tree)
     }
 
-    pub async fn open_simulated_jobs(&self, after: Option<&JobId>, limit: u32) -> Result<Vec<Job>> {
-        Ok(self.store.list_open_simulated_jobs(after, limit).await?)
+    /// Applies a worker's event to a task named by its id alone.
+    pub async fn record_task_event(&self, job_id: &JobId, event: JobEvent) -> Result<Job> {
+        let project_id =
+            self.store.project_of(job_id).await?.ok_or_else(|| ServiceError::NotFound(job_id.to_string()))?;
+        self.record(&project_id, job_id, event).await
+    }
+
+    /// A task (or any job) named by its id alone, as workers name them.
+    pub async fn get_task(&self, job_id: &JobId) -> Result<Job> {
+        let project_id =
+            self.store.project_of(job_id).await?.ok_or_else(|| ServiceError::NotFound(job_id.to_string()))?;
+        self.get(&project_id, job_id).await
+    }
+
+    /// Claims tasks; with `wait`, holds the call until work arrives (woken at once by any change,
+    /// or when the next scheduled or backed-off task falls due), or the wait ends.
+    pub async fn claim(&self, request: &ClaimRequest, wait: Duration) -> Result<Vec<ClaimedTask>> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_CLAIM_WAIT);
+        loop {
+            let notified = self.work_may_be_available.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let claimed = self.store.claim_tasks(request, self.clock.now()).await?;
+            if !claimed.is_empty() {
+                for task in &claimed {
+                    tracing::info!(job_id = %task.task_id, worker_id = %request.worker_id, attempt = task.task().attempt, "task claimed");
+                    self.announce(&task.tree, false);
+                }
+                return Ok(claimed);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let mut wake_at = deadline;
+            if let Some(due) = self.store.next_due_at(request).await? {
+                let until_due = (due - self.clock.now()).to_std().unwrap_or_default();
+                wake_at = wake_at.min(now + until_due + Duration::from_millis(1));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
     }
 
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use jobd_core::{Direction, JobQuery};
 
-use crate::{JobStore, StoreError};
+use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, StoreError};
 
 pub type SharedStore = Arc<dyn JobStore>;
 
@@ -28,10 +28,6 @@ fn project(n: u8) -> ProjectId {
 
 fn sample_job(project_id: &ProjectId, service: &str, job_type: &str, sub_jobs: usize, created: i64) -> Job {
     NewJob {
-        project_id: project_id.clone(),
-        enterprise_project_id: "0".into(),
-        service: ServiceName::parse(service).unwrap(),
-        job_type: JobType::parse(job_type).unwrap(),
         resource_id: Some(format!("res-{created}")),
         entities: vec![Entity { resource_id: "lb-1".into(), resource_type: "loadbalancer".into() }],
         payload: Some(json!({"size": created, "nested": {"ok": true}})),
@@ -39,10 +35,7 @@ fn sample_job(project_id: &ProjectId, service: &str, job_type: &str, sub_jobs: u
         simulate: None,
         sub_jobs: (0..sub_jobs)
             .map(|i| NewSubJob {
-                job_type: JobType::parse(&format!("STEP_{i}")).unwrap(),
-                resource_id: None,
                 entities: vec![Entity { resource_id: format!("e-{i}"), resource_type: "listener".into() }],
-                payload: None,
                 simulate: Some(SimulateSpec {
                     duration_ms: 10,
                     outcome: Default::default(),
@@ -50,8 +43,10 @@ fn sample_job(project_id: &ProjectId, service: &str, job_type: &str, sub_jobs: u
                     error_msg: None,
                     messages: vec![format!("step {i}")],
                 }),
+                ..NewSubJob::new(JobType::parse(&format!("STEP_{i}")).unwrap())
             })
             .collect(),
+        ..NewJob::new(project_id.clone(), ServiceName::parse(service).unwrap(), JobType::parse(job_type).unwrap())
     }
     .into_job(at(created))
     .unwrap()
@@ -59,7 +54,7 @@ fn sample_job(project_id: &ProjectId, service: &str, job_type: &str, sub_jobs: u
 
 pub async fn insert_then_get_round_trips_every_field(store: SharedStore) {
     let job = sample_job(&project(1), "elb", "UPGRADE", 3, 0);
-    store.insert_job(&job).await.unwrap();
+    store.insert_job(&job, None).await.unwrap();
     let stored = store.get_job(&job.project_id, &job.job_id).await.unwrap().unwrap();
     assert_eq!(stored, job);
     let sub = &job.sub_jobs[1];
@@ -69,7 +64,7 @@ pub async fn insert_then_get_round_trips_every_field(store: SharedStore) {
 
 pub async fn jobs_are_scoped_to_their_project(store: SharedStore) {
     let job = sample_job(&project(1), "cfw", "createFirewall", 0, 0);
-    store.insert_job(&job).await.unwrap();
+    store.insert_job(&job, None).await.unwrap();
     assert!(store.get_job(&project(2), &job.job_id).await.unwrap().is_none());
     assert!(store.cursor_of(&project(2), &job.job_id).await.unwrap().is_none());
     let err = store.apply_event(&project(2), &job.job_id, &JobEvent::Cancel, at(1)).await.unwrap_err();
@@ -79,14 +74,14 @@ pub async fn jobs_are_scoped_to_their_project(store: SharedStore) {
 
 pub async fn a_duplicate_job_id_is_a_conflict(store: SharedStore) {
     let job = sample_job(&project(1), "cfw", "createFirewall", 0, 0);
-    store.insert_job(&job).await.unwrap();
-    let err = store.insert_job(&job).await.unwrap_err();
+    store.insert_job(&job, None).await.unwrap();
+    let err = store.insert_job(&job, None).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
 }
 
 pub async fn events_are_applied_through_the_state_machine_and_kept(store: SharedStore) {
     let job = sample_job(&project(1), "elb", "UPGRADE", 2, 0);
-    store.insert_job(&job).await.unwrap();
+    store.insert_job(&job, None).await.unwrap();
     let first = job.sub_jobs[0].job_id.clone();
     let second = job.sub_jobs[1].job_id.clone();
     let tree = store
@@ -133,7 +128,7 @@ pub async fn unknown_jobs_are_not_found(store: SharedStore) {
 
 pub async fn concurrent_events_are_never_lost(store: SharedStore) {
     let job = sample_job(&project(1), "cfw", "createFirewall", 0, 0);
-    store.insert_job(&job).await.unwrap();
+    store.insert_job(&job, None).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let store = store.clone();
@@ -155,11 +150,11 @@ pub async fn lists_are_newest_first_filtered_and_paged(store: SharedStore) {
     for i in 0..25 {
         let job_type = if i % 2 == 0 { "even" } else { "odd" };
         let job = sample_job(&p, "elb", job_type, 0, i / 3);
-        store.insert_job(&job).await.unwrap();
+        store.insert_job(&job, None).await.unwrap();
         created.push(job);
     }
     let other_service = sample_job(&p, "cfw", "even", 0, 100);
-    store.insert_job(&other_service).await.unwrap();
+    store.insert_job(&other_service, None).await.unwrap();
     let newest_first: Vec<JobId> = created.iter().rev().map(|j| j.job_id.clone()).collect();
 
     let mut query = JobQuery::new(p.clone());
@@ -222,35 +217,162 @@ pub async fn lists_are_newest_first_filtered_and_paged(store: SharedStore) {
 
 pub async fn lists_carry_sub_jobs_in_order(store: SharedStore) {
     let job = sample_job(&project(4), "elb", "UPGRADE", 3, 0);
-    store.insert_job(&job).await.unwrap();
+    store.insert_job(&job, None).await.unwrap();
     let listed = store.list_jobs(&JobQuery::new(project(4))).await.unwrap();
     assert_eq!(listed, vec![job]);
 }
 
-pub async fn open_simulated_jobs_are_found(store: SharedStore) {
-    let p = project(5);
-    let with_subs = sample_job(&p, "elb", "UPGRADE", 2, 0);
-    let plain = sample_job(&p, "cfw", "createFirewall", 0, 1);
-    let mut simulated = sample_job(&p, "waf", "check", 0, 2);
-    simulated.simulate = Some(SimulateSpec {
-        duration_ms: 5,
-        outcome: Default::default(),
-        error_code: None,
-        error_msg: None,
-        messages: vec![],
-    });
-    for job in [&with_subs, &plain, &simulated] {
-        store.insert_job(job).await.unwrap();
+fn claim_request(worker: &str, simulated: bool) -> ClaimRequest {
+    ClaimRequest {
+        worker_id: worker.into(),
+        services: vec![],
+        job_types: vec![],
+        simulated,
+        lease_seconds: 30,
+        max_tasks: 1,
     }
-    let open: Vec<JobId> =
-        store.list_open_simulated_jobs(None, 100).await.unwrap().into_iter().map(|j| j.job_id).collect();
-    assert_eq!(open, vec![with_subs.job_id.clone(), simulated.job_id.clone()]);
-    store.apply_event(&p, &simulated.job_id, &JobEvent::Cancel, at(3)).await.unwrap();
-    let open: Vec<JobId> =
-        store.list_open_simulated_jobs(None, 100).await.unwrap().into_iter().map(|j| j.job_id).collect();
-    assert_eq!(open, vec![with_subs.job_id.clone()]);
-    let after = store.list_open_simulated_jobs(Some(&with_subs.job_id), 100).await.unwrap();
-    assert!(after.is_empty(), "pages continue after the given job");
+}
+
+pub async fn claims_are_exclusive_under_concurrency(store: SharedStore) {
+    let p = project(6);
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..60 {
+        let job = sample_job(&p, "cfw", "createFirewall", 0, i);
+        ids.insert(job.job_id.clone());
+        store.insert_job(&job, None).await.unwrap();
+    }
+    let mut claimers = Vec::new();
+    for worker in 0..8 {
+        let store = store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut request = claim_request(&format!("w{worker}"), false);
+            request.max_tasks = 3;
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_tasks(&request, at(1_000)).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|task| task.task_id));
+            }
+        }));
+    }
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.unwrap());
+    }
+    assert_eq!(claimed.len(), 60, "every task claimed exactly once");
+    assert_eq!(claimed.iter().cloned().collect::<std::collections::HashSet<_>>(), ids);
+}
+
+pub async fn claims_follow_priority_schedule_filters_and_order(store: SharedStore) {
+    let p = project(7);
+    let mut low = sample_job(&p, "cfw", "createFirewall", 0, 0);
+    low.priority = -5;
+    let mut high = sample_job(&p, "cfw", "createFirewall", 0, 1);
+    high.priority = 5;
+    let mut later = sample_job(&p, "cfw", "createFirewall", 0, 2);
+    later.run_at = Some(at(50_000));
+    later.available_at = at(50_000);
+    let other_service = sample_job(&p, "waf", "check", 0, 3);
+    let tree = {
+        let mut tree = sample_job(&p, "elb", "UPGRADE", 2, 4);
+        for sub in &mut tree.sub_jobs {
+            sub.simulate = None;
+        }
+        tree
+    };
+    for job in [&low, &high, &later, &other_service, &tree] {
+        store.insert_job(job, None).await.unwrap();
+    }
+    let mut request = claim_request("w", false);
+    request.services = vec![ServiceName::parse("cfw").unwrap()];
+    request.max_tasks = 10;
+    let ids = |tasks: Vec<ClaimedTask>| tasks.into_iter().map(|t| t.task_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.claim_tasks(&request, at(1_000)).await.unwrap()),
+        vec![high.job_id.clone(), low.job_id.clone()]
+    );
+    assert_eq!(store.next_due_at(&request).await.unwrap(), Some(at(31_000)), "the earliest lease expiry");
+    assert!(store.claim_tasks(&request, at(20_000)).await.unwrap().is_empty());
+
+    let mut elb = claim_request("w", false);
+    elb.services = vec![ServiceName::parse("elb").unwrap()];
+    elb.max_tasks = 10;
+    let first = store.claim_tasks(&elb, at(1_000)).await.unwrap();
+    assert_eq!(ids(first.clone()), vec![tree.sub_jobs[0].job_id.clone()], "sub-jobs run in order");
+    let token = first[0].task().lease.as_ref().unwrap().token.clone();
+    store
+        .apply_event(
+            &p,
+            &tree.sub_jobs[0].job_id,
+            &JobEvent::Complete { lease_token: token, result: None, message: None },
+            at(1_100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(store.claim_tasks(&elb, at(1_200)).await.unwrap()), vec![tree.sub_jobs[1].job_id.clone()]);
+
+    let mut by_type = claim_request("w", false);
+    by_type.job_types = vec!["check".into()];
+    assert_eq!(ids(store.claim_tasks(&by_type, at(1_000)).await.unwrap()), vec![other_service.job_id.clone()]);
+    assert!(store.claim_tasks(&claim_request("sim", true), at(1_000)).await.unwrap().is_empty(), "no simulated tasks");
+}
+
+pub async fn an_expired_lease_is_taken_over_by_the_next_claim(store: SharedStore) {
+    let p = project(8);
+    let job = sample_job(&p, "cfw", "createFirewall", 0, 0);
+    store.insert_job(&job, None).await.unwrap();
+    let mut request = claim_request("a", false);
+    request.lease_seconds = 10;
+    let first = store.claim_tasks(&request, at(0)).await.unwrap();
+    assert_eq!(first[0].task().attempt, 1);
+    assert!(store.claim_tasks(&request, at(9_999)).await.unwrap().is_empty());
+    let second = store.claim_tasks(&request, at(10_000)).await.unwrap();
+    assert_eq!(second[0].task().attempt, 2);
+    assert_ne!(second[0].task().lease, first[0].task().lease);
+    let third = store.claim_tasks(&request, at(20_000)).await.unwrap();
+    assert_eq!(third[0].task().attempt, 3);
+    assert!(store.list_expired_last_leases(at(29_999), 10).await.unwrap().is_empty());
+    let expired = store.list_expired_last_leases(at(30_000), 10).await.unwrap();
+    assert_eq!(expired, vec![JobRef { project_id: p.clone(), job_id: job.job_id.clone() }]);
+    assert!(store.claim_tasks(&request, at(40_000)).await.unwrap().is_empty(), "no attempts left");
+}
+
+pub async fn idempotency_keys_return_the_first_job(store: SharedStore) {
+    let p = project(9);
+    let key = IdempotencyKey { project_id: p.clone(), client_token: "token-1".into(), request_hash: "h1".into() };
+    let first = sample_job(&p, "cfw", "createFirewall", 1, 0);
+    assert_eq!(store.insert_job(&first, Some(&key)).await.unwrap(), Inserted::Created);
+    let replay = sample_job(&p, "cfw", "createFirewall", 1, 1);
+    assert_eq!(store.insert_job(&replay, Some(&key)).await.unwrap(), Inserted::Existing(Box::new(first.clone())));
+    assert!(store.get_job(&p, &replay.job_id).await.unwrap().is_none(), "a replay creates nothing");
+    let other = IdempotencyKey { request_hash: "h2".into(), ..key.clone() };
+    assert_eq!(store.insert_job(&replay, Some(&other)).await.unwrap(), Inserted::KeyConflict);
+    let other_project = IdempotencyKey { project_id: project(10), ..key.clone() };
+    let elsewhere = sample_job(&project(10), "cfw", "createFirewall", 0, 2);
+    assert_eq!(store.insert_job(&elsewhere, Some(&other_project)).await.unwrap(), Inserted::Created);
+    assert_eq!(store.prune(at(0), at(1), 100).await.unwrap(), 0);
+    let again = sample_job(&p, "cfw", "createFirewall", 0, 3);
+    assert_eq!(store.insert_job(&again, Some(&key)).await.unwrap(), Inserted::Created, "keys are pruned by age");
+}
+
+pub async fn timeouts_are_found_and_old_jobs_pruned(store: SharedStore) {
+    let p = project(11);
+    let mut timed = sample_job(&p, "cfw", "createFirewall", 0, 0);
+    timed.timeout_seconds = Some(5);
+    let finished = sample_job(&p, "cfw", "createFirewall", 2, 0);
+    store.insert_job(&timed, None).await.unwrap();
+    store.insert_job(&finished, None).await.unwrap();
+    store.claim_tasks(&ClaimRequest { max_tasks: 1, ..claim_request("w", false) }, at(1_000)).await.unwrap();
+    assert!(store.list_timed_out(at(5_999), 10).await.unwrap().is_empty());
+    assert_eq!(store.list_timed_out(at(6_000), 10).await.unwrap().len(), 1);
+    store.apply_event(&p, &finished.job_id, &JobEvent::Cancel, at(2_000)).await.unwrap();
+    assert_eq!(store.prune(at(2_000), at(0), 100).await.unwrap(), 0, "ended at the cutoff is kept");
+    assert_eq!(store.prune(at(2_001), at(0), 100).await.unwrap(), 1);
+    assert!(store.get_job(&p, &finished.job_id).await.unwrap().is_none());
+    assert!(store.get_job(&p, &finished.sub_jobs[0].job_id).await.unwrap().is_none(), "sub-jobs go with it");
+    assert!(store.get_job(&p, &timed.job_id).await.unwrap().is_some(), "open jobs stay");
 }
 
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`.
@@ -266,7 +388,11 @@ macro_rules! store_conformance_tests {
             concurrent_events_are_never_lost,
             lists_are_newest_first_filtered_and_paged,
             lists_carry_sub_jobs_in_order,
-            open_simulated_jobs_are_found
+            claims_are_exclusive_under_concurrency,
+            claims_follow_priority_schedule_filters_and_order,
+            an_expired_lease_is_taken_over_by_the_next_claim,
+            idempotency_keys_return_the_first_job,
+            timeouts_are_found_and_old_jobs_pruned
         );
     };
     (@cases $make:path; $($case:ident),*) => {

@@ -10,7 +10,60 @@ mod error;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, ProjectId, Timestamp};
+use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, ProjectId, ServiceName, Timestamp};
+
+/// A producer's `X-Client-Token` and a digest of its request, for idempotent creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub project_id: ProjectId,
+    pub client_token: String,
+    pub request_hash: String,
+}
+
+/// What `insert_job` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// The job is new.
+    Created,
+    /// The same token came with the same request before: this is the job it created.
+    Existing(Box<Job>),
+    /// The same token came with a different request.
+    KeyConflict,
+}
+
+/// Which tasks a worker asks for.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub worker_id: String,
+    /// Services to take tasks of (empty: any).
+    pub services: Vec<ServiceName>,
+    /// Job types to take (empty: any of those services).
+    pub job_types: Vec<String>,
+    /// `true` for the built-in simulator (tasks with a `simulate` spec), `false` for real workers.
+    pub simulated: bool,
+    pub lease_seconds: u32,
+    pub max_tasks: u32,
+}
+
+/// A task handed to a worker: the job tree as it now stands and the task within it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedTask {
+    pub tree: Job,
+    pub task_id: JobId,
+}
+
+impl ClaimedTask {
+    pub fn task(&self) -> &Job {
+        self.tree.find(&self.task_id).expect("a claimed task is in its tree")
+    }
+}
+
+/// A job somewhere in a project: what maintenance duties act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    pub project_id: ProjectId,
+    pub job_id: JobId,
+}
 
 pub use error::{Result, StoreError};
 pub use sqlite::SqliteStore;
@@ -18,14 +71,18 @@ pub use sqlite::SqliteStore;
 /// Durable storage of job trees. Every method that returns `Ok` has made its write durable.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
-    /// Stores a new job tree (a job and its sub-jobs). Fails with `Conflict` if the id exists.
-    async fn insert_job(&self, job: &Job) -> Result<()>;
+    /// Stores a new job tree (a job and its sub-jobs), remembering the idempotency key if given,
+    /// in one transaction. Fails with `Conflict` if the job id exists.
+    async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted>;
 
     /// A job of this project: a parent with its sub-jobs in order, or a sub-job alone.
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>>;
 
     /// Top-level jobs matching the query, newest first, each with its sub-jobs.
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>>;
+
+    /// The project a job (or sub-job) belongs to: workers name tasks by job id alone.
+    async fn project_of(&self, job_id: &JobId) -> Result<Option<ProjectId>>;
 
     /// The position of a top-level job in the newest-first order, for keyset pagination.
     async fn cursor_of(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Cursor>>;
@@ -40,9 +97,22 @@ pub trait JobStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Job>;
 
-    /// Open top-level jobs with work for the built-in simulator, oldest first, after the job
-    /// `after` (the last one of the previous page).
-    async fn list_open_simulated_jobs(&self, after: Option<&JobId>, limit: u32) -> Result<Vec<Job>>;
+    /// Claims up to `max_tasks` runnable tasks, highest priority first, then longest waiting:
+    /// each gets a new attempt under a fresh lease, atomically (no task is ever held twice).
+    async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>>;
+
+    /// The earliest time a task this request could take becomes due, if any is waiting.
+    async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>>;
+
+    /// Open jobs past their timeout.
+    async fn list_timed_out(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>>;
+
+    /// Open tasks whose last attempt's lease has expired.
+    async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>>;
+
+    /// Deletes up to `limit` top-level jobs (with their sub-jobs) that ended before `cutoff`,
+    /// and idempotency keys older than `keys_cutoff`; answers how many jobs went.
+    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64>;
 
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<()>;

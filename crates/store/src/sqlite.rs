@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use jobd_core::{apply, Job, JobEvent, JobId, JobStatus, JobType, ProjectId, ServiceName, Timestamp};
+use jobd_core::{apply, Execution, Job, JobEvent, JobId, JobStatus, JobType, Lease, ProjectId, ServiceName, Timestamp};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -15,14 +15,15 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use jobd_core::{Cursor, Direction, JobQuery};
 
-use crate::{JobStore, Result, StoreError};
+use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, Result, StoreError};
 
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
 
 const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
      status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
-     created_at, started_at, ended_at, updated_at, version";
+     created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
+     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -96,16 +97,36 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
         ended_at: opt_from_millis(row.try_get("ended_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
         version: row.try_get("version")?,
+        priority: row.try_get("priority")?,
+        run_at: opt_from_millis(row.try_get("run_at")?)?,
+        available_at: from_millis(row.try_get("available_at")?)?,
+        max_attempts: row.try_get("max_attempts")?,
+        attempt: row.try_get("attempt")?,
+        retry_backoff: from_json("retry_backoff", row.try_get("retry_backoff")?)?.unwrap_or_default(),
+        timeout_seconds: row.try_get("timeout_seconds")?,
+        execution: Execution::parse(row.try_get("execution")?).ok_or_else(|| corrupt("execution", "unknown value"))?,
+        lease: match (
+            row.try_get::<Option<String>, _>("lease_worker_id")?,
+            row.try_get::<Option<String>, _>("lease_token")?,
+            row.try_get::<Option<i64>, _>("lease_expires_at")?,
+        ) {
+            (Some(worker_id), Some(token), Some(expires_at)) => {
+                Some(Lease { worker_id, token, expires_at: from_millis(expires_at)? })
+            }
+            _ => None,
+        },
         sub_jobs: Vec::new(),
     })
 }
 
-async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64) -> Result<()> {
+async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, runnable: bool) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
          status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
-         created_at, started_at, ended_at, updated_at, version) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
+         attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
+         runnable, simulated, deadline_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(job.job_id.as_str())
     .bind(job.parent_job_id.as_ref().map(|p| p.as_str()))
@@ -128,6 +149,20 @@ async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64) -> Re
     .bind(job.ended_at.as_ref().map(millis))
     .bind(millis(&job.updated_at))
     .bind(job.version)
+    .bind(job.priority)
+    .bind(job.run_at.as_ref().map(millis))
+    .bind(millis(&job.available_at))
+    .bind(job.max_attempts)
+    .bind(job.attempt)
+    .bind(to_json(&job.retry_backoff))
+    .bind(job.timeout_seconds)
+    .bind(job.execution.as_str())
+    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
+    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
+    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
+    .bind(runnable)
+    .bind(job.simulate.is_some())
+    .bind(job.deadline().as_ref().map(millis))
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -137,10 +172,12 @@ async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64) -> Re
     Ok(())
 }
 
-async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i64) -> Result<()> {
+async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i64, runnable: bool) -> Result<()> {
     let done = sqlx::query(
         "UPDATE jobs SET status = ?, message = ?, error_code = ?, error_msg = ?, result = ?, \
-         started_at = ?, ended_at = ?, updated_at = ?, version = ? WHERE job_id = ? AND version = ?",
+         started_at = ?, ended_at = ?, updated_at = ?, version = ?, available_at = ?, attempt = ?, \
+         lease_worker_id = ?, lease_token = ?, lease_expires_at = ?, runnable = ?, deadline_at = ? \
+         WHERE job_id = ? AND version = ?",
     )
     .bind(job.status.as_str())
     .bind(&job.message)
@@ -151,6 +188,13 @@ async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i6
     .bind(job.ended_at.as_ref().map(millis))
     .bind(millis(&job.updated_at))
     .bind(job.version)
+    .bind(millis(&job.available_at))
+    .bind(job.attempt)
+    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
+    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
+    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
+    .bind(runnable)
+    .bind(job.deadline().as_ref().map(millis))
     .bind(job.job_id.as_str())
     .bind(previous_version)
     .execute(&mut *conn)
@@ -159,6 +203,45 @@ async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i6
         return Err(StoreError::Corrupt(format!("job {} changed under a write", job.job_id)));
     }
     Ok(())
+}
+
+/// Writes every row of a tree that changed (its own fields, or whether it may run).
+async fn write_tree_changes(conn: &mut SqliteConnection, before: &Job, after: &Job) -> Result<()> {
+    let (old_flags, new_flags) = (before.runnable_flags(), after.runnable_flags());
+    let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
+    for ((old, new), (old_flag, new_flag)) in pairs {
+        if !old.same_row(new) || old_flag != new_flag {
+            update_row(conn, new, old.version, *new_flag).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_tree(conn: &mut SqliteConnection, job: &Job) -> Result<()> {
+    let flags = job.runnable_flags();
+    insert_row(conn, job, 0, flags[0]).await?;
+    for (position, sub) in job.sub_jobs.iter().enumerate() {
+        insert_row(conn, sub, position as i64, flags[position + 1]).await?;
+    }
+    Ok(())
+}
+
+/// `AND service IN (..) AND job_type IN (..) AND simulated = ?` for a claim request.
+fn push_claim_filters(builder: &mut QueryBuilder<'_, Sqlite>, request: &ClaimRequest) {
+    builder.push(" AND simulated = ").push_bind(request.simulated);
+    push_any(builder, "service", request.services.iter().map(|s| s.to_string()));
+    push_any(builder, "job_type", request.job_types.iter().cloned());
+}
+
+async fn job_refs(rows: Vec<SqliteRow>) -> Result<Vec<JobRef>> {
+    rows.iter()
+        .map(|row| {
+            Ok(JobRef {
+                project_id: ProjectId::parse(row.try_get("project_id")?).map_err(|e| corrupt("project_id", e))?,
+                job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
+            })
+        })
+        .collect()
 }
 
 /// Loads the sub-jobs of the given parents and attaches them in order.
@@ -230,14 +313,49 @@ fn push_any<'a>(builder: &mut QueryBuilder<'a, Sqlite>, column: &str, values: im
 
 #[async_trait]
 impl JobStore for SqliteStore {
-    async fn insert_job(&self, job: &Job) -> Result<()> {
+    async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
         let mut tx = self.writer.begin().await?;
-        insert_row(&mut tx, job, 0).await?;
-        for (position, sub) in job.sub_jobs.iter().enumerate() {
-            insert_row(&mut tx, sub, position as i64).await?;
+        if let Some(key) = idempotency {
+            let existing = sqlx::query(
+                "SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = ? AND client_token = ?",
+            )
+            .bind(key.project_id.as_str())
+            .bind(&key.client_token)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                let hash: String = row.try_get("request_hash")?;
+                if hash != key.request_hash {
+                    return Ok(Inserted::KeyConflict);
+                }
+                let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
+                match load_tree(&mut tx, &key.project_id, &job_id).await? {
+                    Some(job) => return Ok(Inserted::Existing(Box::new(job))),
+                    // The job was pruned: the key is forgotten with it.
+                    None => {
+                        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
+                            .bind(key.project_id.as_str())
+                            .bind(&key.client_token)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            sqlx::query(
+                "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(key.project_id.as_str())
+            .bind(&key.client_token)
+            .bind(&key.request_hash)
+            .bind(job.job_id.as_str())
+            .bind(millis(&job.created_at))
+            .execute(&mut *tx)
+            .await?;
         }
+        insert_tree(&mut tx, job).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Inserted::Created)
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
@@ -297,6 +415,14 @@ impl JobStore for SqliteStore {
         Ok(jobs)
     }
 
+    async fn project_of(&self, job_id: &JobId) -> Result<Option<ProjectId>> {
+        let project: Option<String> = sqlx::query_scalar("SELECT project_id FROM jobs WHERE job_id = ?")
+            .bind(job_id.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        project.map(|p| ProjectId::parse(&p).map_err(|e| corrupt("project_id", e))).transpose()
+    }
+
     async fn cursor_of(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Cursor>> {
         let row = sqlx::query(
             "SELECT created_at, seq FROM jobs WHERE job_id = ? AND project_id = ? AND parent_job_id IS NULL",
@@ -320,30 +446,98 @@ impl JobStore for SqliteStore {
         let tree =
             load_tree(&mut tx, project_id, job_id).await?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
         let next = apply(&tree, job_id, event, now)?;
-        for (old, new) in tree.iter_tree().zip(next.iter_tree()) {
-            if new.version != old.version {
-                update_row(&mut tx, new, old.version).await?;
-            }
-        }
+        write_tree_changes(&mut tx, &tree, &next).await?;
         tx.commit().await?;
         Ok(next)
     }
 
-    async fn list_open_simulated_jobs(&self, after: Option<&JobId>, limit: u32) -> Result<Vec<Job>> {
-        let mut conn = self.readers.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs AS j WHERE parent_job_id IS NULL AND status IN ('PENDING', 'RUNNING') \
-             AND (simulate IS NOT NULL OR EXISTS (SELECT 1 FROM jobs AS s WHERE s.parent_job_id = j.job_id \
-             AND s.simulate IS NOT NULL)) \
-             AND seq > COALESCE((SELECT seq FROM jobs WHERE job_id = ?), 0) ORDER BY seq LIMIT ?"
-        ))
-        .bind(after.map(|id| id.as_str()))
+    async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
+        let mut tx = self.writer.begin().await?;
+        let mut builder = QueryBuilder::<Sqlite>::new("SELECT project_id, job_id FROM jobs WHERE runnable = 1");
+        push_claim_filters(&mut builder, request);
+        builder
+            .push(" AND available_at <= ")
+            .push_bind(millis(&now))
+            .push(" AND (lease_expires_at IS NULL OR lease_expires_at <= ")
+            .push_bind(millis(&now))
+            .push(") AND attempt < max_attempts ORDER BY priority DESC, available_at, seq LIMIT ")
+            .push_bind(i64::from(request.max_tasks));
+        let candidates = job_refs(builder.build().fetch_all(&mut *tx).await?).await?;
+        let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let Some(tree) = load_tree(&mut tx, &candidate.project_id, &candidate.job_id).await? else { continue };
+            let lease = Lease {
+                worker_id: request.worker_id.clone(),
+                token: uuid::Uuid::new_v4().simple().to_string(),
+                expires_at,
+            };
+            match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
+                Ok(next) => {
+                    write_tree_changes(&mut tx, &tree, &next).await?;
+                    claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
+                }
+                // The derived columns said yes, the state machine said no: skip, never hand out.
+                Err(error) => tracing::warn!(job_id = %candidate.job_id, %error, "claim candidate refused"),
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
+        let mut builder = QueryBuilder::<Sqlite>::new(
+            "SELECT MIN(MAX(available_at, COALESCE(lease_expires_at, 0))) AS due FROM jobs \
+             WHERE runnable = 1 AND attempt < max_attempts",
+        );
+        push_claim_filters(&mut builder, request);
+        let row = builder.build().fetch_one(&self.readers).await?;
+        opt_from_millis(row.try_get("due")?)
+    }
+
+    async fn list_timed_out(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
+        let rows = sqlx::query(
+            "SELECT project_id, job_id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= ? \
+             AND status IN ('PENDING', 'RUNNING') ORDER BY deadline_at LIMIT ?",
+        )
+        .bind(millis(&now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
+        .fetch_all(&self.readers)
         .await?;
-        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
-        attach_sub_jobs(&mut *conn, &mut jobs).await?;
-        Ok(jobs)
+        job_refs(rows).await
+    }
+
+    async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
+        let rows = sqlx::query(
+            "SELECT project_id, job_id FROM jobs WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= ? \
+             AND status IN ('PENDING', 'RUNNING') AND attempt >= max_attempts ORDER BY lease_expires_at LIMIT ?",
+        )
+        .bind(millis(&now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        job_refs(rows).await
+    }
+
+    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
+        let roots: Vec<String> = sqlx::query_scalar(
+            "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
+        )
+        .bind(millis(&cutoff))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        for root in &roots {
+            sqlx::query("DELETE FROM jobs WHERE parent_job_id = ?").bind(root).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM jobs WHERE job_id = ?").bind(root).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(millis(&keys_cutoff))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(roots.len() as u64)
     }
 
     async fn ping(&self) -> Result<()> {

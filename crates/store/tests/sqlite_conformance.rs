@@ -28,7 +28,7 @@ async fn writes_survive_reopening_the_file() {
     .unwrap();
     {
         let store = SqliteStore::open(dir.path()).await.unwrap();
-        store.insert_job(&job).await.unwrap();
+        store.insert_job(&job, None).await.unwrap();
         store.apply_event(&project, &job.job_id, &jobd_core::JobEvent::Cancel, at(1)).await.unwrap();
     }
     let reopened = SqliteStore::open(dir.path()).await.unwrap();

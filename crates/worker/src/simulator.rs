@@ -1,82 +1,67 @@
-//! The built-in simulator: runs every open job (or sub-job) that carries a `simulate` spec.
+//! The built-in simulator: an ordinary worker, in process, that claims the tasks carrying a
+//! `simulate` spec through the same claim / heartbeat / complete / fail path as external workers.
 //!
-//! For each such job it records `Start` with the first message, each further message evenly across
-//! `duration_ms`, then `Succeed` or `Fail` as the spec says. Sub-jobs run in order; a sub-job
-//! without a spec halts the tree (it waits for a real worker). A job cancelled meanwhile refuses
-//! the next event, which ends the simulation: a cancelled job is never overwritten. After a restart
-//! the simulator picks up open jobs and continues from their recorded start time.
+//! For each task it sets the first message at once, each further message evenly across
+//! `duration_ms` (counted from the task's first start, so a task re-claimed after a crash picks up
+//! where it was), heartbeats in between, then completes it or fails it for good as the spec says.
+//! A refused heartbeat (cancelled, timed out, lease lost) stops the task at once.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobd_core::{Job, JobEvent, JobId, SimulateOutcome, SimulateSpec, Timestamp};
-use jobd_service::{JobService, ServiceError};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::task::JoinHandle;
+use jobd_core::{JobEvent, JobId, SimulateOutcome, SimulateSpec, Timestamp};
+use jobd_service::{ClaimRequest, ClaimedTask, JobService, ServiceError};
 
-/// How many open simulated jobs are read per page when resuming them.
-const RESUME_BATCH: u32 = 1_000;
+const WORKER_ID: &str = "jobd-simulator";
+const LEASE_SECONDS: u32 = 10;
+/// Heartbeats come at least this often while a task plays.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(3);
+const CLAIM_BATCH: u32 = 64;
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Simulator {
     service: JobService,
-    running: Arc<Mutex<HashSet<JobId>>>,
 }
 
-/// Why a simulation stopped early.
+/// Why a task stopped before its end.
 enum Halt {
-    /// The job moved on without us (cancelled, or finished elsewhere), or is gone.
+    /// The job moved on without us (cancelled, timed out, taken over) or is gone.
     Superseded,
-    /// A sub-job has no simulate spec: a real worker must run it.
-    NotSimulated,
 }
 
 impl Simulator {
     pub fn new(service: JobService) -> Self {
-        Simulator { service, running: Arc::new(Mutex::new(HashSet::new())) }
+        Simulator { service }
     }
 
-    /// Starts the simulator: resumes open simulated jobs, then follows newly created ones.
-    pub fn spawn(self) -> JoinHandle<()> {
+    /// Starts the claim loop in the background.
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move { self.run().await })
     }
 
     async fn run(self) {
-        let mut changes = self.service.subscribe();
-        self.resume_open_jobs().await;
+        let request = ClaimRequest {
+            worker_id: WORKER_ID.to_owned(),
+            services: Vec::new(),
+            job_types: Vec::new(),
+            simulated: true,
+            lease_seconds: LEASE_SECONDS,
+            max_tasks: CLAIM_BATCH,
+        };
+        let mut delay = Duration::from_millis(100);
         loop {
-            match changes.recv().await {
-                Ok(change) if change.created && change.job.needs_simulation() => {
-                    self.drive((*change.job).clone());
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "simulator fell behind the change feed; rescanning open jobs");
-                    self.resume_open_jobs().await;
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    }
-
-    async fn resume_open_jobs(&self) {
-        let mut delay = Duration::from_millis(200);
-        let mut after: Option<JobId> = None;
-        loop {
-            match self.service.open_simulated_jobs(after.as_ref(), RESUME_BATCH).await {
-                Ok(jobs) => {
-                    let last_page = jobs.len() < RESUME_BATCH as usize;
-                    after = jobs.last().map(|job| job.job_id.clone());
-                    for job in jobs {
-                        self.drive(job);
-                    }
-                    if last_page {
-                        return;
+            match self.service.claim(&request, CLAIM_WAIT).await {
+                Ok(tasks) => {
+                    delay = Duration::from_millis(100);
+                    for task in tasks {
+                        let this = self.clone();
+                        tokio::spawn(async move {
+                            let _ = this.play(task).await;
+                        });
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "cannot list open simulated jobs; retrying");
+                    tracing::warn!(%error, "simulator cannot claim; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
@@ -84,90 +69,93 @@ impl Simulator {
         }
     }
 
-    /// Spawns the driver of one job tree unless one is already running.
-    fn drive(&self, job: Job) {
-        let job_id = job.job_id.clone();
-        if !self.running.lock().expect("simulator registry").insert(job_id.clone()) {
-            return;
+    async fn play(&self, claimed: ClaimedTask) -> Result<(), Halt> {
+        let task = claimed.task();
+        let task_id = task.job_id.clone();
+        let spec = task.simulate.clone().ok_or(Halt::Superseded)?;
+        let token = task.lease.as_ref().map(|lease| lease.token.clone()).ok_or(Halt::Superseded)?;
+        let started_at = task.started_at.ok_or(Halt::Superseded)?;
+        let lease = Lease { task_id, token };
+
+        // Messages whose time has already passed (after a re-claim) collapse into the latest.
+        let due_now = (0..spec.messages.len())
+            .take_while(|&i| self.offset_passed(started_at, spec.message_offset_ms(i)))
+            .last()
+            .unwrap_or(0);
+        if let Some(message) = spec.messages.get(due_now) {
+            self.heartbeat(&lease, Some(message.clone())).await?;
         }
-        let this = self.clone();
-        tokio::spawn(async move {
-            match this.play_tree(job).await {
-                Ok(()) | Err(Halt::Superseded) | Err(Halt::NotSimulated) => {}
-            }
-            this.running.lock().expect("simulator registry").remove(&job_id);
-        });
+        for (index, message) in spec.messages.iter().enumerate().skip(due_now + 1) {
+            self.wait_until(&lease, started_at, spec.message_offset_ms(index)).await?;
+            self.heartbeat(&lease, Some(message.clone())).await?;
+        }
+        self.wait_until(&lease, started_at, spec.duration_ms).await?;
+        self.finish(&lease, &spec).await
     }
 
-    async fn play_tree(&self, mut tree: Job) -> Result<(), Halt> {
-        if !tree.has_sub_jobs() {
-            let spec = tree.simulate.clone().ok_or(Halt::NotSimulated)?;
-            self.play_leaf(&tree, &tree.job_id.clone(), &spec).await?;
-            return Ok(());
-        }
-        for index in 0..tree.sub_jobs.len() {
-            let sub = &tree.sub_jobs[index];
-            if sub.is_terminal() {
-                continue;
-            }
-            let spec = sub.simulate.clone().ok_or(Halt::NotSimulated)?;
-            let sub_id = sub.job_id.clone();
-            tree = self.play_leaf(&tree, &sub_id, &spec).await?;
-            if tree.is_terminal() {
-                break;
-            }
-        }
-        Ok(())
+    fn offset_passed(&self, started_at: Timestamp, offset_ms: u64) -> bool {
+        started_at + chrono::Duration::milliseconds(offset_ms as i64) <= self.service.now()
     }
 
-    /// Plays one job without sub-jobs (`target` within `tree`) to its end; answers the new tree.
-    async fn play_leaf(&self, tree: &Job, target: &JobId, spec: &SimulateSpec) -> Result<Job, Halt> {
-        let leaf = tree.find(target).ok_or(Halt::Superseded)?;
-        let started_at = match leaf.started_at {
-            Some(started_at) => started_at,
-            None => {
-                let start = JobEvent::Start { message: spec.messages.first().cloned() };
-                let tree = self.record(tree, target, start).await?;
-                tree.find(target).and_then(|l| l.started_at).ok_or(Halt::Superseded)?
-            }
-        };
-        for (index, message) in spec.messages.iter().enumerate().skip(1) {
-            self.sleep_until(started_at, spec.message_offset_ms(index)).await;
-            self.record(tree, target, JobEvent::Progress { message: message.clone() }).await?;
-        }
-        self.sleep_until(started_at, spec.duration_ms).await;
-        let end = match spec.outcome {
-            SimulateOutcome::Success => JobEvent::Succeed { result: None, message: None },
-            SimulateOutcome::Failure => {
-                JobEvent::Fail { error_code: spec.error_code_or_default(), error_msg: spec.error_msg_or_default() }
-            }
-        };
-        self.record(tree, target, end).await
-    }
-
-    async fn sleep_until(&self, started_at: Timestamp, offset_ms: u64) {
+    /// Sleeps until `offset_ms` after the start, heartbeating on the way.
+    async fn wait_until(&self, lease: &Lease, started_at: Timestamp, offset_ms: u64) -> Result<(), Halt> {
         let deadline = started_at + chrono::Duration::milliseconds(offset_ms as i64);
-        if let Ok(wait) = (deadline - self.service.now()).to_std() {
-            tokio::time::sleep(wait).await;
+        loop {
+            let Ok(remaining) = (deadline - self.service.now()).to_std() else { return Ok(()) };
+            if remaining <= HEARTBEAT_EVERY {
+                tokio::time::sleep(remaining).await;
+                return Ok(());
+            }
+            tokio::time::sleep(HEARTBEAT_EVERY).await;
+            self.heartbeat(lease, None).await?;
         }
+    }
+
+    async fn heartbeat(&self, lease: &Lease, message: Option<String>) -> Result<(), Halt> {
+        let expires_at = self.service.now() + chrono::Duration::seconds(i64::from(LEASE_SECONDS));
+        let event =
+            JobEvent::Heartbeat { lease_token: lease.token.clone(), lease_expires_at: Some(expires_at), message };
+        self.record(lease, event).await
+    }
+
+    async fn finish(&self, lease: &Lease, spec: &SimulateSpec) -> Result<(), Halt> {
+        let event = match spec.outcome {
+            SimulateOutcome::Success => {
+                JobEvent::Complete { lease_token: lease.token.clone(), result: None, message: None }
+            }
+            SimulateOutcome::Failure => JobEvent::FailAttempt {
+                lease_token: lease.token.clone(),
+                error_code: spec.error_code_or_default(),
+                error_msg: spec.error_msg_or_default(),
+                retryable: false,
+                jitter: 0.0,
+            },
+        };
+        self.record(lease, event).await
     }
 
     /// Records an event, retrying while the store is failing; stops when the job has moved on.
-    async fn record(&self, tree: &Job, target: &JobId, event: JobEvent) -> Result<Job, Halt> {
+    async fn record(&self, lease: &Lease, event: JobEvent) -> Result<(), Halt> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.service.record(&tree.project_id, target, event.clone()).await {
-                Ok(tree) => return Ok(tree),
+            match self.service.record_task_event(&lease.task_id, event.clone()).await {
+                Ok(_) => return Ok(()),
                 Err(ServiceError::Store(error)) => {
-                    tracing::warn!(job_id = %target, %error, "simulator cannot record an event; retrying");
+                    tracing::warn!(job_id = %lease.task_id, %error, "simulator cannot record an event; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
                 Err(error) => {
-                    tracing::debug!(job_id = %target, %error, "simulation superseded");
+                    tracing::debug!(job_id = %lease.task_id, %error, "simulation superseded");
                     return Err(Halt::Superseded);
                 }
             }
         }
     }
+}
+
+/// The task a simulation holds.
+struct Lease {
+    task_id: JobId,
+    token: String,
 }

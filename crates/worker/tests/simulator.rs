@@ -26,26 +26,20 @@ fn spec(duration_ms: u64, outcome: SimulateOutcome, messages: &[&str]) -> Simula
 
 fn upgrade(outcomes: &[SimulateOutcome]) -> NewJob {
     NewJob {
-        project_id: ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap(),
-        enterprise_project_id: "0".into(),
-        service: ServiceName::parse("elb").unwrap(),
-        job_type: JobType::parse("UPGRADE").unwrap(),
         resource_id: Some("lb-1".into()),
-        entities: vec![],
-        payload: None,
-        message: None,
-        simulate: None,
         sub_jobs: outcomes
             .iter()
             .enumerate()
             .map(|(i, outcome)| NewSubJob {
-                job_type: JobType::parse(&format!("STEP_{i}")).unwrap(),
-                resource_id: None,
-                entities: vec![],
-                payload: None,
                 simulate: Some(spec(40, *outcome, &["first", "second"])),
+                ..NewSubJob::new(JobType::parse(&format!("STEP_{i}")).unwrap())
             })
             .collect(),
+        ..NewJob::new(
+            ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            ServiceName::parse("elb").unwrap(),
+            JobType::parse("UPGRADE").unwrap(),
+        )
     }
 }
 
@@ -78,7 +72,7 @@ async fn sub_jobs_play_in_order_to_success() {
     let (service, _dir) = service().await;
     Simulator::new(service.clone()).spawn();
     let changes = service.subscribe();
-    let job = service.create(upgrade(&[SimulateOutcome::Success; 3])).await.unwrap();
+    let job = service.create(upgrade(&[SimulateOutcome::Success; 3]), None).await.unwrap().job;
     let seen = follow_to_end(&service, changes, &job.job_id).await;
     let last = seen.last().unwrap();
     assert_eq!(last.status, JobStatus::Succeeded);
@@ -96,9 +90,10 @@ async fn a_failing_sub_job_fails_the_tree() {
     Simulator::new(service.clone()).spawn();
     let changes = service.subscribe();
     let job = service
-        .create(upgrade(&[SimulateOutcome::Success, SimulateOutcome::Failure, SimulateOutcome::Success]))
+        .create(upgrade(&[SimulateOutcome::Success, SimulateOutcome::Failure, SimulateOutcome::Success]), None)
         .await
-        .unwrap();
+        .unwrap()
+        .job;
     let last = follow_to_end(&service, changes, &job.job_id).await.pop().unwrap();
     assert_eq!(last.status, JobStatus::Failed);
     assert_eq!(last.error_code.as_deref(), Some("ELB.8902"));
@@ -112,7 +107,7 @@ async fn a_cancelled_job_is_not_overwritten() {
     let mut new = upgrade(&[]);
     new.simulate = Some(spec(400, SimulateOutcome::Success, &["working"]));
     let mut changes = service.subscribe();
-    let job = service.create(new).await.unwrap();
+    let job = service.create(new, None).await.unwrap().job;
     // Wait until the simulator has started it, then cancel.
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -145,7 +140,7 @@ async fn open_jobs_resume_after_a_restart() {
     // Created and started while no simulator runs (as if jobd stopped mid-way).
     let mut new = upgrade(&[]);
     new.simulate = Some(spec(50, SimulateOutcome::Success, &["one", "two"]));
-    let job = service.create(new).await.unwrap();
+    let job = service.create(new, None).await.unwrap().job;
     service.record(&job.project_id, &job.job_id, JobEvent::Start { message: Some("one".into()) }).await.unwrap();
     let changes = service.subscribe();
     Simulator::new(service.clone()).spawn();

@@ -1,0 +1,322 @@
+//! The worker API (`/v1/worker/...`): external workers claim tasks under leases, heartbeat,
+//! and report each attempt's end. A task is a job without sub-jobs, or one sub-job.
+//!
+//! - `POST /v1/worker/claim` → `200 {"task", "tasks"}` or `204` when nothing arrived in `wait_seconds`.
+//! - `POST /v1/worker/tasks/{job_id}/heartbeat` → `200 {"lease_expires_at", ...}`.
+//! - `POST /v1/worker/tasks/{job_id}/complete` and `.../fail` → `200 {"job": task}`.
+//!
+//! A call the task no longer allows answers `409` with the reason as its code:
+//! `JOBD.LEASE_LOST`, `JOBD.JOB_CANCELLED`, `JOBD.JOB_TIMED_OUT`, `JOBD.JOB_FINISHED`, `JOBD.NOT_A_TASK`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use jobd_core::lease::{DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
+use jobd_core::state_machine::JOB_TIMEOUT;
+use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, ServiceName, TransitionError};
+use jobd_service::{ClaimRequest, ClaimedTask, ServiceError};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dialect::Dialect;
+use crate::error::{ApiError, ErrorKind};
+use crate::native::{envelope, JobEnvelope};
+use crate::query;
+use crate::time_format;
+use crate::AppState;
+
+const DIALECT: Dialect = Dialect::Native;
+const MAX_WAIT_SECONDS: u32 = 60;
+const MAX_TASKS_PER_CLAIM: u32 = 100;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/worker/claim", post(claim))
+        .route("/v1/worker/tasks/{job_id}/heartbeat", post(heartbeat))
+        .route("/v1/worker/tasks/{job_id}/complete", post(complete))
+        .route("/v1/worker/tasks/{job_id}/fail", post(fail))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    worker_id: String,
+    services: Vec<String>,
+    #[serde(default)]
+    job_types: Option<Vec<String>>,
+    #[serde(default)]
+    lease_seconds: Option<u32>,
+    #[serde(default)]
+    wait_seconds: Option<u32>,
+    #[serde(default)]
+    max_tasks: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeartbeatBody {
+    lease_token: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    extend_seconds: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    lease_token: String,
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailBody {
+    lease_token: String,
+    error_code: String,
+    error_msg: String,
+    #[serde(default = "default_retryable")]
+    retryable: bool,
+}
+
+fn default_retryable() -> bool {
+    true
+}
+
+/// A task as a worker receives it.
+#[derive(Debug, Serialize)]
+struct TaskView {
+    job_id: String,
+    parent_job_id: Option<String>,
+    project_id: String,
+    service: String,
+    job_type: String,
+    resource_id: Option<String>,
+    entities: Vec<Entity>,
+    payload: Option<Value>,
+    attempt: u32,
+    max_attempts: u32,
+    lease_token: String,
+    lease_expires_at: String,
+}
+
+impl From<&ClaimedTask> for TaskView {
+    fn from(claimed: &ClaimedTask) -> Self {
+        let task = claimed.task();
+        let lease = task.lease.as_ref().expect("a claimed task holds a lease");
+        TaskView {
+            job_id: task.job_id.to_string(),
+            parent_job_id: task.parent_job_id.as_ref().map(|id| id.to_string()),
+            project_id: task.project_id.to_string(),
+            service: task.service.to_string(),
+            job_type: task.job_type.to_string(),
+            resource_id: task.resource_id.clone(),
+            entities: task.entities.clone(),
+            payload: task.payload.clone(),
+            attempt: task.attempt,
+            max_attempts: task.max_attempts,
+            lease_token: lease.token.clone(),
+            lease_expires_at: time_format::native(&lease.expires_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ClaimAnswer {
+    task: TaskView,
+    tasks: Vec<TaskView>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeartbeatAnswer {
+    job_id: String,
+    status: &'static str,
+    lease_expires_at: String,
+}
+
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(DIALECT, format!("invalid request body: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(DIALECT, "the request body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::invalid(DIALECT, format!("invalid request body: {e}")))
+}
+
+fn bounded(
+    field: &str,
+    value: Option<u32>,
+    range: std::ops::RangeInclusive<u32>,
+    default: u32,
+) -> Result<u32, ApiError> {
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(DIALECT, format!("{field} must be from {} to {}", range.start(), range.end())))
+    }
+}
+
+fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let len = value.chars().count();
+    if (min..=max).contains(&len) && !value.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(DIALECT, format!("{field} must be {min} to {max} characters without control characters")))
+    }
+}
+
+async fn claim(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let body: ClaimBody = parse_body(&body)?;
+    check_text("worker_id", &body.worker_id, 1, 128)?;
+    if body.services.is_empty() {
+        return Err(ApiError::invalid(DIALECT, "services must name at least one service"));
+    }
+    let services = body
+        .services
+        .iter()
+        .map(|s| ServiceName::parse(s).map_err(|e| ApiError::invalid(DIALECT, e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = ClaimRequest {
+        worker_id: body.worker_id,
+        services,
+        job_types: body.job_types.unwrap_or_default(),
+        simulated: false,
+        lease_seconds: bounded(
+            "lease_seconds",
+            body.lease_seconds,
+            MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS,
+            DEFAULT_LEASE_SECONDS,
+        )?,
+        max_tasks: bounded("max_tasks", body.max_tasks, 1..=MAX_TASKS_PER_CLAIM, 1)?,
+    };
+    let wait = bounded("wait_seconds", body.wait_seconds, 0..=MAX_WAIT_SECONDS, 0)?;
+    let claimed = state
+        .service
+        .claim(&request, Duration::from_secs(u64::from(wait)))
+        .await
+        .map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let mut tasks: Vec<TaskView> = claimed.iter().map(TaskView::from).collect();
+    if tasks.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let first = tasks.remove(0);
+    let all = std::iter::once(TaskView::from(&claimed[0])).chain(tasks).collect();
+    Ok(Json(ClaimAnswer { task: first, tasks: all }).into_response())
+}
+
+/// Maps why a task refused a worker's call to the 409 the worker acts on.
+async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> ApiError {
+    let conflict =
+        |code: &'static str, message: String| ApiError::new(DIALECT, ErrorKind::TaskConflict { code, message });
+    match error {
+        ServiceError::Conflict(TransitionError::LeaseLost { .. }) => conflict(
+            "JOBD.LEASE_LOST",
+            format!("the lease on {job_id} was lost: the task was claimed again after the lease expired; stop working on it"),
+        ),
+        ServiceError::Conflict(TransitionError::AlreadyTerminal { status: JobStatus::Cancelled, .. }) => {
+            conflict("JOBD.JOB_CANCELLED", format!("job {job_id} was cancelled; stop working on it"))
+        }
+        ServiceError::Conflict(TransitionError::AlreadyTerminal { status, .. }) => {
+            let timed_out = match state.service.get_task(job_id).await {
+                Ok(task) => task.error_code.as_deref() == Some(JOB_TIMEOUT),
+                Err(_) => false,
+            };
+            if timed_out {
+                conflict("JOBD.JOB_TIMED_OUT", format!("job {job_id} timed out; its lease was revoked"))
+            } else {
+                conflict("JOBD.JOB_FINISHED", format!("job {job_id} is already {status}"))
+            }
+        }
+        ServiceError::Conflict(error @ TransitionError::DerivedStatus { .. }) => conflict(
+            "JOBD.NOT_A_TASK",
+            format!("{error}: workers report on sub-jobs, never on their parent"),
+        ),
+        other => ApiError::from_service(DIALECT, other),
+    }
+}
+
+/// The task `job_id` within a tree.
+fn task_of(tree: &Job, job_id: &JobId) -> Job {
+    tree.find(job_id).cloned().unwrap_or_else(|| tree.clone())
+}
+
+async fn record(state: &AppState, job_id: &JobId, event: JobEvent) -> Result<Job, ApiError> {
+    match state.service.record_task_event(job_id, event).await {
+        Ok(tree) => Ok(task_of(&tree, job_id)),
+        Err(error) => Err(task_error(state, job_id, error).await),
+    }
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<HeartbeatAnswer>, ApiError> {
+    let job_id =
+        query::job_id(DIALECT, &path.map(|Path(id)| id).map_err(|e| ApiError::invalid(DIALECT, e.to_string()))?)?;
+    let body: HeartbeatBody = parse_body(&body)?;
+    if let Some(message) = &body.message {
+        check_text("message", message, 0, 1024)?;
+    }
+    let extend =
+        bounded("extend_seconds", body.extend_seconds, MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS, DEFAULT_LEASE_SECONDS)?;
+    let expires_at = state.service.now() + chrono::Duration::seconds(i64::from(extend));
+    let event = JobEvent::Heartbeat {
+        lease_token: body.lease_token,
+        lease_expires_at: Some(expires_at),
+        message: body.message,
+    };
+    let task = record(&state, &job_id, event).await?;
+    let lease_expires_at = task.lease.as_ref().map(|l| l.expires_at).unwrap_or(expires_at);
+    Ok(Json(HeartbeatAnswer {
+        job_id: task.job_id.to_string(),
+        status: task.status.as_str(),
+        lease_expires_at: time_format::native(&lease_expires_at),
+    }))
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<JobEnvelope>, ApiError> {
+    let job_id =
+        query::job_id(DIALECT, &path.map(|Path(id)| id).map_err(|e| ApiError::invalid(DIALECT, e.to_string()))?)?;
+    let body: CompleteBody = parse_body(&body)?;
+    if let Some(message) = &body.message {
+        check_text("message", message, 0, 1024)?;
+    }
+    let event = JobEvent::Complete { lease_token: body.lease_token, result: body.result, message: body.message };
+    Ok(envelope(&record(&state, &job_id, event).await?))
+}
+
+async fn fail(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<JobEnvelope>, ApiError> {
+    let job_id =
+        query::job_id(DIALECT, &path.map(|Path(id)| id).map_err(|e| ApiError::invalid(DIALECT, e.to_string()))?)?;
+    let body: FailBody = parse_body(&body)?;
+    check_text("error_code", &body.error_code, 1, 64)?;
+    check_text("error_msg", &body.error_msg, 0, 1024)?;
+    let event = JobEvent::FailAttempt {
+        lease_token: body.lease_token,
+        error_code: body.error_code,
+        error_msg: body.error_msg,
+        retryable: body.retryable,
+        jitter: rand::random::<f64>(),
+    };
+    Ok(envelope(&record(&state, &job_id, event).await?))
+}
