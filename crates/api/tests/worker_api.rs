@@ -1,0 +1,229 @@
+//! The worker API over the real router and SQLite store: claims under leases, heartbeats, retries,
+//! cancellation and timeouts reaching the worker, idempotent creates. Time is the test's clock.
+
+mod common;
+
+use common::{TestApp, PROJECT};
+use http::{Method, StatusCode};
+use jobd_service::maintenance::{self, MaintenanceConfig};
+use serde_json::{json, Value};
+
+async fn claim(app: &TestApp, body: Value) -> common::Answer {
+    app.signed(Method::POST, "/v1/worker/claim", Some(body)).await
+}
+
+async fn claim_one(app: &TestApp) -> Value {
+    let answer = claim(app, json!({"worker_id": "w1", "services": ["cfw", "elb"]})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    answer.body["task"].clone()
+}
+
+async fn task_call(app: &TestApp, task: &Value, verb: &str, body: Value) -> common::Answer {
+    let url = format!("/v1/worker/tasks/{}/{verb}", task["job_id"].as_str().unwrap());
+    app.signed(Method::POST, &url, Some(body)).await
+}
+
+fn token(task: &Value) -> Value {
+    task["lease_token"].clone()
+}
+
+#[tokio::test]
+async fn a_task_is_claimed_heartbeaten_and_completed_once() {
+    let app = TestApp::new().await;
+    assert_eq!(claim(&app, json!({"worker_id": "w1", "services": ["cfw"]})).await.status, StatusCode::NO_CONTENT);
+    let job = app.create(json!({"service": "cfw", "job_type": "CreateFirewall", "payload": {"size": 2}})).await;
+    let task = claim_one(&app).await;
+    assert_eq!(task["job_id"], job["job_id"]);
+    assert_eq!(task["attempt"], 1);
+    assert_eq!(task["payload"], json!({"size": 2}));
+    assert_eq!(claim(&app, json!({"worker_id": "w2", "services": ["cfw"]})).await.status, StatusCode::NO_CONTENT);
+
+    let beat = task_call(
+        &app,
+        &task,
+        "heartbeat",
+        json!({"lease_token": token(&task), "message": "half way", "extend_seconds": 60}),
+    )
+    .await;
+    assert_eq!(beat.status, StatusCode::OK, "{}", beat.body);
+    let done = task_call(&app, &task, "complete", json!({"lease_token": token(&task), "result": {"id": "fw-1"}})).await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(done.body["job"]["status"], "SUCCEEDED");
+    assert_eq!(done.body["job"]["result"], json!({"id": "fw-1"}));
+    let again = task_call(&app, &task, "complete", json!({"lease_token": token(&task)})).await;
+    assert_eq!(again.status, StatusCode::OK, "completing twice changes nothing");
+    assert_eq!(again.body["job"]["version"], done.body["job"]["version"]);
+    let cfw = app.get(&format!("/v3/{PROJECT}/jobs/{}", job["job_id"].as_str().unwrap())).await;
+    assert_eq!(cfw.body["data"]["status"], "Success");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_old_holder_refused() {
+    let app = TestApp::new().await;
+    app.create(json!({"service": "cfw", "job_type": "CreateFirewall"})).await;
+    let first =
+        claim(&app, json!({"worker_id": "w1", "services": ["cfw"], "lease_seconds": 5})).await.body["task"].clone();
+    app.clock.set_ms(5_000);
+    let beat = task_call(&app, &first, "heartbeat", json!({"lease_token": token(&first), "extend_seconds": 1})).await;
+    assert_eq!(beat.status, StatusCode::OK, "an expired lease works until taken over");
+    app.clock.set_ms(6_000);
+    let second = claim(&app, json!({"worker_id": "w2", "services": ["cfw"]})).await.body["task"].clone();
+    assert_eq!(second["attempt"], 2);
+    let stale = task_call(&app, &first, "complete", json!({"lease_token": token(&first)})).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert_eq!(stale.body["error_code"], "JOBD.LEASE_LOST");
+}
+
+#[tokio::test]
+async fn retryable_failures_wait_out_the_backoff() {
+    let app = TestApp::new().await;
+    app.create(json!({"service": "cfw", "job_type": "CreateFirewall", "max_attempts": 2,
+                      "retry_backoff": {"initial_seconds": 10, "multiplier": 2, "max_seconds": 60}}))
+        .await;
+    let task = claim_one(&app).await;
+    let failed = task_call(
+        &app,
+        &task,
+        "fail",
+        json!({"lease_token": token(&task), "error_code": "CFW.X", "error_msg": "flaky"}),
+    )
+    .await;
+    assert_eq!(failed.body["job"]["status"], "RUNNING", "a job stays RUNNING between attempts");
+    app.clock.set_ms(4_999);
+    assert_eq!(claim(&app, json!({"worker_id": "w", "services": ["cfw"]})).await.status, StatusCode::NO_CONTENT);
+    app.clock.set_ms(10_000);
+    let retry = claim_one(&app).await;
+    assert_eq!(retry["attempt"], 2);
+    let last = task_call(
+        &app,
+        &retry,
+        "fail",
+        json!({"lease_token": token(&retry), "error_code": "CFW.X", "error_msg": "still"}),
+    )
+    .await;
+    assert_eq!(last.body["job"]["status"], "FAILED");
+    assert_eq!(last.body["job"]["error_code"], "CFW.X");
+}
+
+#[tokio::test]
+async fn cancellation_and_timeouts_reach_the_worker_as_409() {
+    let app = TestApp::new().await;
+    let job = app.create(json!({"service": "cfw", "job_type": "CreateFirewall"})).await;
+    let task = claim_one(&app).await;
+    app.signed(Method::POST, &format!("/v1/{PROJECT}/jobs/{}/cancel", job["job_id"].as_str().unwrap()), None).await;
+    let beat = task_call(&app, &task, "heartbeat", json!({"lease_token": token(&task)})).await;
+    assert_eq!(beat.status, StatusCode::CONFLICT);
+    assert_eq!(beat.body["error_code"], "JOBD.JOB_CANCELLED");
+
+    app.create(json!({"service": "elb", "job_type": "UPGRADE", "timeout_seconds": 30})).await;
+    let task = claim_one(&app).await;
+    app.clock.set_ms(30_000);
+    let report = maintenance::run_round(&app.service, &MaintenanceConfig::default()).await.unwrap();
+    assert_eq!(report.timed_out, 1);
+    let beat = task_call(&app, &task, "heartbeat", json!({"lease_token": token(&task)})).await;
+    assert_eq!(beat.body["error_code"], "JOBD.JOB_TIMED_OUT");
+    let job = app.get(&format!("/v1/{PROJECT}/jobs/{}", task["job_id"].as_str().unwrap())).await;
+    assert_eq!(job.body["job"]["error_code"], "JOB.TIMEOUT");
+}
+
+#[tokio::test]
+async fn the_last_attempts_expired_lease_fails_the_job() {
+    let app = TestApp::new().await;
+    let job = app.create(json!({"service": "cfw", "job_type": "CreateFirewall", "max_attempts": 1})).await;
+    claim(&app, json!({"worker_id": "w", "services": ["cfw"], "lease_seconds": 5})).await;
+    app.clock.set_ms(5_000);
+    let report = maintenance::run_round(&app.service, &MaintenanceConfig::default()).await.unwrap();
+    assert_eq!(report.leases_expired, 1);
+    let answer = app.get(&format!("/v1/{PROJECT}/jobs/{}", job["job_id"].as_str().unwrap())).await;
+    assert_eq!(answer.body["job"]["error_code"], "JOB.LEASE_EXPIRED");
+}
+
+#[tokio::test]
+async fn a_waiting_claim_is_woken_by_new_work() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let waiter = {
+        let app = app.clone();
+        tokio::spawn(
+            async move { claim(&app, json!({"worker_id": "w", "services": ["waf"], "wait_seconds": 20})).await },
+        )
+    };
+    tokio::task::yield_now().await;
+    let job = app.create(json!({"service": "waf", "job_type": "CheckDomain"})).await;
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), waiter).await.unwrap().unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["task"]["job_id"], job["job_id"]);
+}
+
+#[tokio::test]
+async fn sub_jobs_are_tasks_and_parents_never_are() {
+    let app = TestApp::new().await;
+    let job = app
+        .create(json!({"service": "elb", "job_type": "UPGRADE", "execution": "parallel",
+                       "sub_jobs": [{"job_type": "A"}, {"job_type": "B"}]}))
+        .await;
+    let answer = claim(&app, json!({"worker_id": "w", "services": ["elb"], "max_tasks": 10})).await;
+    let tasks = answer.body["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "parallel sub-jobs are claimed together");
+    assert!(tasks.iter().all(|t| t["parent_job_id"] == job["job_id"]));
+    let parent = json!({"job_id": job["job_id"]});
+    let refused = task_call(&app, &parent, "complete", json!({"lease_token": "x"})).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.body["error_code"], "JOBD.NOT_A_TASK");
+}
+
+#[tokio::test]
+async fn client_tokens_make_creates_idempotent() {
+    let app = TestApp::new().await;
+    let url = format!("/v1/{PROJECT}/jobs");
+    let send = |body: Value, token: &'static str| {
+        let app = &app;
+        let url = url.clone();
+        async move {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("host", "127.0.0.1:8080".parse().unwrap());
+            headers.insert("x-client-token", token.parse().unwrap());
+            let bytes = serde_json::to_vec(&body).unwrap();
+            jobd_auth::Signer::new(common::ACCESS_KEY, common::SECRET_KEY)
+                .sign("POST", &url, None, &mut headers, &bytes, jobd_core::Clock::now(&app.clock))
+                .unwrap();
+            app.send(Method::POST, &url, headers, bytes).await
+        }
+    };
+    let body = json!({"service": "cfw", "job_type": "CreateFirewall", "payload": {"a": 1, "b": 2}});
+    let first = send(body.clone(), "tok-1").await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let reordered = json!({"payload": {"b": 2, "a": 1}, "job_type": "CreateFirewall", "service": "cfw"});
+    let replay = send(reordered, "tok-1").await;
+    assert_eq!(replay.status, StatusCode::OK, "the same token and body answer the same job");
+    assert_eq!(replay.body["job"]["job_id"], first.body["job"]["job_id"]);
+    let different = send(json!({"service": "cfw", "job_type": "Other"}), "tok-1").await;
+    assert_eq!(different.status, StatusCode::CONFLICT);
+    let other_token = send(body, "tok-2").await;
+    assert_eq!(other_token.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn bad_worker_requests_are_400() {
+    let app = TestApp::new().await;
+    for body in [
+        json!({"services": ["cfw"]}),
+        json!({"worker_id": "w", "services": []}),
+        json!({"worker_id": "w", "services": ["CFW"]}),
+        json!({"worker_id": "w", "services": ["cfw"], "lease_seconds": 0}),
+        json!({"worker_id": "w", "services": ["cfw"], "lease_seconds": 3601}),
+        json!({"worker_id": "w", "services": ["cfw"], "wait_seconds": 61}),
+        json!({"worker_id": "w", "services": ["cfw"], "color": 1}),
+        json!(["w"]),
+    ] {
+        let answer = claim(&app, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}: {}", answer.body);
+    }
+    let missing = task_call(
+        &app,
+        &json!({"job_id": "00000000-0000-4000-8000-000000000000"}),
+        "heartbeat",
+        json!({"lease_token": "t"}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
