@@ -18,7 +18,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, ServiceName};
+use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, Phase, ServiceName};
 use serde::Serialize;
 
 use crate::dialect::{fetch_service_job, Dialect};
@@ -37,11 +37,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v3/{project_id}/elb/jobs/{job_id}", get(show_job))
 }
 
-/// The ELB words for statuses: the one place they are decided.
-fn main_job_status_word(status: JobStatus) -> &'static str {
-    match status {
+/// The ELB words for statuses: the one place they are decided. A rolling-back main job is
+/// `ROLLBACKING`; one whose rollback failed ends `ROLLBACK_FAIL`.
+fn main_job_status_word(job: &Job) -> &'static str {
+    let rolling_back = job.phase == Phase::Rollback;
+    let compensation_failed =
+        job.sub_jobs.iter().filter_map(|sub| sub.compensation.as_ref()).any(|c| c.status == JobStatus::Failed);
+    match job.status {
+        JobStatus::Pending | JobStatus::Running if rolling_back => "ROLLBACKING",
         JobStatus::Pending | JobStatus::Running => "RUNNING",
         JobStatus::Succeeded => "COMPLETE",
+        JobStatus::Failed if compensation_failed => "ROLLBACK_FAIL",
         JobStatus::Failed => "FAIL",
         JobStatus::Cancelled => "CANCEL",
     }
@@ -100,7 +106,7 @@ struct SubJob {
 impl From<&Job> for MainJob {
     fn from(job: &Job) -> Self {
         MainJob {
-            status: main_job_status_word(job.status),
+            status: main_job_status_word(job),
             begin_time: time_format::seed(&job.created_at),
             end_time: job.ended_at.as_ref().map(time_format::seed),
             job_id: job.job_id.to_string(),

@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobd_core::ids::parse_enterprise_project_id;
+use jobd_core::{Compensation, Execution, OnFailure, Phase, RetryBackoff};
 use jobd_core::{
     Direction, Entity, Job, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec,
     DEFAULT_ENTERPRISE_PROJECT_ID,
 };
-use jobd_core::{Execution, RetryBackoff};
 use jobd_service::ClientToken;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -69,6 +69,8 @@ struct CreateJobBody {
     timeout_seconds: Option<u32>,
     #[serde(default)]
     execution: Option<Execution>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,10 +120,38 @@ pub struct NativeJob {
     retry_backoff: RetryBackoff,
     timeout_seconds: Option<u32>,
     execution: Execution,
+    on_failure: OnFailure,
+    /// `run`, or `rollback` while a parent compensates its sub-jobs.
+    phase: Phase,
+    compensation: Option<CompensationView>,
     /// The worker holding (or that last held) the task, and until when.
     worker_id: Option<String>,
     lease_expires_at: Option<String>,
     sub_jobs: Vec<NativeJob>,
+}
+
+/// A sub-job's compensation during a rollback.
+#[derive(Debug, Serialize)]
+pub struct CompensationView {
+    status: &'static str,
+    attempt: u32,
+    started_at: Option<String>,
+    ended_at: Option<String>,
+    error_code: Option<String>,
+    error_msg: Option<String>,
+}
+
+impl From<&Compensation> for CompensationView {
+    fn from(compensation: &Compensation) -> Self {
+        CompensationView {
+            status: compensation.status.as_str(),
+            attempt: compensation.attempt,
+            started_at: compensation.started_at.as_ref().map(time_format::native),
+            ended_at: compensation.ended_at.as_ref().map(time_format::native),
+            error_code: compensation.error_code.clone(),
+            error_msg: compensation.error_msg.clone(),
+        }
+    }
 }
 
 impl From<&Job> for NativeJob {
@@ -153,6 +183,9 @@ impl From<&Job> for NativeJob {
             retry_backoff: job.retry_backoff,
             timeout_seconds: job.timeout_seconds,
             execution: job.execution,
+            on_failure: job.on_failure,
+            phase: job.phase,
+            compensation: job.compensation.as_ref().map(CompensationView::from),
             worker_id: job.lease.as_ref().map(|lease| lease.worker_id.clone()),
             lease_expires_at: job.lease.as_ref().map(|lease| time_format::native(&lease.expires_at)),
             sub_jobs: job.sub_jobs.iter().map(NativeJob::from).collect(),
@@ -257,6 +290,7 @@ fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<(N
         retry_backoff: body.retry_backoff.unwrap_or(defaults.retry_backoff),
         timeout_seconds: body.timeout_seconds,
         execution: body.execution.unwrap_or(defaults.execution),
+        on_failure: body.on_failure.unwrap_or(defaults.on_failure),
     };
     Ok((new_job, canonical))
 }

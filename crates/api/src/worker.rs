@@ -19,7 +19,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use jobd_core::lease::{DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 use jobd_core::state_machine::JOB_TIMEOUT;
-use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, ServiceName, TransitionError};
+use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, Phase, ServiceName, TransitionError};
 use jobd_service::{ClaimRequest, ClaimedTask, ServiceError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,8 @@ struct TaskView {
     max_attempts: u32,
     lease_token: String,
     lease_expires_at: String,
+    /// `run`, or `rollback` for a compensation task (the sub-job's own id, its parent rolling back).
+    phase: Phase,
 }
 
 impl From<&ClaimedTask> for TaskView {
@@ -127,6 +129,7 @@ impl From<&ClaimedTask> for TaskView {
             max_attempts: task.max_attempts,
             lease_token: lease.token.clone(),
             lease_expires_at: time_format::native(&lease.expires_at),
+            phase: claimed.tree.phase,
         }
     }
 }
@@ -237,6 +240,9 @@ async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> Ap
             } else {
                 conflict("JOBD.JOB_FINISHED", format!("job {job_id} is already {status}"))
             }
+        }
+        ServiceError::Conflict(error @ TransitionError::NothingToCompensate { .. }) => {
+            conflict("JOBD.NOT_A_TASK", error.to_string())
         }
         ServiceError::Conflict(error @ TransitionError::DerivedStatus { .. }) => conflict(
             "JOBD.NOT_A_TASK",

@@ -227,3 +227,62 @@ async fn bad_worker_requests_are_400() {
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_rollback_runs_compensations_through_the_worker_api() {
+    let app = TestApp::new().await;
+    let job = app
+        .create(json!({"service": "elb", "job_type": "UPGRADE", "on_failure": "rollback", "max_attempts": 1,
+                       "sub_jobs": [{"job_type": "UPGRADE_INIT"}, {"job_type": "UPGRADE_TRAFFIC_SWITCH"},
+                                    {"job_type": "UPGRADE_COMPLETE"}]}))
+        .await;
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    let elb_url = format!("/v3/{PROJECT}/elb/jobs/{id}");
+    for step in 0..3 {
+        let task = claim_one(&app).await;
+        assert_eq!(task["phase"], "run");
+        assert_eq!(task["job_id"], job["sub_jobs"][step]["job_id"]);
+        let body = json!({"lease_token": token(&task), "error_code": "ELB.SWITCH", "error_msg": "refused"});
+        let verb = if step == 2 { "fail" } else { "complete" };
+        task_call(&app, &task, verb, if step == 2 { body } else { json!({"lease_token": token(&task)}) }).await;
+    }
+    assert_eq!(app.get(&elb_url).await.body["job"]["status"], "ROLLBACKING");
+    let native = app.get(&format!("/v1/{PROJECT}/jobs/{id}")).await.body["job"].clone();
+    assert_eq!((native["status"].as_str(), native["phase"].as_str()), (Some("RUNNING"), Some("rollback")));
+    assert_eq!(native["sub_jobs"][1]["compensation"]["status"], "PENDING");
+
+    let second = claim_one(&app).await;
+    assert_eq!(second["phase"], "rollback");
+    assert_eq!(second["job_id"], job["sub_jobs"][1]["job_id"], "compensations run last first");
+    task_call(&app, &second, "complete", json!({"lease_token": token(&second)})).await;
+    let first = claim_one(&app).await;
+    assert_eq!(first["job_id"], job["sub_jobs"][0]["job_id"]);
+    task_call(&app, &first, "complete", json!({"lease_token": token(&first)})).await;
+    assert_eq!(app.get(&elb_url).await.body["job"]["status"], "FAIL");
+    let native = app.get(&format!("/v1/{PROJECT}/jobs/{id}")).await.body["job"].clone();
+    assert_eq!(native["status"], "FAILED");
+    assert_eq!(native["error_code"], "ELB.SWITCH");
+    assert_eq!(native["sub_jobs"][0]["compensation"]["status"], "SUCCEEDED");
+
+    // A second saga whose compensation fails ends ROLLBACK_FAIL.
+    let job = app
+        .create(json!({"service": "elb", "job_type": "UPGRADE", "on_failure": "rollback", "max_attempts": 1,
+                       "sub_jobs": [{"job_type": "A"}, {"job_type": "B"}]}))
+        .await;
+    let a = claim_one(&app).await;
+    task_call(&app, &a, "complete", json!({"lease_token": token(&a)})).await;
+    let b = claim_one(&app).await;
+    task_call(
+        &app,
+        &b,
+        "fail",
+        json!({"lease_token": token(&b), "error_code": "E", "error_msg": "x", "retryable": false}),
+    )
+    .await;
+    let undo = claim_one(&app).await;
+    assert_eq!(undo["phase"], "rollback");
+    task_call(&app, &undo, "fail", json!({"lease_token": token(&undo), "error_code": "UNDO", "error_msg": "stuck"}))
+        .await;
+    let answer = app.get(&format!("/v3/{PROJECT}/elb/jobs/{}", job["job_id"].as_str().unwrap())).await;
+    assert_eq!(answer.body["job"]["status"], "ROLLBACK_FAIL");
+}

@@ -36,4 +36,8 @@ pub enum TransitionError {
     NotClaimable { job_id: String, reason: &'static str },
     #[error("job {job_id}: {reason}")]
     NotDue { job_id: String, reason: &'static str },
+    #[error("job {job_id} is rolling back: only its compensations run, through the worker API")]
+    RollingBack { job_id: String },
+    #[error("sub-job {job_id} has no compensation to run")]
+    NothingToCompensate { job_id: String },
 }

@@ -35,6 +35,63 @@ impl Execution {
     }
 }
 
+/// What a parent does when a sub-job fails for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// The parent fails; unfinished sub-jobs are cancelled.
+    #[default]
+    Fail,
+    /// The saga pattern: the sub-jobs that succeeded are compensated in reverse order first.
+    Rollback,
+}
+
+/// Where a parent is in its life: running its sub-jobs, or compensating them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    #[default]
+    Run,
+    Rollback,
+}
+
+/// The compensation of a succeeded sub-job while its parent rolls back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compensation {
+    pub status: JobStatus,
+    pub attempt: u32,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub error_code: Option<String>,
+    pub error_msg: Option<String>,
+}
+
+impl Compensation {
+    pub fn pending() -> Self {
+        Compensation {
+            status: JobStatus::Pending,
+            attempt: 0,
+            started_at: None,
+            ended_at: None,
+            error_code: None,
+            error_msg: None,
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.status.is_terminal()
+    }
+}
+
+/// What the claim and rescue queries need to know about one task of a tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskFlags {
+    /// Its turn has come and it has attempts left (time and leases are checked at claim time).
+    pub runnable: bool,
+    /// It is open, holds a lease, and has no attempts left: when that lease expires, it fails.
+    pub rescuable: bool,
+}
+
 /// A resource a job touches, as the ELB dialect lists it under `entities`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +184,12 @@ pub struct Job {
     pub execution: Execution,
     /// The current (or last) worker lease on this task.
     pub lease: Option<Lease>,
+    /// For a parent: what a failed sub-job leads to.
+    pub on_failure: OnFailure,
+    /// For a parent: running, or rolling back.
+    pub phase: Phase,
+    /// For a sub-job of a rolling-back parent that had succeeded: its compensation.
+    pub compensation: Option<Compensation>,
     pub sub_jobs: Vec<Job>,
 }
 
@@ -160,23 +223,45 @@ impl Job {
         Some(self.started_at? + chrono::Duration::seconds(i64::from(timeout)))
     }
 
-    /// For each job of the tree (parent first), whether it is a task that may run now as far as
-    /// the tree is concerned: an open job without sub-jobs, or an open sub-job of an open parent
-    /// whose turn has come (sequential: every sub-job ahead of it succeeded). Time (`available_at`)
-    /// and leases are checked at claim time.
-    pub fn runnable_flags(&self) -> Vec<bool> {
+    /// For each job of the tree (parent first), what the claim and rescue queries need: a task is
+    /// an open job without sub-jobs, or an open sub-job of an open parent whose turn has come
+    /// (sequential: every sub-job ahead of it succeeded); while a parent rolls back, the tasks are
+    /// the compensations, last sub-job first.
+    pub fn task_flags(&self) -> Vec<TaskFlags> {
+        fn flags(open: bool, turn: bool, attempts_left: bool, leased: bool) -> TaskFlags {
+            TaskFlags { runnable: open && turn && attempts_left, rescuable: open && leased && !attempts_left }
+        }
         if !self.has_sub_jobs() {
-            return vec![!self.is_terminal()];
+            return vec![flags(!self.is_terminal(), true, self.attempt < self.max_attempts, self.lease.is_some())];
         }
-        let mut flags = Vec::with_capacity(self.sub_jobs.len() + 1);
-        flags.push(false);
-        let mut all_before_succeeded = true;
-        for sub in &self.sub_jobs {
-            let turn = self.execution == Execution::Parallel || all_before_succeeded;
-            flags.push(!self.is_terminal() && !sub.is_terminal() && turn);
-            all_before_succeeded &= sub.status == JobStatus::Succeeded;
+        let mut all = Vec::with_capacity(self.sub_jobs.len() + 1);
+        all.push(TaskFlags::default());
+        match self.phase {
+            Phase::Run => {
+                let mut all_before_succeeded = true;
+                for sub in &self.sub_jobs {
+                    let turn = self.execution == Execution::Parallel || all_before_succeeded;
+                    let open = !self.is_terminal() && !sub.is_terminal();
+                    all.push(flags(open, turn, sub.attempt < sub.max_attempts, sub.lease.is_some()));
+                    all_before_succeeded &= sub.status == JobStatus::Succeeded;
+                }
+            }
+            Phase::Rollback => {
+                for (index, sub) in self.sub_jobs.iter().enumerate() {
+                    let Some(compensation) = &sub.compensation else {
+                        all.push(TaskFlags::default());
+                        continue;
+                    };
+                    let open = !self.is_terminal() && !compensation.is_terminal();
+                    let turn = self.sub_jobs[index + 1..]
+                        .iter()
+                        .filter_map(|later| later.compensation.as_ref())
+                        .all(|later| later.status == JobStatus::Succeeded);
+                    all.push(flags(open, turn, compensation.attempt < sub.max_attempts, sub.lease.is_some()));
+                }
+            }
         }
-        flags
+        all
     }
 
     /// Whether two versions of one job differ in anything stored on its own row.

@@ -17,7 +17,7 @@ pub mod status;
 pub use clock::{Clock, Timestamp};
 pub use error::{TransitionError, ValidationError};
 pub use ids::{JobId, JobType, ProjectId, ServiceName, DEFAULT_ENTERPRISE_PROJECT_ID};
-pub use job::{Entity, Execution, Job, SimulateOutcome, SimulateSpec};
+pub use job::{Compensation, Entity, Execution, Job, OnFailure, Phase, SimulateOutcome, SimulateSpec, TaskFlags};
 pub use job_query::{Cursor, Direction, JobQuery};
 pub use lease::Lease;
 pub use new_job::{NewJob, NewSubJob};

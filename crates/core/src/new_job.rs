@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::clock::Timestamp;
 use crate::error::ValidationError;
 use crate::ids::{JobId, JobType, ProjectId, ServiceName};
-use crate::job::{Entity, Execution, Job, SimulateSpec};
+use crate::job::{Entity, Execution, Job, OnFailure, Phase, SimulateSpec};
 use crate::retry_policy::{RetryBackoff, DEFAULT_MAX_ATTEMPTS, MAX_MAX_ATTEMPTS};
 use crate::status::JobStatus;
 
@@ -63,6 +63,7 @@ pub struct NewJob {
     pub retry_backoff: RetryBackoff,
     pub timeout_seconds: Option<u32>,
     pub execution: Execution,
+    pub on_failure: OnFailure,
 }
 
 fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ValidationError> {
@@ -150,6 +151,7 @@ impl NewJob {
             retry_backoff: RetryBackoff::default(),
             timeout_seconds: None,
             execution: Execution::default(),
+            on_failure: OnFailure::default(),
         }
     }
 
@@ -177,6 +179,9 @@ impl NewJob {
         }
         if self.sub_jobs.len() > MAX_SUB_JOBS {
             return Err(ValidationError::field("sub_jobs", format!("may hold at most {MAX_SUB_JOBS} sub-jobs")));
+        }
+        if self.sub_jobs.is_empty() && self.on_failure == OnFailure::Rollback {
+            return Err(ValidationError::field("on_failure", "\"rollback\" needs sub-jobs to compensate"));
         }
         if !self.sub_jobs.is_empty() && self.simulate.is_some() {
             return Err(ValidationError::field(
@@ -237,6 +242,9 @@ impl NewJob {
                 timeout_seconds: sub.timeout_seconds,
                 execution: Execution::default(),
                 lease: None,
+                on_failure: OnFailure::default(),
+                phase: Phase::default(),
+                compensation: None,
                 sub_jobs: Vec::new(),
             })
             .collect();
@@ -270,6 +278,9 @@ impl NewJob {
             timeout_seconds: self.timeout_seconds,
             execution: self.execution,
             lease: None,
+            on_failure: self.on_failure,
+            phase: Phase::default(),
+            compensation: None,
             sub_jobs,
         })
     }

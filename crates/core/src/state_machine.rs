@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::clock::Timestamp;
 use crate::error::TransitionError;
 use crate::ids::JobId;
-use crate::job::{Execution, Job};
+use crate::job::{Compensation, Execution, Job, OnFailure, Phase};
 use crate::lease::Lease;
 use crate::status::JobStatus;
 
@@ -89,6 +89,14 @@ fn apply_to_top(job: &mut Job, event: &JobEvent, now: Timestamp) -> Result<(), T
             for sub in job.sub_jobs.iter_mut().filter(|sub| !sub.is_terminal()) {
                 end(sub, JobStatus::Cancelled, now);
             }
+            cancel_open_compensations(job, now);
+            Ok(())
+        }
+        JobEvent::TimeOut if job.phase == Phase::Rollback => {
+            refuse_if_terminal(job)?;
+            check_deadline(job, now)?;
+            let message = timeout_message(job);
+            end_rollback_with_failure(job, None, JOB_TIMEOUT, &message, now);
             Ok(())
         }
         JobEvent::TimeOut if job.has_sub_jobs() => {
@@ -125,6 +133,9 @@ fn apply_to_sub_job(parent: &mut Job, index: usize, event: &JobEvent, now: Times
         });
     }
     refuse_if_terminal(parent)?;
+    if parent.phase == Phase::Rollback {
+        return apply_to_compensation(parent, index, event, now);
+    }
     let turn_has_come = parent.execution == Execution::Parallel
         || parent.sub_jobs[..index].iter().all(|before| before.status == JobStatus::Succeeded);
     match event {
@@ -153,13 +164,163 @@ fn follow_sub_job(parent: &mut Job, index: usize, now: Timestamp) {
         JobStatus::Failed => {
             parent.error_code = sub.error_code.clone();
             parent.error_msg = sub.error_msg.clone();
-            end(parent, JobStatus::Failed, now);
             for other in parent.sub_jobs.iter_mut().filter(|other| !other.is_terminal()) {
                 end(other, JobStatus::Cancelled, now);
+            }
+            let any_succeeded = parent.sub_jobs.iter().any(|s| s.status == JobStatus::Succeeded);
+            if parent.on_failure == OnFailure::Rollback && any_succeeded {
+                start_rollback(parent, now);
+            } else {
+                end(parent, JobStatus::Failed, now);
             }
         }
         terminal => end(parent, terminal, now),
     }
+}
+
+/// A sub-job failed for good under `on_failure: rollback`: the parent stays `RUNNING` in the
+/// rollback phase (keeping the failure as its error) and every succeeded sub-job gets a pending
+/// compensation, run last first.
+fn start_rollback(parent: &mut Job, now: Timestamp) {
+    parent.phase = Phase::Rollback;
+    parent.status = JobStatus::Running;
+    for sub in parent.sub_jobs.iter_mut().filter(|sub| sub.status == JobStatus::Succeeded) {
+        sub.compensation = Some(Compensation::pending());
+        sub.lease = None;
+        sub.available_at = now;
+    }
+}
+
+/// Ends a rollback that cannot finish: the compensation `failed` (or else the first open one)
+/// fails with the given error, the rest are cancelled, and the parent fails.
+fn end_rollback_with_failure(parent: &mut Job, failed: Option<usize>, code: &str, msg: &str, now: Timestamp) {
+    let index = failed.or_else(|| {
+        parent.sub_jobs.iter().rposition(|sub| sub.compensation.as_ref().is_some_and(|c| !c.is_terminal()))
+    });
+    if let Some(compensation) = index.and_then(|i| parent.sub_jobs[i].compensation.as_mut()) {
+        compensation.status = JobStatus::Failed;
+        compensation.error_code = Some(code.to_owned());
+        compensation.error_msg = Some(msg.to_owned());
+        compensation.ended_at = Some(now);
+    }
+    cancel_open_compensations(parent, now);
+    end(parent, JobStatus::Failed, now);
+}
+
+fn cancel_open_compensations(parent: &mut Job, now: Timestamp) {
+    for compensation in parent.sub_jobs.iter_mut().filter_map(|sub| sub.compensation.as_mut()) {
+        if !compensation.is_terminal() {
+            compensation.status = JobStatus::Cancelled;
+            compensation.ended_at = Some(now);
+        }
+    }
+}
+
+/// An event for the compensation of sub-job `index` while its parent rolls back.
+fn apply_to_compensation(
+    parent: &mut Job,
+    index: usize,
+    event: &JobEvent,
+    now: Timestamp,
+) -> Result<(), TransitionError> {
+    let sub_id = parent.sub_jobs[index].job_id.to_string();
+    let Some(compensation) = parent.sub_jobs[index].compensation.clone() else {
+        return Err(TransitionError::NothingToCompensate { job_id: sub_id });
+    };
+    if let JobEvent::Complete { lease_token, .. } = event {
+        let same_lease = parent.sub_jobs[index].lease.as_ref().is_some_and(|lease| &lease.token == lease_token);
+        if compensation.status == JobStatus::Succeeded && same_lease {
+            return Ok(()); // completing twice changes nothing
+        }
+    }
+    if compensation.is_terminal() {
+        return Err(TransitionError::AlreadyTerminal { job_id: sub_id, status: compensation.status });
+    }
+    let turn_has_come = parent.sub_jobs[index + 1..]
+        .iter()
+        .filter_map(|later| later.compensation.as_ref())
+        .all(|later| later.status == JobStatus::Succeeded);
+    let sub = &mut parent.sub_jobs[index];
+    let mut compensation = compensation;
+    let mut failure: Option<(String, String)> = None;
+    match event {
+        JobEvent::Claim { lease } => {
+            if !turn_has_come {
+                return Err(TransitionError::OutOfOrder { job_id: sub_id });
+            }
+            if sub.available_at > now {
+                return Err(TransitionError::NotClaimable { job_id: sub_id, reason: "it is not due yet" });
+            }
+            if sub.lease.as_ref().is_some_and(|held| !held.is_expired(now)) {
+                return Err(TransitionError::NotClaimable { job_id: sub_id, reason: "another worker holds it" });
+            }
+            if compensation.attempt >= sub.max_attempts {
+                return Err(TransitionError::NotClaimable { job_id: sub_id, reason: "it has no attempts left" });
+            }
+            compensation.attempt += 1;
+            compensation.status = JobStatus::Running;
+            compensation.started_at.get_or_insert(now);
+            sub.lease = Some(lease.clone());
+        }
+        JobEvent::Heartbeat { lease_token, lease_expires_at, message } => {
+            let lease = held_lease(sub, lease_token)?;
+            if let Some(expires_at) = lease_expires_at {
+                lease.expires_at = *expires_at;
+            }
+            if message.is_some() {
+                sub.message = message.clone();
+            }
+        }
+        JobEvent::Progress { message } => sub.message = Some(message.clone()),
+        JobEvent::Complete { lease_token, message, .. } => {
+            held_lease(sub, lease_token)?;
+            compensation.status = JobStatus::Succeeded;
+            compensation.ended_at = Some(now);
+            if message.is_some() {
+                sub.message = message.clone();
+            }
+        }
+        JobEvent::FailAttempt { lease_token, error_code, error_msg, retryable, jitter } => {
+            held_lease(sub, lease_token)?;
+            if *retryable && compensation.attempt < sub.max_attempts {
+                let delay_ms = sub.retry_backoff.delay_ms(compensation.attempt, *jitter);
+                sub.available_at = now + chrono::Duration::milliseconds(delay_ms as i64);
+                sub.lease = None;
+            } else {
+                failure = Some((error_code.clone(), error_msg.clone()));
+            }
+        }
+        JobEvent::ExpireLease => {
+            let expired = sub.lease.as_ref().is_some_and(|lease| lease.is_expired(now));
+            if !expired || compensation.attempt < sub.max_attempts {
+                return Err(TransitionError::NotDue {
+                    job_id: sub_id,
+                    reason: "only the expired lease of the last attempt fails a compensation",
+                });
+            }
+            failure =
+                Some((JOB_LEASE_EXPIRED.to_owned(), "the lease of the last compensation attempt expired".to_owned()));
+        }
+        JobEvent::Start { .. } | JobEvent::Succeed { .. } | JobEvent::Fail { .. } | JobEvent::TimeOut => {
+            return Err(TransitionError::RollingBack { job_id: parent.job_id.to_string() });
+        }
+        JobEvent::Cancel => unreachable!("handled by the tree"),
+    }
+    if sub.message.is_some() && sub.message != parent.message {
+        parent.message = parent.sub_jobs[index].message.clone();
+    }
+    parent.sub_jobs[index].compensation = Some(compensation);
+    if let Some((code, msg)) = failure {
+        end_rollback_with_failure(parent, Some(index), &code, &msg, now);
+    } else if parent
+        .sub_jobs
+        .iter()
+        .filter_map(|sub| sub.compensation.as_ref())
+        .all(|compensation| compensation.status == JobStatus::Succeeded)
+    {
+        end(parent, JobStatus::Failed, now);
+    }
+    Ok(())
 }
 
 /// An event for a task (a job without sub-jobs, or one sub-job). `turn_has_come` says whether the
@@ -343,6 +504,8 @@ fn same_state(a: &Job, b: &Job) -> bool {
         && a.attempt == b.attempt
         && a.available_at == b.available_at
         && a.lease.as_ref().map(|l| &l.token) == b.lease.as_ref().map(|l| &l.token)
+        && a.phase == b.phase
+        && a.compensation == b.compensation
 }
 
 fn bump_versions(before: &Job, after: &mut Job, now: Timestamp) {

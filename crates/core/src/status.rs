@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 /// The lifecycle of a job. `PENDING → RUNNING → {SUCCEEDED, FAILED, CANCELLED}`, and
 /// `PENDING` may also end directly. A terminal status never changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum JobStatus {
     Pending,
     Running,

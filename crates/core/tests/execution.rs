@@ -137,7 +137,7 @@ fn parallel_sub_jobs_run_together_and_one_failure_cancels_the_rest() {
         new.execution = Execution::Parallel;
         new.sub_jobs = (0..3).map(|i| NewSubJob::new(JobType::parse(&format!("S{i}")).unwrap())).collect();
     });
-    assert_eq!(job.runnable_flags(), vec![false, true, true, true]);
+    assert_eq!(runnable(&job), vec![false, true, true, true]);
     let ids: Vec<JobId> = job.sub_jobs.iter().map(|s| s.job_id.clone()).collect();
     let job = apply(&job, &ids[2], &claim("c", 60_000), at(0)).unwrap();
     let job = apply(&job, &ids[0], &claim("a", 60_000), at(0)).unwrap();
@@ -145,7 +145,7 @@ fn parallel_sub_jobs_run_together_and_one_failure_cancels_the_rest() {
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.sub_jobs[1].status, JobStatus::Cancelled);
     assert_eq!(job.sub_jobs[2].status, JobStatus::Cancelled, "a running sibling is cancelled too");
-    assert_eq!(job.runnable_flags(), vec![false, false, false, false]);
+    assert_eq!(runnable(&job), vec![false, false, false, false]);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn sequential_sub_jobs_become_runnable_one_by_one() {
     let job = task(|new| {
         new.sub_jobs = (0..2).map(|i| NewSubJob::new(JobType::parse(&format!("S{i}")).unwrap())).collect();
     });
-    assert_eq!(job.runnable_flags(), vec![false, true, false]);
+    assert_eq!(runnable(&job), vec![false, true, false]);
     let first = job.sub_jobs[0].job_id.clone();
     assert!(matches!(
         apply(&job, &job.sub_jobs[1].job_id.clone(), &claim("x", 60_000), at(0)),
@@ -161,7 +161,63 @@ fn sequential_sub_jobs_become_runnable_one_by_one() {
     ));
     let job = apply(&job, &first, &claim("a", 60_000), at(0)).unwrap();
     let job = apply(&job, &first, &complete("a"), at(1)).unwrap();
-    assert_eq!(job.runnable_flags(), vec![false, false, true]);
+    assert_eq!(runnable(&job), vec![false, false, true]);
+}
+
+fn runnable(job: &Job) -> Vec<bool> {
+    job.task_flags().iter().map(|flags| flags.runnable).collect()
+}
+
+fn three_step_rollback() -> Job {
+    task(|new| {
+        new.on_failure = OnFailure::Rollback;
+        new.max_attempts = 1;
+        new.sub_jobs = (0..3).map(|i| NewSubJob::new(JobType::parse(&format!("S{i}")).unwrap())).collect();
+    })
+}
+
+/// Runs sub-jobs 0 and 1 to success and fails sub-job 2: the parent starts rolling back.
+fn failed_third_step() -> Job {
+    let mut job = three_step_rollback();
+    for i in 0..2 {
+        let id = job.sub_jobs[i].job_id.clone();
+        job = apply(&job, &id, &claim(&format!("run{i}"), 60_000), at(0)).unwrap();
+        job = apply(&job, &id, &complete(&format!("run{i}")), at(1)).unwrap();
+    }
+    let third = job.sub_jobs[2].job_id.clone();
+    job = apply(&job, &third, &claim("run2", 60_000), at(2)).unwrap();
+    apply(&job, &third, &fail_attempt("run2", false), at(3)).unwrap()
+}
+
+#[test]
+fn a_rollback_compensates_succeeded_sub_jobs_in_reverse_order() {
+    let job = failed_third_step();
+    assert_eq!((job.status, job.phase), (JobStatus::Running, Phase::Rollback));
+    assert_eq!(job.error_code.as_deref(), Some("CFW.X"), "the parent keeps the failure that started the rollback");
+    assert!(job.sub_jobs[0].compensation.is_some() && job.sub_jobs[1].compensation.is_some());
+    assert!(job.sub_jobs[2].compensation.is_none(), "the failed sub-job has nothing to compensate");
+    assert_eq!(runnable(&job), vec![false, false, true, false], "the last succeeded sub-job goes first");
+    let (first, second) = (job.sub_jobs[0].job_id.clone(), job.sub_jobs[1].job_id.clone());
+    assert!(matches!(apply(&job, &first, &claim("c0", 60_000), at(4)), Err(TransitionError::OutOfOrder { .. })));
+    let job = apply(&job, &second, &claim("c1", 60_000), at(4)).unwrap();
+    assert_eq!(job.sub_jobs[1].compensation.as_ref().unwrap().status, JobStatus::Running);
+    let job = apply(&job, &second, &complete("c1"), at(5)).unwrap();
+    let job = apply(&job, &first, &claim("c0", 60_000), at(6)).unwrap();
+    let job = apply(&job, &first, &complete("c0"), at(7)).unwrap();
+    assert_eq!(job.status, JobStatus::Failed, "a finished rollback ends the parent FAILED");
+    assert!(job.sub_jobs.iter().filter_map(|s| s.compensation.as_ref()).all(|c| c.status == JobStatus::Succeeded));
+}
+
+#[test]
+fn a_failed_compensation_ends_the_rollback() {
+    let job = failed_third_step();
+    let (first, second) = (job.sub_jobs[0].job_id.clone(), job.sub_jobs[1].job_id.clone());
+    let job = apply(&job, &second, &claim("c1", 60_000), at(4)).unwrap();
+    let job = apply(&job, &second, &fail_attempt("c1", true), at(5)).unwrap();
+    assert_eq!(job.status, JobStatus::Failed, "max_attempts 1: no retry");
+    assert_eq!(job.sub_jobs[1].compensation.as_ref().unwrap().status, JobStatus::Failed);
+    assert_eq!(job.sub_jobs[0].compensation.as_ref().unwrap().status, JobStatus::Cancelled, "the rest never run");
+    assert!(apply(&job, &first, &claim("c0", 60_000), at(6)).is_err());
 }
 
 // ---- properties ----
@@ -201,10 +257,14 @@ proptest! {
         sub_job_count in 0usize..4,
         parallel in any::<bool>(),
         max_attempts in 1u32..4,
+        rollback in any::<bool>(),
         steps in proptest::collection::vec(worker_step(), 0..60),
     ) {
         let mut tree = task(|new| {
             new.max_attempts = max_attempts;
+            if rollback && sub_job_count > 0 {
+                new.on_failure = OnFailure::Rollback;
+            }
             new.timeout_seconds = Some(60);
             new.execution = if parallel { Execution::Parallel } else { Execution::Sequential };
             new.sub_jobs = (0..sub_job_count).map(|i| NewSubJob::new(JobType::parse(&format!("S{i}")).unwrap())).collect();
@@ -233,8 +293,20 @@ proptest! {
                 for (old, new) in tree.iter_tree().zip(next.iter_tree()) {
                     prop_assert!(new.status.rank() >= old.status.rank(), "status went back: {} -> {}", old.status, new.status);
                     if old.is_terminal() {
-                        prop_assert_eq!(old, new, "a terminal job never changes");
+                        // A succeeded sub-job may still be compensated; its own outcome never changes.
+                        prop_assert_eq!(
+                            (old.status, old.ended_at, &old.error_code, &old.result),
+                            (new.status, new.ended_at, &new.error_code, &new.result),
+                            "a terminal job's outcome never changes"
+                        );
                     }
+                    if let (Some(before), Some(after)) = (&old.compensation, &new.compensation) {
+                        prop_assert!(after.status.rank() >= before.status.rank(), "a compensation never goes back");
+                        if before.is_terminal() {
+                            prop_assert_eq!(before, after);
+                        }
+                    }
+                    prop_assert!(old.compensation.is_none() || new.compensation.is_some());
                     prop_assert!(new.attempt >= old.attempt);
                     prop_assert!(new.attempt <= new.max_attempts, "never more attempts than allowed");
                     prop_assert!(new.version >= old.version);
@@ -246,7 +318,16 @@ proptest! {
                 tree = next;
             }
             if tree.has_sub_jobs() {
-                prop_assert_eq!(tree.status, derive_parent_status(&tree.sub_jobs));
+                if tree.phase == Phase::Run {
+                    prop_assert_eq!(tree.status, derive_parent_status(&tree.sub_jobs));
+                } else {
+                    let compensations: Vec<_> = tree.sub_jobs.iter().filter_map(|s| s.compensation.as_ref()).collect();
+                    prop_assert!(!compensations.is_empty(), "a rollback has something to compensate");
+                    prop_assert_eq!(tree.is_terminal(), compensations.iter().all(|c| c.is_terminal()));
+                    if tree.status == JobStatus::Running {
+                        prop_assert!(tree.sub_jobs.iter().any(|s| s.status == JobStatus::Failed));
+                    }
+                }
                 if tree.is_terminal() {
                     prop_assert!(tree.sub_jobs.iter().all(|s| s.is_terminal()));
                 }

@@ -375,6 +375,49 @@ pub async fn timeouts_are_found_and_old_jobs_pruned(store: SharedStore) {
     assert!(store.get_job(&p, &timed.job_id).await.unwrap().is_some(), "open jobs stay");
 }
 
+pub async fn rollback_compensations_are_claimed_last_first(store: SharedStore) {
+    let p = project(12);
+    let mut tree = sample_job(&p, "elb", "UPGRADE", 3, 0);
+    tree.on_failure = jobd_core::OnFailure::Rollback;
+    for sub in &mut tree.sub_jobs {
+        sub.simulate = None;
+        sub.max_attempts = 1;
+    }
+    store.insert_job(&tree, None).await.unwrap();
+    let mut request = claim_request("w", false);
+    request.services = vec![ServiceName::parse("elb").unwrap()];
+    request.max_tasks = 10;
+    let finish = |task: &ClaimedTask, ok: bool| {
+        let lease_token = task.task().lease.as_ref().unwrap().token.clone();
+        if ok {
+            JobEvent::Complete { lease_token, result: None, message: None }
+        } else {
+            JobEvent::FailAttempt {
+                lease_token,
+                error_code: "E".into(),
+                error_msg: "x".into(),
+                retryable: false,
+                jitter: 0.0,
+            }
+        }
+    };
+    for (i, ok) in [(0, true), (1, true), (2, false)] {
+        let task = store.claim_tasks(&request, at(10 + i)).await.unwrap().pop().unwrap();
+        assert_eq!(task.task_id, tree.sub_jobs[i as usize].job_id);
+        store.apply_event(&p, &task.task_id, &finish(&task, ok), at(20 + i)).await.unwrap();
+    }
+    for i in [1usize, 0] {
+        let tasks = store.claim_tasks(&request, at(100 + i as i64)).await.unwrap();
+        assert_eq!(tasks.len(), 1, "one compensation at a time");
+        assert_eq!(tasks[0].task_id, tree.sub_jobs[i].job_id, "last succeeded first");
+        assert_eq!(tasks[0].tree.phase, jobd_core::Phase::Rollback);
+        store.apply_event(&p, &tasks[0].task_id, &finish(&tasks[0], true), at(200 + i as i64)).await.unwrap();
+    }
+    let done = store.get_job(&p, &tree.job_id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Failed);
+    assert!(store.claim_tasks(&request, at(300)).await.unwrap().is_empty());
+}
+
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`.
 #[macro_export]
 macro_rules! store_conformance_tests {
@@ -392,7 +435,8 @@ macro_rules! store_conformance_tests {
             claims_follow_priority_schedule_filters_and_order,
             an_expired_lease_is_taken_over_by_the_next_claim,
             idempotency_keys_return_the_first_job,
-            timeouts_are_found_and_old_jobs_pruned
+            timeouts_are_found_and_old_jobs_pruned,
+            rollback_compensations_are_claimed_last_first
         );
     };
     (@cases $make:path; $($case:ident),*) => {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use jobd_core::{apply, Execution, Job, JobEvent, JobId, JobStatus, JobType, Lease, ProjectId, ServiceName, Timestamp};
+use jobd_core::{
+    apply, Execution, Job, JobEvent, JobId, JobStatus, JobType, Lease, ProjectId, ServiceName, TaskFlags, Timestamp,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -23,7 +25,8 @@ pub const DATABASE_FILE: &str = "jobd.sqlite3";
 const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
      status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
      created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
-     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at";
+     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
+     on_failure, phase, compensation";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -115,18 +118,31 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
             }
             _ => None,
         },
+        on_failure: from_json("on_failure", Some(format!("\"{}\"", row.try_get::<String, _>("on_failure")?)))?
+            .ok_or_else(|| corrupt("on_failure", "missing"))?,
+        phase: from_json("phase", Some(format!("\"{}\"", row.try_get::<String, _>("phase")?)))?
+            .ok_or_else(|| corrupt("phase", "missing"))?,
+        compensation: from_json("compensation", row.try_get("compensation")?)?,
         sub_jobs: Vec::new(),
     })
 }
 
-async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, runnable: bool) -> Result<()> {
+/// The text a unit enum is stored as (its serde name).
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .expect("unit enums serialize as strings")
+}
+
+async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
          status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
          created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
          attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-         runnable, simulated, deadline_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(job.job_id.as_str())
     .bind(job.parent_job_id.as_ref().map(|p| p.as_str()))
@@ -160,9 +176,13 @@ async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, runna
     .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
     .bind(job.lease.as_ref().map(|l| l.token.as_str()))
     .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
-    .bind(runnable)
+    .bind(flags.runnable)
     .bind(job.simulate.is_some())
     .bind(job.deadline().as_ref().map(millis))
+    .bind(enum_text(&job.on_failure))
+    .bind(enum_text(&job.phase))
+    .bind(job.compensation.as_ref().map(to_json))
+    .bind(flags.rescuable)
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -172,12 +192,12 @@ async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, runna
     Ok(())
 }
 
-async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i64, runnable: bool) -> Result<()> {
+async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i64, flags: TaskFlags) -> Result<()> {
     let done = sqlx::query(
         "UPDATE jobs SET status = ?, message = ?, error_code = ?, error_msg = ?, result = ?, \
          started_at = ?, ended_at = ?, updated_at = ?, version = ?, available_at = ?, attempt = ?, \
-         lease_worker_id = ?, lease_token = ?, lease_expires_at = ?, runnable = ?, deadline_at = ? \
-         WHERE job_id = ? AND version = ?",
+         lease_worker_id = ?, lease_token = ?, lease_expires_at = ?, runnable = ?, deadline_at = ?, \
+         phase = ?, compensation = ?, rescuable = ? WHERE job_id = ? AND version = ?",
     )
     .bind(job.status.as_str())
     .bind(&job.message)
@@ -193,8 +213,11 @@ async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i6
     .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
     .bind(job.lease.as_ref().map(|l| l.token.as_str()))
     .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
-    .bind(runnable)
+    .bind(flags.runnable)
     .bind(job.deadline().as_ref().map(millis))
+    .bind(enum_text(&job.phase))
+    .bind(job.compensation.as_ref().map(to_json))
+    .bind(flags.rescuable)
     .bind(job.job_id.as_str())
     .bind(previous_version)
     .execute(&mut *conn)
@@ -207,7 +230,7 @@ async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i6
 
 /// Writes every row of a tree that changed (its own fields, or whether it may run).
 async fn write_tree_changes(conn: &mut SqliteConnection, before: &Job, after: &Job) -> Result<()> {
-    let (old_flags, new_flags) = (before.runnable_flags(), after.runnable_flags());
+    let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
     let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
     for ((old, new), (old_flag, new_flag)) in pairs {
         if !old.same_row(new) || old_flag != new_flag {
@@ -218,7 +241,7 @@ async fn write_tree_changes(conn: &mut SqliteConnection, before: &Job, after: &J
 }
 
 async fn insert_tree(conn: &mut SqliteConnection, job: &Job) -> Result<()> {
-    let flags = job.runnable_flags();
+    let flags = job.task_flags();
     insert_row(conn, job, 0, flags[0]).await?;
     for (position, sub) in job.sub_jobs.iter().enumerate() {
         insert_row(conn, sub, position as i64, flags[position + 1]).await?;
@@ -460,7 +483,7 @@ impl JobStore for SqliteStore {
             .push_bind(millis(&now))
             .push(" AND (lease_expires_at IS NULL OR lease_expires_at <= ")
             .push_bind(millis(&now))
-            .push(") AND attempt < max_attempts ORDER BY priority DESC, available_at, seq LIMIT ")
+            .push(") ORDER BY priority DESC, available_at, seq LIMIT ")
             .push_bind(i64::from(request.max_tasks));
         let candidates = job_refs(builder.build().fetch_all(&mut *tx).await?).await?;
         let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
@@ -487,8 +510,7 @@ impl JobStore for SqliteStore {
 
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
         let mut builder = QueryBuilder::<Sqlite>::new(
-            "SELECT MIN(MAX(available_at, COALESCE(lease_expires_at, 0))) AS due FROM jobs \
-             WHERE runnable = 1 AND attempt < max_attempts",
+            "SELECT MIN(MAX(available_at, COALESCE(lease_expires_at, 0))) AS due FROM jobs WHERE runnable = 1",
         );
         push_claim_filters(&mut builder, request);
         let row = builder.build().fetch_one(&self.readers).await?;
@@ -509,8 +531,8 @@ impl JobStore for SqliteStore {
 
     async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
         let rows = sqlx::query(
-            "SELECT project_id, job_id FROM jobs WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= ? \
-             AND status IN ('PENDING', 'RUNNING') AND attempt >= max_attempts ORDER BY lease_expires_at LIMIT ?",
+            "SELECT project_id, job_id FROM jobs WHERE rescuable = 1 AND lease_expires_at <= ? \
+             ORDER BY lease_expires_at LIMIT ?",
         )
         .bind(millis(&now))
         .bind(i64::from(limit))

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use jobd_core::{JobEvent, JobId, SimulateOutcome, SimulateSpec, Timestamp};
+use jobd_core::{JobEvent, JobId, Phase, SimulateOutcome, SimulateSpec, Timestamp};
 use jobd_service::{ClaimRequest, ClaimedTask, JobService, ServiceError};
 
 const WORKER_ID: &str = "jobd-simulator";
@@ -76,6 +76,12 @@ impl Simulator {
         let token = task.lease.as_ref().map(|lease| lease.token.clone()).ok_or(Halt::Superseded)?;
         let started_at = task.started_at.ok_or(Halt::Superseded)?;
         let lease = Lease { task_id, token };
+        if claimed.tree.phase == Phase::Rollback {
+            // A compensation: the simulator undoes a simulated step at once.
+            self.heartbeat(&lease, Some(format!("compensating {}", task.job_type))).await?;
+            let event = JobEvent::Complete { lease_token: lease.token.clone(), result: None, message: None };
+            return self.record(&lease, event).await;
+        }
 
         // Messages whose time has already passed (after a re-claim) collapse into the latest.
         let due_now = (0..spec.messages.len())
