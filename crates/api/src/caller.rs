@@ -1,91 +1,93 @@
-//! Who is calling: request authentication and the project check, done once for every API route.
-//!
-//! Today a caller proves itself with an `SDK-HMAC-SHA256` (or `-SM3`) signature made with an
-//! access key known to a `CredentialSource` (the root key from the environment). Tokens
-//! (`X-Auth-Token`) and scoped credentials plug in here later.
+//! Who is calling, and may they: authentication (an AK/SK signature or an `X-Auth-Token`), the
+//! rate limit, the role's right to the route, and the project check — once, for every API route.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::time::Duration;
 
-use async_trait::async_trait;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{RawPathParams, Request, State};
-use axum::http::header;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use jobd_auth::identity::{Action, Principal};
 use jobd_auth::{Authorization, RequestParts, VerifyOptions};
+use jobd_service::identity::IdentityError;
 
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
 
-/// What a caller is allowed to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// The operator's key from the environment: may act in every project.
-    Root,
-}
-
-/// A secret key and whom it belongs to. `Debug` never prints the secret.
-#[derive(Clone)]
-pub struct Credential {
-    pub secret_key: String,
-    pub principal: Principal,
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential").field("secret_key", &"<redacted>").field("principal", &self.principal).finish()
-    }
-}
-
-/// Where access keys are looked up.
-#[async_trait]
-pub trait CredentialSource: Send + Sync + 'static {
-    async fn lookup(&self, access_key: &str) -> Option<Credential>;
-}
-
-/// A fixed set of credentials (the root key from the environment).
-#[derive(Debug, Default, Clone)]
-pub struct StaticCredentials {
-    by_access_key: HashMap<String, Credential>,
-}
-
-impl StaticCredentials {
-    pub fn with_root(access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
-        let mut by_access_key = HashMap::new();
-        by_access_key
-            .insert(access_key.into(), Credential { secret_key: secret_key.into(), principal: Principal::Root });
-        StaticCredentials { by_access_key }
-    }
-}
-
-#[async_trait]
-impl CredentialSource for StaticCredentials {
-    async fn lookup(&self, access_key: &str) -> Option<Credential> {
-        self.by_access_key.get(access_key).cloned()
-    }
-}
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 
 /// The authenticated caller of a request, available to handlers as an extension.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub access_key: String,
     pub principal: Principal,
 }
 
-impl Caller {
-    pub fn may_access_project(&self, _project_id: &str) -> bool {
-        match self.principal {
-            Principal::Root => true,
-        }
+/// Every authenticated route and the action it is: the one permission table. A route missing
+/// here is refused for everyone, so a new route cannot slip in unguarded.
+pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
+    ("GET", "/v3/{project_id}/jobs/{job_id}", Some(Action::Read)),
+    ("GET", "/v1/{project_id}/waf/async-job/{job_id}", Some(Action::Read)),
+    ("GET", "/v3/{project_id}/elb/jobs/{job_id}", Some(Action::Read)),
+    ("GET", "/v3/{project_id}/elb/jobs", Some(Action::Read)),
+    ("GET", "/v1/{project_id}/jobs", Some(Action::Read)),
+    ("GET", "/v1/{project_id}/jobs/{job_id}", Some(Action::Read)),
+    ("POST", "/v1/{project_id}/jobs", Some(Action::Write)),
+    ("POST", "/v1/{project_id}/jobs/{job_id}/cancel", Some(Action::Write)),
+    ("POST", "/v1/worker/claim", Some(Action::Work)),
+    ("POST", "/v1/worker/tasks/{job_id}/heartbeat", Some(Action::Work)),
+    ("POST", "/v1/worker/tasks/{job_id}/complete", Some(Action::Work)),
+    ("POST", "/v1/worker/tasks/{job_id}/fail", Some(Action::Work)),
+    ("POST", "/v1/admin/projects", Some(Action::Administer)),
+    ("GET", "/v1/admin/projects", Some(Action::Administer)),
+    ("POST", "/v1/admin/users", Some(Action::Administer)),
+    ("GET", "/v1/admin/users", Some(Action::Administer)),
+    ("DELETE", "/v1/admin/users/{user_id}", Some(Action::Administer)),
+    ("POST", "/v1/admin/credentials", Some(Action::Administer)),
+    ("GET", "/v1/admin/credentials", Some(Action::Administer)),
+    ("POST", "/v1/admin/credentials/{access_key}/disable", Some(Action::Administer)),
+    ("POST", "/v1/admin/credentials/{access_key}/enable", Some(Action::Administer)),
+    ("DELETE", "/v1/admin/credentials/{access_key}", Some(Action::Administer)),
+    // Any authenticated caller: its own projects, and revoking a token it holds.
+    ("GET", "/v3/projects", None),
+    ("DELETE", "/v3/auth/tokens", None),
+];
+
+/// The action of a matched route; `Err` for a route without a row.
+fn route_action(method: &Method, matched_path: &str) -> Result<Option<Action>, ()> {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    ROUTE_ACTIONS
+        .iter()
+        .find(|(m, path, _)| *m == method && *path == matched_path)
+        .map(|(_, _, action)| *action)
+        .ok_or(())
+}
+
+/// Reads a body up to the limit: `413` past it.
+pub async fn read_body(
+    dialect: Dialect,
+    headers: &http::HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(dialect, ErrorKind::PayloadTooLarge(Some(limit)));
+    let declared_length =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
+        Err(error) => Err(ApiError::invalid(dialect, format!("cannot read the request body: {error}"))),
     }
 }
 
-/// Buffers the body (enforcing the size limit), verifies the caller and the project, and hands
-/// the request on with the `Caller` attached.
+/// Buffers the body, authenticates, rate-limits, checks the role and the project, and hands the
+/// request on with the `Caller` attached.
 pub async fn authenticate(
     State(state): State<AppState>,
     path_params: Result<RawPathParams, RawPathParamsRejection>,
@@ -94,71 +96,103 @@ pub async fn authenticate(
 ) -> Result<Response, ApiError> {
     let dialect = Dialect::of_path(request.uri().path());
     let (parts, body) = request.into_parts();
-    let limit = state.config.max_body_bytes;
-    let too_large = || ApiError::new(dialect, ErrorKind::PayloadTooLarge(Some(limit)));
-    let declared_length =
-        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|len| len > limit as u64) {
-        return Err(too_large());
-    }
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<LengthLimitError>() => return Err(too_large()),
-        Err(error) => return Err(ApiError::invalid(dialect, format!("cannot read the request body: {error}"))),
+    let body = read_body(dialect, &parts.headers, body, state.config.max_body_bytes).await?;
+    let unauthorized = |detail: String| ApiError::new(dialect, ErrorKind::Unauthorized(detail));
+
+    let principal = if parts.headers.contains_key(header::AUTHORIZATION) {
+        let authorization = Authorization::from_headers(&parts.headers)
+            .map_err(|e| unauthorized(format!("verify aksk signature fail: {e}")))?;
+        let access_key = authorization.access_key.clone();
+        if state.identity.is_locked(&access_key) {
+            return Err(unauthorized(
+                "verify aksk signature fail: the access key is locked after repeated failures; retry later".into(),
+            ));
+        }
+        let resolved = state.identity.resolve_access_key(&access_key).await.map_err(|e| identity_error(dialect, e))?;
+        let Some(resolved) = resolved else {
+            state.identity.record_signature_failure(&access_key);
+            return Err(unauthorized("verify aksk signature fail: the access key is not valid".into()));
+        };
+        let request_parts = RequestParts {
+            method: parts.method.as_str(),
+            raw_path: parts.uri.path(),
+            raw_query: parts.uri.query(),
+            headers: &parts.headers,
+            body: &body,
+        };
+        let options = VerifyOptions { max_clock_skew: state.config.max_clock_skew, ..VerifyOptions::default() };
+        let verified = jobd_auth::verify(
+            &request_parts,
+            &authorization,
+            resolved.secret_key.as_bytes(),
+            state.identity.now(),
+            &options,
+        );
+        if let Err(error) = verified {
+            state.identity.record_signature_failure(&access_key);
+            return Err(unauthorized(format!("verify aksk signature fail: {error}")));
+        }
+        state.identity.record_signature_success(&access_key);
+        resolved.principal
+    } else if let Some(token) = parts.headers.get(AUTH_TOKEN_HEADER) {
+        let token = token.to_str().map_err(|_| unauthorized("decrypt token fail".into()))?;
+        state.identity.resolve_token(token).await.map_err(|e| identity_error(dialect, e))?
+    } else {
+        return Err(unauthorized("x-auth-token not found".into()));
     };
 
-    let unauthorized = |detail: &str| ApiError::new(dialect, ErrorKind::Unauthorized(detail.to_owned()));
-    let caller = match parts.headers.get(header::AUTHORIZATION) {
-        Some(_) => {
-            let authorization = Authorization::from_headers(&parts.headers)
-                .map_err(|e| unauthorized(&format!("verify aksk signature fail: {e}")))?;
-            let credential = state
-                .credentials
-                .lookup(&authorization.access_key)
-                .await
-                .ok_or_else(|| unauthorized("verify aksk signature fail: the access key is not valid"))?;
-            let request_parts = RequestParts {
-                method: parts.method.as_str(),
-                raw_path: parts.uri.path(),
-                raw_query: parts.uri.query(),
-                headers: &parts.headers,
-                body: &body,
-            };
-            let options = VerifyOptions { max_clock_skew: state.config.max_clock_skew, ..VerifyOptions::default() };
-            jobd_auth::verify(
-                &request_parts,
-                &authorization,
-                credential.secret_key.as_bytes(),
-                state.service.now(),
-                &options,
-            )
-            .map_err(|e| unauthorized(&format!("verify aksk signature fail: {e}")))?;
-            Caller { access_key: authorization.access_key, principal: credential.principal }
+    if let Err(wait) = state.identity.take_rate_token(&principal.label()) {
+        return Err(ApiError::new(dialect, ErrorKind::TooManyRequests(wait)));
+    }
+
+    let matched = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    let forbidden = |detail: String| ApiError::new(dialect, ErrorKind::Forbidden(detail));
+    match route_action(&parts.method, &matched) {
+        Ok(Some(action)) if !principal.may(action) => {
+            return Err(forbidden(format!("the {} role may not call {} {matched}", principal.role, parts.method)))
         }
-        None if parts.headers.contains_key("x-auth-token") => {
-            return Err(unauthorized("decrypt token fail: X-Auth-Token is not accepted by this server yet"))
-        }
-        None => return Err(unauthorized("x-auth-token not found and no Authorization header")),
-    };
+        Ok(_) => {}
+        Err(()) => return Err(forbidden(format!("{} {matched} has no permission row", parts.method))),
+    }
 
     let path_params = path_params
         .map_err(|_| ApiError::invalid(dialect, "a path segment is not valid UTF-8 once percent-decoded"))?;
     if let Some((_, project_id)) = path_params.iter().find(|(name, _)| *name == "project_id") {
         if let Some(header_project) = parts.headers.get("x-project-id") {
             if header_project.as_bytes() != project_id.as_bytes() {
-                return Err(ApiError::new(
-                    dialect,
-                    ErrorKind::Forbidden("X-Project-Id does not match the project in the path".to_owned()),
-                ));
+                return Err(forbidden("X-Project-Id does not match the project in the path".to_owned()));
             }
         }
-        if !caller.may_access_project(project_id) {
-            return Err(ApiError::new(dialect, ErrorKind::Forbidden(format!("no access to project {project_id}"))));
+        if !principal.may_access_project(project_id) {
+            return Err(forbidden(format!("no access to project {project_id}")));
         }
     }
 
+    state.identity.touch(&principal).await;
+    tracing::debug!(caller = %principal.label(), "caller authenticated");
     let mut request = Request::from_parts(parts, Body::from(body));
-    tracing::debug!(access_key = %caller.access_key, "caller authenticated");
-    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(Caller { principal });
     Ok(next.run(request).await)
+}
+
+/// Maps identity failures met while authenticating.
+pub fn identity_error(dialect: Dialect, error: IdentityError) -> ApiError {
+    let kind = match error {
+        IdentityError::ExpiredToken(at) => ErrorKind::TokenExpired(format!("token expires, expires_at: {at}")),
+        IdentityError::InvalidToken => ErrorKind::Unauthorized("decrypt token fail".into()),
+        IdentityError::BadPassword | IdentityError::WrongScope => ErrorKind::Unauthorized(error.to_string()),
+        IdentityError::Invalid(e) => ErrorKind::InvalidRequest(e.to_string()),
+        IdentityError::Conflict(what) => ErrorKind::Conflict(format!("{what} already exists")),
+        IdentityError::NotFound(what) => ErrorKind::ResourceNotFound(what),
+        IdentityError::Store(e) => ErrorKind::Internal(e.to_string()),
+    };
+    ApiError::new(dialect, kind)
+}
+
+/// `Retry-After` for a rate-limited answer.
+pub fn retry_after(response: &mut Response, wait: Duration) {
+    let seconds = wait.as_secs().max(1).to_string();
+    if let Ok(value) = HeaderValue::from_str(&seconds) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
 }

@@ -9,10 +9,11 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use jobd_core::{Job, JobStatus, ServiceName};
 use serde::Serialize;
 
+use crate::caller::Caller;
 use crate::dialect::{fetch_service_job, Dialect};
 use crate::error::ApiError;
 use crate::query;
@@ -69,9 +70,10 @@ impl From<&Job> for ListJobResponse {
 
 async fn list_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<ListJobResponse>, ApiError> {
     let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
-    let job = fetch_service_job(&state, DIALECT, ServiceName::CFW, &project_id, &job_id).await?;
+    let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::CFW, &project_id, &job_id).await?;
     Ok(Json(ListJobResponse::from(&job)))
 }

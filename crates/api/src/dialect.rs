@@ -11,6 +11,8 @@ pub enum Dialect {
     Waf,
     /// Elastic Load Balance: `GET /v3/{project_id}/elb/jobs[/{job_id}]`.
     Elb,
+    /// Identity (IAM-compatible): `/v3/auth/tokens`, `/v3/projects`.
+    Iam,
 }
 
 impl Dialect {
@@ -18,6 +20,9 @@ impl Dialect {
     pub fn of_path(path: &str) -> Dialect {
         let mut segments = path.trim_start_matches('/').split('/');
         let version = segments.next().unwrap_or_default();
+        if version == "v3" && matches!(path.split('/').nth(2), Some("auth") | Some("projects")) {
+            return Dialect::Iam;
+        }
         let _project = segments.next();
         match (version, segments.next()) {
             ("v3", Some("elb")) => Dialect::Elb,
@@ -29,9 +34,11 @@ impl Dialect {
 }
 
 /// The top-level job `job_id` of `service` in the project, as a seed dialect may show it: a
-/// job of another service, or a sub-job, is not found (no leak of its existence).
+/// job of another service, a sub-job, or a job in an enterprise project the caller is not granted
+/// is not found (no leak of its existence).
 pub async fn fetch_service_job(
     state: &crate::AppState,
+    caller: &crate::caller::Caller,
     dialect: Dialect,
     service: &str,
     project_id: &jobd_core::ProjectId,
@@ -39,10 +46,23 @@ pub async fn fetch_service_job(
 ) -> Result<jobd_core::Job, crate::error::ApiError> {
     use crate::error::{ApiError, ErrorKind};
     let job = state.service.get(project_id, job_id).await.map_err(|e| ApiError::from_service(dialect, e))?;
-    if !job.service.is(service) || job.parent_job_id.is_some() {
+    let visible = caller.principal.may_see_enterprise_project(&job.enterprise_project_id);
+    if !job.service.is(service) || job.parent_job_id.is_some() || !visible {
         return Err(ApiError::new(dialect, ErrorKind::JobNotFound(job_id.to_string())));
     }
     Ok(job)
+}
+
+/// Narrows a list's enterprise projects to those the caller is granted.
+pub fn restrict_enterprise_projects(
+    caller: &crate::caller::Caller,
+    requested: Option<Vec<String>>,
+) -> Option<Vec<String>> {
+    match (&caller.principal.enterprise_project_ids, requested) {
+        (None, requested) => requested,
+        (Some(granted), None) => Some(granted.clone()),
+        (Some(granted), Some(requested)) => Some(requested.into_iter().filter(|eps| granted.contains(eps)).collect()),
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +79,8 @@ mod tests {
             ("/v1/p/jobs", Dialect::Native),
             ("/nothing", Dialect::Native),
             ("/", Dialect::Native),
+            ("/v3/auth/tokens", Dialect::Iam),
+            ("/v3/projects", Dialect::Iam),
         ];
         for (path, dialect) in cases {
             assert_eq!(Dialect::of_path(path), dialect, "{path}");

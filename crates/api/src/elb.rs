@@ -21,7 +21,8 @@ use axum::{Extension, Json, Router};
 use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, Phase, ServiceName};
 use serde::Serialize;
 
-use crate::dialect::{fetch_service_job, Dialect};
+use crate::caller::Caller;
+use crate::dialect::{fetch_service_job, restrict_enterprise_projects, Dialect};
 use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
 use crate::request_id::RequestId;
@@ -161,11 +162,12 @@ struct ListJobsResponse {
 
 async fn show_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<ShowJobResponse>, ApiError> {
     let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
-    let job = fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
+    let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
     Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
 }
 
@@ -175,6 +177,7 @@ fn owned(values: Vec<&str>) -> Vec<String> {
 
 async fn list_jobs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw_query): RawQuery,
@@ -213,13 +216,12 @@ async fn list_jobs(
     if let Some(marker) = params.one(DIALECT, "marker")? {
         let marker_id =
             query::job_id(DIALECT, marker).map_err(|_| invalid(format!("marker {marker:?} is not a job id")))?;
-        let marker_job =
-            fetch_service_job(&state, DIALECT, ServiceName::ELB, &project_id, &marker_id).await.map_err(|e| match e
-                .kind
-            {
-                ErrorKind::JobNotFound(_) => invalid(format!("marker {marker} is not a job of this project")),
-                _ => e,
-            })?;
+        let marker_job = fetch_service_job(&state, &caller, DIALECT, ServiceName::ELB, &project_id, &marker_id)
+            .await
+            .map_err(|e| match e.kind {
+            ErrorKind::JobNotFound(_) => invalid(format!("marker {marker} is not a job of this project")),
+            _ => e,
+        })?;
         let cursor = state
             .service
             .cursor_of(&project_id, &marker_job.job_id)
@@ -229,6 +231,7 @@ async fn list_jobs(
         job_query.cursor = Some(cursor);
     }
 
+    job_query.enterprise_project_ids = restrict_enterprise_projects(&caller, job_query.enterprise_project_ids);
     let jobs = state.service.list(&job_query).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     let page_info = PageInfo {
         previous_marker: jobs.first().map(|j| j.job_id.to_string()),

@@ -17,6 +17,10 @@ use crate::request_id::RequestId;
 pub enum ErrorKind {
     /// Missing, malformed or wrong credentials (a signature that does not verify, an unknown AK).
     Unauthorized(String),
+    /// A token past its expiry.
+    TokenExpired(String),
+    /// Over the caller's rate limit; retry after the wait.
+    TooManyRequests(std::time::Duration),
     /// The caller is known but may not act here (another project, a mismatched `X-Project-Id`).
     Forbidden(String),
     /// No API at this path.
@@ -31,6 +35,8 @@ pub enum ErrorKind {
     InvalidRequest(String),
     /// No such job for this caller in this dialect.
     JobNotFound(String),
+    /// No such project, user or credential (the admin API).
+    ResourceNotFound(String),
     /// The job cannot make this move (for example cancelling a finished job).
     Conflict(String),
     /// A worker's call on a task it may no longer touch, with the reason as a code.
@@ -76,6 +82,8 @@ impl ApiError {
         matches!(
             self.kind,
             ErrorKind::Unauthorized(_)
+                | ErrorKind::TokenExpired(_)
+                | ErrorKind::TooManyRequests(_)
                 | ErrorKind::Forbidden(_)
                 | ErrorKind::RouteNotFound
                 | ErrorKind::MethodNotAllowed
@@ -90,6 +98,12 @@ impl ApiError {
         match (&self.kind, self.dialect) {
             (Unauthorized(detail), _) => {
                 (StatusCode::UNAUTHORIZED, "APIGW.0301", format!("Incorrect IAM authentication information: {detail}"))
+            }
+            (TokenExpired(detail), _) => {
+                (StatusCode::UNAUTHORIZED, "APIGW.0307", format!("The token must be updated: {detail}"))
+            }
+            (TooManyRequests(_), _) => {
+                (StatusCode::TOO_MANY_REQUESTS, "APIGW.0308", "The throttling threshold has been reached.".to_owned())
             }
             (Forbidden(detail), _) => (
                 StatusCode::FORBIDDEN,
@@ -114,7 +128,7 @@ impl ApiError {
                     None => "Request entity too large.".to_owned(),
                 },
             ),
-            (InvalidJobId(m), Native) | (InvalidRequest(m), Native) => {
+            (InvalidJobId(m), Native | Iam) | (InvalidRequest(m), Native | Iam) => {
                 (StatusCode::BAD_REQUEST, "JOBD.INVALID_REQUEST", m.clone())
             }
             (InvalidJobId(m), Cfw) | (InvalidRequest(m), Cfw) => {
@@ -125,7 +139,10 @@ impl ApiError {
             (InvalidJobId(m), Elb) | (InvalidRequest(m), Elb) => {
                 (StatusCode::BAD_REQUEST, "ELB.8902", format!("Invalid request: {m}"))
             }
-            (JobNotFound(id), Native) => (StatusCode::NOT_FOUND, "JOBD.JOB_NOT_FOUND", format!("job {id} not found")),
+            (ResourceNotFound(what), _) => (StatusCode::NOT_FOUND, "JOBD.NOT_FOUND", format!("{what} not found")),
+            (JobNotFound(id), Native | Iam) => {
+                (StatusCode::NOT_FOUND, "JOBD.JOB_NOT_FOUND", format!("job {id} not found"))
+            }
             (JobNotFound(id), Cfw) => {
                 (StatusCode::NOT_FOUND, "CFW.00200005", format!("Object not found: job {id} does not exist."))
             }
@@ -138,7 +155,7 @@ impl ApiError {
             (Unavailable(m), _) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "JOBD.UNAVAILABLE", format!("Service unavailable: {m}"))
             }
-            (Internal(_), Native) => {
+            (Internal(_), Native | Iam) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "JOBD.INTERNAL", "Internal server error.".to_owned())
             }
             (Internal(_), Cfw) => {
@@ -160,6 +177,12 @@ impl ApiError {
             tracing::error!(%detail, "internal error");
         }
         let mut body = Map::new();
+        if self.dialect == Dialect::Iam && !self.is_gateway_error() {
+            // IAM answers its own errors the Keystone way.
+            let title = status.canonical_reason().unwrap_or("Error");
+            let body = json!({"error": {"code": status.as_u16(), "message": message, "title": title}});
+            return (status, axum::Json(body)).into_response();
+        }
         body.insert("error_code".into(), json!(code));
         body.insert("error_msg".into(), json!(message));
         let with_request_id = self.is_gateway_error() || matches!(self.dialect, Dialect::Native | Dialect::Elb);
@@ -168,12 +191,18 @@ impl ApiError {
                 body.insert("request_id".into(), json!(id.as_str()));
             }
         }
-        if self.dialect == Dialect::Waf && matches!(self.kind, ErrorKind::Unauthorized(_) | ErrorKind::Forbidden(_)) {
+        let auth_error =
+            matches!(self.kind, ErrorKind::Unauthorized(_) | ErrorKind::TokenExpired(_) | ErrorKind::Forbidden(_));
+        if self.dialect == Dialect::Waf && auth_error {
             body.insert("details".into(), json!([{"error_code": code, "error_msg": message}]));
         }
         let mut response = (status, axum::Json(Value::Object(body))).into_response();
-        if matches!(self.kind, ErrorKind::Unavailable(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self.kind {
+            ErrorKind::Unavailable(_) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ErrorKind::TooManyRequests(wait) => crate::caller::retry_after(&mut response, *wait),
+            _ => {}
         }
         response
     }

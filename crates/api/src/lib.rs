@@ -4,11 +4,13 @@
 //! codes. Shared plumbing (request ids, authentication, error rendering) is written once.
 //! Architecture invariant: handlers reach jobs only through `jobd_service::JobService`.
 
+mod admin;
 mod caller;
 mod cfw;
 mod dialect;
 mod elb;
 mod error;
+mod iam;
 mod native;
 mod query;
 mod request_id;
@@ -21,11 +23,12 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{middleware, Json, Router};
+use jobd_service::identity::IdentityService;
 use jobd_service::JobService;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use caller::{Caller, Credential, CredentialSource, Principal, StaticCredentials};
+pub use caller::{Caller, ROUTE_ACTIONS};
 pub use dialect::Dialect;
 pub use error::{ApiError, ErrorKind};
 pub use request_id::RequestId;
@@ -49,7 +52,7 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub service: JobService,
-    pub credentials: Arc<dyn CredentialSource>,
+    pub identity: IdentityService,
     pub config: Arc<ApiConfig>,
 }
 
@@ -61,10 +64,13 @@ pub fn app(state: AppState) -> Router {
         .merge(waf::routes())
         .merge(elb::routes())
         .merge(worker::routes())
+        .merge(admin::routes())
+        .merge(iam::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(iam::public_routes())
         .merge(authenticated)
         .fallback(error::route_not_found)
         // The body limit is enforced once, configurably, in `caller::authenticate`.

@@ -6,7 +6,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use jobd_core::ids::parse_enterprise_project_id;
 use jobd_core::{Compensation, Execution, OnFailure, Phase, RetryBackoff};
 use jobd_core::{
@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::dialect::Dialect;
-use crate::error::ApiError;
+use crate::caller::Caller;
+use crate::dialect::{restrict_enterprise_projects, Dialect};
+use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
 use crate::time_format;
 use crate::AppState;
@@ -314,38 +315,63 @@ fn client_token(
 /// `201` with the new job; `200` with the first job when an `X-Client-Token` replay repeats it.
 async fn create_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<JobEnvelope>), ApiError> {
     let project_id = query::project_path(DIALECT, path)?;
     let (new_job, canonical) = parse_create_body(project_id.clone(), &body)?;
+    if !caller.principal.may_see_enterprise_project(&new_job.enterprise_project_id) {
+        return Err(ApiError::new(
+            DIALECT,
+            ErrorKind::Forbidden(format!("no access to enterprise project {}", new_job.enterprise_project_id)),
+        ));
+    }
     let token = client_token(&headers, &project_id, &canonical)?;
     let created = state.service.create(new_job, token).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     let status = if created.replayed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, envelope(&created.job)))
 }
 
+/// A job (or sub-job) the caller may see: one in an enterprise project it is not granted is not found.
+async fn visible_job(
+    state: &AppState,
+    caller: &Caller,
+    project_id: &jobd_core::ProjectId,
+    job_id: &jobd_core::JobId,
+) -> Result<Job, ApiError> {
+    let job = state.service.get(project_id, job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    if caller.principal.may_see_enterprise_project(&job.enterprise_project_id) {
+        Ok(job)
+    } else {
+        Err(ApiError::new(DIALECT, ErrorKind::JobNotFound(job_id.to_string())))
+    }
+}
+
 async fn show_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<JobEnvelope>, ApiError> {
     let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
-    let job = state.service.get(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
-    Ok(envelope(&job))
+    Ok(envelope(&visible_job(&state, &caller, &project_id, &job_id).await?))
 }
 
 async fn cancel_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<JobEnvelope>, ApiError> {
     let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
+    visible_job(&state, &caller, &project_id, &job_id).await?;
     let job = state.service.cancel(&project_id, &job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     Ok(envelope(&job))
 }
 
 async fn list_jobs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<JobList>, ApiError> {
@@ -382,6 +408,7 @@ async fn list_jobs(
             .ok_or_else(|| invalid(format!("marker {marker} is not a job of this project")))?;
         job_query.cursor = Some(cursor);
     }
+    job_query.enterprise_project_ids = restrict_enterprise_projects(&caller, job_query.enterprise_project_ids);
     job_query.direction = Direction::Older;
     job_query.limit = limit + 1;
     let mut jobs = state.service.list(&job_query).await.map_err(|e| ApiError::from_service(DIALECT, e))?;

@@ -9,11 +9,12 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use jobd_core::ids::parse_enterprise_project_id;
 use jobd_core::{Job, JobStatus, ServiceName, DEFAULT_ENTERPRISE_PROJECT_ID};
 use serde::Serialize;
 
+use crate::caller::Caller;
 use crate::dialect::{fetch_service_job, Dialect};
 use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
@@ -75,6 +76,7 @@ fn enterprise_project_scope(params: &QueryPairs) -> Result<EnterpriseProjectScop
 
 async fn confirm_async_job(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<ConfirmAsyncJobResponse>, ApiError> {
@@ -82,7 +84,8 @@ async fn confirm_async_job(
     let well_formed = |raw: &str| raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_alphanumeric());
     let (project_id, job_id) = query::job_path(DIALECT, path, well_formed)?;
     let scope = enterprise_project_scope(&QueryPairs::parse(raw_query.as_deref()))?;
-    let job = fetch_service_job(&state, DIALECT, ServiceName::WAF, &project_id, &job_id).await?;
+    let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::WAF, &project_id, &job_id).await?;
+    // `fetch_service_job` already hid jobs outside the caller's granted enterprise projects.
     let visible = match &scope {
         EnterpriseProjectScope::AllGranted => true,
         EnterpriseProjectScope::One(id) => &job.enterprise_project_id == id,

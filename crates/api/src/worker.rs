@@ -16,15 +16,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use jobd_auth::identity::ProjectScope;
 use jobd_core::lease::{DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 use jobd_core::state_machine::JOB_TIMEOUT;
-use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, Phase, ServiceName, TransitionError};
+use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, Phase, ProjectId, ServiceName, TransitionError};
 use jobd_service::{ClaimRequest, ClaimedTask, ServiceError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::caller::Caller;
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
 use crate::native::{envelope, JobEnvelope};
@@ -179,7 +181,11 @@ fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Ap
     }
 }
 
-async fn claim(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn claim(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body: ClaimBody = parse_body(&body)?;
     check_text("worker_id", &body.worker_id, 1, 128)?;
     if body.services.is_empty() {
@@ -192,6 +198,10 @@ async fn claim(State(state): State<AppState>, body: Bytes) -> Result<Response, A
         .collect::<Result<Vec<_>, _>>()?;
     let request = ClaimRequest {
         worker_id: body.worker_id,
+        project_ids: match &caller.principal.projects {
+            ProjectScope::All => None,
+            ProjectScope::Only(ids) => Some(ids.iter().filter_map(|id| ProjectId::parse(id).ok()).collect()),
+        },
         services,
         job_types: body.job_types.unwrap_or_default(),
         simulated: false,
@@ -257,8 +267,9 @@ fn task_of(tree: &Job, job_id: &JobId) -> Job {
     tree.find(job_id).cloned().unwrap_or_else(|| tree.clone())
 }
 
-async fn record(state: &AppState, job_id: &JobId, event: JobEvent) -> Result<Job, ApiError> {
-    match state.service.record_task_event(job_id, event).await {
+async fn record(state: &AppState, caller: &Caller, job_id: &JobId, event: JobEvent) -> Result<Job, ApiError> {
+    let may_access = |project_id: &ProjectId| caller.principal.may_access_project(project_id.as_str());
+    match state.service.record_task_event(job_id, event, &may_access).await {
         Ok(tree) => Ok(task_of(&tree, job_id)),
         Err(error) => Err(task_error(state, job_id, error).await),
     }
@@ -266,6 +277,7 @@ async fn record(state: &AppState, job_id: &JobId, event: JobEvent) -> Result<Job
 
 async fn heartbeat(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
@@ -283,7 +295,7 @@ async fn heartbeat(
         lease_expires_at: Some(expires_at),
         message: body.message,
     };
-    let task = record(&state, &job_id, event).await?;
+    let task = record(&state, &caller, &job_id, event).await?;
     let lease_expires_at = task.lease.as_ref().map(|l| l.expires_at).unwrap_or(expires_at);
     Ok(Json(HeartbeatAnswer {
         job_id: task.job_id.to_string(),
@@ -294,6 +306,7 @@ async fn heartbeat(
 
 async fn complete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<JobEnvelope>, ApiError> {
@@ -304,11 +317,12 @@ async fn complete(
         check_text("message", message, 0, 1024)?;
     }
     let event = JobEvent::Complete { lease_token: body.lease_token, result: body.result, message: body.message };
-    Ok(envelope(&record(&state, &job_id, event).await?))
+    Ok(envelope(&record(&state, &caller, &job_id, event).await?))
 }
 
 async fn fail(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<JobEnvelope>, ApiError> {
@@ -324,5 +338,5 @@ async fn fail(
         retryable: body.retryable,
         jitter: rand::random::<f64>(),
     };
-    Ok(envelope(&record(&state, &job_id, event).await?))
+    Ok(envelope(&record(&state, &caller, &job_id, event).await?))
 }

@@ -44,6 +44,8 @@ mod authorization;
 mod canonical;
 mod date;
 mod error;
+pub mod identity;
+pub mod secrets;
 mod signer;
 mod verify;
 

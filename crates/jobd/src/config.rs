@@ -36,6 +36,15 @@ pub struct ServeArgs {
     /// Finished jobs are deleted this many hours after they end.
     #[arg(long, env = "JOBD_RETENTION_HOURS", default_value_t = 7 * 24)]
     pub retention_hours: u64,
+    /// Tokens from `POST /v3/auth/tokens` expire after this many hours.
+    #[arg(long, env = "JOBD_TOKEN_TTL_HOURS", default_value_t = 24)]
+    pub token_ttl_hours: u64,
+    /// Requests per second per credential or token (0: no limit); bursts of twice that pass.
+    #[arg(long, env = "JOBD_RATE_LIMIT_PER_SECOND", default_value_t = 1000)]
+    pub rate_limit_per_second: u32,
+    /// Key material that seals access-key secrets (default: a key file in the data directory).
+    #[arg(long, env = "JOBD_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
     /// Root access key (may act in every project).
     #[arg(long, env = "JOBD_ROOT_ACCESS_KEY", hide_env_values = true)]
     pub root_access_key: Option<String>,
@@ -51,6 +60,9 @@ impl fmt::Debug for ServeArgs {
             .field("data_dir", &self.data_dir)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("retention_hours", &self.retention_hours)
+            .field("token_ttl_hours", &self.token_ttl_hours)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
             .field("root_access_key", &self.root_access_key)
             .field("root_secret_key", &self.root_secret_key.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -73,14 +85,32 @@ impl fmt::Debug for RootCredentials {
     }
 }
 
-/// The validated server configuration.
-#[derive(Debug, Clone)]
+/// The validated server configuration. `Debug` never shows a secret.
+#[derive(Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
     pub retention: std::time::Duration,
+    pub token_ttl: std::time::Duration,
+    pub rate_limit_per_second: u32,
+    pub master_key: Option<String>,
     pub root: Option<RootCredentials>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("retention", &self.retention)
+            .field("token_ttl", &self.token_ttl)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
+            .field("root", &self.root)
+            .finish()
+    }
 }
 
 impl ServeArgs {
@@ -99,6 +129,9 @@ impl ServeArgs {
             data_dir: self.data_dir,
             max_body_bytes: self.max_body_bytes,
             retention: std::time::Duration::from_secs(self.retention_hours * 3600),
+            token_ttl: std::time::Duration::from_secs(self.token_ttl_hours.max(1) * 3600),
+            rate_limit_per_second: self.rate_limit_per_second,
+            master_key: self.master_key,
             root,
         })
     }
@@ -115,12 +148,16 @@ mod tests {
             data_dir: "d".into(),
             max_body_bytes: 1,
             retention_hours: 1,
+            token_ttl_hours: 1,
+            rate_limit_per_second: 0,
+            master_key: Some("master-secret".into()),
             root_access_key: Some("AK".into()),
             root_secret_key: Some("very-secret".into()),
         };
         let config = args.clone().into_config().unwrap();
         for shown in [format!("{args:?}"), format!("{config:?}")] {
             assert!(!shown.contains("very-secret"), "{shown}");
+            assert!(!shown.contains("master-secret"), "{shown}");
             assert!(shown.contains("AK"));
         }
     }

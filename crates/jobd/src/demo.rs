@@ -135,6 +135,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         data_dir,
         max_body_bytes: 1024 * 1024,
         retention: std::time::Duration::from_secs(24 * 3600),
+        token_ttl: std::time::Duration::from_secs(24 * 3600),
+        rate_limit_per_second: 0,
+        master_key: None,
         root: Some(root.clone()),
     };
     let server = server::start(&config, listener).await?;

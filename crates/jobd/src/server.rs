@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use jobd_api::{ApiConfig, AppState, StaticCredentials};
+use jobd_api::{ApiConfig, AppState};
+use jobd_auth::secrets::MasterKey;
+use jobd_service::identity::{IdentityConfig, IdentityService, RootKey};
 use jobd_service::maintenance::{self, MaintenanceConfig};
 use jobd_service::{JobService, SystemClock};
 use jobd_store::SqliteStore;
@@ -25,22 +27,34 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     let store = SqliteStore::open(&config.data_dir)
         .await
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let service = JobService::new(Arc::new(store), Arc::new(SystemClock));
+    let store = Arc::new(store);
+    let clock = Arc::new(SystemClock);
+    let service = JobService::new(store.clone(), clock.clone());
+    let master_key = load_master_key(config)?;
+    if config.root.is_none() {
+        tracing::warn!(
+            "JOBD_ROOT_ACCESS_KEY / JOBD_ROOT_SECRET_KEY are not set: only stored credentials and tokens work"
+        );
+    }
+    let root = config
+        .root
+        .as_ref()
+        .map(|root| RootKey { access_key: root.access_key.clone(), secret_key: root.secret_key.clone() });
+    let identity_config = IdentityConfig {
+        token_ttl: config.token_ttl,
+        rate_limit_per_second: config.rate_limit_per_second,
+        ..IdentityConfig::default()
+    };
+    let identity = IdentityService::new(store, clock, master_key, root, identity_config);
     Simulator::new(service.clone()).spawn();
     maintenance::spawn(
         service.clone(),
+        Some(identity.clone()),
         MaintenanceConfig { retention: config.retention, ..MaintenanceConfig::default() },
     );
-    let credentials = match &config.root {
-        Some(root) => StaticCredentials::with_root(&root.access_key, &root.secret_key),
-        None => {
-            tracing::warn!("JOBD_ROOT_ACCESS_KEY / JOBD_ROOT_SECRET_KEY are not set: every API call will be refused");
-            StaticCredentials::default()
-        }
-    };
     let state = AppState {
         service: service.clone(),
-        credentials: Arc::new(credentials),
+        identity,
         config: Arc::new(ApiConfig { max_body_bytes: config.max_body_bytes, ..ApiConfig::default() }),
     };
     let app = jobd_api::app(state);
@@ -51,10 +65,40 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     Ok(RunningServer { local_addr, service, task })
 }
 
+/// The key that seals access-key secrets: `JOBD_MASTER_KEY`, or a key file created (0600) in the
+/// data directory on first start.
+fn load_master_key(config: &ServerConfig) -> anyhow::Result<MasterKey> {
+    if let Some(material) = &config.master_key {
+        return Ok(MasterKey::derive(material.as_bytes()));
+    }
+    let path = config.data_dir.join(MASTER_KEY_FILE);
+    match std::fs::read(&path) {
+        Ok(material) => Ok(MasterKey::derive(&material)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let material = MasterKey::generate_material();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).with_context(|| format!("creating {}", path.display()))?;
+            std::io::Write::write_all(&mut file, &material)?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), "created a new master key file");
+            Ok(MasterKey::derive(&material))
+        }
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The master key file in the data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let server = start(&config, listener).await?;
     tracing::info!(address = %server.local_addr, data_dir = %config.data_dir.display(), "jobd listening");
+    // One machine-readable line, so that a supervisor that asked for port 0 learns the port.
+    println!("jobd listening on http://{}", server.local_addr);
     server.task.await?
 }
 

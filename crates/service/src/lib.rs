@@ -4,6 +4,7 @@
 //! on a broadcast channel, and wakes long-polling claimers when work may have arrived. Background
 //! duties (timeouts, lease rescue, retention) live in `maintenance`.
 
+pub mod identity;
 pub mod maintenance;
 
 use std::sync::Arc;
@@ -152,10 +153,20 @@ impl JobService {
         Ok(tree)
     }
 
-    /// Applies a worker's event to a task named by its id alone.
-    pub async fn record_task_event(&self, job_id: &JobId, event: JobEvent) -> Result<Job> {
-        let project_id =
-            self.store.project_of(job_id).await?.ok_or_else(|| ServiceError::NotFound(job_id.to_string()))?;
+    /// Applies a worker's event to a task named by its id alone; a task in a project the worker
+    /// may not touch is not found.
+    pub async fn record_task_event(
+        &self,
+        job_id: &JobId,
+        event: JobEvent,
+        may_access: &(dyn Fn(&ProjectId) -> bool + Sync),
+    ) -> Result<Job> {
+        let project_id = self
+            .store
+            .project_of(job_id)
+            .await?
+            .filter(|project_id| may_access(project_id))
+            .ok_or_else(|| ServiceError::NotFound(job_id.to_string()))?;
         self.record(&project_id, job_id, event).await
     }
 

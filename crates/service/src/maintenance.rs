@@ -1,6 +1,7 @@
-//! Background duties, each a named round: time out overdue jobs, fail tasks whose last lease
-//! expired (the lease rescuer), and prune finished jobs and old idempotency keys (retention).
-//! `run_round` does one round at the service's clock; `spawn` repeats it.
+//! Background duties: time out overdue jobs and fail tasks whose last lease expired (the lease
+//! rescuer) every round; prune finished jobs, old idempotency keys and expired tokens (retention)
+//! every minute. `run_round` / `run_retention_round` do one round at the service's clock; `spawn`
+//! repeats them.
 
 use std::time::Duration;
 
@@ -10,6 +11,8 @@ use crate::{JobService, Result, ServiceError};
 
 /// How much one round handles per duty, so no round holds the store for long.
 const BATCH: u32 = 500;
+/// Retention runs once every this many rounds (a minute at the default interval).
+const RETENTION_EVERY_ROUNDS: u64 = 120;
 
 #[derive(Debug, Clone)]
 pub struct MaintenanceConfig {
@@ -36,11 +39,10 @@ impl Default for MaintenanceConfig {
 pub struct RoundReport {
     pub timed_out: usize,
     pub leases_expired: usize,
-    pub pruned: u64,
 }
 
 /// Runs each duty once.
-pub async fn run_round(service: &JobService, config: &MaintenanceConfig) -> Result<RoundReport> {
+pub async fn run_round(service: &JobService) -> Result<RoundReport> {
     let now = service.now();
     let mut report = RoundReport::default();
     for job in service.store().list_timed_out(now, BATCH).await? {
@@ -55,11 +57,17 @@ pub async fn run_round(service: &JobService, config: &MaintenanceConfig) -> Resu
             report.leases_expired += 1;
         }
     }
+    Ok(report)
+}
+
+/// Retention: deletes a batch of finished jobs past `retention` and idempotency keys past their
+/// window. Runs far less often than `run_round`.
+pub async fn run_retention_round(service: &JobService, config: &MaintenanceConfig) -> Result<u64> {
+    let now = service.now();
     let to_chrono = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
     let cutoff = now - to_chrono(config.retention);
     let keys_cutoff = now - to_chrono(config.idempotency_window.max(Duration::from_secs(24 * 60 * 60)));
-    report.pruned = service.store().prune(cutoff, keys_cutoff, BATCH).await?;
-    Ok(report)
+    Ok(service.store().prune(cutoff, keys_cutoff, BATCH).await?)
 }
 
 /// Applies a duty's event; a job that moved on meanwhile (finished, or no longer due) is skipped.
@@ -72,16 +80,35 @@ async fn apply_if_due(service: &JobService, job: &jobd_store::JobRef, event: Job
 }
 
 /// Runs rounds forever, every `config.interval`.
-pub fn spawn(service: JobService, config: MaintenanceConfig) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    service: JobService,
+    identity: Option<crate::identity::IdentityService>,
+    config: MaintenanceConfig,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round: u64 = 0;
         loop {
             ticker.tick().await;
-            match run_round(&service, &config).await {
+            round += 1;
+            match run_round(&service).await {
                 Ok(report) if report != RoundReport::default() => tracing::debug!(?report, "maintenance round"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "maintenance round failed"),
+            }
+            if round % RETENTION_EVERY_ROUNDS != 1 {
+                continue;
+            }
+            match run_retention_round(&service, &config).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "finished jobs past retention deleted"),
+                Err(error) => tracing::warn!(%error, "retention round failed"),
+            }
+            if let Some(identity) = &identity {
+                if let Err(error) = identity.prune_expired_tokens().await {
+                    tracing::warn!(%error, "cannot prune expired tokens");
+                }
             }
         }
     })

@@ -14,9 +14,11 @@ use serde_json::json;
 
 use jobd_core::{Direction, JobQuery};
 
-use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, StoreError};
+use jobd_auth::identity::{CredentialRecord, ProjectRecord, Role, TokenRecord, UserRecord};
 
-pub type SharedStore = Arc<dyn JobStore>;
+use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, Store, StoreError};
+
+pub type SharedStore = Arc<dyn Store>;
 
 pub fn at(ms: i64) -> Timestamp {
     Utc.timestamp_millis_opt(1_700_000_000_000 + ms).unwrap()
@@ -225,6 +227,7 @@ pub async fn lists_carry_sub_jobs_in_order(store: SharedStore) {
 fn claim_request(worker: &str, simulated: bool) -> ClaimRequest {
     ClaimRequest {
         worker_id: worker.into(),
+        project_ids: None,
         services: vec![],
         job_types: vec![],
         simulated,
@@ -317,6 +320,9 @@ pub async fn claims_follow_priority_schedule_filters_and_order(store: SharedStor
     by_type.job_types = vec!["check".into()];
     assert_eq!(ids(store.claim_tasks(&by_type, at(1_000)).await.unwrap()), vec![other_service.job_id.clone()]);
     assert!(store.claim_tasks(&claim_request("sim", true), at(1_000)).await.unwrap().is_empty(), "no simulated tasks");
+    let mut elsewhere = claim_request("w", false);
+    elsewhere.project_ids = Some(vec![project(99)]);
+    assert!(store.claim_tasks(&elsewhere, at(1_000)).await.unwrap().is_empty(), "tasks of other projects stay");
 }
 
 pub async fn an_expired_lease_is_taken_over_by_the_next_claim(store: SharedStore) {
@@ -418,6 +424,69 @@ pub async fn rollback_compensations_are_claimed_last_first(store: SharedStore) {
     assert!(store.claim_tasks(&request, at(300)).await.unwrap().is_empty());
 }
 
+pub async fn identities_are_kept_and_unique(store: SharedStore) {
+    let project = ProjectRecord { id: "a".repeat(32), name: "alpha".into(), created_at: at(0) };
+    store.insert_project(&project).await.unwrap();
+    let same_name = ProjectRecord { id: "b".repeat(32), ..project.clone() };
+    assert!(matches!(store.insert_project(&same_name).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.find_project_by_name("alpha").await.unwrap(), Some(project.clone()));
+    assert_eq!(store.get_project(&project.id).await.unwrap(), Some(project.clone()));
+    assert_eq!(store.list_projects().await.unwrap(), vec![project.clone()]);
+
+    let user = UserRecord {
+        user_id: "u1".into(),
+        name: "ann".into(),
+        domain: "acme".into(),
+        password_hash: "$argon2id$x".into(),
+        project_id: project.id.clone(),
+        role: Role::Reader,
+        created_at: at(1),
+    };
+    store.insert_user(&user).await.unwrap();
+    assert!(matches!(
+        store.insert_user(&UserRecord { user_id: "u2".into(), ..user.clone() }).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.find_user("acme", "ann").await.unwrap(), Some(user.clone()));
+    assert_eq!(store.find_user("other", "ann").await.unwrap(), None);
+
+    let credential = CredentialRecord {
+        access_key: "AK1".into(),
+        sealed_secret: vec![1, 2, 3],
+        owner: "root".into(),
+        project_ids: vec![project.id.clone()],
+        role: Role::Producer,
+        enterprise_project_ids: vec!["eps-1".into()],
+        enabled: true,
+        created_at: at(2),
+        last_used_at: None,
+    };
+    store.insert_credential(&credential).await.unwrap();
+    assert_eq!(store.get_credential("AK1").await.unwrap(), Some(credential.clone()));
+    assert!(store.set_credential_enabled("AK1", false).await.unwrap());
+    store.touch_credential("AK1", at(3)).await.unwrap();
+    let stored = store.get_credential("AK1").await.unwrap().unwrap();
+    assert_eq!((stored.enabled, stored.last_used_at), (false, Some(at(3))));
+    assert!(!store.set_credential_enabled("nope", true).await.unwrap());
+
+    let token = TokenRecord {
+        token_hash: "h1".into(),
+        user_id: "u1".into(),
+        project_id: project.id.clone(),
+        role: Role::Reader,
+        issued_at: at(4),
+        expires_at: at(10_000),
+        revoked: false,
+    };
+    store.insert_token(&token).await.unwrap();
+    assert_eq!(store.get_token("h1").await.unwrap(), Some(token.clone()));
+    assert!(store.delete_user("u1").await.unwrap());
+    assert!(store.get_token("h1").await.unwrap().unwrap().revoked, "a deleted user's tokens are revoked");
+    assert_eq!(store.prune_tokens(at(10_001)).await.unwrap(), 1);
+    assert!(store.delete_credential("AK1").await.unwrap());
+    assert!(store.list_credentials().await.unwrap().is_empty());
+}
+
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`.
 #[macro_export]
 macro_rules! store_conformance_tests {
@@ -436,7 +505,8 @@ macro_rules! store_conformance_tests {
             an_expired_lease_is_taken_over_by_the_next_claim,
             idempotency_keys_return_the_first_job,
             timeouts_are_found_and_old_jobs_pruned,
-            rollback_compensations_are_claimed_last_first
+            rollback_compensations_are_claimed_last_first,
+            identities_are_kept_and_unique
         );
     };
     (@cases $make:path; $($case:ident),*) => {

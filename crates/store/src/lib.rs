@@ -7,7 +7,9 @@
 
 pub mod conformance;
 mod error;
+mod identity_store;
 pub mod sqlite;
+mod sqlite_identity;
 
 use async_trait::async_trait;
 use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, ProjectId, ServiceName, Timestamp};
@@ -35,6 +37,8 @@ pub enum Inserted {
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     pub worker_id: String,
+    /// Projects to take tasks from (`None`: any).
+    pub project_ids: Option<Vec<ProjectId>>,
     /// Services to take tasks of (empty: any).
     pub services: Vec<ServiceName>,
     /// Job types to take (empty: any of those services).
@@ -66,7 +70,13 @@ pub struct JobRef {
 }
 
 pub use error::{Result, StoreError};
+pub use identity_store::IdentityStore;
 pub use sqlite::SqliteStore;
+
+/// Everything a backend stores: jobs and identities.
+pub trait Store: JobStore + IdentityStore {}
+
+impl<T: JobStore + IdentityStore> Store for T {}
 
 /// Durable storage of job trees. Every method that returns `Ok` has made its write durable.
 #[async_trait]

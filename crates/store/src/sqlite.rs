@@ -30,8 +30,8 @@ const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_pr
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) readers: SqlitePool,
 }
 
 impl SqliteStore {
@@ -252,6 +252,12 @@ async fn insert_tree(conn: &mut SqliteConnection, job: &Job) -> Result<()> {
 /// `AND service IN (..) AND job_type IN (..) AND simulated = ?` for a claim request.
 fn push_claim_filters(builder: &mut QueryBuilder<'_, Sqlite>, request: &ClaimRequest) {
     builder.push(" AND simulated = ").push_bind(request.simulated);
+    if let Some(projects) = &request.project_ids {
+        if projects.is_empty() {
+            builder.push(" AND 0");
+        }
+        push_any(builder, "project_id", projects.iter().map(|p| p.to_string()));
+    }
     push_any(builder, "service", request.services.iter().map(|s| s.to_string()));
     push_any(builder, "job_type", request.job_types.iter().cloned());
 }

@@ -42,6 +42,7 @@ impl Simulator {
     async fn run(self) {
         let request = ClaimRequest {
             worker_id: WORKER_ID.to_owned(),
+            project_ids: None,
             services: Vec::new(),
             job_types: Vec::new(),
             simulated: true,
@@ -144,7 +145,7 @@ impl Simulator {
     async fn record(&self, lease: &Lease, event: JobEvent) -> Result<(), Halt> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.service.record_task_event(&lease.task_id, event.clone()).await {
+            match self.service.record_task_event(&lease.task_id, event.clone(), &|_| true).await {
                 Ok(_) => return Ok(()),
                 Err(ServiceError::Store(error)) => {
                     tracing::warn!(job_id = %lease.task_id, %error, "simulator cannot record an event; retrying");

@@ -10,9 +10,11 @@ use axum::Router;
 use chrono::{TimeZone, Utc};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use jobd_api::{ApiConfig, AppState, StaticCredentials};
+use jobd_api::{ApiConfig, AppState};
+use jobd_auth::secrets::MasterKey;
 use jobd_auth::Signer;
 use jobd_core::{Clock, Timestamp};
+use jobd_service::identity::{IdentityConfig, IdentityService, RootKey};
 use jobd_service::JobService;
 use jobd_store::SqliteStore;
 use serde_json::Value;
@@ -41,6 +43,7 @@ impl Clock for ManualClock {
 pub struct TestApp {
     pub router: Router,
     pub service: JobService,
+    pub identity: IdentityService,
     pub clock: ManualClock,
     _dir: tempfile::TempDir,
 }
@@ -57,17 +60,26 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ApiConfig) -> Self {
+        Self::with_identity_config(config, IdentityConfig { rate_limit_per_second: 0, ..IdentityConfig::default() })
+            .await
+    }
+
+    pub async fn with_identity_config(config: ApiConfig, identity_config: IdentityConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
         let clock = ManualClock(Arc::new(Mutex::new(Utc::now())));
         clock.set_ms(0);
-        let service = JobService::new(Arc::new(store), Arc::new(clock.clone()));
-        let state = AppState {
-            service: service.clone(),
-            credentials: Arc::new(StaticCredentials::with_root(ACCESS_KEY, SECRET_KEY)),
-            config: Arc::new(config),
-        };
-        TestApp { router: jobd_api::app(state), service, clock, _dir: dir }
+        let service = JobService::new(store.clone(), Arc::new(clock.clone()));
+        let root = RootKey { access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into() };
+        let identity = IdentityService::new(
+            store,
+            Arc::new(clock.clone()),
+            MasterKey::derive(b"test master key"),
+            Some(root),
+            identity_config,
+        );
+        let state = AppState { service: service.clone(), identity: identity.clone(), config: Arc::new(config) };
+        TestApp { router: jobd_api::app(state), service, identity, clock, _dir: dir }
     }
 
     /// Sends a request signed like the official SDKs sign (host, content-type, x-project-id,

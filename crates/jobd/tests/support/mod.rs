@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,30 +14,46 @@ pub const ACCESS_KEY: &str = "BINARYTESTAK";
 pub const SECRET_KEY: &str = "binary-test-secret";
 pub const PROJECT: &str = "fedcba9876543210fedcba9876543210";
 
+/// Where a test server's stderr goes: beside its data directory, kept across restarts.
+pub fn log_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.with_extension("log")
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
     pub port: u16,
+    data_dir: std::path::PathBuf,
     http: reqwest::Client,
 }
 
 impl Server {
+    /// Starts jobd on a free port of its own choosing (no race for the port).
     pub fn start(data_dir: &Path) -> Server {
-        Self::start_on(data_dir, TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+        Self::start_on(data_dir, 0)
     }
 
-    /// Starts jobd on a given port (to restart it where its clients expect it).
+    /// Starts jobd on a given port (0: any), to restart it where its clients expect it.
     pub fn start_on(data_dir: &Path, port: u16) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_jobd"))
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path(data_dir)).expect("a log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jobd"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .env("JOBD_ROOT_ACCESS_KEY", ACCESS_KEY)
             .env("JOBD_ROOT_SECRET_KEY", SECRET_KEY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("the jobd binary starts");
-        Server { child, base: format!("http://127.0.0.1:{port}"), port, http: reqwest::Client::new() }
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("jobd prints its address");
+        let address = line.trim().strip_prefix("jobd listening on ").unwrap_or_else(|| {
+            let log = std::fs::read_to_string(log_path(data_dir)).unwrap_or_default();
+            panic!("jobd did not start: {line:?}; its log:\n{log}")
+        });
+        let port = address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        Server { child, base: address.to_owned(), port, data_dir: data_dir.to_owned(), http: reqwest::Client::new() }
     }
 
     pub async fn wait_healthy(&self) {
@@ -51,7 +66,8 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("jobd did not become healthy");
+        let log = std::fs::read_to_string(log_path(&self.data_dir)).unwrap_or_default();
+        panic!("jobd did not become healthy; its log:\n{log}");
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -1,0 +1,168 @@
+//! The admin API (`/v1/admin/...`): projects, users and access-key credentials. Admin role only.
+
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use jobd_auth::identity::{CredentialRecord, Role, UserRecord};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::caller::{identity_error, Caller};
+use crate::dialect::Dialect;
+use crate::error::ApiError;
+use crate::time_format;
+use crate::AppState;
+
+const DIALECT: Dialect = Dialect::Native;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/projects", post(create_project).get(list_projects))
+        .route("/v1/admin/users", post(create_user).get(list_users))
+        .route("/v1/admin/users/{user_id}", delete(delete_user))
+        .route("/v1/admin/credentials", post(create_credential).get(list_credentials))
+        .route("/v1/admin/credentials/{access_key}/disable", post(disable_credential))
+        .route("/v1/admin/credentials/{access_key}/enable", post(enable_credential))
+        .route("/v1/admin/credentials/{access_key}", delete(delete_credential))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(DIALECT, format!("invalid request body: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(DIALECT, "the request body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::invalid(DIALECT, format!("invalid request body: {e}")))
+}
+
+fn role(raw: &str) -> Result<Role, ApiError> {
+    raw.parse().map_err(|e: jobd_auth::identity::UnknownRole| ApiError::invalid(DIALECT, e.to_string()))
+}
+
+fn user_view(user: &UserRecord) -> Value {
+    json!({"id": user.user_id, "name": user.name, "domain": user.domain, "project_id": user.project_id,
+           "role": user.role.as_str(), "created_at": time_format::native(&user.created_at)})
+}
+
+fn credential_view(c: &CredentialRecord) -> Value {
+    json!({"access_key": c.access_key, "owner": c.owner, "project_ids": c.project_ids, "role": c.role.as_str(),
+           "enterprise_project_ids": c.enterprise_project_ids, "enabled": c.enabled,
+           "created_at": time_format::native(&c.created_at),
+           "last_used_at": c.last_used_at.as_ref().map(time_format::native)})
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateProject {
+    name: String,
+}
+
+async fn create_project(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: CreateProject = parse(&body)?;
+    let project = state.identity.create_project(&body.name).await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": project.id, "name": project.name, "created_at": time_format::native(&project.created_at)})),
+    ))
+}
+
+async fn list_projects(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let projects = state.identity.list_projects().await.map_err(|e| identity_error(DIALECT, e))?;
+    let projects: Vec<Value> = projects
+        .iter()
+        .map(|p| json!({"id": p.id, "name": p.name, "created_at": time_format::native(&p.created_at)}))
+        .collect();
+    Ok(Json(json!({"projects": projects})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    name: String,
+    domain: String,
+    password: String,
+    project_id: String,
+    role: String,
+}
+
+async fn create_user(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: CreateUser = parse(&body)?;
+    let user = state
+        .identity
+        .create_user(&body.name, &body.domain, &body.password, &body.project_id, role(&body.role)?)
+        .await
+        .map_err(|e| identity_error(DIALECT, e))?;
+    Ok((StatusCode::CREATED, Json(user_view(&user))))
+}
+
+async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok(Json(json!({"users": users.iter().map(user_view).collect::<Vec<_>>()})))
+}
+
+async fn delete_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.identity.delete_user(&user_id).await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCredential {
+    project_ids: Vec<String>,
+    role: String,
+    #[serde(default)]
+    enterprise_project_ids: Vec<String>,
+}
+
+/// `201` with the new access key and its secret key — the only time the secret is shown.
+async fn create_credential(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: CreateCredential = parse(&body)?;
+    let created = state
+        .identity
+        .create_credential(
+            &caller.principal.label(),
+            &body.project_ids,
+            role(&body.role)?,
+            &body.enterprise_project_ids,
+        )
+        .await
+        .map_err(|e| identity_error(DIALECT, e))?;
+    let mut view = credential_view(&created.record);
+    view["secret_key"] = json!(created.secret_key);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list_credentials(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let credentials = state.identity.list_credentials().await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok(Json(json!({"credentials": credentials.iter().map(credential_view).collect::<Vec<_>>()})))
+}
+
+async fn disable_credential(
+    State(state): State<AppState>,
+    Path(access_key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.set_credential_enabled(&access_key, false).await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn enable_credential(
+    State(state): State<AppState>,
+    Path(access_key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.set_credential_enabled(&access_key, true).await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_credential(
+    State(state): State<AppState>,
+    Path(access_key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.delete_credential(&access_key).await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,215 @@
+//! The IAM-compatible identity API: `POST /v3/auth/tokens` (password → token in
+//! `X-Subject-Token`), `DELETE /v3/auth/tokens` (revoke), and `GET /v3/projects?name=` (the caller's
+//! projects, so an SDK configured without a project id can resolve it).
+
+use axum::body::Body;
+use axum::extract::{Extension, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jobd_auth::identity::{Action, ProjectRecord, ProjectScope};
+use jobd_service::identity::{IssuedToken, ProjectSelector};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::caller::{identity_error, read_body, Caller, AUTH_TOKEN_HEADER};
+use crate::dialect::Dialect;
+use crate::error::{ApiError, ErrorKind};
+use crate::AppState;
+
+const DIALECT: Dialect = Dialect::Iam;
+const SUBJECT_TOKEN_HEADER: &str = "x-subject-token";
+
+/// `POST /v3/auth/tokens` needs no caller (the body carries the password).
+pub fn public_routes() -> Router<AppState> {
+    Router::new().route("/v3/auth/tokens", post(create_token))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v3/auth/tokens", axum::routing::delete(revoke_token))
+        .route("/v3/projects", get(list_projects))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenRequest {
+    auth: AuthBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthBody {
+    identity: IdentityBody,
+    #[serde(default)]
+    scope: Option<ScopeBody>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IdentityBody {
+    methods: Vec<String>,
+    #[serde(default)]
+    password: Option<PasswordBody>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordBody {
+    user: UserBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct UserBody {
+    name: String,
+    password: String,
+    domain: NamedRef,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedRef {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScopeBody {
+    #[serde(default)]
+    project: Option<NamedRef>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    nocatalog: Option<String>,
+}
+
+/// A stable id for a domain name (jobd keeps domains as names).
+fn domain_id(domain: &str) -> String {
+    hex::encode(&Sha256::digest(domain.as_bytes())[..16])
+}
+
+fn iam_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn token_body(issued: &IssuedToken, catalog: Option<Value>) -> Value {
+    let domain = json!({"name": issued.user.domain, "id": domain_id(&issued.user.domain)});
+    let mut token = json!({
+        "expires_at": iam_time(&issued.record.expires_at),
+        "issued_at": iam_time(&issued.record.issued_at),
+        "methods": ["password"],
+        "project": {"id": issued.project.id, "name": issued.project.name, "domain": domain},
+        "roles": [{"id": issued.record.role.as_str(), "name": issued.record.role.as_str()}],
+        "user": {"id": issued.user.user_id, "name": issued.user.name, "domain": domain, "password_expires_at": ""},
+    });
+    if let Some(catalog) = catalog {
+        token["catalog"] = catalog;
+    }
+    json!({"token": token})
+}
+
+/// Every service jobd answers for, at the address the caller used.
+fn catalog(headers: &HeaderMap) -> Value {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let url = format!("http://{host}");
+    let services = ["cfw", "waf", "elb", "jobd"];
+    Value::Array(
+        services
+            .iter()
+            .map(|service| {
+                json!({"type": service, "name": service, "id": service,
+                       "endpoints": [{"id": format!("{service}-public"), "interface": "public", "region": "jobd",
+                                      "region_id": "jobd", "url": url}]})
+            })
+            .collect(),
+    )
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(DIALECT, &parts.headers, body, state.config.max_body_bytes).await?;
+    let invalid = |m: String| ApiError::invalid(DIALECT, m);
+    let request: TokenRequest =
+        serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid token request: {e}")))?;
+    if !request.auth.identity.methods.iter().any(|m| m == "password") {
+        return Err(invalid("only the \"password\" method is supported".into()));
+    }
+    let password =
+        request.auth.identity.password.ok_or_else(|| invalid("auth.identity.password is required".into()))?;
+    let domain = password
+        .user
+        .domain
+        .name
+        .ok_or_else(|| invalid("auth.identity.password.user.domain.name is required".into()))?;
+    let scope = match request.auth.scope.and_then(|s| s.project) {
+        Some(NamedRef { id: Some(id), .. }) => ProjectSelector::Id(id),
+        Some(NamedRef { name: Some(name), .. }) => ProjectSelector::Name(name),
+        _ => return Err(invalid("a project scope (auth.scope.project.id or .name) is required".into())),
+    };
+    let issued = state
+        .identity
+        .issue_token(&domain, &password.user.name, &password.user.password, scope)
+        .await
+        .map_err(|e| identity_error(DIALECT, e))?;
+    tracing::info!(user_id = %issued.user.user_id, project_id = %issued.project.id, "token issued");
+    let with_catalog = !matches!(query.nocatalog.as_deref(), Some("true") | Some("True") | Some("1"));
+    let body = token_body(&issued, with_catalog.then(|| catalog(&parts.headers)));
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    let value =
+        HeaderValue::from_str(&issued.token).map_err(|e| ApiError::new(DIALECT, ErrorKind::Internal(e.to_string())))?;
+    response.headers_mut().insert(SUBJECT_TOKEN_HEADER, value);
+    Ok(response)
+}
+
+/// Revokes the token in `X-Subject-Token`: the caller's own, or any for an admin.
+async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let subject = headers
+        .get(SUBJECT_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::invalid(DIALECT, "X-Subject-Token names the token to revoke"))?;
+    let own = headers.get(AUTH_TOKEN_HEADER).and_then(|v| v.to_str().ok()) == Some(subject);
+    if !own && !caller.principal.may(Action::Administer) {
+        return Err(ApiError::new(DIALECT, ErrorKind::Forbidden("only an admin may revoke another's token".into())));
+    }
+    state.identity.revoke_token(subject).await.map_err(|e| match e {
+        jobd_service::identity::IdentityError::InvalidToken => {
+            ApiError::new(DIALECT, ErrorKind::ResourceNotFound("token".into()))
+        }
+        other => identity_error(DIALECT, other),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct ProjectsQuery {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn list_projects(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ProjectsQuery>,
+    _body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let all = state.identity.list_projects().await.map_err(|e| identity_error(DIALECT, e))?;
+    let mine: Vec<ProjectRecord> = match &caller.principal.projects {
+        ProjectScope::All => all,
+        ProjectScope::Only(ids) => all.into_iter().filter(|p| ids.contains(&p.id)).collect(),
+    };
+    let projects: Vec<Value> = mine
+        .iter()
+        .filter(|p| query.name.as_ref().is_none_or(|name| &p.name == name))
+        .map(|p| json!({"id": p.id, "name": p.name, "enabled": true, "description": "", "is_domain": false}))
+        .collect();
+    Ok(Json(json!({"projects": projects, "links": {"self": "/v3/projects"}})))
+}

@@ -1,0 +1,429 @@
+//! The identity service: projects, users, credentials and tokens, and turning a request's proof
+//! (an access key or a token) into a `Principal`. Also the per-credential rate limit and the
+//! lock on access keys that keep failing their signatures.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobd_auth::identity::{
+    CredentialRecord, Principal, PrincipalKind, ProjectRecord, ProjectScope, Role, TokenRecord, UserRecord,
+};
+use jobd_auth::secrets::{self, MasterKey};
+use jobd_core::ids::parse_enterprise_project_id;
+use jobd_core::{Clock, Timestamp, ValidationError};
+use jobd_store::{IdentityStore, StoreError};
+
+/// The root credential from the environment. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct RootKey {
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for RootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootKey").field("access_key", &self.access_key).field("secret_key", &"<redacted>").finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    pub token_ttl: Duration,
+    /// Requests per second per credential (0: no limit); bursts of twice that are allowed.
+    pub rate_limit_per_second: u32,
+    /// This many signature failures for one access key within `lock_window` lock it for `lock_for`.
+    pub lock_after_failures: u32,
+    pub lock_window: Duration,
+    pub lock_for: Duration,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            token_ttl: Duration::from_secs(24 * 60 * 60),
+            rate_limit_per_second: 1000,
+            lock_after_failures: 10,
+            lock_window: Duration::from_secs(60),
+            lock_for: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the user name, domain or password is wrong")]
+    BadPassword,
+    #[error("the user has no access to that project")]
+    WrongScope,
+    #[error("the token is not valid")]
+    InvalidToken,
+    #[error("the token expired at {0}")]
+    ExpiredToken(Timestamp),
+    #[error("the identity store failed: {0}")]
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for IdentityError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => IdentityError::Conflict(what),
+            other => IdentityError::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = IdentityError> = std::result::Result<T, E>;
+
+/// An access key's secret and whom it stands for.
+pub struct ResolvedKey {
+    pub secret_key: String,
+    pub principal: Principal,
+}
+
+/// A freshly issued token: its text (given out once) and its record.
+pub struct IssuedToken {
+    pub token: String,
+    pub record: TokenRecord,
+    pub user: UserRecord,
+    pub project: ProjectRecord,
+}
+
+/// A new credential and its secret (shown once).
+pub struct CreatedCredential {
+    pub record: CredentialRecord,
+    pub secret_key: String,
+}
+
+/// How a token request names its project.
+pub enum ProjectSelector {
+    Id(String),
+    Name(String),
+}
+
+struct Bucket {
+    tokens: f64,
+    refreshed: Timestamp,
+}
+
+struct Failures {
+    count: u32,
+    window_start: Timestamp,
+    locked_until: Option<Timestamp>,
+}
+
+#[derive(Clone)]
+pub struct IdentityService {
+    store: Arc<dyn IdentityStore>,
+    clock: Arc<dyn Clock>,
+    master_key: MasterKey,
+    root: Option<RootKey>,
+    config: IdentityConfig,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    failures: Arc<Mutex<HashMap<String, Failures>>>,
+}
+
+fn check_name(field: &str, value: &str) -> Result<()> {
+    let ok = (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::field(field, "must be 1 to 64 letters, digits, '-', '_' or '.'").into())
+    }
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl IdentityService {
+    pub fn new(
+        store: Arc<dyn IdentityStore>,
+        clock: Arc<dyn Clock>,
+        master_key: MasterKey,
+        root: Option<RootKey>,
+        config: IdentityConfig,
+    ) -> Self {
+        IdentityService {
+            store,
+            clock,
+            master_key,
+            root,
+            config,
+            buckets: Arc::new(Mutex::new(HashMap::new())),
+            failures: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    // ---- management ----
+
+    pub async fn create_project(&self, name: &str) -> Result<ProjectRecord> {
+        check_name("name", name)?;
+        let project = ProjectRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            name: name.to_owned(),
+            created_at: self.now(),
+        };
+        self.store.insert_project(&project).await?;
+        Ok(project)
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
+        Ok(self.store.list_projects().await?)
+    }
+
+    async fn require_project(&self, project_id: &str) -> Result<ProjectRecord> {
+        self.store
+            .get_project(project_id)
+            .await?
+            .ok_or_else(|| IdentityError::NotFound(format!("project {project_id}")))
+    }
+
+    pub async fn create_user(
+        &self,
+        name: &str,
+        domain: &str,
+        password: &str,
+        project_id: &str,
+        role: Role,
+    ) -> Result<UserRecord> {
+        check_name("name", name)?;
+        check_name("domain", domain)?;
+        if !(8..=128).contains(&password.chars().count()) {
+            return Err(ValidationError::field("password", "must be 8 to 128 characters").into());
+        }
+        self.require_project(project_id).await?;
+        let password_hash =
+            secrets::hash_password(password).map_err(|e| ValidationError::field("password", e.to_string()))?;
+        let user = UserRecord {
+            user_id: uuid::Uuid::new_v4().simple().to_string(),
+            name: name.to_owned(),
+            domain: domain.to_owned(),
+            password_hash,
+            project_id: project_id.to_owned(),
+            role,
+            created_at: self.now(),
+        };
+        self.store.insert_user(&user).await?;
+        Ok(user)
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        Ok(self.store.list_users().await?)
+    }
+
+    pub async fn delete_user(&self, user_id: &str) -> Result<()> {
+        if self.store.delete_user(user_id).await? {
+            Ok(())
+        } else {
+            Err(IdentityError::NotFound(format!("user {user_id}")))
+        }
+    }
+
+    pub async fn create_credential(
+        &self,
+        owner: &str,
+        project_ids: &[String],
+        role: Role,
+        enterprise_project_ids: &[String],
+    ) -> Result<CreatedCredential> {
+        if project_ids.is_empty() {
+            return Err(ValidationError::field("project_ids", "must name at least one project").into());
+        }
+        for project_id in project_ids {
+            self.require_project(project_id).await?;
+        }
+        let enterprise_project_ids =
+            enterprise_project_ids.iter().map(|eps| parse_enterprise_project_id(eps)).collect::<Result<Vec<_>, _>>()?;
+        let (access_key, secret_key) = secrets::generate_access_key_pair();
+        let record = CredentialRecord {
+            access_key,
+            sealed_secret: self.master_key.seal(&secret_key),
+            owner: owner.to_owned(),
+            project_ids: project_ids.to_vec(),
+            role,
+            enterprise_project_ids,
+            enabled: true,
+            created_at: self.now(),
+            last_used_at: None,
+        };
+        self.store.insert_credential(&record).await?;
+        Ok(CreatedCredential { record, secret_key })
+    }
+
+    pub async fn list_credentials(&self) -> Result<Vec<CredentialRecord>> {
+        Ok(self.store.list_credentials().await?)
+    }
+
+    pub async fn set_credential_enabled(&self, access_key: &str, enabled: bool) -> Result<()> {
+        if self.store.set_credential_enabled(access_key, enabled).await? {
+            Ok(())
+        } else {
+            Err(IdentityError::NotFound(format!("credential {access_key}")))
+        }
+    }
+
+    pub async fn delete_credential(&self, access_key: &str) -> Result<()> {
+        if self.store.delete_credential(access_key).await? {
+            Ok(())
+        } else {
+            Err(IdentityError::NotFound(format!("credential {access_key}")))
+        }
+    }
+
+    // ---- tokens ----
+
+    pub async fn issue_token(
+        &self,
+        domain: &str,
+        name: &str,
+        password: &str,
+        scope: ProjectSelector,
+    ) -> Result<IssuedToken> {
+        let user = self.store.find_user(domain, name).await?;
+        let Some(user) = user.filter(|user| secrets::verify_password(password, &user.password_hash)) else {
+            return Err(IdentityError::BadPassword);
+        };
+        let project = match scope {
+            ProjectSelector::Id(id) => self.store.get_project(&id).await?,
+            ProjectSelector::Name(name) => self.store.find_project_by_name(&name).await?,
+        };
+        let project = project.filter(|p| p.id == user.project_id).ok_or(IdentityError::WrongScope)?;
+        let (token, token_hash) = secrets::generate_token();
+        let issued_at = self.now();
+        let record = TokenRecord {
+            token_hash,
+            user_id: user.user_id.clone(),
+            project_id: project.id.clone(),
+            role: user.role,
+            issued_at,
+            expires_at: issued_at + to_chrono(self.config.token_ttl),
+            revoked: false,
+        };
+        self.store.insert_token(&record).await?;
+        Ok(IssuedToken { token, record, user, project })
+    }
+
+    pub async fn revoke_token(&self, token: &str) -> Result<()> {
+        if self.store.revoke_token(&secrets::hash_token(token)).await? {
+            Ok(())
+        } else {
+            Err(IdentityError::InvalidToken)
+        }
+    }
+
+    /// The principal of a token: invalid (unknown, revoked) or expired tokens are refused.
+    pub async fn resolve_token(&self, token: &str) -> Result<Principal> {
+        let record = self.store.get_token(&secrets::hash_token(token)).await?.ok_or(IdentityError::InvalidToken)?;
+        if record.revoked {
+            return Err(IdentityError::InvalidToken);
+        }
+        if record.expires_at <= self.now() {
+            return Err(IdentityError::ExpiredToken(record.expires_at));
+        }
+        Ok(Principal {
+            kind: PrincipalKind::Token { user_id: record.user_id },
+            role: record.role,
+            projects: ProjectScope::Only(vec![record.project_id]),
+            enterprise_project_ids: None,
+        })
+    }
+
+    /// The secret and principal of an enabled access key (root included).
+    pub async fn resolve_access_key(&self, access_key: &str) -> Result<Option<ResolvedKey>> {
+        if let Some(root) = self.root.as_ref().filter(|root| root.access_key == access_key) {
+            return Ok(Some(ResolvedKey { secret_key: root.secret_key.clone(), principal: Principal::root() }));
+        }
+        let Some(record) = self.store.get_credential(access_key).await?.filter(|c| c.enabled) else { return Ok(None) };
+        let secret_key = self.master_key.unseal(&record.sealed_secret).map_err(|e| {
+            tracing::error!(access_key, error = %e, "cannot unseal a credential's secret: is the master key right?");
+            IdentityError::InvalidToken
+        })?;
+        Ok(Some(ResolvedKey {
+            secret_key,
+            principal: Principal {
+                kind: PrincipalKind::AccessKey { access_key: record.access_key },
+                role: record.role,
+                projects: ProjectScope::Only(record.project_ids),
+                enterprise_project_ids: (!record.enterprise_project_ids.is_empty())
+                    .then_some(record.enterprise_project_ids),
+            },
+        }))
+    }
+
+    /// Remembers when a credential was last used (best effort).
+    pub async fn touch(&self, principal: &Principal) {
+        if let PrincipalKind::AccessKey { access_key } = &principal.kind {
+            if let Err(error) = self.store.touch_credential(access_key, self.now()).await {
+                tracing::debug!(%error, "cannot record a credential's last use");
+            }
+        }
+    }
+
+    // ---- abuse ----
+
+    /// Takes one request from the caller's bucket; `Err(wait)` when it is empty.
+    pub fn take_rate_token(&self, caller: &str) -> Result<(), Duration> {
+        let rate = f64::from(self.config.rate_limit_per_second);
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let capacity = rate * 2.0;
+        let now = self.now();
+        let mut buckets = self.buckets.lock().expect("rate buckets");
+        let bucket = buckets.entry(caller.to_owned()).or_insert(Bucket { tokens: capacity, refreshed: now });
+        let elapsed = (now - bucket.refreshed).num_milliseconds().max(0) as f64 / 1000.0;
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
+        bucket.refreshed = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(((1.0 - bucket.tokens) / rate).max(0.001)).max(Duration::from_secs(1)))
+        }
+    }
+
+    /// Whether an access key is locked after repeated signature failures.
+    pub fn is_locked(&self, access_key: &str) -> bool {
+        let now = self.now();
+        let failures = self.failures.lock().expect("signature failures");
+        failures.get(access_key).and_then(|f| f.locked_until).is_some_and(|until| until > now)
+    }
+
+    pub fn record_signature_failure(&self, access_key: &str) {
+        let now = self.now();
+        let mut failures = self.failures.lock().expect("signature failures");
+        let entry = failures.entry(access_key.to_owned()).or_insert(Failures {
+            count: 0,
+            window_start: now,
+            locked_until: None,
+        });
+        if now - entry.window_start > to_chrono(self.config.lock_window) {
+            *entry = Failures { count: 0, window_start: now, locked_until: None };
+        }
+        entry.count += 1;
+        if entry.count >= self.config.lock_after_failures {
+            entry.locked_until = Some(now + to_chrono(self.config.lock_for));
+            tracing::warn!(access_key, failures = entry.count, "access key locked after repeated signature failures");
+        }
+    }
+
+    pub fn record_signature_success(&self, access_key: &str) {
+        self.failures.lock().expect("signature failures").remove(access_key);
+    }
+
+    pub async fn prune_expired_tokens(&self) -> Result<u64> {
+        Ok(self.store.prune_tokens(self.now()).await?)
+    }
+}
