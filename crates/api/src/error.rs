@@ -19,6 +19,8 @@ pub enum ErrorKind {
     Unauthorized(String),
     /// A token past its expiry.
     TokenExpired(String),
+    /// A token request with a wrong user, password or scope (IAM answers it, not the gateway).
+    BadCredentials(String),
     /// Over the caller's rate limit; retry after the wait.
     TooManyRequests(std::time::Duration),
     /// The caller is known but may not act here (another project, a mismatched `X-Project-Id`).
@@ -99,6 +101,7 @@ impl ApiError {
             (Unauthorized(detail), _) => {
                 (StatusCode::UNAUTHORIZED, "APIGW.0301", format!("Incorrect IAM authentication information: {detail}"))
             }
+            (BadCredentials(detail), _) => (StatusCode::UNAUTHORIZED, "APIGW.0301", detail.clone()),
             (TokenExpired(detail), _) => {
                 (StatusCode::UNAUTHORIZED, "APIGW.0307", format!("The token must be updated: {detail}"))
             }

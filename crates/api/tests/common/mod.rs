@@ -98,6 +98,29 @@ impl TestApp {
         self.send(method, uri, headers, body).await
     }
 
+    /// A request signed with another access key.
+    pub async fn signed_as(
+        &self,
+        access_key: &str,
+        secret_key: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri, None),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        Signer::new(access_key, secret_key)
+            .sign(method.as_str(), path, query, &mut headers, &body, self.clock.now())
+            .unwrap();
+        self.send(method, uri, headers, body).await
+    }
+
     pub async fn signed(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
         self.signed_with(SECRET_KEY, method, uri, body).await
     }

@@ -1,0 +1,230 @@
+//! The isolation matrix: every authenticated route × every role × own project / other project /
+//! another enterprise project, with the status each must get. The table of routes is the server's
+//! own permission table, so a new route without a request template here fails this test.
+
+mod common;
+
+use common::{TestApp, PROJECT};
+use http::{HeaderMap, Method, StatusCode};
+use jobd_api::ROUTE_ACTIONS;
+use jobd_auth::identity::{Action, Role};
+use serde_json::{json, Value};
+
+struct Fixture {
+    own: String,
+    other: String,
+    keys: Vec<(Role, String, String)>,
+    /// A key of the own project limited to enterprise project "eps-a".
+    eps_limited: (String, String),
+    own_job: String,
+    other_job: String,
+    other_eps_job: String,
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let own = app.identity.create_project("own").await.unwrap().id;
+    let other = app.identity.create_project("other").await.unwrap().id;
+    let mut keys = Vec::new();
+    for role in Role::ALL {
+        let created = app.identity.create_credential("test", std::slice::from_ref(&own), role, &[]).await.unwrap();
+        keys.push((role, created.record.access_key, created.secret_key));
+    }
+    let limited = app.identity.create_credential("test", std::slice::from_ref(&own), Role::Admin, &["eps-a".into()]).await.unwrap();
+    let create = |project: &str, eps: &str| {
+
+        let url = format!("/v1/{project}/jobs");
+        let body = json!({"service": "elb", "job_type": "UPGRADE", "enterprise_project_id": eps});
+        async move {
+            let answer = app.signed(Method::POST, &url, Some(body)).await;
+            answer.body["job"]["job_id"].as_str().unwrap().to_owned()
+        }
+    };
+    Fixture {
+        own_job: create(&own, "eps-a").await,
+        other_job: create(&other, "eps-a").await,
+        other_eps_job: create(&own, "eps-b").await,
+        own,
+        other,
+        keys,
+        eps_limited: (limited.record.access_key, limited.secret_key),
+    }
+}
+
+/// A request for a route: its path with parameters filled in, and a body.
+fn request_for(method: &str, route: &str, project: &str, job: &str) -> (Method, String, Option<Value>) {
+    let path = route.replace("{project_id}", project).replace("{job_id}", job);
+    let method: Method = method.parse().unwrap();
+    let body = match (method.as_str(), route) {
+        ("POST", "/v1/{project_id}/jobs") => {
+            Some(json!({"service": "elb", "job_type": "UPGRADE", "enterprise_project_id": "eps-a"}))
+        }
+        ("POST", "/v1/{project_id}/jobs/{job_id}/cancel") => None,
+        ("POST", "/v1/worker/claim") => Some(json!({"worker_id": "w", "services": ["cfw"]})),
+        ("POST", "/v1/worker/tasks/{job_id}/fail") => {
+            Some(json!({"lease_token": "t", "error_code": "E", "error_msg": "m"}))
+        }
+        ("POST", r) if r.starts_with("/v1/worker/tasks/") => Some(json!({"lease_token": "t"})),
+        ("POST", "/v1/admin/projects") => Some(json!({"name": format!("p{}", uuid::Uuid::new_v4().simple())})),
+        ("POST", "/v1/admin/users") => Some(
+            json!({"name": "u", "domain": "d", "password": "a long password", "project_id": project, "role": "reader"}),
+        ),
+        ("POST", "/v1/admin/credentials") => Some(json!({"project_ids": [project], "role": "reader"})),
+        ("GET" | "DELETE", _) => None,
+        ("POST", r) if r.starts_with("/v1/admin/credentials/") => None,
+        _ => panic!("no request template for {method} {route}: add one (and think about who may call it)"),
+    };
+    let path = path.replace("{user_id}", "nobody").replace("{access_key}", "NOSUCHKEY");
+    let path = if route == "/v1/{project_id}/waf/async-job/{job_id}" {
+        format!("{path}?enterpriseProjectId=all_granted_eps")
+    } else {
+        path
+    };
+    (method, path, body)
+}
+
+fn job_in_path(route: &str) -> bool {
+    route.contains("{job_id}")
+}
+
+#[tokio::test]
+async fn every_route_every_role_every_tenant() {
+    let app = TestApp::new().await;
+    let f = fixture(&app).await;
+    let mut rows = 0;
+    for (method, route, action) in ROUTE_ACTIONS {
+        if *method == "DELETE" && *route == "/v3/auth/tokens" {
+            continue; // token revocation is covered by the token tests (it needs a token)
+        }
+        let has_project = route.contains("{project_id}");
+        for (role, ak, sk) in &f.keys {
+            let allowed = action.is_none_or(|action| role.allows(action));
+            // Own project, own enterprise project.
+            let (m, path, body) = request_for(method, route, &f.own, &f.own_job);
+            let answer = app.signed_as(ak, sk, m, &path, body).await;
+            rows += 1;
+            if allowed {
+                assert!(
+                    !matches!(answer.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+                    "{role} {method} {route} (own project) was refused: {} {}",
+                    answer.status,
+                    answer.body
+                );
+            } else {
+                assert_eq!(answer.status, StatusCode::FORBIDDEN, "{role} {method} {route}: {}", answer.body);
+                assert_eq!(answer.body["error_code"], "APIGW.0302");
+            }
+            if has_project {
+                // Another project: refused before anything is looked up, whether the job exists or not.
+                for job in [&f.other_job, "00000000-0000-4000-8000-000000000000"] {
+                    let (m, path, body) = request_for(method, route, &f.other, job);
+                    let answer = app.signed_as(ak, sk, m, &path, body).await;
+                    rows += 1;
+                    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{role} {method} {route} (other project)");
+                    assert_eq!(answer.body["error_code"], "APIGW.0302");
+                }
+            }
+        }
+        // A key limited to enterprise project eps-a: jobs of eps-b are not found.
+        if has_project && job_in_path(route) && action != &Some(Action::Work) {
+            let (ak, sk) = &f.eps_limited;
+            let (m, path, body) = request_for(method, route, &f.own, &f.other_eps_job);
+            let answer = app.signed_as(ak, sk, m, &path, body).await;
+            rows += 1;
+            assert_eq!(
+                answer.status,
+                StatusCode::NOT_FOUND,
+                "{method} {route} (other enterprise project): {}",
+                answer.body
+            );
+        }
+    }
+    // Worker calls on a task of another project: not found.
+    let worker = f.keys.iter().find(|(role, _, _)| *role == Role::Worker).unwrap();
+    let (m, path, body) = request_for("POST", "/v1/worker/tasks/{job_id}/heartbeat", &f.own, &f.other_job);
+    let answer = app.signed_as(&worker.1, &worker.2, m, &path, body).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    println!("isolation matrix: {rows} requests checked over {} routes", ROUTE_ACTIONS.len());
+}
+
+#[tokio::test]
+async fn enterprise_project_limits_apply_to_lists_waf_and_create() {
+    let app = TestApp::new().await;
+    let f = fixture(&app).await;
+    let (ak, sk) = &f.eps_limited;
+    let list = app.signed_as(ak, sk, Method::GET, &format!("/v1/{}/jobs", f.own), None).await;
+    let ids: Vec<&str> = list.body["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![f.own_job.as_str()], "only granted enterprise projects are listed");
+    let elb = app.signed_as(ak, sk, Method::GET, &format!("/v3/{}/elb/jobs", f.own), None).await;
+    assert_eq!(elb.body["page_info"]["current_count"], 1);
+    let create = app
+        .signed_as(
+            ak,
+            sk,
+            Method::POST,
+            &format!("/v1/{}/jobs", f.own),
+            Some(json!({"service": "cfw", "job_type": "x", "enterprise_project_id": "eps-b"})),
+        )
+        .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    let _ = PROJECT;
+}
+
+#[tokio::test]
+async fn disabled_and_unknown_keys_and_stale_dates_are_401() {
+    let app = TestApp::new().await;
+    let f = fixture(&app).await;
+    let (_, ak, sk) = &f.keys[0];
+    let url = format!("/v3/{}/elb/jobs", f.own);
+    assert_eq!(app.signed_as(ak, sk, Method::GET, &url, None).await.status, StatusCode::OK);
+    app.identity.set_credential_enabled(ak, false).await.unwrap();
+    let disabled = app.signed_as(ak, sk, Method::GET, &url, None).await;
+    assert_eq!((disabled.status, disabled.body["error_code"].as_str()), (StatusCode::UNAUTHORIZED, Some("APIGW.0301")));
+    let unknown = app.signed_as("NOSUCHKEY", sk, Method::GET, &url, None).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+
+    // A request signed 16 minutes ago and replayed now is refused.
+    let (_, ak, sk) = &f.keys[1];
+    let mut headers = HeaderMap::new();
+    headers.insert("host", "127.0.0.1:8080".parse().unwrap());
+    let signed_at = jobd_core::Clock::now(&app.clock) - chrono::Duration::minutes(16);
+    jobd_auth::Signer::new(ak.clone(), sk.clone()).sign("GET", &url, None, &mut headers, b"", signed_at).unwrap();
+    let replay = app.send(Method::GET, &url, headers, vec![]).await;
+    assert_eq!((replay.status, replay.body["error_code"].as_str()), (StatusCode::UNAUTHORIZED, Some("APIGW.0301")));
+}
+
+#[tokio::test]
+async fn repeated_signature_failures_lock_the_key_for_a_while() {
+    let app = TestApp::new().await;
+    let f = fixture(&app).await;
+    let (_, ak, sk) = &f.keys[0];
+    let url = format!("/v3/{}/elb/jobs", f.own);
+    for _ in 0..10 {
+        assert_eq!(app.signed_as(ak, "wrong", Method::GET, &url, None).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = app.signed_as(ak, sk, Method::GET, &url, None).await;
+    assert_eq!(locked.status, StatusCode::UNAUTHORIZED, "even the right secret is refused while locked");
+    assert!(locked.body["error_msg"].as_str().unwrap().contains("locked"));
+    app.clock.set_ms(61_000);
+    assert_eq!(app.signed_as(ak, sk, Method::GET, &url, None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_retry_after() {
+    let identity = jobd_service::identity::IdentityConfig { rate_limit_per_second: 2, ..Default::default() };
+    let app = TestApp::with_identity_config(Default::default(), identity).await;
+    let url = format!("/v3/{PROJECT}/elb/jobs");
+    let statuses: Vec<StatusCode> = {
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            statuses.push(app.get(&url).await.status);
+        }
+        statuses
+    };
+    assert_eq!(&statuses[..4], &[StatusCode::OK; 4], "a burst of twice the rate passes");
+    let limited = app.get(&url).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.body["error_code"], "APIGW.0308");
+    assert!(limited.headers.get("retry-after").is_some());
+    app.clock.set_ms(5_000);
+    assert_eq!(app.get(&url).await.status, StatusCode::OK, "the bucket refills with time");
+}
