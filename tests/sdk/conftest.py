@@ -107,9 +107,11 @@ def jobd():
 
 
 @pytest.fixture
-def project_id():
-    """A fresh project id per test, so tests never see each other's jobs."""
-    return new_project_id()
+def project_id(jobd):
+    """A fresh project per test, registered through the admin API with a producer credential
+    scoped to it: every SDK call and native call of the test uses that credential, not root."""
+    project_id, _name = jobd.new_scoped_project()
+    return project_id
 
 
 @pytest.fixture(name="wait_until")

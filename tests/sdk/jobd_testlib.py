@@ -85,6 +85,9 @@ class JobdServer:
         self.proc = proc
         self.stderr_path = stderr_path
         self.session = requests.Session()
+        # Scoped credentials per project (created through the admin API); root is used where
+        # a test names a project that has none.
+        self.keys = {}
         self.session.trust_env = False
 
     # -- diagnostics -------------------------------------------------------
@@ -105,8 +108,24 @@ class JobdServer:
         return text if len(text) <= limit else "...\n" + text[-limit:]
 
     # -- raw, SDK-signed HTTP ----------------------------------------------
+    def key_for(self, project_id):
+        """The scoped (ak, sk) of a project, or root's."""
+        return self.keys.get(project_id, (ROOT_AK, ROOT_SK))
+
+    def new_scoped_project(self, role="producer"):
+        """Registers a fresh project and a credential limited to it (via the admin API, as root)."""
+        name = "sdk-" + new_project_id()[:12]
+        resp = self.signed_request("POST", "/v1/admin/projects", body={"name": name}, ak=ROOT_AK, sk=ROOT_SK)
+        assert resp.status_code == 201, resp.text
+        project_id = resp.json()["id"]
+        resp = self.signed_request("POST", "/v1/admin/credentials", ak=ROOT_AK, sk=ROOT_SK,
+                                   body={"project_ids": [project_id], "role": role})
+        assert resp.status_code == 201, resp.text
+        self.keys[project_id] = (resp.json()["access_key"], resp.json()["secret_key"])
+        return project_id, name
+
     def signed_request(self, method, path, project_id=None, query=None, body=None,
-                       ak=ROOT_AK, sk=ROOT_SK, extra_headers=None, timeout=15):
+                       ak=None, sk=None, extra_headers=None, timeout=15):
         """Send a request signed by huaweicloudsdkcore's Signer, like the SDK would.
 
         ``path`` must already be percent-encoded (as the SDK does with path params).
@@ -120,6 +139,9 @@ class JobdServer:
                    "User-Agent": "huaweicloud-usdk-python/3.0; jobd-sdk-tests"}
         if extra_headers:
             headers.update(extra_headers)
+        scoped_ak, scoped_sk = self.key_for(project_id)
+        ak = scoped_ak if ak is None else ak
+        sk = scoped_sk if sk is None else sk
         req = SdkRequest(method=method, schema="http", host=self.host, resource_path=path,
                          query_params=list(query or []), header_params=headers, body=body or "")
         creds = BasicCredentials(ak, sk, project_id)
@@ -167,6 +189,9 @@ class JobdServer:
 
     # -- SDK clients -----------------------------------------------------------
     def _build(self, client_cls, project_id, ak, sk):
+        scoped_ak, scoped_sk = self.key_for(project_id)
+        ak = scoped_ak if ak is None else ak
+        sk = scoped_sk if sk is None else sk
         config = HttpConfig.get_default_config()
         config.ignore_ssl_verification = True  # irrelevant for http://, harmless
         config.timeout = (5, 20)
@@ -177,11 +202,11 @@ class JobdServer:
                 .with_endpoints([self.base_url])  # no with_region(): nothing but this endpoint is contacted
                 .build())
 
-    def cfw_client(self, project_id, ak=ROOT_AK, sk=ROOT_SK):
+    def cfw_client(self, project_id, ak=None, sk=None):
         return self._build(CfwClient, project_id, ak, sk)
 
-    def waf_client(self, project_id, ak=ROOT_AK, sk=ROOT_SK):
+    def waf_client(self, project_id, ak=None, sk=None):
         return self._build(WafClient, project_id, ak, sk)
 
-    def elb_client(self, project_id, ak=ROOT_AK, sk=ROOT_SK):
+    def elb_client(self, project_id, ak=None, sk=None):
         return self._build(ElbClient, project_id, ak, sk)

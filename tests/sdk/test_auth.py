@@ -18,7 +18,7 @@ from jobd_testlib import ROOT_AK, ROOT_SK
 WRONG_SK = ROOT_SK[:-4] + "XXXX"
 
 
-def _call(jobd, service, project_id, job_id, ak=ROOT_AK, sk=ROOT_SK):
+def _call(jobd, service, project_id, job_id, ak=None, sk=None):
     if service == "cfw":
         return jobd.cfw_client(project_id, ak, sk).list_job(ListJobRequest(job_id=job_id))
     if service == "waf":
