@@ -203,7 +203,12 @@ async fn claim(
             ProjectScope::Only(ids) => Some(ids.iter().filter_map(|id| ProjectId::parse(id).ok()).collect()),
         },
         services,
-        job_types: body.job_types.unwrap_or_default(),
+        job_types: match body.job_types {
+            Some(types) if types.is_empty() => {
+                return Err(ApiError::invalid(DIALECT, "job_types, when given, must name at least one job type"))
+            }
+            types => types.unwrap_or_default(),
+        },
         simulated: false,
         lease_seconds: bounded(
             "lease_seconds",
@@ -235,7 +240,7 @@ async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> Ap
     match error {
         ServiceError::Conflict(TransitionError::LeaseLost { .. }) => conflict(
             "JOBD.LEASE_LOST",
-            format!("the lease on {job_id} was lost: the task was claimed again after the lease expired; stop working on it"),
+            format!("the lease token does not hold {job_id} (it was claimed again, or this attempt already ended); stop working on it"),
         ),
         ServiceError::Conflict(TransitionError::AlreadyTerminal { status: JobStatus::Cancelled, .. }) => {
             conflict("JOBD.JOB_CANCELLED", format!("job {job_id} was cancelled; stop working on it"))

@@ -29,9 +29,12 @@ async fn fixture(app: &TestApp) -> Fixture {
         let created = app.identity.create_credential("test", std::slice::from_ref(&own), role, &[]).await.unwrap();
         keys.push((role, created.record.access_key, created.secret_key));
     }
-    let limited = app.identity.create_credential("test", std::slice::from_ref(&own), Role::Admin, &["eps-a".into()]).await.unwrap();
+    let limited = app
+        .identity
+        .create_credential("test", std::slice::from_ref(&own), Role::Admin, &["eps-a".into()])
+        .await
+        .unwrap();
     let create = |project: &str, eps: &str| {
-
         let url = format!("/v1/{project}/jobs");
         let body = json!({"service": "elb", "job_type": "UPGRADE", "enterprise_project_id": eps});
         async move {

@@ -1,0 +1,274 @@
+//! The worker API (`/v1/worker/...`): claim tasks under leases, heartbeat, complete and fail.
+//! A `409` on a task call means the task is no longer the caller's: see [`Error::task_gone`].
+//!
+//! [`Error::task_gone`]: crate::Error::task_gone
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::client::{path, Call, Client};
+use crate::error::Result;
+use crate::native::{Entity, Job, JobStatus, Phase};
+
+/// The longest long poll the server allows.
+pub const MAX_WAIT_SECONDS: u32 = 60;
+/// The most tasks one claim may return.
+pub const MAX_TASKS_PER_CLAIM: u32 = 100;
+
+/// One unit of work under a lease: a job without sub-jobs, or one sub-job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub job_id: String,
+    #[serde(default)]
+    pub parent_job_id: Option<String>,
+    pub project_id: String,
+    pub service: String,
+    pub job_type: String,
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    #[serde(default)]
+    pub entities: Vec<Entity>,
+    #[serde(default)]
+    pub payload: Option<Value>,
+    /// This attempt, from 1.
+    pub attempt: u32,
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// Proves the holder on heartbeat, complete and fail.
+    pub lease_token: String,
+    pub lease_expires_at: DateTime<Utc>,
+    /// `rollback` for a compensation task (undo a sub-job that had succeeded); absent means `run`.
+    #[serde(default)]
+    pub phase: Phase,
+}
+
+/// A task's id and lease token: what heartbeat, complete and fail need. Implemented by [`Task`],
+/// [`TaskLease`] and `(job_id, lease_token)` pairs.
+pub trait LeaseRef {
+    fn job_id(&self) -> &str;
+    fn lease_token(&self) -> &str;
+}
+
+impl LeaseRef for Task {
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    fn lease_token(&self) -> &str {
+        &self.lease_token
+    }
+}
+
+impl<J: AsRef<str>, T: AsRef<str>> LeaseRef for (J, T) {
+    fn job_id(&self) -> &str {
+        self.0.as_ref()
+    }
+
+    fn lease_token(&self) -> &str {
+        self.1.as_ref()
+    }
+}
+
+/// A task's id and lease token, kept apart from the task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskLease {
+    pub job_id: String,
+    pub lease_token: String,
+}
+
+impl LeaseRef for TaskLease {
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    fn lease_token(&self) -> &str {
+        &self.lease_token
+    }
+}
+
+impl From<&Task> for TaskLease {
+    fn from(task: &Task) -> Self {
+        TaskLease { job_id: task.job_id.clone(), lease_token: task.lease_token.clone() }
+    }
+}
+
+/// `POST /v1/worker/claim`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClaimRequest {
+    /// Who claims (shown on the job as `worker_id`); 1 to 128 characters.
+    pub worker_id: String,
+    /// Claim tasks of these services.
+    pub services: Vec<String>,
+    /// Only these job types (of any of the services); `None` takes every type. Note that the
+    /// server reads an empty list as `None` (every type), not as "no type".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_types: Option<Vec<String>>,
+    /// 1 to 3600 (the server's default is 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_seconds: Option<u32>,
+    /// Long poll: hold the claim up to this long (0 to 60) until work arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u32>,
+    /// Up to this many tasks at once (1 to 100; the server's default is 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tasks: Option<u32>,
+}
+
+impl ClaimRequest {
+    pub fn new<S: Into<String>>(worker_id: impl Into<String>, services: impl IntoIterator<Item = S>) -> Self {
+        ClaimRequest {
+            worker_id: worker_id.into(),
+            services: services.into_iter().map(Into::into).collect(),
+            ..ClaimRequest::default()
+        }
+    }
+
+    pub fn job_types<S: Into<String>>(mut self, job_types: impl IntoIterator<Item = S>) -> Self {
+        self.job_types = Some(job_types.into_iter().map(Into::into).collect());
+        self
+    }
+
+    pub fn lease_seconds(mut self, lease_seconds: u32) -> Self {
+        self.lease_seconds = Some(lease_seconds);
+        self
+    }
+
+    pub fn wait_seconds(mut self, wait_seconds: u32) -> Self {
+        self.wait_seconds = Some(wait_seconds);
+        self
+    }
+
+    pub fn max_tasks(mut self, max_tasks: u32) -> Self {
+        self.max_tasks = Some(max_tasks);
+        self
+    }
+}
+
+/// The answer to a heartbeat: the lease's new expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct ClaimAnswer {
+    task: Task,
+    #[serde(default)]
+    tasks: Vec<Task>,
+}
+
+#[derive(Serialize)]
+struct HeartbeatBody<'a> {
+    lease_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extend_seconds: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct CompleteBody<'a> {
+    lease_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FailBody<'a> {
+    lease_token: &'a str,
+    error_code: &'a str,
+    error_msg: &'a str,
+    retryable: bool,
+}
+
+#[derive(Deserialize)]
+struct JobEnvelope {
+    job: Job,
+}
+
+fn task_path(job_id: &str, verb: &str) -> Result<String> {
+    path(&["v1", "worker", "tasks", job_id, verb])
+}
+
+impl Client {
+    /// `POST /v1/worker/claim`: the tasks now leased to the caller, or none when nothing arrived
+    /// within `wait_seconds` (`204`). The call's timeout is extended by `wait_seconds`.
+    pub async fn claim(&self, request: &ClaimRequest) -> Result<Vec<Task>> {
+        let wait = Duration::from_secs(u64::from(request.wait_seconds.unwrap_or(0)));
+        let call = Call::post(path(&["v1", "worker", "claim"])?).json(request)?.extra_timeout(wait);
+        let answer = self.send(call).await?;
+        if answer.status == 204 {
+            return Ok(Vec::new());
+        }
+        let ClaimAnswer { task, tasks } = answer.json()?;
+        Ok(if tasks.is_empty() { vec![task] } else { tasks })
+    }
+
+    /// `POST /v1/worker/tasks/{job_id}/heartbeat`: keeps the lease (for `extend_seconds`, or the
+    /// server's default 30 s) and optionally sets the job's message.
+    pub async fn heartbeat(
+        &self,
+        lease: &impl LeaseRef,
+        message: Option<&str>,
+        extend_seconds: Option<u32>,
+    ) -> Result<HeartbeatAnswer> {
+        let body = HeartbeatBody { lease_token: lease.lease_token(), message, extend_seconds };
+        let call = Call::post(task_path(lease.job_id(), "heartbeat")?).json(&body)?;
+        self.send(call).await?.json()
+    }
+
+    /// `POST /v1/worker/tasks/{job_id}/complete`: the attempt succeeded. Completing twice changes
+    /// nothing. Answers the task's job.
+    pub async fn complete(&self, lease: &impl LeaseRef, result: Option<&Value>, message: Option<&str>) -> Result<Job> {
+        let body = CompleteBody { lease_token: lease.lease_token(), result, message };
+        let call = Call::post(task_path(lease.job_id(), "complete")?).json(&body)?;
+        Ok(self.send(call).await?.json::<JobEnvelope>()?.job)
+    }
+
+    /// `POST /v1/worker/tasks/{job_id}/fail`: the attempt failed. A `retryable` failure is tried
+    /// again (after the job's backoff) while attempts remain; otherwise the job fails with this
+    /// code and message. Answers the task's job.
+    pub async fn fail(&self, lease: &impl LeaseRef, error_code: &str, error_msg: &str, retryable: bool) -> Result<Job> {
+        let body = FailBody { lease_token: lease.lease_token(), error_code, error_msg, retryable };
+        let call = Call::post(task_path(lease.job_id(), "fail")?).json(&body)?;
+        Ok(self.send(call).await?.json::<JobEnvelope>()?.job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_task_without_phase_is_a_run() {
+        let task: Task = serde_json::from_value(json!({
+            "job_id": "j", "parent_job_id": null, "project_id": "p", "service": "cfw", "job_type": "T",
+            "resource_id": null, "entities": [], "payload": null, "attempt": 1, "max_attempts": 3,
+            "lease_token": "t", "lease_expires_at": "2024-01-01T00:00:00.000Z"
+        }))
+        .unwrap();
+        assert_eq!(task.phase, Phase::Run);
+        let mut value = serde_json::to_value(&task).unwrap();
+        value["phase"] = json!("rollback");
+        let rollback: Task = serde_json::from_value(value).unwrap();
+        assert_eq!(rollback.phase, Phase::Rollback);
+    }
+
+    #[test]
+    fn claim_requests_send_only_what_is_set() {
+        let request = ClaimRequest::new("w", ["cfw"]).wait_seconds(20).max_tasks(3);
+        assert_eq!(
+            serde_json::to_value(&request).unwrap(),
+            json!({"worker_id": "w", "services": ["cfw"], "wait_seconds": 20, "max_tasks": 3})
+        );
+    }
+}
