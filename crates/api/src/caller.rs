@@ -129,6 +129,18 @@ pub async fn authenticate(
             &options,
         );
         if let Err(error) = verified {
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let canonical = jobd_auth::canonical_request(
+                    &request_parts,
+                    &authorization.signed_headers,
+                    authorization.algorithm,
+                );
+                tracing::debug!(
+                    access_key,
+                    ?canonical,
+                    "signature did not verify; the canonical request the server built"
+                );
+            }
             state.identity.record_signature_failure(&access_key);
             return Err(unauthorized(format!("verify aksk signature fail: {error}")));
         }

@@ -54,11 +54,13 @@
 //! # }
 //! ```
 
+mod admin;
 mod client;
 mod error;
 mod native;
 mod worker;
 
+pub use admin::{Credential, NewCredential, NewUser, Project, User};
 pub use client::{Client, ClientBuilder, Credentials, ProjectClient, DEFAULT_TIMEOUT};
 pub use error::{DecodeError, Error, Result, TaskGone};
 pub use native::{

@@ -1,5 +1,7 @@
-//! The `jobd` binary: `jobd serve` (production) and `jobd demo` (a live demo on the embedded store).
+//! The `jobd` binary: `jobd serve` (production), `jobd demo` (a live demo on the embedded store),
+//! and the admin commands (`jobd project|user|credential ...`) over the admin API.
 
+mod admin_cli;
 mod config;
 mod demo;
 mod server;
@@ -24,6 +26,27 @@ enum Command {
     Serve(ServeArgs),
     /// Start jobd on 127.0.0.1 with a fresh embedded store and a stream of live demo jobs.
     Demo(demo::DemoArgs),
+    /// Manage projects (admin API).
+    Project {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::ProjectCommand,
+    },
+    /// Manage users (admin API).
+    User {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::UserCommand,
+    },
+    /// Manage access-key credentials (admin API).
+    Credential {
+        #[command(flatten)]
+        connection: admin_cli::Connection,
+        #[command(subcommand)]
+        command: admin_cli::CredentialCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +57,9 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => server::serve(args.into_config()?).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Project { connection, command } => admin_cli::project(&connection, command).await,
+            Command::User { connection, command } => admin_cli::user(&connection, command).await,
+            Command::Credential { connection, command } => admin_cli::credential(&connection, command).await,
         }
     })
 }

@@ -76,7 +76,12 @@ impl Server {
 
     /// A handle that outlives this process: it keeps calling the same address across restarts.
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint { base: self.base.clone(), http: self.http.clone() }
+        Endpoint {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            access_key: ACCESS_KEY.to_owned(),
+            secret_key: SECRET_KEY.to_owned(),
+        }
     }
 
     pub async fn job(&self, job_id: &str) -> Value {
@@ -115,9 +120,16 @@ impl Drop for Server {
 pub struct Endpoint {
     pub base: String,
     http: reqwest::Client,
+    access_key: String,
+    secret_key: String,
 }
 
 impl Endpoint {
+    /// The same address, signing with another key.
+    pub fn with_key(&self, access_key: &str, secret_key: &str) -> Endpoint {
+        Endpoint { access_key: access_key.to_owned(), secret_key: secret_key.to_owned(), ..self.clone() }
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), reqwest::Error> {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
         let mut headers = HeaderMap::new();
@@ -128,7 +140,7 @@ impl Endpoint {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
         };
-        Signer::new(ACCESS_KEY, SECRET_KEY)
+        Signer::new(self.access_key.clone(), self.secret_key.clone())
             .sign(method, raw_path, raw_query, &mut headers, &body, chrono::Utc::now())
             .unwrap();
         let request = self

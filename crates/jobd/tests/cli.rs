@@ -1,0 +1,130 @@
+//! The admin commands as a new user runs them: `jobd project|user|credential` against the real
+//! binary, then a reader key and a token (from `POST /v3/auth/tokens`) read a job.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use support::{Server, ACCESS_KEY, SECRET_KEY};
+
+fn jobd(base: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobd"))
+        .args(args)
+        .env("JOBD_ENDPOINT", base)
+        .env("JOBD_ACCESS_KEY", ACCESS_KEY)
+        .env("JOBD_SECRET_KEY", SECRET_KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+fn json_of(stdout: &str) -> Value {
+    assert_eq!(stdout.lines().count(), 1, "--json prints one JSON object: {stdout}");
+    serde_json::from_str(stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_new_user_sets_up_a_tenant_and_reads_a_job_with_a_key_and_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+
+    let (ok, out, err) = jobd(&base, &["project", "create", "--name", "team-a", "--json"], None);
+    assert!(ok, "{err}");
+    let project = json_of(&out);
+    let project_id = project["id"].as_str().unwrap().to_owned();
+    assert_eq!(project["name"], "team-a");
+    assert!(project_id.len() == 32 && project_id.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let (ok, out, err) = jobd(
+        &base,
+        &[
+            "user",
+            "create",
+            "--name",
+            "ann",
+            "--domain",
+            "acme",
+            "--password-stdin",
+            "--project",
+            &project_id,
+            "--role",
+            "reader",
+            "--json",
+        ],
+        Some("a long password\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(json_of(&out)["name"], "ann");
+    let (ok, _, err) = jobd(
+        &base,
+        &["user", "create", "--name", "x", "--domain", "acme", "--project", &project_id, "--role", "reader"],
+        None,
+    );
+    assert!(!ok && err.contains("--password-stdin"), "a password is never a flag: {err}");
+
+    let (ok, out, err) =
+        jobd(&base, &["credential", "create", "--project", &project_id, "--role", "reader", "--json"], None);
+    assert!(ok, "{err}");
+    let credential = json_of(&out);
+    let (ak, sk) = (credential["access_key"].as_str().unwrap(), credential["secret_key"].as_str().unwrap());
+    let (ok, out, _) = jobd(&base, &["credential", "list", "--json"], None);
+    assert!(ok && out.contains(ak) && !out.contains(sk), "listing never shows a secret");
+
+    // A job to read, made by root.
+    let endpoint = server.endpoint();
+    let (status, created) = endpoint
+        .call("POST", &format!("/v1/{project_id}/jobs"), Some(json!({"service": "elb", "job_type": "UPGRADE"})))
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    let job_id = created["job"]["job_id"].as_str().unwrap();
+
+    // The reader key reads it, and cannot create.
+    let reader = endpoint.with_key(ak, sk);
+    let (status, body) = reader.call("GET", &format!("/v3/{project_id}/elb/jobs/{job_id}"), None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = reader
+        .call("POST", &format!("/v1/{project_id}/jobs"), Some(json!({"service": "elb", "job_type": "UPGRADE"})))
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+
+    // A token for the user, as curl would get it, reads the job too.
+    let http = reqwest::Client::new();
+    let token_request = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "ann", "password": "a long password", "domain": {"name": "acme"}}}},
+        "scope": {"project": {"name": "team-a"}}}});
+    let response =
+        http.post(format!("{base}/v3/auth/tokens?nocatalog=true")).json(&token_request).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    let token = response.headers()["x-subject-token"].to_str().unwrap().to_owned();
+    let response = http
+        .get(format!("{base}/v3/{project_id}/elb/jobs/{job_id}"))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Disabled keys stop working.
+    let (ok, _, err) = jobd(&base, &["credential", "disable", ak], None);
+    assert!(ok, "{err}");
+    let (status, _) = reader.call("GET", &format!("/v3/{project_id}/elb/jobs/{job_id}"), None).await.unwrap();
+    assert_eq!(status, 401);
+
+    // Errors come back readable, with the request id.
+    let (ok, _, err) = jobd(&base, &["project", "create", "--name", "team-a"], None);
+    assert!(!ok && err.contains("409") && err.contains("request"), "{err}");
+}
