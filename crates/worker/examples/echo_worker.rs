@@ -17,16 +17,19 @@
 //!   jobs' leases then expire and jobd hands them to another worker).
 //! - Kill the worker mid-job (`kill -9`) and start it again: once the lease (30 s) expires, the job
 //!   is retried and finishes.
+//! - `--project P --create N` first creates N jobs of the first service in project P for it to run
+//!   (the first one asks to fail once), so you have work to watch.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use jobd_client::{Client, Credentials, Task};
+use jobd_client::{Client, Credentials, NewJob, Task};
 use jobd_worker::runtime::{HandlerResult, TaskContext, TaskError, WorkerRuntime};
 use serde_json::{json, Value};
 
 const STEPS: u32 = 5;
 const USAGE: &str = "usage: echo_worker --services cfw,waf,elb [--concurrency N] [--worker-id ID] [--step-ms N]
+                   [--project P --create N]
 
 environment: JOBD_ENDPOINT (default http://127.0.0.1:8080), JOBD_ACCESS_KEY, JOBD_SECRET_KEY";
 
@@ -36,6 +39,8 @@ struct Args {
     concurrency: usize,
     worker_id: String,
     step: Duration,
+    project: Option<String>,
+    create: u64,
 }
 
 impl Args {
@@ -45,6 +50,8 @@ impl Args {
             concurrency: 4,
             worker_id: format!("echo-worker-{}", std::process::id()),
             step: Duration::from_millis(1000),
+            project: None,
+            create: 0,
         };
         while let Some(arg) = raw.next() {
             // Both `--flag value` and `--flag=value`.
@@ -61,11 +68,16 @@ impl Args {
                 "--concurrency" => args.concurrency = number(&value)?.max(1) as usize,
                 "--worker-id" => args.worker_id = value,
                 "--step-ms" => args.step = Duration::from_millis(number(&value)?),
+                "--project" => args.project = Some(value),
+                "--create" => args.create = number(&value)?,
                 _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
             }
         }
         if args.services.is_empty() {
             return Err(format!("name at least one service with --services\n{USAGE}"));
+        }
+        if args.create > 0 && args.project.is_none() {
+            return Err(format!("--create needs --project\n{USAGE}"));
         }
         Ok(args)
     }
@@ -126,6 +138,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+
+    if let Some(project) = &args.project {
+        for n in 0..args.create {
+            let payload = json!({"n": n, "fail_times": if n == 0 { 1 } else { 0 }});
+            let job = NewJob::new(args.services[0].clone(), "EchoJob").payload(payload);
+            match client.create_job(project, &job, None).await {
+                Ok(created) => println!("created {} job {}", args.services[0], created.job.job_id),
+                Err(error) => {
+                    eprintln!("cannot create a job: {error}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
 
     let mut builder = WorkerRuntime::builder(client, args.worker_id.clone()).max_in_flight(args.concurrency);
     for service in &args.services {
