@@ -127,4 +127,11 @@ async fn a_new_user_sets_up_a_tenant_and_reads_a_job_with_a_key_and_a_token() {
     // Errors come back readable, with the request id.
     let (ok, _, err) = jobd(&base, &["project", "create", "--name", "team-a"], None);
     assert!(!ok && err.contains("409") && err.contains("request"), "{err}");
+
+    // Nothing secret ever reached the server's (debug-level) log.
+    let log = std::fs::read_to_string(support::log_path(dir.path())).unwrap();
+    assert!(log.contains("request answered"), "the log was written");
+    for secret in [sk, SECRET_KEY, "a long password", token.as_str()] {
+        assert!(!log.contains(secret), "a secret appears in the log: {secret}");
+    }
 }

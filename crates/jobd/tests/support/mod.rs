@@ -41,6 +41,7 @@ impl Server {
             .arg(data_dir)
             .env("JOBD_ROOT_ACCESS_KEY", ACCESS_KEY)
             .env("JOBD_ROOT_SECRET_KEY", SECRET_KEY)
+            .env("JOBD_LOG", "debug,hyper=info,sqlx=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
