@@ -267,6 +267,12 @@ async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> Ap
     }
 }
 
+/// The `{job_id}` of a task path.
+fn task_id(path: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
+    let raw = path.map(|Path(id)| id).map_err(|e| ApiError::invalid(DIALECT, e.to_string()))?;
+    query::job_id(DIALECT, &raw)
+}
+
 /// The task `job_id` within a tree.
 fn task_of(tree: &Job, job_id: &JobId) -> Job {
     tree.find(job_id).cloned().unwrap_or_else(|| tree.clone())
@@ -286,8 +292,7 @@ async fn heartbeat(
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
-    let job_id =
-        query::job_id(DIALECT, &path.map(|Path(id)| id).map_err(|e| ApiError::invalid(DIALECT, e.to_string()))?)?;
+    let job_id = task_id(path)?;
     let body: HeartbeatBody = parse_body(&body)?;
     if let Some(message) = &body.message {
         check_text("message", message, 0, 1024)?;
@@ -315,8 +320,7 @@ async fn complete(
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let job_id =
-        query::job_id(DIALECT, &path.map(|Path(id)| id).map_err(|e| ApiError::invalid(DIALECT, e.to_string()))?)?;
+    let job_id = task_id(path)?;
     let body: CompleteBody = parse_body(&body)?;
     if let Some(message) = &body.message {
         check_text("message", message, 0, 1024)?;
@@ -331,8 +335,7 @@ async fn fail(
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let job_id =
-        query::job_id(DIALECT, &path.map(|Path(id)| id).map_err(|e| ApiError::invalid(DIALECT, e.to_string()))?)?;
+    let job_id = task_id(path)?;
     let body: FailBody = parse_body(&body)?;
     check_text("error_code", &body.error_code, 1, 64)?;
     check_text("error_msg", &body.error_msg, 0, 1024)?;

@@ -1,9 +1,6 @@
 //! The native job API (`/v1/{project_id}/jobs...`): its wire types and the create, get, list and
 //! cancel calls.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,56 +11,10 @@ use crate::error::Result;
 /// The header that makes a create idempotent.
 const CLIENT_TOKEN_HEADER: &str = "x-client-token";
 
-/// A job's status on the native API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobStatus {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl JobStatus {
-    pub const ALL: [JobStatus; 5] =
-        [JobStatus::Pending, JobStatus::Running, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled];
-
-    /// The word on the wire: `PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELLED`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Pending => "PENDING",
-            JobStatus::Running => "RUNNING",
-            JobStatus::Succeeded => "SUCCEEDED",
-            JobStatus::Failed => "FAILED",
-            JobStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    /// `SUCCEEDED`, `FAILED` and `CANCELLED` never change again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A status word that is not one of the five.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job status {0:?}")]
-pub struct UnknownStatus(pub String);
-
-impl FromStr for JobStatus {
-    type Err = UnknownStatus;
-
-    fn from_str(raw: &str) -> Result<Self, UnknownStatus> {
-        JobStatus::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| UnknownStatus(raw.to_owned()))
-    }
-}
+// The status and the unit enums are jobd's own domain types (pure, serde-ready); the structs below
+// mirror the wire and tolerate fields a newer server adds.
+pub use jobd_core::job::{Execution, OnFailure, Phase};
+pub use jobd_core::status::{JobStatus, UnknownStatus};
 
 /// A resource a job touches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,34 +42,6 @@ impl Default for RetryBackoff {
     fn default() -> Self {
         RetryBackoff { initial_seconds: 1.0, multiplier: 2.0, max_seconds: 300.0 }
     }
-}
-
-/// How sub-jobs run: one after another (the default) or all at once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Execution {
-    #[default]
-    Sequential,
-    Parallel,
-}
-
-/// What a failed sub-job does to its siblings: fail the parent (the default), or run compensation
-/// tasks for the sub-jobs that had succeeded, in reverse order (the saga pattern).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnFailure {
-    #[default]
-    Fail,
-    Rollback,
-}
-
-/// Whether a task (or a parent job) is running forward or compensating.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    #[default]
-    Run,
-    Rollback,
 }
 
 /// How jobd's built-in simulator plays a job out, instead of a worker.

@@ -10,7 +10,7 @@ use crate::retry_policy::RetryBackoff;
 use crate::status::JobStatus;
 
 /// How a parent's sub-jobs run: one after another (the default), or all at once.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Execution {
     #[default]
@@ -36,7 +36,7 @@ impl Execution {
 }
 
 /// What a parent does when a sub-job fails for good.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// The parent fails; unfinished sub-jobs are cancelled.
@@ -47,7 +47,7 @@ pub enum OnFailure {
 }
 
 /// Where a parent is in its life: running its sub-jobs, or compensating them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     #[default]

@@ -85,17 +85,7 @@ impl TestApp {
     /// Sends a request signed like the official SDKs sign (host, content-type, x-project-id,
     /// x-sdk-date), with the given secret key.
     pub async fn signed_with(&self, secret_key: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
-        let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
-        let (path, query) = match uri.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (uri, None),
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        let signer = Signer::new(ACCESS_KEY, secret_key);
-        signer.sign(method.as_str(), path, query, &mut headers, &body, self.clock.now()).unwrap();
-        self.send(method, uri, headers, body).await
+        self.signed_as(ACCESS_KEY, secret_key, method, uri, body).await
     }
 
     /// A request signed with another access key.
