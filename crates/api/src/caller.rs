@@ -35,6 +35,8 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
     ("GET", "/v3/{project_id}/elb/jobs", Some(Action::Read)),
     ("GET", "/v1/{project_id}/jobs", Some(Action::Read)),
     ("GET", "/v1/{project_id}/jobs/{job_id}", Some(Action::Read)),
+    ("GET", "/v1/{project_id}/jobs/{job_id}/events", Some(Action::Read)),
+    ("GET", "/v1/{project_id}/events", Some(Action::Read)),
     ("POST", "/v1/{project_id}/jobs", Some(Action::Write)),
     ("POST", "/v1/{project_id}/jobs/{job_id}/cancel", Some(Action::Write)),
     ("POST", "/v1/worker/claim", Some(Action::Work)),

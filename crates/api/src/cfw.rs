@@ -7,7 +7,8 @@
 //! job also carries its `error_code` and `error_msg` at the top level, as the newer page allows.
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use jobd_core::{Job, JobStatus, ServiceName};
@@ -16,8 +17,9 @@ use serde::Serialize;
 use crate::caller::Caller;
 use crate::dialect::{fetch_service_job, Dialect};
 use crate::error::ApiError;
-use crate::query;
+use crate::query::{self, QueryPairs};
 use crate::time_format;
+use crate::watch::{until_terminal, wait_of};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Cfw;
@@ -71,9 +73,13 @@ impl From<&Job> for ListJobResponse {
 async fn list_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<ListJobResponse>, ApiError> {
     let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
+    let wait = wait_of(DIALECT, &QueryPairs::parse(raw_query.as_deref()), &headers)?;
     let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::CFW, &project_id, &job_id).await?;
+    let job = until_terminal(&state, DIALECT, job, wait).await?;
     Ok(Json(ListJobResponse::from(&job)))
 }

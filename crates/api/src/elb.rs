@@ -16,6 +16,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, Phase, ServiceName};
@@ -27,6 +28,7 @@ use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
 use crate::request_id::RequestId;
 use crate::time_format;
+use crate::watch::{until_terminal, wait_of};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Elb;
@@ -164,10 +166,14 @@ async fn show_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<ShowJobResponse>, ApiError> {
     let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
+    let wait = wait_of(DIALECT, &QueryPairs::parse(raw_query.as_deref()), &headers)?;
     let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
+    let job = until_terminal(&state, DIALECT, job, wait).await?;
     Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
 }
 

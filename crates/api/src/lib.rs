@@ -16,6 +16,7 @@ mod query;
 mod request_id;
 mod time_format;
 mod waf;
+mod watch;
 mod worker;
 
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .merge(elb::routes())
         .merge(worker::routes())
         .merge(admin::routes())
+        .merge(watch::routes())
         .merge(iam::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     Router::new()

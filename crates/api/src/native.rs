@@ -335,7 +335,7 @@ async fn create_job(
 }
 
 /// A job (or sub-job) the caller may see: one in an enterprise project it is not granted is not found.
-async fn visible_job(
+pub async fn visible_job(
     state: &AppState,
     caller: &Caller,
     project_id: &jobd_core::ProjectId,
@@ -349,13 +349,31 @@ async fn visible_job(
     }
 }
 
+/// The job; with `version=V&wait_seconds=N`, held until its version exceeds V (or N seconds pass).
 async fn show_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<JobEnvelope>, ApiError> {
     let (project_id, job_id) = query::job_path(DIALECT, path, |_| false)?;
-    Ok(envelope(&visible_job(&state, &caller, &project_id, &job_id).await?))
+    let params = QueryPairs::parse(raw_query.as_deref());
+    let wait = crate::watch::wait_of(DIALECT, &params, &HeaderMap::new())?;
+    let version = params
+        .one(DIALECT, "version")?
+        .map(|raw| {
+            raw.parse::<i64>()
+                .map_err(|_| ApiError::invalid(DIALECT, format!("version must be an integer, not {raw:?}")))
+        })
+        .transpose()?;
+    let job = visible_job(&state, &caller, &project_id, &job_id).await?;
+    let Some(after) = version else { return Ok(envelope(&job)) };
+    let job = state
+        .service
+        .wait_for(&project_id, &job_id, wait, |job| job.version > after || job.is_terminal())
+        .await
+        .map_err(|e| ApiError::from_service(DIALECT, e))?;
+    Ok(envelope(&job))
 }
 
 async fn cancel_job(

@@ -8,6 +8,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use jobd_core::ids::parse_enterprise_project_id;
@@ -18,6 +19,7 @@ use crate::caller::Caller;
 use crate::dialect::{fetch_service_job, Dialect};
 use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
+use crate::watch::{until_terminal, wait_of};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Waf;
@@ -77,13 +79,16 @@ fn enterprise_project_scope(params: &QueryPairs) -> Result<EnterpriseProjectScop
 async fn confirm_async_job(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(raw_query): RawQuery,
 ) -> Result<Json<ConfirmAsyncJobResponse>, ApiError> {
     // The WAF page allows any 32 letters and digits as an id: such an id is well-formed, only unknown.
     let well_formed = |raw: &str| raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_alphanumeric());
     let (project_id, job_id) = query::job_path(DIALECT, path, well_formed)?;
-    let scope = enterprise_project_scope(&QueryPairs::parse(raw_query.as_deref()))?;
+    let params = QueryPairs::parse(raw_query.as_deref());
+    let scope = enterprise_project_scope(&params)?;
+    let wait = wait_of(DIALECT, &params, &headers)?;
     let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::WAF, &project_id, &job_id).await?;
     // `fetch_service_job` already hid jobs outside the caller's granted enterprise projects.
     let visible = match &scope {
@@ -93,5 +98,6 @@ async fn confirm_async_job(
     if !visible {
         return Err(ApiError::new(DIALECT, ErrorKind::JobNotFound(job_id.to_string())));
     }
+    let job = until_terminal(&state, DIALECT, job, wait).await?;
     Ok(Json(ConfirmAsyncJobResponse::from(&job)))
 }

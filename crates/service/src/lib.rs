@@ -6,6 +6,7 @@
 
 pub mod identity;
 pub mod maintenance;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use jobd_core::{
 pub use jobd_store::{ClaimRequest, ClaimedTask};
 use jobd_store::{IdempotencyKey, Inserted, JobStore, StoreError};
 use tokio::sync::{broadcast, Notify};
+pub use watch::TreeWatch;
 
 /// The real clock, truncated to milliseconds like everything the store keeps.
 #[derive(Debug, Default, Clone, Copy)]
@@ -86,12 +88,22 @@ pub struct JobService {
     clock: Arc<dyn Clock>,
     changes: broadcast::Sender<JobChange>,
     work_may_be_available: Arc<Notify>,
+    watchers: Arc<watch::Watchers>,
 }
+
+/// The longest one long poll may wait.
+pub const MAX_WATCH_WAIT: Duration = Duration::from_secs(60);
 
 impl JobService {
     pub fn new(store: Arc<dyn JobStore>, clock: Arc<dyn Clock>) -> Self {
         let (changes, _) = broadcast::channel(4096);
-        JobService { store, clock, changes, work_may_be_available: Arc::new(Notify::new()) }
+        JobService {
+            store,
+            clock,
+            changes,
+            work_may_be_available: Arc::new(Notify::new()),
+            watchers: Arc::new(watch::Watchers::default()),
+        }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -106,8 +118,55 @@ impl JobService {
     fn announce(&self, job: &Job, created: bool) {
         // Any change may free work (a sub-job's turn, a cancelled sibling): wake the claimers.
         self.work_may_be_available.notify_waiters();
+        let tree = Arc::new(job.clone());
+        self.watchers.publish(&tree);
         // No receiver is fine: nobody is listening yet.
-        let _ = self.changes.send(JobChange { job: Arc::new(job.clone()), created });
+        let _ = self.changes.send(JobChange { job: tree, created });
+    }
+
+    /// Subscribes to every later change of the tree a job belongs to (by its top-level id).
+    pub fn watch_tree(&self, root_id: &JobId) -> TreeWatch {
+        self.watchers.subscribe(root_id)
+    }
+
+    /// How many job trees have watchers now.
+    pub fn watched_trees(&self) -> usize {
+        self.watchers.watched_trees()
+    }
+
+    /// Answers the job as soon as `done` holds for it (at once if it already does), or as it
+    /// stands when `wait` (at most a minute) runs out. Works for sub-jobs too.
+    pub async fn wait_for(
+        &self,
+        project_id: &ProjectId,
+        job_id: &JobId,
+        wait: Duration,
+        done: impl Fn(&Job) -> bool,
+    ) -> Result<Job> {
+        let job = self.get(project_id, job_id).await?;
+        if done(&job) || wait.is_zero() {
+            return Ok(job);
+        }
+        let root_id = job.parent_job_id.clone().unwrap_or_else(|| job.job_id.clone());
+        let mut watch = self.watch_tree(&root_id);
+        // A change between the read above and the subscription: read once more.
+        let job = self.get(project_id, job_id).await?;
+        if done(&job) {
+            return Ok(job);
+        }
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WATCH_WAIT);
+        loop {
+            let received = tokio::time::timeout_at(deadline, watch.receiver.recv()).await;
+            let current = match received {
+                Err(_elapsed) => return self.get(project_id, job_id).await,
+                Ok(Ok(tree)) => tree.find(job_id).cloned(),
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => Some(self.get(project_id, job_id).await?),
+                Ok(Err(broadcast::error::RecvError::Closed)) => return self.get(project_id, job_id).await,
+            };
+            if let Some(job) = current.filter(|job| done(job)) {
+                return Ok(job);
+            }
+        }
     }
 
     pub async fn create(&self, new_job: NewJob, client_token: Option<ClientToken>) -> Result<Created> {

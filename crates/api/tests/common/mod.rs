@@ -88,6 +88,23 @@ impl TestApp {
         self.signed_as(ACCESS_KEY, secret_key, method, uri, body).await
     }
 
+    /// The headers of a root-signed request for `host`.
+    pub fn root_headers(&self, host: &str, method: &Method, uri: &str, body: &[u8]) -> HeaderMap {
+        self.headers_for(ACCESS_KEY, SECRET_KEY, host, method, uri, body)
+    }
+
+    fn headers_for(&self, ak: &str, sk: &str, host: &str, method: &Method, uri: &str, body: &[u8]) -> HeaderMap {
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri, None),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_str(host).unwrap());
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        Signer::new(ak, sk).sign(method.as_str(), path, query, &mut headers, body, self.clock.now()).unwrap();
+        headers
+    }
+
     /// A request signed with another access key.
     pub async fn signed_as(
         &self,
@@ -98,17 +115,25 @@ impl TestApp {
         body: Option<Value>,
     ) -> Answer {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
-        let (path, query) = match uri.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (uri, None),
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        Signer::new(access_key, secret_key)
-            .sign(method.as_str(), path, query, &mut headers, &body, self.clock.now())
-            .unwrap();
+        let headers = self.headers_for(access_key, secret_key, "127.0.0.1:8080", &method, uri, &body);
         self.send(method, uri, headers, body).await
+    }
+
+    /// Only the status of a signed request (for streams that do not end).
+    pub async fn status_as(&self, access_key: &str, secret_key: &str, method: Method, uri: &str) -> StatusCode {
+        let headers = self.headers_for(access_key, secret_key, "127.0.0.1:8080", &method, uri, b"");
+        let mut request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        *request.headers_mut() = headers;
+        self.router.clone().oneshot(request).await.unwrap().status()
+    }
+
+    /// Serves the router on a loopback socket; answers its base URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = self.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        base
     }
 
     pub async fn signed(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
