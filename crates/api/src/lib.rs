@@ -14,6 +14,7 @@ mod iam;
 mod native;
 mod query;
 mod request_id;
+pub mod telemetry;
 mod time_format;
 mod waf;
 mod watch;
@@ -69,11 +70,14 @@ pub fn app(state: AppState) -> Router {
         .merge(watch::routes())
         .merge(iam::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
+    telemetry::prometheus();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(telemetry::metrics))
         .merge(iam::public_routes())
         .merge(authenticated)
+        .route_layer(middleware::from_fn(telemetry::record_http))
         .fallback(error::route_not_found)
         // The body limit is enforced once, configurably, in `caller::authenticate`.
         .layer(DefaultBodyLimit::disable())

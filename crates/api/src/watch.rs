@@ -105,7 +105,11 @@ impl JobStream {
                 self.first = false;
                 self.service.get(&self.project_id, &self.job_id).await.ok()
             } else {
-                match tokio::time::timeout_at(self.deadline, self.watch.recv()).await {
+                let received = tokio::select! {
+                    received = tokio::time::timeout_at(self.deadline, self.watch.recv()) => received,
+                    () = self.service.shutting_down() => return None,
+                };
+                match received {
                     Err(_) | Ok(Err(RecvError::Closed)) => return None,
                     Ok(Ok(tree)) => tree.find(&self.job_id).cloned(),
                     Ok(Err(RecvError::Lagged(_))) => self.service.get(&self.project_id, &self.job_id).await.ok(),
@@ -175,12 +179,18 @@ async fn project_events(
     let job_types: Vec<String> = params.all("job_type").into_iter().map(str::to_owned).collect();
     let receiver = state.service.subscribe();
     let deadline = Instant::now() + MAX_STREAM;
+    let job_service = state.service.clone();
     let events = stream::unfold(receiver, move |mut receiver| {
         let (project_id, service, job_types, caller) =
             (project_id.clone(), service.clone(), job_types.clone(), caller.clone());
+        let job_service = job_service.clone();
         async move {
             loop {
-                let change = match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                let received = tokio::select! {
+                    received = tokio::time::timeout_at(deadline, receiver.recv()) => received,
+                    () = job_service.shutting_down() => return None,
+                };
+                let change = match received {
                     Err(_) | Ok(Err(RecvError::Closed)) => return None,
                     Ok(Err(RecvError::Lagged(missed))) => {
                         let note = Event::default().comment(format!("{missed} changes were missed; re-read the jobs"));

@@ -107,7 +107,7 @@ impl Client {
     }
 
     pub async fn delete_user(&self, user_id: &str) -> Result<()> {
-        self.send(Call::new(http::Method::DELETE, path(&["v1", "admin", "users", user_id])?)).await?;
+        self.send(Call::new(http::Method::DELETE, &["v1", "admin", "users", user_id])?).await?;
         Ok(())
     }
 
@@ -127,7 +127,7 @@ impl Client {
     }
 
     pub async fn delete_credential(&self, access_key: &str) -> Result<()> {
-        self.send(Call::new(http::Method::DELETE, path(&["v1", "admin", "credentials", access_key])?)).await?;
+        self.send(Call::new(http::Method::DELETE, &["v1", "admin", "credentials", access_key])?).await?;
         Ok(())
     }
 }

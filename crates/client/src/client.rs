@@ -1,10 +1,12 @@
-//! The signed transport every call goes through: the endpoint, the credentials, request signing
-//! (`SDK-HMAC-SHA256` over exactly the bytes sent), and turning answers into values or [`Error`]s.
+//! The signed transport every call goes through: the endpoint, the caller's proof (an AK/SK that
+//! signs with `SDK-HMAC-SHA256` over exactly the bytes sent, or an IAM `X-Auth-Token`), and turning
+//! answers into values or [`Error`]s.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST, RETRY_AFTER};
 use jobd_auth::Signer;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -19,6 +21,7 @@ use crate::error::{DecodeError, Error, Result};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_ID_HEADER: &str = "x-request-id";
+const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 /// How much of an unreadable body an error quotes.
 const QUOTED_BODY_CHARS: usize = 512;
 
@@ -54,7 +57,57 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// A client for one jobd endpoint. Cheap to clone (clones share one connection pool).
+/// How a client proves who it is: an AK/SK pair that signs every request (`SDK-HMAC-SHA256`, as
+/// the official SDKs sign), or an IAM token sent as `X-Auth-Token` (from `POST /v3/auth/tokens`,
+/// the `X-Subject-Token` answer header). `Debug` prints neither secret.
+///
+/// A [`Credentials`] converts into an `Auth`, so `Client::new(endpoint, credentials)` signs.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Sign every request with this access key and secret key.
+    AkSk(Credentials),
+    /// Send this token as `X-Auth-Token`; nothing is signed.
+    Token(String),
+}
+
+impl Auth {
+    /// Signing with an access key and secret key.
+    pub fn ak_sk(access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        Auth::AkSk(Credentials::new(access_key, secret_key))
+    }
+
+    /// An IAM token, sent as `X-Auth-Token`.
+    pub fn token(token: impl Into<String>) -> Self {
+        Auth::Token(token.into())
+    }
+}
+
+impl From<Credentials> for Auth {
+    fn from(credentials: Credentials) -> Self {
+        Auth::AkSk(credentials)
+    }
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::AkSk(credentials) => f.debug_tuple("AkSk").field(credentials).finish(),
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+/// The proof as the client holds it: a signer, or the token as a header value.
+enum Proof {
+    Signer(Signer),
+    Token(HeaderValue),
+}
+
+/// A client for one endpoint. Cheap to clone (clones share one connection pool).
+///
+/// The endpoint is per client: jobd serves every API on one address, while Huawei Cloud serves
+/// each service on its own (`https://elb.{region}.myhuaweicloud.com`, `https://cfw...`,
+/// `https://waf...`): make one client per endpoint there.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -68,17 +121,21 @@ struct Inner {
     base_path: String,
     /// The `Host` header as sent, which is also signed.
     host: HeaderValue,
-    signer: Signer,
+    proof: Proof,
+    /// Sent (and signed) with every call.
+    default_headers: HeaderMap,
     timeout: Duration,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("endpoint", &format_args!("{}{}", self.inner.origin, self.inner.base_path))
-            .field("access_key", &self.inner.signer.access_key)
-            .field("timeout", &self.inner.timeout)
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Client");
+        debug.field("endpoint", &format_args!("{}{}", self.inner.origin, self.inner.base_path));
+        match &self.inner.proof {
+            Proof::Signer(signer) => debug.field("access_key", &signer.access_key),
+            Proof::Token(_) => debug.field("token", &"<redacted>"),
+        };
+        debug.field("timeout", &self.inner.timeout).finish_non_exhaustive()
     }
 }
 
@@ -86,13 +143,14 @@ impl fmt::Debug for Client {
 #[derive(Debug)]
 pub struct ClientBuilder {
     endpoint: String,
-    credentials: Credentials,
+    auth: Auth,
     timeout: Duration,
     http: Option<reqwest::Client>,
+    headers: Vec<(String, String)>,
 }
 
 impl ClientBuilder {
-    /// How long one call may take (default 30 s). A claim's long poll adds its `wait_seconds`.
+    /// How long one call may take (default 30 s). A long poll adds its wait.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -102,6 +160,13 @@ impl ClientBuilder {
     /// timeout, if any, still applies.
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
+        self
+    }
+
+    /// A header sent, and signed, with every call (for example a `User-Agent` of your own, which
+    /// the official SDKs sign too). A call's own header of the same name wins.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -127,6 +192,20 @@ impl ClientBuilder {
         let origin = format!("{}://{host}", url.scheme());
         let host = HeaderValue::from_str(&host).map_err(|_| invalid("the host cannot be sent in a header"))?;
         let base_path = url.path().trim_end_matches('/').to_owned();
+        let mut default_headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let (name, value) = header_pair(name, value)?;
+            default_headers.insert(name, value);
+        }
+        let proof = match self.auth {
+            Auth::AkSk(credentials) => Proof::Signer(Signer::new(credentials.access_key, credentials.secret_key)),
+            Auth::Token(token) => {
+                let mut value = HeaderValue::from_str(&token)
+                    .map_err(|_| Error::InvalidArgument("the token cannot be sent in a header".to_owned()))?;
+                value.set_sensitive(true);
+                Proof::Token(value)
+            }
+        };
         let http = match self.http {
             Some(http) => http,
             None => reqwest::Client::builder()
@@ -135,20 +214,36 @@ impl ClientBuilder {
                 .build()
                 .map_err(Error::Transport)?,
         };
-        let signer = Signer::new(self.credentials.access_key, self.credentials.secret_key);
-        Ok(Client { inner: Arc::new(Inner { http, origin, base_path, host, signer, timeout: self.timeout }) })
+        Ok(Client {
+            inner: Arc::new(Inner { http, origin, base_path, host, proof, default_headers, timeout: self.timeout }),
+        })
     }
 }
 
+fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
+    let header_name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("{name:?} is not a header name")))?;
+    let header_value = HeaderValue::from_str(value)
+        .map_err(|_| Error::InvalidArgument(format!("{name} cannot be sent in a header: {value:?}")))?;
+    Ok((header_name, header_value))
+}
+
 impl Client {
-    /// A client for `endpoint` (`http://127.0.0.1:8080`, `https://jobd.example.com/prefix`).
-    pub fn new(endpoint: &str, credentials: Credentials) -> Result<Client> {
-        Client::builder(endpoint, credentials).build()
+    /// A client for `endpoint` (`http://127.0.0.1:8080`, `https://elb.cn-north-4.myhuaweicloud.com`)
+    /// that signs with `auth` (a [`Credentials`]) or sends it as a token ([`Auth::Token`]).
+    pub fn new(endpoint: &str, auth: impl Into<Auth>) -> Result<Client> {
+        Client::builder(endpoint, auth).build()
     }
 
-    /// A builder, to set a timeout or bring a `reqwest::Client`.
-    pub fn builder(endpoint: &str, credentials: Credentials) -> ClientBuilder {
-        ClientBuilder { endpoint: endpoint.to_owned(), credentials, timeout: DEFAULT_TIMEOUT, http: None }
+    /// A builder, to set a timeout, headers of your own, or bring a `reqwest::Client`.
+    pub fn builder(endpoint: &str, auth: impl Into<Auth>) -> ClientBuilder {
+        ClientBuilder {
+            endpoint: endpoint.to_owned(),
+            auth: auth.into(),
+            timeout: DEFAULT_TIMEOUT,
+            http: None,
+            headers: Vec::new(),
+        }
     }
 
     /// The endpoint, as `scheme://host[:port][/prefix]`.
@@ -166,55 +261,120 @@ impl Client {
         ProjectClient { client: self.clone(), project_id: project_id.into() }
     }
 
-    /// Signs and sends one call. Non-2xx answers become [`Error::Api`].
-    pub(crate) async fn send(&self, call: Call) -> Result<Answer> {
+    /// The request exactly as this client would send `call` at the time `at`: the URL, every
+    /// header it sets (`Host`, `X-Sdk-Date`, `Authorization` or `X-Auth-Token`...) and the body.
+    /// The HTTP library adds only unsigned transport headers (`Accept`, `Content-Length`...).
+    ///
+    /// Useful to see what is signed, or to check the signer against known signatures:
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use jobd_client::{cfw::ListJobRequest, ApiRequest, Client, Credentials};
+    ///
+    /// let client = Client::new("http://127.0.0.1:8080", Credentials::new("AK", "SK")).unwrap();
+    /// let call = ListJobRequest::new("job-1").to_call("0123456789abcdef0123456789abcdef").unwrap();
+    /// let request = client.prepare(&call, Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap()).unwrap();
+    /// assert_eq!(request.headers()["x-sdk-date"], "20240102T030405Z");
+    /// assert!(request.headers()["authorization"].to_str().unwrap().starts_with("SDK-HMAC-SHA256 Access=AK, "));
+    /// ```
+    pub fn prepare(&self, call: &Call, at: DateTime<Utc>) -> Result<http::Request<Vec<u8>>> {
         let inner = &*self.inner;
         let raw_path = format!("{}{}", inner.base_path, call.path);
         let raw_query = encode_query(&call.query);
-        let body = call.body.unwrap_or_default();
+        let body = call.body.clone().unwrap_or_default();
 
         let mut headers = HeaderMap::new();
         headers.insert(HOST, inner.host.clone());
-        if call.json_body {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(content_type) = &call.content_type {
+            headers.insert(CONTENT_TYPE, content_type.clone());
         }
-        for (name, value) in call.headers {
-            headers.insert(name, value);
+        for (name, value) in &inner.default_headers {
+            headers.insert(name.clone(), value.clone());
         }
-        inner
-            .signer
-            .sign(call.method.as_str(), &raw_path, raw_query.as_deref(), &mut headers, &body, chrono::Utc::now())
-            .map_err(Error::Signing)?;
+        for (name, value) in &call.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        match &inner.proof {
+            Proof::Signer(signer) => signer
+                .sign(call.method.as_str(), &raw_path, raw_query.as_deref(), &mut headers, &body, at)
+                .map_err(Error::Signing)?,
+            Proof::Token(token) => {
+                headers.insert(AUTH_TOKEN_HEADER, token.clone());
+            }
+        }
 
         let url = match &raw_query {
             Some(query) => format!("{}{raw_path}?{query}", inner.origin),
             None => format!("{}{raw_path}", inner.origin),
         };
-        let url = Url::parse(&url).map_err(|e| Error::InvalidArgument(format!("cannot form the URL {url}: {e}")))?;
-        debug_assert_eq!(url.path(), raw_path, "the URL keeps the signed path");
-        let timeout = inner.timeout + call.extra_timeout;
-        tracing::debug!(method = %call.method, path = %raw_path, "jobd call");
-        let response = inner
-            .http
-            .request(call.method, url)
-            .headers(headers)
-            .body(body)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(Error::Transport)?;
+        let parsed = Url::parse(&url).map_err(|e| Error::InvalidArgument(format!("cannot form the URL {url}: {e}")))?;
+        debug_assert_eq!(parsed.path(), raw_path, "the URL keeps the signed path");
+        let mut request = http::Request::new(body);
+        *request.method_mut() = call.method.clone();
+        *request.uri_mut() =
+            url.parse().map_err(|e| Error::InvalidArgument(format!("cannot form the URI {url}: {e}")))?;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+
+    /// Signs and sends `call`, returning the response once its headers arrive. Non-2xx answers
+    /// become [`Error::Api`]. `total_timeout` bounds the whole exchange, body included.
+    async fn execute(&self, call: &Call, total_timeout: Option<Duration>) -> Result<reqwest::Response> {
+        let prepared = self.prepare(call, Utc::now())?;
+        let mut request = reqwest::Request::try_from(prepared).map_err(Error::Transport)?;
+        *request.timeout_mut() = total_timeout;
+        tracing::debug!(method = %call.method, path = %call.path, "jobd call");
+        let response = self.inner.http.execute(request).await.map_err(Error::Transport)?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let request_id = headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let request_id = request_id_of(&headers);
+        let body = response.bytes().await.map_err(Error::Transport)?.to_vec();
+        tracing::debug!(status, request_id = request_id.as_deref().unwrap_or(""), "jobd error answer");
+        Err(Answer { status, headers, request_id, body }.into_api_error())
+    }
+
+    /// Signs and sends one call and reads the whole answer. Non-2xx answers become [`Error::Api`].
+    pub(crate) async fn send(&self, call: Call) -> Result<Answer> {
+        let timeout = self.inner.timeout + call.extra_timeout;
+        let response = self.execute(&call, Some(timeout)).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let request_id = request_id_of(&headers);
         let body = response.bytes().await.map_err(Error::Transport)?.to_vec();
         tracing::debug!(status, request_id = request_id.as_deref().unwrap_or(""), "jobd answer");
-        let answer = Answer { status, headers, request_id, body };
-        if (200..300).contains(&status) {
-            Ok(answer)
-        } else {
-            Err(answer.into_api_error())
+        Ok(Answer { status, headers, request_id, body })
+    }
+
+    /// Signs and sends a call whose answer is a stream: no total timeout (the caller bounds each
+    /// read), only the connect timeout and the per-call timeout for the answer's headers.
+    pub(crate) async fn open_stream(&self, call: Call) -> Result<reqwest::Response> {
+        match tokio::time::timeout(self.inner.timeout, self.execute(&call, None)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Error::Stream(format!("no answer to {} within {:?}", call.path, self.inner.timeout))),
         }
     }
+
+    /// Sends a typed request of any of the APIs (the dialects' models implement [`ApiRequest`]).
+    pub async fn call<R: ApiRequest>(&self, project_id: &str, request: &R) -> Result<R::Response> {
+        self.send(request.to_call(project_id)?).await?.json()
+    }
+}
+
+fn request_id_of(headers: &HeaderMap) -> Option<String> {
+    headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// A typed request: one operation of an API as a model (`cfw::ListJobRequest`,
+/// `elb::ListJobsRequest`...), which knows its HTTP form and its answer's type.
+pub trait ApiRequest {
+    /// The answer's model.
+    type Response: DeserializeOwned;
+
+    /// The request's HTTP form for a project, before signing (see [`Client::prepare`]).
+    fn to_call(&self, project_id: &str) -> Result<Call>;
 }
 
 /// A [`Client`] bound to one project id.
@@ -234,63 +394,103 @@ impl ProjectClient {
     }
 }
 
-/// One call before signing: the path is already percent-encoded (see [`path`]).
-#[derive(Debug)]
-pub(crate) struct Call {
-    pub method: Method,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
-    pub json_body: bool,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub extra_timeout: Duration,
+/// One HTTP request before it is signed: method, path (percent-encoded segment by segment), query
+/// pairs (encoded when sent), headers and body. [`ApiRequest::to_call`] makes one from a typed
+/// request; [`Call::new`] makes any other, for an operation this crate has no model of.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) body: Option<Vec<u8>>,
+    pub(crate) content_type: Option<HeaderValue>,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) extra_timeout: Duration,
 }
 
 impl Call {
-    pub fn new(method: Method, path: String) -> Self {
+    /// A request for the path made of `segments`, each percent-encoded (so an id can never add a
+    /// segment or a query); `.` and `..` are refused.
+    pub fn new(method: Method, segments: &[&str]) -> Result<Self> {
+        Ok(Call::with_path(method, path(segments)?))
+    }
+
+    /// A request for an already-encoded path.
+    pub(crate) fn with_path(method: Method, path: String) -> Self {
         Call {
             method,
             path,
             query: Vec::new(),
             body: None,
-            json_body: false,
+            content_type: None,
             headers: Vec::new(),
             extra_timeout: Duration::ZERO,
         }
     }
 
-    pub fn get(path: String) -> Self {
-        Call::new(Method::GET, path)
+    pub(crate) fn get(path: String) -> Self {
+        Call::with_path(Method::GET, path)
     }
 
-    pub fn post(path: String) -> Self {
-        Call::new(Method::POST, path)
+    pub(crate) fn post(path: String) -> Self {
+        Call::with_path(Method::POST, path)
     }
 
-    /// The body, serialised once: these bytes are both signed and sent.
-    pub fn json(mut self, body: &impl Serialize) -> Result<Self> {
+    /// The body, serialised once: these bytes are both signed and sent, as `application/json`.
+    pub fn json(self, body: &impl Serialize) -> Result<Self> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| Error::InvalidArgument(format!("the request body cannot be serialised: {e}")))?;
-        self.body = Some(bytes);
-        self.json_body = true;
-        Ok(self)
+        Ok(self.body(bytes, "application/json"))
     }
 
+    /// A body of these exact bytes, with its content type.
+    pub fn body(mut self, bytes: impl Into<Vec<u8>>, content_type: &'static str) -> Self {
+        self.body = Some(bytes.into());
+        self.content_type = Some(HeaderValue::from_static(content_type));
+        self
+    }
+
+    /// The `Content-Type` header without a body (the official SDKs send `application/json` on
+    /// every request, and sign it).
+    pub fn content_type(mut self, content_type: &'static str) -> Self {
+        self.content_type = Some(HeaderValue::from_static(content_type));
+        self
+    }
+
+    /// One query pair; pairs are sent in the order given.
     pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
         self.query.push((name.to_owned(), value.into()));
         self
     }
 
-    pub fn header(mut self, name: &'static str, value: &str) -> Result<Self> {
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| Error::InvalidArgument(format!("{name} cannot be sent in a header: {value:?}")))?;
-        self.headers.push((HeaderName::from_static(name), value));
+    /// Sorts the query pairs by name, then value, as the official SDKs send them.
+    pub fn sort_query(mut self) -> Self {
+        self.query.sort();
+        self
+    }
+
+    /// A header, sent and signed (replacing one of the same name).
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self> {
+        let (name, value) = header_pair(name, value)?;
+        self.headers.retain(|(existing, _)| *existing != name);
+        self.headers.push((name, value));
         Ok(self)
     }
 
+    /// More time for the answer than the client's timeout (a long poll adds its wait).
     pub fn extra_timeout(mut self, extra: Duration) -> Self {
         self.extra_timeout = extra;
         self
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The path as sent (without the endpoint's own prefix).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 }
 

@@ -41,6 +41,9 @@ pub enum Error {
     /// The request could not be signed (for example an access key with characters a header cannot carry).
     #[error("cannot sign the request: {0}")]
     Signing(#[source] jobd_auth::AuthError),
+    /// An event stream (or a long wait) broke off or went silent and could not be resumed.
+    #[error("event stream: {0}")]
+    Stream(String),
 }
 
 /// An error and the errors it wraps, `a: b: c` (reqwest's own text leaves out "connection refused").
@@ -195,11 +198,11 @@ impl Error {
         self.task_gone().is_some()
     }
 
-    /// True when trying the same call again later may succeed: transport failures, `429`, `502`,
-    /// `503` and `504`. Other errors will repeat until something changes.
+    /// True when trying the same call again later may succeed: transport failures, broken streams,
+    /// `429`, `502`, `503` and `504`. Other errors will repeat until something changes.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(_) => true,
+            Error::Transport(_) | Error::Stream(_) => true,
             Error::Api { status, .. } => matches!(status, 429 | 502 | 503 | 504),
             _ => false,
         }

@@ -1,8 +1,13 @@
-//! `jobd-client`: a Rust client for jobd's native job API and its worker API.
+//! `jobd-client`: a Rust client for jobd — its native job API, its worker API and its watch API —
+//! and for Huawei Cloud's job-status APIs (CFW ListJob, WAF ConfirmAsyncJob, ELB ShowJob and
+//! ListJobs), which jobd serves wire-exact. No official Rust SDK exists for these; the models here
+//! carry the official SDKs' names (`ListJobRequest`, `ConfirmAsyncJobResponse`...).
 //!
-//! Every call is signed with `SDK-HMAC-SHA256` (the Huawei Cloud API Gateway signature, made by the
-//! same `jobd-auth` code the server verifies with) over exactly the bytes that are sent. Errors are
-//! typed: [`Error::Api`] carries the HTTP status, `error_code`, `error_msg` and the request id.
+//! A client proves who it is with an access key and secret key ([`Credentials`]: every request is
+//! signed with `SDK-HMAC-SHA256`, the Huawei Cloud API Gateway signature, by the same `jobd-auth`
+//! code the server verifies with, over exactly the bytes sent) or with an IAM token
+//! ([`Auth::Token`], sent as `X-Auth-Token`). Errors are typed: [`Error::Api`] carries the HTTP
+//! status, `error_code`, `error_msg`, the request id and `Retry-After`.
 //!
 //! # Producing and reading jobs
 //!
@@ -54,17 +59,87 @@
 //! # }
 //! ```
 
+//! # Huawei Cloud's APIs
+//!
+//! [`cfw`], [`waf`] and [`elb`] hold the three dialects. Each dialect client takes the endpoint of
+//! its [`Client`], so the same code reads jobd and the real service endpoints
+//! (`https://cfw.{region}.myhuaweicloud.com`, `https://waf...`, `https://elb...`). The requests are
+//! the ones the official SDKs put on the wire: the same paths and query names, the query sorted,
+//! `Content-Type: application/json` and `X-Project-Id` signed along with `Host` and `X-Sdk-Date`
+//! (checked against the official Python SDK's signatures in this crate's tests). Nothing
+//! jobd-specific is sent unless asked for: `X-Jobd-Wait` only when a request sets `wait_seconds`.
+//! Only jobd is tested here; the real endpoints cannot be reached from the test machines.
+//!
+//! ```no_run
+//! use jobd_client::elb::{ElbClient, ListJobsRequest, ShowJobRequest};
+//! use jobd_client::{cfw, waf, Auth, Client};
+//!
+//! # async fn example() -> Result<(), jobd_client::Error> {
+//! let project = "0123456789abcdef0123456789abcdef";
+//! let elb = ElbClient::new(Client::new("https://elb.cn-north-4.myhuaweicloud.com", Auth::ak_sk("AK", "SK"))?, project);
+//! let shown = elb.show_job(&ShowJobRequest::new("JOB_ID")).await?;
+//! println!("{} {}: {} sub-jobs", shown.job.job_type, shown.job.status, shown.job.sub_jobs.len());
+//! let every_running = elb.list_jobs_pages(ListJobsRequest::default().limit(100).status("RUNNING")).all_jobs().await?;
+//! # let _ = every_running;
+//!
+//! // jobd serves all three on one endpoint; here with a token instead of a key.
+//! let jobd = Client::new("http://127.0.0.1:8080", Auth::token("TOKEN"))?.project(project);
+//! let cfw_job = jobd.cfw().list_job(&cfw::ListJobRequest::new("JOB_ID")).await?;
+//! // jobd's X-Jobd-Wait: hold the answer (up to 30 s) until the job ends.
+//! let waf_job = jobd.waf().confirm_async_job(&waf::ConfirmAsyncJobRequest::new("JOB_ID").wait_seconds(30)).await?;
+//! println!("{} {}", cfw_job.data.status, waf_job.status);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Watching and waiting
+//!
+//! [`Client::watch`] is a job's server-sent events as a `Stream` of whole jobs (resumed with
+//! `Last-Event-ID` after a broken connection, ending after the terminal state);
+//! [`Client::watch_project`] every change in a project; [`Client::get_job_after`] one long poll.
+//! [`Client::wait_for`] waits for the end with whichever the server offers (events, else long
+//! polls, else polling with backoff and jitter, honouring `Retry-After`), and answers the succeeded
+//! job or a [`WaitError`]: `Failed` (with the job's code and message), `Cancelled`, `Timeout`, `Api`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use jobd_client::{Client, Credentials, WaitError};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let project = Client::new("http://127.0.0.1:8080", Credentials::new("MY_AK", "MY_SK"))?
+//!     .project("0123456789abcdef0123456789abcdef");
+//! match project.wait_for("JOB_ID", Duration::from_secs(300)).await {
+//!     Ok(job) => println!("succeeded: {:?}", job.result),
+//!     Err(WaitError::Failed { error_code, error_msg, .. }) => eprintln!("failed: {error_code}: {error_msg}"),
+//!     Err(other) => eprintln!("{other}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
 mod admin;
+mod backoff;
+pub mod cfw;
 mod client;
+mod dialect;
+pub mod elb;
 mod error;
+mod lenient;
 mod native;
+mod sse;
+pub mod waf;
+mod waiter;
+mod watch;
 mod worker;
 
 pub use admin::{Credential, NewCredential, NewUser, Project, User};
-pub use client::{Client, ClientBuilder, Credentials, ProjectClient, DEFAULT_TIMEOUT};
+pub use client::{ApiRequest, Auth, Call, Client, ClientBuilder, Credentials, ProjectClient, DEFAULT_TIMEOUT};
+pub use dialect::MAX_JOBD_WAIT_SECONDS;
 pub use error::{DecodeError, Error, Result, TaskGone};
 pub use native::{
     Compensation, Created, Entity, Execution, Job, JobStatus, ListJobsPage, ListJobsQuery, NewJob, NewSubJob,
     OnFailure, Phase, RetryBackoff, SimulateOutcome, SimulateSpec, UnknownStatus,
 };
+pub use waiter::{WaitError, WaitOptions, WaitStrategy};
+pub use watch::{JobWatch, ProjectEventsQuery, ProjectWatch, MAX_RECONNECTS, STREAM_IDLE_TIMEOUT};
 pub use worker::{ClaimRequest, HeartbeatAnswer, LeaseRef, Task, TaskLease, MAX_TASKS_PER_CLAIM, MAX_WAIT_SECONDS};

@@ -1,12 +1,15 @@
 //! The native job API (`/v1/{project_id}/jobs...`): its wire types and the create, get, list and
 //! cancel calls.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client::{path, Call, Client, ProjectClient};
 use crate::error::Result;
+use crate::worker::MAX_WAIT_SECONDS;
 
 /// The header that makes a create idempotent.
 const CLIENT_TOKEN_HEADER: &str = "x-client-token";
@@ -438,10 +441,51 @@ impl Client {
         Ok(Created { job: envelope.job, replayed: answer.status == 200 })
     }
 
+    /// `POST /v1/{project_id}/jobs` with a body of your own (for example read from a file): the
+    /// server validates it as it would a [`NewJob`].
+    pub async fn create_job_from_json(
+        &self,
+        project_id: &str,
+        body: &Value,
+        client_token: Option<&str>,
+    ) -> Result<Created> {
+        let mut call = Call::post(path(&["v1", project_id, "jobs"])?).json(body)?;
+        if let Some(token) = client_token {
+            call = call.header(CLIENT_TOKEN_HEADER, token)?;
+        }
+        let answer = self.send(call).await?;
+        let envelope: JobEnvelope = answer.json()?;
+        Ok(Created { job: envelope.job, replayed: answer.status == 200 })
+    }
+
     /// `GET /v1/{project_id}/jobs/{job_id}`.
     pub async fn get_job(&self, project_id: &str, job_id: &str) -> Result<Job> {
         let answer = self.send(Call::get(path(&["v1", project_id, "jobs", job_id])?)).await?;
         Ok(answer.json::<JobEnvelope>()?.job)
+    }
+
+    /// The long poll `GET /v1/{project_id}/jobs/{job_id}?wait_seconds=N&version=V`: the job as soon
+    /// as its `version` exceeds `version` (at once if it already does or the job is terminal),
+    /// else the unchanged job after `wait` (rounded up to whole seconds, at most 60).
+    ///
+    /// ```no_run
+    /// # async fn example(project: jobd_client::ProjectClient) -> Result<(), jobd_client::Error> {
+    /// use std::time::Duration;
+    /// let mut job = project.get_job("JOB_ID").await?;
+    /// while !job.is_terminal() {
+    ///     job = project.get_job_after(&job.job_id, job.version, Duration::from_secs(30)).await?;
+    ///     println!("{} {}", job.status, job.message.as_deref().unwrap_or(""));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_job_after(&self, project_id: &str, job_id: &str, version: i64, wait: Duration) -> Result<Job> {
+        let seconds = wait.as_millis().div_ceil(1000).min(u128::from(MAX_WAIT_SECONDS)) as u64;
+        let call = Call::get(path(&["v1", project_id, "jobs", job_id])?)
+            .query("wait_seconds", seconds.to_string())
+            .query("version", version.to_string())
+            .extra_timeout(Duration::from_secs(seconds));
+        Ok(self.send(call).await?.json::<JobEnvelope>()?.job)
     }
 
     /// `GET /v1/{project_id}/jobs?...`: one page, newest first.
@@ -464,9 +508,19 @@ impl ProjectClient {
         self.client.create_job(&self.project_id, job, client_token).await
     }
 
+    /// See [`Client::create_job_from_json`].
+    pub async fn create_job_from_json(&self, body: &Value, client_token: Option<&str>) -> Result<Created> {
+        self.client.create_job_from_json(&self.project_id, body, client_token).await
+    }
+
     /// See [`Client::get_job`].
     pub async fn get_job(&self, job_id: &str) -> Result<Job> {
         self.client.get_job(&self.project_id, job_id).await
+    }
+
+    /// See [`Client::get_job_after`].
+    pub async fn get_job_after(&self, job_id: &str, version: i64, wait: Duration) -> Result<Job> {
+        self.client.get_job_after(&self.project_id, job_id, version, wait).await
     }
 
     /// See [`Client::list_jobs`].

@@ -59,8 +59,14 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     };
     let app = jobd_api::app(state);
     let local_addr = listener.local_addr()?;
+    let stopping = service.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")
+        let signal = async move {
+            shutdown_signal().await;
+            // End long polls, claim waits and event streams, so in-flight requests can finish.
+            stopping.begin_shutdown();
+        };
+        axum::serve(listener, app).with_graceful_shutdown(signal).await.context("serving HTTP")
     });
     Ok(RunningServer { local_addr, service, task })
 }

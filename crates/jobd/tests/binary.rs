@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use support::{Server, PROJECT};
 
@@ -49,4 +51,32 @@ async fn acknowledged_jobs_survive_kill_9_and_resume() {
         assert_eq!(job["message"], "b", "the simulator resumed {id} after the crash");
     }
     println!("{} acknowledged jobs all finished after kill -9", ids.len());
+}
+
+#[tokio::test]
+async fn sigterm_ends_streams_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.wait_healthy().await;
+    let (status, created) =
+        server.call("POST", &format!("/v1/{PROJECT}/jobs"), Some(json!({"service": "cfw", "job_type": "T"}))).await;
+    assert_eq!(status, 201);
+    let job_id = created["job"]["job_id"].as_str().unwrap().to_owned();
+    // A watcher on a job that will not end, and a long poll.
+    let endpoint = server.endpoint();
+    let stream = endpoint.open_stream(&format!("/v1/{PROJECT}/jobs/{job_id}/events")).await.unwrap();
+    let poll = {
+        let endpoint = endpoint.clone();
+        let path = format!("/v1/{PROJECT}/jobs/{job_id}?wait_seconds=60&version=1");
+        tokio::spawn(async move { endpoint.call("GET", &path, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let exit = tokio::task::spawn_blocking(move || server.terminate(Duration::from_secs(10))).await.unwrap();
+    let exit = exit.expect("jobd stops within seconds, open streams or not");
+    assert!(exit.success(), "a clean exit: {exit:?}");
+    let (status, _) = poll.await.unwrap().expect("the long poll was answered before the exit");
+    assert_eq!(status, 200);
+    let rest = tokio::time::timeout(Duration::from_secs(5), stream.bytes()).await.expect("the stream ended");
+    assert!(rest.is_ok(), "the stream ended cleanly");
 }

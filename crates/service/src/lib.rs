@@ -79,6 +79,33 @@ pub struct Created {
     pub replayed: bool,
 }
 
+/// Times one store operation into `jobd_store_operation_duration_seconds{operation}`.
+async fn timed<T>(operation: &'static str, future: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let output = future.await;
+    metrics::histogram!("jobd_store_operation_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+    output
+}
+
+/// Counts what an applied event did: finished jobs, retries, timeouts, lease expiries.
+fn count_outcome(tree: &Job, job_id: &JobId, event: &JobEvent, now: Timestamp) {
+    if tree.is_terminal() && tree.ended_at == Some(now) {
+        metrics::counter!("jobd_jobs_finished_total", "service" => tree.service.to_string(),
+            "job_type" => tree.job_type.to_string(), "status" => tree.status.as_str())
+        .increment(1);
+    }
+    let service = tree.service.to_string();
+    match event {
+        JobEvent::FailAttempt { .. } if tree.find(job_id).is_some_and(|task| !task.is_terminal()) => {
+            metrics::counter!("jobd_task_retries_total", "service" => service).increment(1)
+        }
+        JobEvent::TimeOut => metrics::counter!("jobd_job_timeouts_total", "service" => service).increment(1),
+        JobEvent::ExpireLease => metrics::counter!("jobd_lease_expiries_total", "service" => service).increment(1),
+        _ => {}
+    }
+}
+
 /// The longest a claim may wait for work.
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(60);
 
@@ -89,6 +116,7 @@ pub struct JobService {
     changes: broadcast::Sender<JobChange>,
     work_may_be_available: Arc<Notify>,
     watchers: Arc<watch::Watchers>,
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The longest one long poll may wait.
@@ -103,6 +131,7 @@ impl JobService {
             changes,
             work_may_be_available: Arc::new(Notify::new()),
             watchers: Arc::new(watch::Watchers::default()),
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
 
@@ -122,6 +151,17 @@ impl JobService {
         self.watchers.publish(&tree);
         // No receiver is fine: nobody is listening yet.
         let _ = self.changes.send(JobChange { job: tree, created });
+    }
+
+    /// Tells every long poll, claim wait and stream to end now (the server is stopping).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once `begin_shutdown` was called.
+    pub async fn shutting_down(&self) {
+        let mut receiver = self.shutdown.subscribe();
+        let _ = receiver.wait_for(|stopping| *stopping).await;
     }
 
     /// Subscribes to every later change of the tree a job belongs to (by its top-level id).
@@ -156,7 +196,10 @@ impl JobService {
         }
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WATCH_WAIT);
         loop {
-            let received = tokio::time::timeout_at(deadline, watch.receiver.recv()).await;
+            let received = tokio::select! {
+                received = tokio::time::timeout_at(deadline, watch.receiver.recv()) => received,
+                () = self.shutting_down() => return self.get(project_id, job_id).await,
+            };
             let current = match received {
                 Err(_elapsed) => return self.get(project_id, job_id).await,
                 Ok(Ok(tree)) => tree.find(job_id).cloned(),
@@ -176,8 +219,11 @@ impl JobService {
             client_token: token.token,
             request_hash: token.request_hash,
         });
-        match self.store.insert_job(&job, key.as_ref()).await? {
+        match timed("insert_job", self.store.insert_job(&job, key.as_ref())).await? {
             Inserted::Created => {
+                metrics::counter!("jobd_jobs_created_total", "service" => job.service.to_string(),
+                    "job_type" => job.job_type.to_string())
+                .increment(1);
                 tracing::info!(job_id = %job.job_id, service = %job.service, job_type = %job.job_type, "job created");
                 self.announce(&job, true);
                 Ok(Created { job, replayed: false })
@@ -188,11 +234,13 @@ impl JobService {
     }
 
     pub async fn get(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Job> {
-        self.store.get_job(project_id, job_id).await?.ok_or_else(|| ServiceError::NotFound(job_id.to_string()))
+        timed("get_job", self.store.get_job(project_id, job_id))
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(job_id.to_string()))
     }
 
     pub async fn list(&self, query: &JobQuery) -> Result<Vec<Job>> {
-        Ok(self.store.list_jobs(query).await?)
+        Ok(timed("list_jobs", self.store.list_jobs(query)).await?)
     }
 
     /// The pagination cursor of a top-level job, `None` if the project has no such job.
@@ -206,7 +254,9 @@ impl JobService {
 
     /// Applies an event to a job or sub-job and answers the whole tree.
     pub async fn record(&self, project_id: &ProjectId, job_id: &JobId, event: JobEvent) -> Result<Job> {
-        let tree = self.store.apply_event(project_id, job_id, &event, self.clock.now()).await?;
+        let now = self.clock.now();
+        let tree = timed("apply_event", self.store.apply_event(project_id, job_id, &event, now)).await?;
+        count_outcome(&tree, job_id, &event, now);
         tracing::debug!(job_id = %job_id, status = %tree.status, version = tree.version, "job changed");
         self.announce(&tree, false);
         Ok(tree)
@@ -244,9 +294,10 @@ impl JobService {
             let notified = self.work_may_be_available.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let claimed = self.store.claim_tasks(request, self.clock.now()).await?;
+            let claimed = timed("claim_tasks", self.store.claim_tasks(request, self.clock.now())).await?;
             if !claimed.is_empty() {
                 for task in &claimed {
+                    metrics::counter!("jobd_tasks_claimed_total", "service" => task.tree.service.to_string()).increment(1);
                     tracing::info!(job_id = %task.task_id, worker_id = %request.worker_id, attempt = task.task().attempt, "task claimed");
                     self.announce(&task.tree, false);
                 }
@@ -264,6 +315,7 @@ impl JobService {
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(wake_at) => {}
+                () = self.shutting_down() => return Ok(Vec::new()),
             }
         }
     }

@@ -1,7 +1,10 @@
 //! The store conformance suite: every `JobStore` backend runs these cases unchanged.
 //!
 //! A backend's test file calls `store_conformance_tests!(async_fn_making_a_fresh_store)`, which
-//! expands to one `#[tokio::test]` per case.
+//! expands to one `#[tokio::test]` per case. A backend whose fresh store lives outside the test
+//! process (a database created on a server) calls
+//! `store_conformance_tests!(make, teardown = finish)` instead: `make` answers the store and a
+//! fixture, and `finish(fixture)` runs after the case, whether it passed or panicked.
 
 use std::sync::Arc;
 
@@ -487,11 +490,18 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
     assert!(store.list_credentials().await.unwrap().is_empty());
 }
 
-/// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`.
+/// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`, or,
+/// with `teardown = $finish`, `(SharedStore, F)` where `$finish(F)` is awaited after the case.
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:path) => {
-        $crate::store_conformance_tests!(@cases $make;
+        $crate::store_conformance_tests!(@all [$make] []);
+    };
+    ($make:path, teardown = $finish:path) => {
+        $crate::store_conformance_tests!(@all [$make] [$finish]);
+    };
+    (@all [$make:path] [$($finish:path)?]) => {
+        $crate::store_conformance_tests!(@cases [$make] [$($finish)?];
             insert_then_get_round_trips_every_field,
             jobs_are_scoped_to_their_project,
             a_duplicate_job_id_is_a_conflict,
@@ -509,12 +519,29 @@ macro_rules! store_conformance_tests {
             identities_are_kept_and_unique
         );
     };
-    (@cases $make:path; $($case:ident),*) => {
+    (@cases [$make:path] []; $($case:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let store = $make().await;
                 $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+    (@cases [$make:path] [$finish:path]; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, fixture) = $make().await;
+                // The case runs on its own task so that a failing case still reaches the teardown.
+                let outcome = tokio::spawn($crate::conformance::$case(store)).await;
+                $finish(fixture).await;
+                if let Err(error) = outcome {
+                    if error.is_panic() {
+                        std::panic::resume_unwind(error.into_panic());
+                    }
+                    panic!("the case did not finish: {error}");
+                }
             }
         )*
     };

@@ -1,4 +1,5 @@
-//! Store errors, in domain terms: not found, conflict, a refused transition, or the backend failing.
+//! Store errors, in domain terms: not found, conflict, a refused transition, the backend being
+//! unavailable for now, or the backend failing.
 
 use jobd_core::TransitionError;
 
@@ -16,8 +17,70 @@ pub enum StoreError {
     DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database cannot be reached or is not serving right now (down, restarting, failing over,
+    /// out of connections, or too slow for the statement timeout). Nothing was written; the same
+    /// call may succeed later, so callers answer "try again" (HTTP 503 with `Retry-After`).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     #[error("store backend error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(#[source] sqlx::Error),
     #[error("store migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether the call failed only because the database is unavailable for now.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            StoreError::Unavailable(error.to_string())
+        } else {
+            StoreError::Backend(error)
+        }
+    }
+}
+
+/// Connection-level failures, and the PostgreSQL SQLSTATEs that mean "not now" rather than "wrong".
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| is_unavailable_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// Class 08 (connection exception), 53300 (too many connections), 57P01–57P03 (admin or crash
+/// shutdown, cannot connect now: the server is starting or stopping), 57014 (statement timeout),
+/// 25006 (read-only transaction: a standby that has not been promoted yet). SQLite's codes are
+/// numbers and never match.
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03" | "57014" | "25006")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_are_unavailable_and_the_rest_is_a_backend_error() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(StoreError::from(sqlx::Error::Io(refused)).is_unavailable());
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        for code in ["08006", "08001", "57P01", "57P03", "53300", "57014", "25006"] {
+            assert!(is_unavailable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "40P01", "42P01", "2067", "5"] {
+            assert!(!is_unavailable_sqlstate(code), "{code}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! The job store: one trait in domain verbs, a conformance suite every backend must pass, and the
-//! embedded SQLite backend.
+//! The job store: one trait in domain verbs, a conformance suite every backend must pass, the
+//! embedded SQLite backend and the PostgreSQL backend.
 //!
 //! Architecture invariant: only this crate contains SQL. Callers speak `Job`, `JobEvent` and
 //! `JobQuery`; the state machine of `jobd-core` decides every change, the store only makes it
@@ -8,6 +8,8 @@
 pub mod conformance;
 mod error;
 mod identity_store;
+pub mod postgres;
+mod postgres_identity;
 pub mod sqlite;
 mod sqlite_identity;
 
@@ -71,6 +73,7 @@ pub struct JobRef {
 
 pub use error::{Result, StoreError};
 pub use identity_store::IdentityStore;
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 /// Everything a backend stores: jobs and identities.

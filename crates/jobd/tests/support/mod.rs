@@ -103,6 +103,19 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and answers how the process ended (waiting at most `within`).
+    pub fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn stop(mut self, signal: &str) {
         Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
         self.child.wait().unwrap();
@@ -129,6 +142,17 @@ impl Endpoint {
     /// The same address, signing with another key.
     pub fn with_key(&self, access_key: &str, secret_key: &str) -> Endpoint {
         Endpoint { access_key: access_key.to_owned(), secret_key: secret_key.to_owned(), ..self.clone() }
+    }
+
+    /// Opens a signed GET whose body is read later (an event stream).
+    pub async fn open_stream(&self, path: &str) -> Result<reqwest::Response, reqwest::Error> {
+        let mut headers = HeaderMap::new();
+        let host = self.base.trim_start_matches("http://").to_owned();
+        headers.insert("host", HeaderValue::from_str(&host).unwrap());
+        Signer::new(self.access_key.clone(), self.secret_key.clone())
+            .sign("GET", path, None, &mut headers, b"", chrono::Utc::now())
+            .unwrap();
+        self.http.get(format!("{}{path}", self.base)).headers(headers).send().await
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), reqwest::Error> {

@@ -1,0 +1,71 @@
+//! What an operator sees: Prometheus metrics at `GET /metrics` (HTTP requests by route and status
+//! with a latency histogram, plus everything the service layer counts), recorded through the
+//! `metrics` facade into one process-wide Prometheus recorder.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::AppState;
+
+/// Latency buckets (seconds) for every `_seconds` histogram: 100 µs to 30 s.
+const BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The process-wide recorder, installed on first use.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
+                .expect("the buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (several apps in one test process).
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!("jobd_http_requests_total", "HTTP requests answered, by route, method and status");
+    describe_histogram!("jobd_http_request_duration_seconds", Unit::Seconds, "Time to answer an HTTP request");
+    describe_counter!("jobd_jobs_created_total", "Jobs created, by service and job type");
+    describe_counter!("jobd_jobs_finished_total", "Jobs that ended, by service, job type and status");
+    describe_counter!("jobd_tasks_claimed_total", "Tasks handed to workers (each a new attempt)");
+    describe_counter!("jobd_task_retries_total", "Failed attempts that will be retried after their backoff");
+    describe_counter!("jobd_job_timeouts_total", "Jobs failed with JOB.TIMEOUT");
+    describe_counter!("jobd_lease_expiries_total", "Tasks failed because the last attempt's lease expired");
+    describe_histogram!("jobd_store_operation_duration_seconds", Unit::Seconds, "Time of one store operation");
+}
+
+/// Counts and times every routed request.
+pub async fn record_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("jobd_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("jobd_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics(State(_state): State<AppState>) -> Response {
+    let body = prometheus().render();
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    response
+}

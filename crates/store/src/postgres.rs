@@ -1,0 +1,737 @@
+//! The PostgreSQL backend (13+): one database shared by any number of jobd nodes.
+//!
+//! Concurrency rests on one rule: a job row is locked or written only by a transaction that holds
+//! the lock on its tree's root row. `apply_event` waits for that one root lock (`FOR UPDATE`), so
+//! events on one tree serialize. Claims and pruning take roots with `FOR UPDATE SKIP LOCKED`, so
+//! they never wait for anyone; after taking a root they reload the tree and let
+//! `jobd_core::apply` decide, so a candidate another node claimed a moment ago is refused, never
+//! handed out twice. No transaction waits for a lock while holding one another transaction can
+//! wait for, so there are no deadlocks.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use jobd_core::{
+    apply, Cursor, Direction, Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, Lease, ProjectId,
+    ServiceName, TaskFlags, Timestamp,
+};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
+
+use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, Result, StoreError};
+
+const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
+     status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
+     created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
+     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
+     on_failure, phase, compensation";
+
+/// How many times one claim looks for candidates again after some it took turned out to have been
+/// claimed (by a transaction that committed after its query began) in the meantime.
+const CLAIM_ROUNDS: usize = 4;
+
+/// How a node uses the database. TLS and everything else about the connection (`sslmode`,
+/// `sslrootcert`, `application_name`, `options`, ...) come from the URL.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections this node keeps at most.
+    pub max_connections: u32,
+    /// How long a call waits for a free (or new) connection before failing with `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// The server cancels any statement that runs longer (`Unavailable`); `None` keeps the
+    /// server's (or the URL's) setting. Migrations run without it.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?sslmode=...`), applies
+    /// pending migrations, and opens the pool. Safe when several nodes start at once: migrations
+    /// run under a PostgreSQL advisory lock.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)?;
+        Self::connect_with(connect, options).await
+    }
+
+    /// As `connect`, with the connection already described.
+    pub async fn connect_with(connect: PgConnectOptions, options: PgOptions) -> Result<Self> {
+        migrate(&connect, options.acquire_timeout).await?;
+        let mut pooled = connect;
+        if let Some(timeout) = options.statement_timeout {
+            pooled = pooled.options([("statement_timeout", format!("{}ms", timeout.as_millis().max(1)))]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(pooled)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    /// Closes every connection; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Applies pending migrations on a connection of its own, closed afterwards.
+///
+/// sqlx's migrator takes `pg_advisory_lock` (keyed by the database name) before it even creates
+/// `_sqlx_migrations`, and releases it when done, so nodes starting together apply each migration
+/// once, one after another; each migration runs in its own transaction. The lock belongs to the
+/// session, and the migrator skips the unlock when a migration fails: closing the connection here
+/// ends the session, which releases the lock on every path.
+async fn migrate(connect: &PgConnectOptions, acquire_timeout: Duration) -> Result<()> {
+    // One direct connection first: it fails at once, with the real reason ("connection refused",
+    // "password authentication failed", a TLS error), where a pool would only time out.
+    connect.connect().await?.close().await?;
+    // Waiting for another node's migrations, or running a long one, is not a stuck statement.
+    let unbounded = connect.clone().options([("statement_timeout", "0")]);
+    // A pool of one rather than a bare connection: sqlx's migrator future is `Send` only so.
+    let single =
+        PgPoolOptions::new().max_connections(1).acquire_timeout(acquire_timeout).connect_with(unbounded).await?;
+    let outcome = sqlx::migrate!("./migrations/postgres").run(&single).await;
+    single.close().await;
+    Ok(outcome?)
+}
+
+fn millis(t: &Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> Result<Timestamp> {
+    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {ms}")))
+}
+
+fn opt_from_millis(ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(from_millis).transpose()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain values serialize")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: Option<String>) -> Result<Option<T>> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))).transpose()
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// A count stored as BIGINT, back to the domain's `u32`.
+fn count(row: &PgRow, column: &str) -> Result<u32> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value).map_err(|e| corrupt(column, e))
+}
+
+/// The text a unit enum is stored as (its serde name).
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .expect("unit enums serialize as strings")
+}
+
+fn enum_from_text<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| corrupt(column, e))
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job> {
+    let parent: Option<String> = row.try_get("parent_job_id")?;
+    let timeout_seconds: Option<i64> = row.try_get("timeout_seconds")?;
+    Ok(Job {
+        job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
+        parent_job_id: parent.map(|p| JobId::parse(&p)).transpose().map_err(|e| corrupt("parent_job_id", e))?,
+        project_id: ProjectId::parse(row.try_get("project_id")?).map_err(|e| corrupt("project_id", e))?,
+        enterprise_project_id: row.try_get("enterprise_project_id")?,
+        service: ServiceName::parse(row.try_get("service")?).map_err(|e| corrupt("service", e))?,
+        job_type: JobType::parse(row.try_get("job_type")?).map_err(|e| corrupt("job_type", e))?,
+        status: JobStatus::from_str(row.try_get("status")?).map_err(|e| corrupt("status", e))?,
+        message: row.try_get("message")?,
+        resource_id: row.try_get("resource_id")?,
+        entities: from_json("entities", row.try_get("entities")?)?.unwrap_or_default(),
+        error_code: row.try_get("error_code")?,
+        error_msg: row.try_get("error_msg")?,
+        payload: from_json("payload", row.try_get("payload")?)?,
+        result: from_json("result", row.try_get("result")?)?,
+        simulate: from_json("simulate", row.try_get("simulate")?)?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        started_at: opt_from_millis(row.try_get("started_at")?)?,
+        ended_at: opt_from_millis(row.try_get("ended_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        version: row.try_get("version")?,
+        priority: row.try_get("priority")?,
+        run_at: opt_from_millis(row.try_get("run_at")?)?,
+        available_at: from_millis(row.try_get("available_at")?)?,
+        max_attempts: count(row, "max_attempts")?,
+        attempt: count(row, "attempt")?,
+        retry_backoff: from_json("retry_backoff", row.try_get("retry_backoff")?)?.unwrap_or_default(),
+        timeout_seconds: timeout_seconds.map(u32::try_from).transpose().map_err(|e| corrupt("timeout_seconds", e))?,
+        execution: Execution::parse(row.try_get("execution")?).ok_or_else(|| corrupt("execution", "unknown value"))?,
+        lease: match (
+            row.try_get::<Option<String>, _>("lease_worker_id")?,
+            row.try_get::<Option<String>, _>("lease_token")?,
+            row.try_get::<Option<i64>, _>("lease_expires_at")?,
+        ) {
+            (Some(worker_id), Some(token), Some(expires_at)) => {
+                Some(Lease { worker_id, token, expires_at: from_millis(expires_at)? })
+            }
+            _ => None,
+        },
+        on_failure: enum_from_text(row, "on_failure")?,
+        phase: enum_from_text(row, "phase")?,
+        compensation: from_json("compensation", row.try_get("compensation")?)?,
+        sub_jobs: Vec::new(),
+    })
+}
+
+fn job_ref(row: &PgRow) -> Result<JobRef> {
+    Ok(JobRef {
+        project_id: ProjectId::parse(row.try_get("project_id")?).map_err(|e| corrupt("project_id", e))?,
+        job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
+    })
+}
+
+async fn insert_row(conn: &mut PgConnection, job: &Job, position: i32, flags: TaskFlags) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
+         status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
+         created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
+         attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
+         runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)",
+    )
+    .bind(job.job_id.as_str())
+    .bind(job.parent_job_id.as_ref().map(|p| p.as_str()))
+    .bind(position)
+    .bind(job.project_id.as_str())
+    .bind(&job.enterprise_project_id)
+    .bind(job.service.as_str())
+    .bind(job.job_type.as_str())
+    .bind(job.status.as_str())
+    .bind(&job.message)
+    .bind(&job.resource_id)
+    .bind(to_json(&job.entities))
+    .bind(&job.error_code)
+    .bind(&job.error_msg)
+    .bind(job.payload.as_ref().map(to_json))
+    .bind(job.result.as_ref().map(to_json))
+    .bind(job.simulate.as_ref().map(to_json))
+    .bind(millis(&job.created_at))
+    .bind(job.started_at.as_ref().map(millis))
+    .bind(job.ended_at.as_ref().map(millis))
+    .bind(millis(&job.updated_at))
+    .bind(job.version)
+    .bind(job.priority)
+    .bind(job.run_at.as_ref().map(millis))
+    .bind(millis(&job.available_at))
+    .bind(i64::from(job.max_attempts))
+    .bind(i64::from(job.attempt))
+    .bind(to_json(&job.retry_backoff))
+    .bind(job.timeout_seconds.map(i64::from))
+    .bind(job.execution.as_str())
+    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
+    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
+    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
+    .bind(flags.runnable)
+    .bind(job.simulate.is_some())
+    .bind(job.deadline().as_ref().map(millis))
+    .bind(enum_text(&job.on_failure))
+    .bind(enum_text(&job.phase))
+    .bind(job.compensation.as_ref().map(to_json))
+    .bind(flags.rescuable)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(job.job_id.to_string()),
+        _ => StoreError::from(e),
+    })?;
+    Ok(())
+}
+
+async fn update_row(conn: &mut PgConnection, job: &Job, previous_version: i64, flags: TaskFlags) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = $1, message = $2, error_code = $3, error_msg = $4, result = $5, \
+         started_at = $6, ended_at = $7, updated_at = $8, version = $9, available_at = $10, attempt = $11, \
+         lease_worker_id = $12, lease_token = $13, lease_expires_at = $14, runnable = $15, deadline_at = $16, \
+         phase = $17, compensation = $18, rescuable = $19 WHERE job_id = $20 AND version = $21",
+    )
+    .bind(job.status.as_str())
+    .bind(&job.message)
+    .bind(&job.error_code)
+    .bind(&job.error_msg)
+    .bind(job.result.as_ref().map(to_json))
+    .bind(job.started_at.as_ref().map(millis))
+    .bind(job.ended_at.as_ref().map(millis))
+    .bind(millis(&job.updated_at))
+    .bind(job.version)
+    .bind(millis(&job.available_at))
+    .bind(i64::from(job.attempt))
+    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
+    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
+    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
+    .bind(flags.runnable)
+    .bind(job.deadline().as_ref().map(millis))
+    .bind(enum_text(&job.phase))
+    .bind(job.compensation.as_ref().map(to_json))
+    .bind(flags.rescuable)
+    .bind(job.job_id.as_str())
+    .bind(previous_version)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Corrupt(format!("job {} changed under a write", job.job_id)));
+    }
+    Ok(())
+}
+
+/// Writes every row of a tree that changed (its own fields, or whether it may run). The caller
+/// holds the tree's root lock.
+async fn write_tree_changes(conn: &mut PgConnection, before: &Job, after: &Job) -> Result<()> {
+    let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
+    let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
+    for ((old, new), (old_flag, new_flag)) in pairs {
+        if !old.same_row(new) || old_flag != new_flag {
+            update_row(conn, new, old.version, *new_flag).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_tree(conn: &mut PgConnection, job: &Job) -> Result<()> {
+    let flags = job.task_flags();
+    insert_row(conn, job, 0, flags[0]).await?;
+    for (position, sub) in job.sub_jobs.iter().enumerate() {
+        let position = i32::try_from(position).map_err(|e| corrupt("position", e))?;
+        insert_row(conn, sub, position, flags[position as usize + 1]).await?;
+    }
+    Ok(())
+}
+
+/// How `load_tree` locks the rows it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TreeLock {
+    /// Plain reads (inside a snapshot transaction, for a consistent tree).
+    None,
+    /// Keeps writers out until the transaction ends.
+    Share,
+    /// The tree is ours to change: waits for the current holder.
+    Update,
+}
+
+impl TreeLock {
+    fn clause(self) -> &'static str {
+        match self {
+            TreeLock::None => "",
+            TreeLock::Share => " FOR SHARE",
+            TreeLock::Update => " FOR UPDATE",
+        }
+    }
+}
+
+/// The whole tree a job (or sub-job) of this project belongs to: its root first (locked first),
+/// then the root's sub-jobs in order.
+async fn load_tree(
+    conn: &mut PgConnection,
+    project_id: &ProjectId,
+    job_id: &JobId,
+    lock: TreeLock,
+) -> Result<Option<Job>> {
+    let root = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = \
+         (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = $1 AND project_id = $2){}",
+        lock.clause()
+    ))
+    .bind(job_id.as_str())
+    .bind(project_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(root) = root else { return Ok(None) };
+    let mut root = job_from_row(&root)?;
+    let subs = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = $1 ORDER BY position{}",
+        lock.clause()
+    ))
+    .bind(root.job_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    root.sub_jobs = subs.iter().map(job_from_row).collect::<Result<_>>()?;
+    Ok(root.find(job_id).is_some().then_some(root))
+}
+
+/// Loads the sub-jobs of the given parents and attaches them in order.
+async fn attach_sub_jobs(conn: &mut PgConnection, parents: &mut [Job]) -> Result<()> {
+    if parents.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = parents.iter().map(|p| p.job_id.to_string()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = ANY($1) ORDER BY parent_job_id, position"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let index: std::collections::HashMap<JobId, usize> =
+        parents.iter().enumerate().map(|(i, p)| (p.job_id.clone(), i)).collect();
+    for row in &rows {
+        let sub = job_from_row(row)?;
+        if let Some(&i) = sub.parent_job_id.as_ref().and_then(|parent_id| index.get(parent_id)) {
+            parents[i].sub_jobs.push(sub);
+        }
+    }
+    Ok(())
+}
+
+/// `AND column = ANY(values)`; an empty value also matches a job without one (NULL).
+fn push_any(builder: &mut QueryBuilder<'_, Postgres>, column: &str, values: impl Iterator<Item = String>) {
+    let values: Vec<String> = values.collect();
+    if values.is_empty() {
+        return;
+    }
+    let or_null = values.iter().any(String::is_empty);
+    builder.push(format!(" AND ({column} = ANY(")).push_bind(values).push(")");
+    if or_null {
+        builder.push(format!(" OR {column} IS NULL"));
+    }
+    builder.push(")");
+}
+
+/// The filters of a claim request, on the task columns of `table` (an alias, or `jobs`).
+fn push_claim_filters(builder: &mut QueryBuilder<'_, Postgres>, table: &str, request: &ClaimRequest) {
+    builder.push(format!(" AND {table}.simulated = ")).push_bind(request.simulated);
+    if let Some(projects) = &request.project_ids {
+        if projects.is_empty() {
+            builder.push(" AND FALSE");
+        }
+        push_any(builder, &format!("{table}.project_id"), projects.iter().map(|p| p.to_string()));
+    }
+    push_any(builder, &format!("{table}.service"), request.services.iter().map(|s| s.to_string()));
+    push_any(builder, &format!("{table}.job_type"), request.job_types.iter().cloned());
+}
+
+/// Up to `limit` claimable tasks not yet `tried`, best first, with their roots locked by this
+/// transaction (`SKIP LOCKED`: trees another transaction holds are passed over, not waited for).
+/// Only roots are locked here, so this never holds a sub-job row without its root.
+async fn lock_claim_candidates(
+    conn: &mut PgConnection,
+    request: &ClaimRequest,
+    now: Timestamp,
+    tried: &[String],
+    limit: usize,
+) -> Result<Vec<JobRef>> {
+    let now = millis(&now);
+    let mut builder = QueryBuilder::<Postgres>::new(
+        "SELECT t.project_id, t.job_id FROM jobs AS t \
+         JOIN jobs AS r ON r.job_id = COALESCE(t.parent_job_id, t.job_id) WHERE t.runnable",
+    );
+    push_claim_filters(&mut builder, "t", request);
+    builder
+        .push(" AND t.available_at <= ")
+        .push_bind(now)
+        .push(" AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= ")
+        .push_bind(now)
+        .push(")");
+    if !tried.is_empty() {
+        builder.push(" AND t.job_id <> ALL(").push_bind(tried.to_vec()).push(")");
+    }
+    builder
+        .push(" ORDER BY t.priority DESC, t.available_at, t.seq LIMIT ")
+        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .push(" FOR UPDATE OF r SKIP LOCKED");
+    let rows = builder.build().fetch_all(&mut *conn).await?;
+    rows.iter().map(job_ref).collect()
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(key) = idempotency {
+            // Another node may be inserting the same key: its row makes our insert wait for its
+            // commit, then do nothing, and the next round finds its job.
+            let mut recorded = false;
+            for _ in 0..3 {
+                let existing = sqlx::query(
+                    "SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = $1 AND client_token = $2",
+                )
+                .bind(key.project_id.as_str())
+                .bind(&key.client_token)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = existing {
+                    let hash: String = row.try_get("request_hash")?;
+                    if hash != key.request_hash {
+                        return Ok(Inserted::KeyConflict);
+                    }
+                    let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
+                    match load_tree(&mut tx, &key.project_id, &job_id, TreeLock::Share).await? {
+                        // A key names the top-level job it created: the tree is that job.
+                        Some(tree) => return Ok(Inserted::Existing(Box::new(tree))),
+                        // The job was pruned: the key is forgotten with it.
+                        None => {
+                            sqlx::query(
+                                "DELETE FROM idempotency_keys WHERE project_id = $1 AND client_token = $2 \
+                                 AND job_id = $3",
+                            )
+                            .bind(key.project_id.as_str())
+                            .bind(&key.client_token)
+                            .bind(job_id.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(key.project_id.as_str())
+                .bind(&key.client_token)
+                .bind(&key.request_hash)
+                .bind(job.job_id.as_str())
+                .bind(millis(&job.created_at))
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    recorded = true;
+                    break;
+                }
+            }
+            if !recorded {
+                return Err(StoreError::Conflict(format!("idempotency key {} (contended)", key.client_token)));
+            }
+        }
+        insert_tree(&mut tx, job).await?;
+        tx.commit().await?;
+        Ok(Inserted::Created)
+    }
+
+    async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let tree = load_tree(&mut tx, project_id, job_id, TreeLock::None).await?;
+        tx.commit().await?;
+        let Some(tree) = tree else { return Ok(None) };
+        if &tree.job_id == job_id {
+            return Ok(Some(tree));
+        }
+        Ok(tree.sub_jobs.into_iter().find(|sub| &sub.job_id == job_id))
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {
+        let mut builder = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IS NULL AND project_id = "
+        ));
+        builder.push_bind(query.project_id.as_str());
+        if let Some(service) = &query.service {
+            builder.push(" AND service = ").push_bind(service.as_str());
+        }
+        if let Some(eps) = &query.enterprise_project_ids {
+            if eps.is_empty() {
+                return Ok(Vec::new());
+            }
+            push_any(&mut builder, "enterprise_project_id", eps.iter().cloned());
+        }
+        push_any(&mut builder, "job_id", query.job_ids.iter().map(|id| id.to_string()));
+        push_any(&mut builder, "job_type", query.job_types.iter().cloned());
+        push_any(&mut builder, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
+        push_any(&mut builder, "resource_id", query.resource_ids.iter().cloned());
+        push_any(&mut builder, "error_code", query.error_codes.iter().cloned());
+        if let Some(since) = &query.created_since {
+            builder.push(" AND created_at >= ").push_bind(millis(since));
+        }
+        let (compare, order) = match query.direction {
+            Direction::Older => ("<", "DESC"),
+            Direction::Newer => (">", "ASC"),
+        };
+        if let Some(cursor) = &query.cursor {
+            let at = millis(&cursor.created_at);
+            builder
+                .push(format!(" AND (created_at {compare} "))
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(format!(" AND seq {compare} "))
+                .push_bind(cursor.seq)
+                .push("))");
+        }
+        builder.push(format!(" ORDER BY created_at {order}, seq {order} LIMIT ")).push_bind(i64::from(query.limit));
+        // One snapshot for the page and its sub-jobs: no tree is read half before, half after a write.
+        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let rows = builder.build().fetch_all(&mut *tx).await?;
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        if query.direction == Direction::Newer {
+            jobs.reverse();
+        }
+        attach_sub_jobs(&mut tx, &mut jobs).await?;
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn project_of(&self, job_id: &JobId) -> Result<Option<ProjectId>> {
+        let project: Option<String> = sqlx::query_scalar("SELECT project_id FROM jobs WHERE job_id = $1")
+            .bind(job_id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        project.map(|p| ProjectId::parse(&p).map_err(|e| corrupt("project_id", e))).transpose()
+    }
+
+    async fn cursor_of(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Cursor>> {
+        let row = sqlx::query(
+            "SELECT created_at, seq FROM jobs WHERE job_id = $1 AND project_id = $2 AND parent_job_id IS NULL",
+        )
+        .bind(job_id.as_str())
+        .bind(project_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok(Cursor { created_at: from_millis(row.try_get("created_at")?)?, seq: row.try_get("seq")? }))
+            .transpose()
+    }
+
+    async fn apply_event(
+        &self,
+        project_id: &ProjectId,
+        job_id: &JobId,
+        event: &JobEvent,
+        now: Timestamp,
+    ) -> Result<Job> {
+        let mut tx = self.pool.begin().await?;
+        let tree = load_tree(&mut tx, project_id, job_id, TreeLock::Update)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+        let next = apply(&tree, job_id, event, now)?;
+        write_tree_changes(&mut tx, &tree, &next).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
+        let wanted = request.max_tasks as usize;
+        let mut claimed = Vec::with_capacity(wanted.min(64));
+        if wanted == 0 {
+            return Ok(claimed);
+        }
+        let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
+        let mut tx = self.pool.begin().await?;
+        let mut tried: Vec<String> = Vec::new();
+        for _ in 0..CLAIM_ROUNDS {
+            let candidates = lock_claim_candidates(&mut tx, request, now, &tried, wanted - claimed.len()).await?;
+            if candidates.is_empty() {
+                break;
+            }
+            let mut any_refused = false;
+            for candidate in candidates {
+                tried.push(candidate.job_id.to_string());
+                // The root is ours now: this reads the tree as the last committed claim left it.
+                let tree = load_tree(&mut tx, &candidate.project_id, &candidate.job_id, TreeLock::Update).await?;
+                let Some(tree) = tree else {
+                    any_refused = true;
+                    continue;
+                };
+                let lease = Lease {
+                    worker_id: request.worker_id.clone(),
+                    token: uuid::Uuid::new_v4().simple().to_string(),
+                    expires_at,
+                };
+                match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
+                    Ok(next) => {
+                        write_tree_changes(&mut tx, &tree, &next).await?;
+                        claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
+                    }
+                    // Claimed (or finished) by a transaction that committed after the candidate
+                    // query took its snapshot: skip it, never hand it out.
+                    Err(error) => {
+                        any_refused = true;
+                        tracing::debug!(job_id = %candidate.job_id, %error, "claim candidate taken meanwhile");
+                    }
+                }
+            }
+            if !any_refused || claimed.len() == wanted {
+                break;
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
+        let mut builder = QueryBuilder::<Postgres>::new(
+            "SELECT MIN(GREATEST(jobs.available_at, COALESCE(jobs.lease_expires_at, 0))) AS due \
+             FROM jobs WHERE jobs.runnable",
+        );
+        push_claim_filters(&mut builder, "jobs", request);
+        let row = builder.build().fetch_one(&self.pool).await?;
+        opt_from_millis(row.try_get("due")?)
+    }
+
+    async fn list_timed_out(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
+        let rows = sqlx::query(
+            "SELECT project_id, job_id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= $1 \
+             AND status IN ('PENDING', 'RUNNING') ORDER BY deadline_at LIMIT $2",
+        )
+        .bind(millis(&now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_ref).collect()
+    }
+
+    async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
+        let rows = sqlx::query(
+            "SELECT project_id, job_id FROM jobs WHERE rescuable AND lease_expires_at <= $1 \
+             ORDER BY lease_expires_at LIMIT $2",
+        )
+        .bind(millis(&now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_ref).collect()
+    }
+
+    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // Roots only, skipping any another transaction holds (a finished job refuses every event,
+        // so it is pruned by a later round).
+        let roots: Vec<String> = sqlx::query_scalar(
+            "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < $1 \
+             LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(millis(&cutoff))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if !roots.is_empty() {
+            sqlx::query("DELETE FROM jobs WHERE parent_job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM jobs WHERE job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(millis(&keys_cutoff))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(roots.len() as u64)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,474 @@
+//! The store conformance suite on PostgreSQL, each test on a fresh database, plus what only a shared
+//! server can show: nodes migrating at once, claimers on several nodes, lock behaviour, outages.
+//!
+//! The server comes from `JOBD_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+//! its user must be allowed to create databases. Every test creates `jobd_test_<random>` there and
+//! drops it at the end. An unreachable server fails the tests: nothing here is ever skipped.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobd_core::{Execution, Job, JobEvent, JobId, JobStatus, JobType, NewJob, NewSubJob, ProjectId, ServiceName};
+use jobd_store::conformance::{at, SharedStore};
+use jobd_store::{ClaimRequest, JobStore, PgOptions, PgStore, StoreError};
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Executor};
+
+const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn server_url() -> String {
+    std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_SERVER.to_owned())
+}
+
+/// `url` with its database replaced (the query string, `sslmode` and all, is kept).
+fn url_for_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A database of its own on the test server, dropped by `drop_database`.
+struct TestDatabase {
+    name: String,
+    url: String,
+}
+
+async fn server_connection() -> PgConnection {
+    let url = server_url();
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap_or_else(|error| panic!("JOBD_TEST_DATABASE_URL is not a PostgreSQL URL ({error})"));
+    PgConnection::connect_with(&options).await.unwrap_or_else(|error| {
+        panic!(
+            "PostgreSQL is unreachable at {}:{} as user {:?} ({error}). These tests need a server: start \
+             one, or point JOBD_TEST_DATABASE_URL at a server whose user may CREATE DATABASE.",
+            options.get_host(),
+            options.get_port(),
+            options.get_username(),
+        )
+    })
+}
+
+async fn create_database() -> TestDatabase {
+    let name = format!("jobd_test_{}", uuid::Uuid::new_v4().simple());
+    let mut server = server_connection().await;
+    server
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap_or_else(|error| panic!("cannot create the test database {name}: {error}"));
+    server.close().await.ok();
+    TestDatabase { url: url_for_database(&server_url(), &name), name }
+}
+
+/// Best effort: a leftover database is only clutter.
+async fn drop_database(database: &TestDatabase) {
+    let mut server = server_connection().await;
+    let dropped = server.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name).as_str()).await;
+    if let Err(error) = dropped {
+        eprintln!("could not drop the test database {}: {error}", database.name);
+    }
+    server.close().await.ok();
+}
+
+fn small_pool() -> PgOptions {
+    PgOptions { max_connections: 6, ..PgOptions::default() }
+}
+
+async fn connect(database: &TestDatabase) -> PgStore {
+    PgStore::connect(&database.url, small_pool())
+        .await
+        .unwrap_or_else(|error| panic!("cannot open the store on {}: {error}", database.name))
+}
+
+struct Fixture {
+    store: Arc<PgStore>,
+    database: TestDatabase,
+}
+
+async fn fresh_store() -> (SharedStore, Fixture) {
+    let database = create_database().await;
+    let store = Arc::new(connect(&database).await);
+    (store.clone(), Fixture { store, database })
+}
+
+async fn finish(fixture: Fixture) {
+    fixture.store.close().await;
+    drop_database(&fixture.database).await;
+}
+
+jobd_store::store_conformance_tests!(fresh_store, teardown = finish);
+
+/// Runs `test` on a fresh database and drops it afterwards, even when `test` panics.
+async fn with_database<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<TestDatabase>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let database = Arc::new(create_database().await);
+    let outcome = tokio::spawn(test(database.clone())).await;
+    drop_database(&database).await;
+    if let Err(error) = outcome {
+        if error.is_panic() {
+            std::panic::resume_unwind(error.into_panic());
+        }
+        panic!("the test did not finish: {error}");
+    }
+}
+
+fn project() -> ProjectId {
+    ProjectId::parse(&"ab".repeat(16)).unwrap()
+}
+
+fn new_job(sub_jobs: usize, execution: Execution, created: i64) -> Job {
+    NewJob {
+        execution,
+        sub_jobs: (0..sub_jobs).map(|i| NewSubJob::new(JobType::parse(&format!("STEP_{i}")).unwrap())).collect(),
+        ..NewJob::new(project(), ServiceName::parse("elb").unwrap(), JobType::parse("UPGRADE").unwrap())
+    }
+    .into_job(at(created))
+    .unwrap()
+}
+
+fn claim_request(worker: String, max_tasks: u32) -> ClaimRequest {
+    ClaimRequest {
+        worker_id: worker,
+        project_ids: None,
+        services: vec![],
+        job_types: vec![],
+        simulated: false,
+        lease_seconds: 600,
+        max_tasks,
+    }
+}
+
+fn complete(lease_token: String) -> JobEvent {
+    JobEvent::Complete { lease_token, result: Some(json!({"ok": true})), message: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_starting_together_apply_each_migration_once() {
+    with_database(|database| async move {
+        let mut nodes = Vec::new();
+        for _ in 0..8 {
+            let url = database.url.clone();
+            nodes.push(tokio::spawn(async move { PgStore::connect(&url, small_pool()).await }));
+        }
+        for node in nodes {
+            let store = node.await.unwrap().expect("every node starts");
+            store.ping().await.unwrap();
+            store.close().await;
+        }
+        let mut conn = PgConnection::connect(&database.url).await.unwrap();
+        let (applied, succeeded): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE success) FROM _sqlx_migrations")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        let expected = sqlx::migrate!("./migrations/postgres").iter().count() as i64;
+        assert_eq!((applied, succeeded), (expected, expected));
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(held, 0, "no node keeps the migration lock");
+    })
+    .await;
+}
+
+/// 4 nodes × 4 claimers work through 200 jobs (leaves, sequential and parallel trees), completing
+/// what they claim, until every job has succeeded: no task is ever held twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn claimers_on_several_nodes_never_hold_a_task_twice() {
+    with_database(|database| async move {
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(Arc::new(connect(&database).await));
+        }
+        let mut roots = Vec::new();
+        let mut tasks = HashSet::new();
+        for i in 0..200 {
+            let job = match i % 5 {
+                0 => new_job(2, Execution::Sequential, i),
+                1 => new_job(3, Execution::Parallel, i),
+                _ => new_job(0, Execution::Sequential, i),
+            };
+            if job.sub_jobs.is_empty() {
+                tasks.insert(job.job_id.clone());
+            }
+            tasks.extend(job.sub_jobs.iter().map(|sub| sub.job_id.clone()));
+            nodes[i as usize % 4].insert_job(&job, None).await.unwrap();
+            roots.push(job.job_id.clone());
+        }
+        let total = tasks.len();
+        let completed = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut claimers = Vec::new();
+        for worker in 0..16usize {
+            let store = nodes[worker % 4].clone();
+            let other = nodes[(worker + 1) % 4].clone();
+            let completed = completed.clone();
+            claimers.push(tokio::spawn(async move {
+                let request = claim_request(format!("w{worker}"), 1 + worker as u32 % 4);
+                let mut mine = Vec::new();
+                while completed.load(Ordering::SeqCst) < total {
+                    assert!(started.elapsed() < Duration::from_secs(120), "the claimers stalled");
+                    let batch = store.claim_tasks(&request, at(1_000)).await.unwrap();
+                    if batch.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
+                    for task in batch {
+                        assert_eq!(task.task().attempt, 1, "a task is never claimed again while its lease lives");
+                        let token = task.task().lease.as_ref().unwrap().token.clone();
+                        // Report through another node than the one that handed the task out.
+                        other
+                            .apply_event(&task.tree.project_id, &task.task_id, &complete(token), at(2_000))
+                            .await
+                            .unwrap();
+                        completed.fetch_add(1, Ordering::SeqCst);
+                        mine.push(task.task_id);
+                    }
+                }
+                mine
+            }));
+        }
+        let mut claims: HashMap<JobId, usize> = HashMap::new();
+        let mut per_claimer = Vec::new();
+        for claimer in claimers {
+            let mine = claimer.await.unwrap();
+            per_claimer.push(mine.len());
+            for task in mine {
+                *claims.entry(task).or_default() += 1;
+            }
+        }
+        println!(
+            "{} tasks of {} jobs claimed by 16 claimers on 4 nodes in {:?}; per claimer: {per_claimer:?}",
+            total,
+            roots.len(),
+            started.elapsed()
+        );
+        let twice: Vec<_> = claims.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "tasks held twice: {twice:?}");
+        assert_eq!(claims.keys().cloned().collect::<HashSet<_>>(), tasks, "every task claimed");
+        for root in &roots {
+            let job = nodes[0].get_job(&project(), root).await.unwrap().unwrap();
+            assert_eq!(job.status, JobStatus::Succeeded, "{root}");
+            assert!(job.sub_jobs.iter().all(|sub| sub.status == JobStatus::Succeeded));
+        }
+        assert!(nodes[0].claim_tasks(&claim_request("late".into(), 10), at(1_000)).await.unwrap().is_empty());
+        for node in nodes {
+            node.close().await;
+        }
+    })
+    .await;
+}
+
+/// Progress storms on every job of one tree from 4 nodes lose no update (versions count every one),
+/// then concurrent claims and completions of its parallel sub-jobs leave a consistent, finished tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_events_on_one_tree_lose_no_update() {
+    with_database(|database| async move {
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(Arc::new(connect(&database).await));
+        }
+        let tree = new_job(8, Execution::Parallel, 0);
+        nodes[0].insert_job(&tree, None).await.unwrap();
+        let targets: Vec<JobId> = tree.iter_tree().map(|job| job.job_id.clone()).collect();
+        const EVENTS_PER_JOB: usize = 25;
+        let mut writers = Vec::new();
+        for (t, target) in targets.iter().enumerate() {
+            for e in 0..EVENTS_PER_JOB {
+                let store = nodes[(t + e) % 4].clone();
+                let target = target.clone();
+                writers.push(tokio::spawn(async move {
+                    let event = JobEvent::Progress { message: format!("job {t} event {e}") };
+                    store.apply_event(&project(), &target, &event, at(10 + e as i64)).await.unwrap();
+                }));
+            }
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let stored = nodes[1].get_job(&project(), &tree.job_id).await.unwrap().unwrap();
+        let events = targets.len() * EVENTS_PER_JOB;
+        assert_eq!(stored.version, 1 + events as i64, "the parent counts every event of the tree");
+        for sub in &stored.sub_jobs {
+            assert_eq!(sub.version, 1 + EVENTS_PER_JOB as i64, "{}", sub.job_id);
+        }
+
+        let mut workers = Vec::new();
+        for w in 0..8usize {
+            let store = nodes[w % 4].clone();
+            workers.push(tokio::spawn(async move {
+                let batch = store.claim_tasks(&claim_request(format!("w{w}"), 1), at(1_000)).await.unwrap();
+                for task in &batch {
+                    let token = task.task().lease.as_ref().unwrap().token.clone();
+                    store.apply_event(&project(), &task.task_id, &complete(token), at(2_000)).await.unwrap();
+                }
+                batch.len()
+            }));
+        }
+        let mut claimed = 0;
+        for worker in workers {
+            claimed += worker.await.unwrap();
+        }
+        // A claimer may find every sub-job's tree held by another for a moment; sweep up the rest.
+        loop {
+            let batch = nodes[0].claim_tasks(&claim_request("sweeper".into(), 8), at(1_000)).await.unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for task in &batch {
+                let token = task.task().lease.as_ref().unwrap().token.clone();
+                nodes[0].apply_event(&project(), &task.task_id, &complete(token), at(2_000)).await.unwrap();
+            }
+            claimed += batch.len();
+        }
+        assert_eq!(claimed, 8);
+        let done = nodes[2].get_job(&project(), &tree.job_id).await.unwrap().unwrap();
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert!(done.sub_jobs.iter().all(|sub| sub.status == JobStatus::Succeeded && sub.attempt == 1));
+        for node in nodes {
+            node.close().await;
+        }
+    })
+    .await;
+}
+
+/// A claim passes over a tree another transaction holds instead of waiting for it, while an event
+/// on that tree waits its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_passes_over_a_held_tree_and_an_event_waits_for_it() {
+    with_database(|database| async move {
+        let store = Arc::new(connect(&database).await);
+        let mut held = new_job(0, Execution::Sequential, 0);
+        held.priority = 10;
+        let free = new_job(0, Execution::Sequential, 1);
+        store.insert_job(&held, None).await.unwrap();
+        store.insert_job(&free, None).await.unwrap();
+
+        let mut other = PgConnection::connect(&database.url).await.unwrap();
+        other.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE")
+            .bind(held.job_id.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+
+        let claim =
+            tokio::time::timeout(Duration::from_secs(5), store.claim_tasks(&claim_request("w".into(), 2), at(1_000)))
+                .await
+                .expect("a claim never waits for a held tree")
+                .unwrap();
+        let ids: Vec<JobId> = claim.iter().map(|task| task.task_id.clone()).collect();
+        assert_eq!(ids, vec![free.job_id.clone()], "the held tree is passed over, however high its priority");
+
+        let waiting = {
+            let store = store.clone();
+            let id = held.job_id.clone();
+            tokio::spawn(async move {
+                store.apply_event(&project(), &id, &JobEvent::Progress { message: "m".into() }, at(1_100)).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "an event waits for the transaction holding its tree");
+        other.execute("COMMIT").await.unwrap();
+        let after = waiting.await.unwrap().unwrap();
+        assert_eq!(after.message.as_deref(), Some("m"));
+
+        let claim = store.claim_tasks(&claim_request("w".into(), 2), at(1_200)).await.unwrap();
+        assert_eq!(claim.iter().map(|task| task.task_id.clone()).collect::<Vec<_>>(), vec![held.job_id.clone()]);
+        store.close().await;
+    })
+    .await;
+}
+
+/// `statement_timeout` bounds a call stuck behind a lock, and answers `Unavailable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statement_timeout_bounds_a_stuck_call() {
+    with_database(|database| async move {
+        let options = PgOptions { statement_timeout: Some(Duration::from_millis(300)), ..small_pool() };
+        let store = PgStore::connect(&database.url, options).await.unwrap();
+        let job = new_job(0, Execution::Sequential, 0);
+        store.insert_job(&job, None).await.unwrap();
+        let mut other = PgConnection::connect(&database.url).await.unwrap();
+        other.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE")
+            .bind(job.job_id.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let error = store.apply_event(&project(), &job.job_id, &JobEvent::Cancel, at(1)).await.unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        other.execute("ROLLBACK").await.unwrap();
+        let cancelled = store.apply_event(&project(), &job.job_id, &JobEvent::Cancel, at(1)).await.unwrap();
+        assert_eq!(cancelled.status, JobStatus::Cancelled);
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_or_closed_database_is_unavailable() {
+    let options = PgOptions { acquire_timeout: Duration::from_secs(2), ..PgOptions::default() };
+    // Port 1 on the loopback: nothing listens there.
+    let error = PgStore::connect("postgres://postgres@127.0.0.1:1/jobd", options).await.err().expect("no server");
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    eprintln!("DEBUG {error}");
+
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        store.ping().await.unwrap();
+        store.close().await;
+        let error = store.ping().await.unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+        let error = store.get_job(&project(), &JobId::parse(&"0".repeat(32)).unwrap()).await.unwrap_err();
+        assert!(error.is_unavailable(), "{error}");
+    })
+    .await;
+}
+
+/// JSON is kept as the text serde_json wrote: numbers keep their kind, `\u0000` is fine.
+#[tokio::test]
+async fn json_values_round_trip_exactly() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        let mut job = new_job(0, Execution::Sequential, 0);
+        job.payload =
+            Some(json!({"float": 1e15, "int": 1_000_000_000_000_000u64, "nul": "a\u{0}b", "z": 1, "a": [0.1]}));
+        store.insert_job(&job, None).await.unwrap();
+        let stored = store.get_job(&project(), &job.job_id).await.unwrap().unwrap();
+        assert_eq!(stored, job);
+        assert_eq!(
+            serde_json::to_string(&stored.payload).unwrap(),
+            serde_json::to_string(&job.payload).unwrap(),
+            "the same text"
+        );
+        store.close().await;
+    })
+    .await;
+}
+
+#[test]
+fn test_urls_keep_everything_but_the_database() {
+    assert_eq!(
+        url_for_database("postgres://u:p@h:5432/postgres?sslmode=require", "x"),
+        "postgres://u:p@h:5432/x?sslmode=require"
+    );
+    assert_eq!(url_for_database("postgres://h", "x"), "postgres://h/x");
+}
