@@ -1,4 +1,5 @@
-//! The admin API (`/v1/admin/...`): projects, users and access-key credentials. Admin role only.
+//! The admin API (`/v1/admin/...`): projects, users and access-key credentials. Admin role only;
+//! an admin limited to some projects sees and manages only those (only root creates projects).
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::caller::{identity_error, Caller};
 use crate::dialect::Dialect;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::time_format;
 use crate::AppState;
 
@@ -37,6 +38,32 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| ApiError::invalid(DIALECT, format!("invalid request body: {e}")))
 }
 
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(DIALECT, ErrorKind::Forbidden(message.into()))
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError::new(DIALECT, ErrorKind::ResourceNotFound(what))
+}
+
+/// Refuses naming a project outside the caller's.
+fn require_projects(caller: &Caller, project_ids: &[String]) -> Result<(), ApiError> {
+    if caller.principal.may_access_all(project_ids) {
+        Ok(())
+    } else {
+        Err(forbidden("an admin may only manage its own projects"))
+    }
+}
+
+/// The stored credential, if the caller may manage it (else not found: no leak of others' keys).
+async fn managed_credential(state: &AppState, caller: &Caller, access_key: &str) -> Result<CredentialRecord, ApiError> {
+    let credentials = state.identity.list_credentials().await.map_err(|e| identity_error(DIALECT, e))?;
+    credentials
+        .into_iter()
+        .find(|c| c.access_key == access_key && caller.principal.may_access_all(&c.project_ids))
+        .ok_or_else(|| not_found(format!("credential {access_key}")))
+}
+
 fn role(raw: &str) -> Result<Role, ApiError> {
     raw.parse().map_err(|e: jobd_auth::identity::UnknownRole| ApiError::invalid(DIALECT, e.to_string()))
 }
@@ -59,7 +86,14 @@ struct CreateProject {
     name: String,
 }
 
-async fn create_project(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create_project(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !caller.principal.is_unscoped() {
+        return Err(forbidden("only root creates projects"));
+    }
     let body: CreateProject = parse(&body)?;
     let project = state.identity.create_project(&body.name).await.map_err(|e| identity_error(DIALECT, e))?;
     Ok((
@@ -68,10 +102,14 @@ async fn create_project(State(state): State<AppState>, body: Bytes) -> Result<(S
     ))
 }
 
-async fn list_projects(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list_projects(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let projects = state.identity.list_projects().await.map_err(|e| identity_error(DIALECT, e))?;
     let projects: Vec<Value> = projects
         .iter()
+        .filter(|p| caller.principal.may_access_project(&p.id))
         .map(|p| json!({"id": p.id, "name": p.name, "created_at": time_format::native(&p.created_at)}))
         .collect();
     Ok(Json(json!({"projects": projects})))
@@ -87,8 +125,13 @@ struct CreateUser {
     role: String,
 }
 
-async fn create_user(State(state): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: CreateUser = parse(&body)?;
+    require_projects(&caller, std::slice::from_ref(&body.project_id))?;
     let user = state
         .identity
         .create_user(&body.name, &body.domain, &body.password, &body.project_id, role(&body.role)?)
@@ -97,12 +140,25 @@ async fn create_user(State(state): State<AppState>, body: Bytes) -> Result<(Stat
     Ok((StatusCode::CREATED, Json(user_view(&user))))
 }
 
-async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list_users(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
-    Ok(Json(json!({"users": users.iter().map(user_view).collect::<Vec<_>>()})))
+    let users: Vec<Value> =
+        users.iter().filter(|u| caller.principal.may_access_project(&u.project_id)).map(user_view).collect();
+    Ok(Json(json!({"users": users})))
 }
 
-async fn delete_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
+    if !users.iter().any(|u| u.user_id == user_id && caller.principal.may_access_project(&u.project_id)) {
+        return Err(not_found(format!("user {user_id}")));
+    }
     state.identity.delete_user(&user_id).await.map_err(|e| identity_error(DIALECT, e))?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -123,6 +179,14 @@ async fn create_credential(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: CreateCredential = parse(&body)?;
+    require_projects(&caller, &body.project_ids)?;
+    if let Some(granted) = &caller.principal.enterprise_project_ids {
+        let within = !body.enterprise_project_ids.is_empty()
+            && body.enterprise_project_ids.iter().all(|eps| granted.iter().any(|g| g.eq_ignore_ascii_case(eps)));
+        if !within {
+            return Err(forbidden("an admin limited to enterprise projects may only grant those"));
+        }
+    }
     let created = state
         .identity
         .create_credential(
@@ -138,31 +202,42 @@ async fn create_credential(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-async fn list_credentials(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list_credentials(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let credentials = state.identity.list_credentials().await.map_err(|e| identity_error(DIALECT, e))?;
-    Ok(Json(json!({"credentials": credentials.iter().map(credential_view).collect::<Vec<_>>()})))
+    let credentials: Vec<Value> =
+        credentials.iter().filter(|c| caller.principal.may_access_all(&c.project_ids)).map(credential_view).collect();
+    Ok(Json(json!({"credentials": credentials})))
 }
 
 async fn disable_credential(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(access_key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    managed_credential(&state, &caller, &access_key).await?;
     state.identity.set_credential_enabled(&access_key, false).await.map_err(|e| identity_error(DIALECT, e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn enable_credential(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(access_key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    managed_credential(&state, &caller, &access_key).await?;
     state.identity.set_credential_enabled(&access_key, true).await.map_err(|e| identity_error(DIALECT, e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete_credential(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(access_key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    managed_credential(&state, &caller, &access_key).await?;
     state.identity.delete_credential(&access_key).await.map_err(|e| identity_error(DIALECT, e))?;
     Ok(StatusCode::NO_CONTENT)
 }

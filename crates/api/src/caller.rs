@@ -112,7 +112,7 @@ pub async fn authenticate(
         }
         let resolved = state.identity.resolve_access_key(&access_key).await.map_err(|e| identity_error(dialect, e))?;
         let Some(resolved) = resolved else {
-            state.identity.record_signature_failure(&access_key);
+            state.identity.record_signature_failure(&access_key, false);
             return Err(unauthorized("verify aksk signature fail: the access key is not valid".into()));
         };
         let request_parts = RequestParts {
@@ -143,7 +143,7 @@ pub async fn authenticate(
                     "signature did not verify; the canonical request the server built"
                 );
             }
-            state.identity.record_signature_failure(&access_key);
+            state.identity.record_signature_failure(&access_key, true);
             return Err(unauthorized(format!("verify aksk signature fail: {error}")));
         }
         state.identity.record_signature_success(&access_key);

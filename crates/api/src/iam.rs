@@ -180,6 +180,13 @@ async fn revoke_token(
     if !own && !caller.principal.may(Action::Administer) {
         return Err(ApiError::new(DIALECT, ErrorKind::Forbidden("only an admin may revoke another's token".into())));
     }
+    if !own {
+        // An admin revokes tokens of its own projects only; others' are not found.
+        let project = state.identity.token_project(subject).await.map_err(|e| identity_error(DIALECT, e))?;
+        if !project.is_some_and(|p| caller.principal.may_access_project(&p)) {
+            return Err(ApiError::new(DIALECT, ErrorKind::ResourceNotFound("token".into())));
+        }
+    }
     state.identity.revoke_token(subject).await.map_err(|e| match e {
         jobd_service::identity::IdentityError::InvalidToken => {
             ApiError::new(DIALECT, ErrorKind::ResourceNotFound("token".into()))

@@ -418,6 +418,12 @@ async fn list_jobs(
     let limit = params.bounded(DIALECT, "limit", 1..=MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT)?;
     if let Some(marker) = params.one(DIALECT, "marker")? {
         let marker_id = query::job_id(DIALECT, marker)?;
+        // A marker in an enterprise project the caller cannot see is as unknown as any other.
+        let unknown = || invalid(format!("marker {marker} is not a job of this project"));
+        visible_job(&state, &caller, &project_id, &marker_id).await.map_err(|e| match e.kind {
+            ErrorKind::JobNotFound(_) => unknown(),
+            _ => e,
+        })?;
         let cursor = state
             .service
             .cursor_of(&project_id, &marker_id)

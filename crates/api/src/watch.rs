@@ -23,6 +23,7 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::stream::{self, Stream};
 use jobd_core::{Job, JobId, ProjectId, ServiceName};
+use jobd_service::identity::IdentityService;
 use jobd_service::{JobService, TreeWatch};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -85,6 +86,8 @@ fn job_event(job: &Job, id: String) -> Event {
 
 struct JobStream {
     service: JobService,
+    identity: IdentityService,
+    caller: Caller,
     project_id: ProjectId,
     job_id: JobId,
     watch: TreeWatch,
@@ -121,6 +124,10 @@ impl JobStream {
                 self.done = true;
             }
             if newer {
+                // A revoked token or disabled key ends the stream at its next event.
+                if !self.identity.still_valid(&self.caller.principal).await {
+                    return None;
+                }
                 self.last_version = Some(job.version);
                 return Some(job);
             }
@@ -150,6 +157,8 @@ async fn job_events(
     let stream = JobStream {
         watch: state.service.watch_tree(&root_id),
         service: state.service.clone(),
+        identity: state.identity.clone(),
+        caller,
         project_id,
         job_id,
         last_version,
@@ -180,10 +189,11 @@ async fn project_events(
     let receiver = state.service.subscribe();
     let deadline = Instant::now() + MAX_STREAM;
     let job_service = state.service.clone();
+    let identity = state.identity.clone();
     let events = stream::unfold(receiver, move |mut receiver| {
         let (project_id, service, job_types, caller) =
             (project_id.clone(), service.clone(), job_types.clone(), caller.clone());
-        let job_service = job_service.clone();
+        let (job_service, identity) = (job_service.clone(), identity.clone());
         async move {
             loop {
                 let received = tokio::select! {
@@ -204,6 +214,9 @@ async fn project_events(
                     && (job_types.is_empty() || job_types.iter().any(|t| t == job.job_type.as_str()))
                     && caller.principal.may_see_enterprise_project(&job.enterprise_project_id);
                 if wanted {
+                    if !identity.still_valid(&caller.principal).await {
+                        return None;
+                    }
                     let event = job_event(job, format!("{}:{}", job.job_id, job.version));
                     return Some((Ok(event), receiver));
                 }

@@ -202,6 +202,7 @@ async fn claim(
             ProjectScope::All => None,
             ProjectScope::Only(ids) => Some(ids.iter().filter_map(|id| ProjectId::parse(id).ok()).collect()),
         },
+        enterprise_project_ids: caller.principal.enterprise_project_ids.clone(),
         services,
         job_types: match body.job_types {
             Some(types) if types.is_empty() => {
@@ -279,7 +280,10 @@ fn task_of(tree: &Job, job_id: &JobId) -> Job {
 }
 
 async fn record(state: &AppState, caller: &Caller, job_id: &JobId, event: JobEvent) -> Result<Job, ApiError> {
-    let may_access = |project_id: &ProjectId| caller.principal.may_access_project(project_id.as_str());
+    let may_access = |task: &Job| {
+        caller.principal.may_access_project(task.project_id.as_str())
+            && caller.principal.may_see_enterprise_project(&task.enterprise_project_id)
+    };
     match state.service.record_task_event(job_id, event, &may_access).await {
         Ok(tree) => Ok(task_of(&tree, job_id)),
         Err(error) => Err(task_error(state, job_id, error).await),

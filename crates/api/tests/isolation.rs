@@ -7,7 +7,7 @@ mod common;
 use common::{TestApp, PROJECT};
 use http::{HeaderMap, Method, StatusCode};
 use jobd_api::ROUTE_ACTIONS;
-use jobd_auth::identity::{Action, Role};
+use jobd_auth::identity::Role;
 use serde_json::{json, Value};
 
 struct Fixture {
@@ -100,7 +100,9 @@ async fn every_route_every_role_every_tenant() {
         }
         let has_project = route.contains("{project_id}");
         for (role, ak, sk) in &f.keys {
-            let allowed = action.is_none_or(|action| role.allows(action));
+            // Every key here is scoped to one project, and only root creates projects.
+            let root_only = *method == "POST" && *route == "/v1/admin/projects";
+            let allowed = action.is_none_or(|action| role.allows(action)) && !root_only;
             // Own project, own enterprise project.
             let (m, path, body) = request_for(method, route, &f.own, &f.own_job);
             if route.ends_with("/events") {
@@ -140,7 +142,7 @@ async fn every_route_every_role_every_tenant() {
             }
         }
         // A key limited to enterprise project eps-a: jobs of eps-b are not found.
-        if has_project && job_in_path(route) && action != &Some(Action::Work) {
+        if has_project && job_in_path(route) {
             let (ak, sk) = &f.eps_limited;
             let (m, path, body) = request_for(method, route, &f.own, &f.other_eps_job);
             let answer = app.signed_as(ak, sk, m, &path, body).await;
@@ -153,7 +155,33 @@ async fn every_route_every_role_every_tenant() {
             );
         }
     }
-    // Worker calls on a task of another project: not found.
+    // Worker calls on a task of another project, or another enterprise project: not found.
+    let limited_worker = app
+        .identity
+        .create_credential("test", std::slice::from_ref(&f.own), Role::Worker, &["eps-a".into()])
+        .await
+        .unwrap();
+    let (wak, wsk) = (limited_worker.record.access_key.as_str(), limited_worker.secret_key.as_str());
+    let claimed = app
+        .signed_as(
+            wak,
+            wsk,
+            Method::POST,
+            "/v1/worker/claim",
+            Some(json!({"worker_id": "w", "services": ["elb"], "max_tasks": 10})),
+        )
+        .await;
+    let claimed_ids: Vec<&str> =
+        claimed.body["tasks"].as_array().unwrap().iter().map(|t| t["job_id"].as_str().unwrap()).collect();
+    assert!(!claimed_ids.is_empty());
+    let own_project = jobd_core::ProjectId::parse(&f.own).unwrap();
+    for id in &claimed_ids {
+        let job = app.service.get(&own_project, &jobd_core::JobId::parse(id).unwrap()).await.unwrap();
+        assert_eq!(job.enterprise_project_id, "eps-a", "a worker limited to eps-a claims only eps-a tasks");
+    }
+    assert!(!claimed_ids.contains(&f.other_eps_job.as_str()));
+    let (m, path, body) = request_for("POST", "/v1/worker/tasks/{job_id}/heartbeat", &f.own, &f.other_eps_job);
+    assert_eq!(app.signed_as(wak, wsk, m, &path, body).await.status, StatusCode::NOT_FOUND);
     let worker = f.keys.iter().find(|(role, _, _)| *role == Role::Worker).unwrap();
     let (m, path, body) = request_for("POST", "/v1/worker/tasks/{job_id}/heartbeat", &f.own, &f.other_job);
     let answer = app.signed_as(&worker.1, &worker.2, m, &path, body).await;
@@ -242,4 +270,71 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     assert!(limited.headers.get("retry-after").is_some());
     app.clock.set_ms(5_000);
     assert_eq!(app.get(&url).await.status, StatusCode::OK, "the bucket refills with time");
+}
+
+#[tokio::test]
+async fn an_admin_of_one_project_manages_only_that_project() {
+    let app = TestApp::new().await;
+    let f = fixture(&app).await;
+    let (_, ak, sk) = f.keys.iter().find(|(role, _, _)| *role == Role::Admin).unwrap();
+    let other_key =
+        app.identity.create_credential("root", std::slice::from_ref(&f.other), Role::Reader, &[]).await.unwrap();
+    app.identity.create_user("bob", "acme", "a long password", &f.other, Role::Reader).await.unwrap();
+
+    let create_project = app.signed_as(ak, sk, Method::POST, "/v1/admin/projects", Some(json!({"name": "mine"}))).await;
+    assert_eq!(create_project.status, StatusCode::FORBIDDEN, "only root creates projects");
+    let elsewhere = app
+        .signed_as(
+            ak,
+            sk,
+            Method::POST,
+            "/v1/admin/credentials",
+            Some(json!({"project_ids": [f.other], "role": "admin"})),
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+    let user_elsewhere = app
+        .signed_as(ak, sk, Method::POST, "/v1/admin/users", Some(json!({"name": "x", "domain": "acme", "password": "a long password", "project_id": f.other, "role": "reader"})))
+        .await;
+    assert_eq!(user_elsewhere.status, StatusCode::FORBIDDEN);
+    let own = app
+        .signed_as(
+            ak,
+            sk,
+            Method::POST,
+            "/v1/admin/credentials",
+            Some(json!({"project_ids": [f.own], "role": "reader"})),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED);
+
+    for (list, key) in
+        [("/v1/admin/projects", "projects"), ("/v1/admin/credentials", "credentials"), ("/v1/admin/users", "users")]
+    {
+        let answer = app.signed_as(ak, sk, Method::GET, list, None).await;
+        let text = answer.body[key].to_string();
+        assert!(!text.contains(&f.other), "{list} shows nothing of another project: {text}");
+    }
+    let other_ak = &other_key.record.access_key;
+    for (method, path) in [
+        (Method::POST, format!("/v1/admin/credentials/{other_ak}/disable")),
+        (Method::DELETE, format!("/v1/admin/credentials/{other_ak}")),
+    ] {
+        assert_eq!(app.signed_as(ak, sk, method, &path, None).await.status, StatusCode::NOT_FOUND);
+    }
+    let bob = app.identity.list_users().await.unwrap().into_iter().find(|u| u.name == "bob").unwrap();
+    let delete_bob = app.signed_as(ak, sk, Method::DELETE, &format!("/v1/admin/users/{}", bob.user_id), None).await;
+    assert_eq!(delete_bob.status, StatusCode::NOT_FOUND);
+    assert!(app.identity.list_credentials().await.unwrap().iter().any(|c| &c.access_key == other_ak && c.enabled));
+}
+
+#[tokio::test]
+async fn root_is_never_locked_and_unknown_keys_are_not_tracked() {
+    let app = TestApp::new().await;
+    let url = format!("/v3/{PROJECT}/elb/jobs");
+    for _ in 0..12 {
+        app.signed_with("wrong", Method::GET, &url, None).await;
+        app.signed_as("NOSUCHKEY", "x", Method::GET, &url, None).await;
+    }
+    assert_eq!(app.get(&url).await.status, StatusCode::OK, "bad signatures with root's key do not lock root out");
 }

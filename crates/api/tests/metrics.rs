@@ -13,7 +13,8 @@ use serde_json::json;
 async fn metrics_parse_and_follow_prometheus_conventions() {
     let app = TestApp::new().await;
     app.create(json!({"service": "cfw", "job_type": "CreateFirewall"})).await;
-    let claim = app.signed(Method::POST, "/v1/worker/claim", Some(json!({"worker_id": "w", "services": ["cfw"]}))).await;
+    let claim =
+        app.signed(Method::POST, "/v1/worker/claim", Some(json!({"worker_id": "w", "services": ["cfw"]}))).await;
     let task = &claim.body["task"];
     let url = format!("/v1/worker/tasks/{}/complete", task["job_id"].as_str().unwrap());
     app.signed(Method::POST, &url, Some(json!({"lease_token": task["lease_token"]}))).await;

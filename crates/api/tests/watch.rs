@@ -190,3 +190,38 @@ async fn the_project_stream_and_dialect_waits() {
     let bad = live.get(&format!("/v3/{PROJECT}/elb/jobs/{id}?wait_seconds=99")).send().await.unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn a_revoked_token_ends_its_open_stream() {
+    let live = live().await;
+    let identity = &live.app.identity;
+    let project = identity.create_project("streams").await.unwrap();
+    identity
+        .create_user("sam", "acme", "a long password", &project.id, jobd_auth::identity::Role::Reader)
+        .await
+        .unwrap();
+    let issued = identity
+        .issue_token("acme", "sam", "a long password", jobd_service::identity::ProjectSelector::Id(project.id.clone()))
+        .await
+        .unwrap();
+    let created = live
+        .app
+        .signed(Method::POST, &format!("/v1/{}/jobs", project.id), Some(json!({"service": "cfw", "job_type": "T"})))
+        .await;
+    let id = created.body["job"]["job_id"].as_str().unwrap().to_owned();
+    let response = live
+        .http
+        .get(format!("{}/v1/{}/jobs/{id}/events", live.base, project.id))
+        .header("X-Auth-Token", &issued.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let reader = tokio::spawn(read_events(response, 10));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    identity.revoke_token(&issued.token).await.unwrap();
+    let project_id = ProjectId::parse(&project.id).unwrap();
+    live.app.service.record(&project_id, &JobId::parse(&id).unwrap(), progress(1)).await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("the stream ended").unwrap();
+    assert_eq!(events.len(), 1, "only the state before the revocation was sent");
+}

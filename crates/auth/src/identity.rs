@@ -167,7 +167,7 @@ pub enum PrincipalKind {
     /// A stored access-key credential.
     AccessKey { access_key: String },
     /// A token issued to a user.
-    Token { user_id: String },
+    Token { user_id: String, token_hash: String },
 }
 
 /// An authenticated caller and everything its rights depend on.
@@ -208,12 +208,22 @@ impl Principal {
         }
     }
 
+    /// Whether every one of `project_ids` is the principal's.
+    pub fn may_access_all(&self, project_ids: &[String]) -> bool {
+        project_ids.iter().all(|id| self.may_access_project(id))
+    }
+
+    /// Whether the principal may act in every project (root, or an unscoped key).
+    pub fn is_unscoped(&self) -> bool {
+        self.projects == ProjectScope::All
+    }
+
     /// A short name for logs (never a secret).
     pub fn label(&self) -> String {
         match &self.kind {
             PrincipalKind::Root => "root".to_owned(),
             PrincipalKind::AccessKey { access_key } => format!("ak:{access_key}"),
-            PrincipalKind::Token { user_id } => format!("user:{user_id}"),
+            PrincipalKind::Token { user_id, .. } => format!("user:{user_id}"),
         }
     }
 }

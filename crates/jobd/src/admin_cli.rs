@@ -1,43 +1,16 @@
 //! `jobd project|user|credential ...`: the admin API from the command line, signed with an admin
-//! key from `JOBD_ENDPOINT`, `JOBD_ACCESS_KEY`, `JOBD_SECRET_KEY` (or the flags). `--json` prints one
-//! JSON object.
+//! key from `JOBD_ENDPOINT`, `JOBD_ACCESS_KEY`, `JOBD_SECRET_KEY` (or the flags, or a profile: see
+//! [`crate::connection`]). `--json` prints one JSON object.
 
 use std::io::BufRead;
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
-use jobd_client::{Client, Credentials, NewCredential, NewUser};
+use clap::Subcommand;
+use jobd_client::{NewCredential, NewUser};
 use serde::Serialize;
 use serde_json::json;
 
-/// Where the admin API is, and the key to sign with.
-#[derive(Clone, Args)]
-pub struct Connection {
-    /// jobd's address.
-    #[arg(long, global = true, env = "JOBD_ENDPOINT", default_value = "http://127.0.0.1:8080")]
-    endpoint: String,
-    /// An admin (or root) access key.
-    #[arg(long, global = true, env = "JOBD_ACCESS_KEY")]
-    access_key: Option<String>,
-    /// Its secret key. Prefer the environment variable to the flag.
-    #[arg(long, global = true, env = "JOBD_SECRET_KEY", hide_env_values = true)]
-    secret_key: Option<String>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("endpoint", &self.endpoint).field("access_key", &self.access_key).finish()
-    }
-}
-
-impl Connection {
-    pub fn client(&self) -> anyhow::Result<Client> {
-        let (Some(ak), Some(sk)) = (&self.access_key, &self.secret_key) else {
-            bail!("set JOBD_ACCESS_KEY and JOBD_SECRET_KEY (or --access-key / --secret-key) to an admin key");
-        };
-        Ok(Client::new(&self.endpoint, Credentials::new(ak.clone(), sk.clone()))?)
-    }
-}
+pub use crate::connection::Connection;
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {

@@ -124,12 +124,13 @@ impl ServeArgs {
         };
         anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
         anyhow::ensure!(self.retention_hours > 0, "--retention-hours must be positive");
+        anyhow::ensure!(self.token_ttl_hours > 0, "--token-ttl-hours must be positive");
         Ok(ServerConfig {
             listen: self.listen,
             data_dir: self.data_dir,
             max_body_bytes: self.max_body_bytes,
             retention: std::time::Duration::from_secs(self.retention_hours * 3600),
-            token_ttl: std::time::Duration::from_secs(self.token_ttl_hours.max(1) * 3600),
+            token_ttl: std::time::Duration::from_secs(self.token_ttl_hours * 3600),
             rate_limit_per_second: self.rate_limit_per_second,
             master_key: self.master_key,
             root,

@@ -1,12 +1,18 @@
 //! The `jobd` binary: `jobd serve` (production), `jobd demo` (a live demo on the embedded store),
-//! and the admin commands (`jobd project|user|credential ...`) over the admin API.
+//! the job commands (`jobd job create|get|list|cancel|wait|watch`), the admin commands
+//! (`jobd project|user|credential ...`) over the admin API, and `jobd completions`.
 
 mod admin_cli;
 mod config;
+mod connection;
 mod demo;
+mod job_cli;
+mod job_progress;
 mod server;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{LogFormat, ServeArgs};
 
@@ -26,40 +32,79 @@ enum Command {
     Serve(ServeArgs),
     /// Start jobd on 127.0.0.1 with a fresh embedded store and a stream of live demo jobs.
     Demo(demo::DemoArgs),
+    /// Create, show, list, cancel, wait for and watch jobs.
+    #[command(after_help = job_cli::EXIT_CODES_HELP)]
+    Job(job_cli::JobArgs),
     /// Manage projects (admin API).
     Project {
         #[command(flatten)]
-        connection: admin_cli::Connection,
+        connection: connection::Connection,
         #[command(subcommand)]
         command: admin_cli::ProjectCommand,
     },
     /// Manage users (admin API).
     User {
         #[command(flatten)]
-        connection: admin_cli::Connection,
+        connection: connection::Connection,
         #[command(subcommand)]
         command: admin_cli::UserCommand,
     },
     /// Manage access-key credentials (admin API).
     Credential {
         #[command(flatten)]
-        connection: admin_cli::Connection,
+        connection: connection::Connection,
         #[command(subcommand)]
         command: admin_cli::CredentialCommand,
     },
+    /// Print a shell completion script (`jobd completions bash > /etc/bash_completion.d/jobd`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // Help and version are no errors; a wrong command line is EX_USAGE, apart from the
+            // exit codes `jobd job wait` gives to jobs.
+            return if error.use_stderr() { ExitCode::from(job_cli::EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    if let Command::Completions { shell } = cli.command {
+        // Into a buffer first: the generator panics on a closed pipe (`| head`).
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "jobd", &mut script);
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+        return ExitCode::SUCCESS;
+    }
     config::init_logging(cli.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => server::serve(args.into_config()?).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Job(args) => return Ok(job_cli::run(args).await),
             Command::Project { connection, command } => admin_cli::project(&connection, command).await,
             Command::User { connection, command } => admin_cli::user(&connection, command).await,
             Command::Credential { connection, command } => admin_cli::credential(&connection, command).await,
+            Command::Completions { .. } => unreachable!("answered before the runtime starts"),
         }
-    })
+        .map(|()| ExitCode::SUCCESS)
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            ExitCode::FAILURE
+        }
+    }
 }

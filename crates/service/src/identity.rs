@@ -120,6 +120,8 @@ struct Failures {
 
 #[derive(Clone)]
 pub struct IdentityService {
+    password_work: Arc<tokio::sync::Semaphore>,
+    last_touched: Arc<Mutex<HashMap<String, Timestamp>>>,
     store: Arc<dyn IdentityStore>,
     clock: Arc<dyn Clock>,
     master_key: MasterKey,
@@ -128,6 +130,19 @@ pub struct IdentityService {
     buckets: Arc<Mutex<HashMap<String, Bucket>>>,
     failures: Arc<Mutex<HashMap<String, Failures>>>,
 }
+
+/// How many password hashes may be computed at once.
+const PASSWORD_WORK_AT_ONCE: usize = 2;
+/// Expired tokens are kept this long before pruning, so they keep answering "expired" (0307).
+const EXPIRED_TOKEN_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often a credential's `last_used_at` is written at most.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// At most this many access keys are tracked (signature failures, last use).
+const MAX_TRACKED_KEYS: usize = 100_000;
+
+/// A valid argon2 hash of nothing anyone knows, checked when the user does not exist.
+static UNKNOWN_USER_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| secrets::hash_password(&uuid::Uuid::new_v4().to_string()).expect("hashing works"));
 
 fn check_name(field: &str, value: &str) -> Result<()> {
     let ok = (1..=64).contains(&value.len())
@@ -152,6 +167,8 @@ impl IdentityService {
         config: IdentityConfig,
     ) -> Self {
         IdentityService {
+            password_work: Arc::new(tokio::sync::Semaphore::new(PASSWORD_WORK_AT_ONCE)),
+            last_touched: Arc::new(Mutex::new(HashMap::new())),
             store,
             clock,
             master_key,
@@ -204,8 +221,11 @@ impl IdentityService {
             return Err(ValidationError::field("password", "must be 8 to 128 characters").into());
         }
         self.require_project(project_id).await?;
-        let password_hash =
-            secrets::hash_password(password).map_err(|e| ValidationError::field("password", e.to_string()))?;
+        let password = password.to_owned();
+        let password_hash = self
+            .run_password_work(move || secrets::hash_password(&password))
+            .await
+            .map_err(|e| ValidationError::field("password", e.to_string()))?;
         let user = UserRecord {
             user_id: uuid::Uuid::new_v4().simple().to_string(),
             name: name.to_owned(),
@@ -282,6 +302,13 @@ impl IdentityService {
         }
     }
 
+    /// Runs argon2 on the blocking pool, at most a few at once, so password checks never stall
+    /// the async workers that answer every other request.
+    async fn run_password_work<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> T {
+        let _permit = self.password_work.acquire().await.expect("the semaphore is never closed");
+        tokio::task::spawn_blocking(work).await.expect("password hashing does not panic")
+    }
+
     // ---- tokens ----
 
     pub async fn issue_token(
@@ -292,7 +319,12 @@ impl IdentityService {
         scope: ProjectSelector,
     ) -> Result<IssuedToken> {
         let user = self.store.find_user(domain, name).await?;
-        let Some(user) = user.filter(|user| secrets::verify_password(password, &user.password_hash)) else {
+        // Verify even for an unknown user (against a fixed hash), so timing does not tell who exists;
+        // argon2 runs off the async workers, a few at a time.
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| UNKNOWN_USER_HASH.clone());
+        let password = password.to_owned();
+        let matches = self.run_password_work(move || secrets::verify_password(&password, &stored_hash)).await;
+        let Some(user) = user.filter(|_| matches) else {
             return Err(IdentityError::BadPassword);
         };
         let project = match scope {
@@ -323,6 +355,26 @@ impl IdentityService {
         }
     }
 
+    /// Whether a principal authenticated earlier still stands (for long-lived streams): its token
+    /// is neither revoked nor expired, its key still enabled.
+    pub async fn still_valid(&self, principal: &Principal) -> bool {
+        match &principal.kind {
+            PrincipalKind::Root => true,
+            PrincipalKind::AccessKey { access_key } => {
+                matches!(self.store.get_credential(access_key).await, Ok(Some(c)) if c.enabled)
+            }
+            PrincipalKind::Token { token_hash, .. } => matches!(
+                self.store.get_token(token_hash).await,
+                Ok(Some(t)) if !t.revoked && t.expires_at > self.now()
+            ),
+        }
+    }
+
+    /// The project a token is bound to, if the token exists.
+    pub async fn token_project(&self, token: &str) -> Result<Option<String>> {
+        Ok(self.store.get_token(&secrets::hash_token(token)).await?.map(|t| t.project_id))
+    }
+
     /// The principal of a token: invalid (unknown, revoked) or expired tokens are refused.
     pub async fn resolve_token(&self, token: &str) -> Result<Principal> {
         let record = self.store.get_token(&secrets::hash_token(token)).await?.ok_or(IdentityError::InvalidToken)?;
@@ -333,7 +385,7 @@ impl IdentityService {
             return Err(IdentityError::ExpiredToken(record.expires_at));
         }
         Ok(Principal {
-            kind: PrincipalKind::Token { user_id: record.user_id },
+            kind: PrincipalKind::Token { user_id: record.user_id, token_hash: record.token_hash },
             role: record.role,
             projects: ProjectScope::Only(vec![record.project_id]),
             enterprise_project_ids: None,
@@ -365,6 +417,17 @@ impl IdentityService {
     /// Remembers when a credential was last used (best effort).
     pub async fn touch(&self, principal: &Principal) {
         if let PrincipalKind::AccessKey { access_key } = &principal.kind {
+            let now = self.now();
+            {
+                let mut last = self.last_touched.lock().expect("touch times");
+                if last.get(access_key).is_some_and(|at| now - *at < to_chrono(TOUCH_EVERY)) {
+                    return;
+                }
+                if last.len() >= MAX_TRACKED_KEYS {
+                    last.clear();
+                }
+                last.insert(access_key.clone(), now);
+            }
             if let Err(error) = self.store.touch_credential(access_key, self.now()).await {
                 tracing::debug!(%error, "cannot record a credential's last use");
             }
@@ -401,9 +464,22 @@ impl IdentityService {
         failures.get(access_key).and_then(|f| f.locked_until).is_some_and(|until| until > now)
     }
 
-    pub fn record_signature_failure(&self, access_key: &str) {
+    /// Counts a failed signature of a stored key. Root is never locked and unknown keys are not
+    /// tracked: only a real key can be locked, and the map stays bounded.
+    pub fn record_signature_failure(&self, access_key: &str, known: bool) {
+        let is_root = self.root.as_ref().is_some_and(|root| root.access_key == access_key);
+        if !known || is_root {
+            return;
+        }
         let now = self.now();
         let mut failures = self.failures.lock().expect("signature failures");
+        if failures.len() >= MAX_TRACKED_KEYS && !failures.contains_key(access_key) {
+            let window = to_chrono(self.config.lock_window);
+            failures.retain(|_, f| f.locked_until.is_some_and(|until| until > now) || now - f.window_start <= window);
+            if failures.len() >= MAX_TRACKED_KEYS {
+                return;
+            }
+        }
         let entry = failures.entry(access_key.to_owned()).or_insert(Failures {
             count: 0,
             window_start: now,
@@ -424,6 +500,6 @@ impl IdentityService {
     }
 
     pub async fn prune_expired_tokens(&self) -> Result<u64> {
-        Ok(self.store.prune_tokens(self.now()).await?)
+        Ok(self.store.prune_tokens(self.now() - to_chrono(EXPIRED_TOKEN_GRACE)).await?)
     }
 }

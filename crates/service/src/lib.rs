@@ -262,21 +262,19 @@ impl JobService {
         Ok(tree)
     }
 
-    /// Applies a worker's event to a task named by its id alone; a task in a project the worker
-    /// may not touch is not found.
+    /// Applies a worker's event to a task named by its id alone; a task the worker may not touch
+    /// (another project or enterprise project) is not found.
     pub async fn record_task_event(
         &self,
         job_id: &JobId,
         event: JobEvent,
-        may_access: &(dyn Fn(&ProjectId) -> bool + Sync),
+        may_access: &(dyn Fn(&Job) -> bool + Sync),
     ) -> Result<Job> {
-        let project_id = self
-            .store
-            .project_of(job_id)
-            .await?
-            .filter(|project_id| may_access(project_id))
-            .ok_or_else(|| ServiceError::NotFound(job_id.to_string()))?;
-        self.record(&project_id, job_id, event).await
+        let task = self.get_task(job_id).await?;
+        if !may_access(&task) {
+            return Err(ServiceError::NotFound(job_id.to_string()));
+        }
+        self.record(&task.project_id, job_id, event).await
     }
 
     /// A task (or any job) named by its id alone, as workers name them.
@@ -297,7 +295,8 @@ impl JobService {
             let claimed = timed("claim_tasks", self.store.claim_tasks(request, self.clock.now())).await?;
             if !claimed.is_empty() {
                 for task in &claimed {
-                    metrics::counter!("jobd_tasks_claimed_total", "service" => task.tree.service.to_string()).increment(1);
+                    metrics::counter!("jobd_tasks_claimed_total", "service" => task.tree.service.to_string())
+                        .increment(1);
                     tracing::info!(job_id = %task.task_id, worker_id = %request.worker_id, attempt = task.task().attempt, "task claimed");
                     self.announce(&task.tree, false);
                 }

@@ -231,6 +231,7 @@ fn claim_request(worker: &str, simulated: bool) -> ClaimRequest {
     ClaimRequest {
         worker_id: worker.into(),
         project_ids: None,
+        enterprise_project_ids: None,
         services: vec![],
         job_types: vec![],
         simulated,

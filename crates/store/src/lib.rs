@@ -41,6 +41,8 @@ pub struct ClaimRequest {
     pub worker_id: String,
     /// Projects to take tasks from (`None`: any).
     pub project_ids: Option<Vec<ProjectId>>,
+    /// Enterprise projects to take tasks from (`None`: any).
+    pub enterprise_project_ids: Option<Vec<String>>,
     /// Services to take tasks of (empty: any).
     pub services: Vec<ServiceName>,
     /// Job types to take (empty: any of those services).

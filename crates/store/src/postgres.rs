@@ -424,6 +424,12 @@ fn push_claim_filters(builder: &mut QueryBuilder<'_, Postgres>, table: &str, req
         }
         push_any(builder, &format!("{table}.project_id"), projects.iter().map(|p| p.to_string()));
     }
+    if let Some(enterprise_projects) = &request.enterprise_project_ids {
+        if enterprise_projects.is_empty() {
+            builder.push(" AND FALSE");
+        }
+        push_any(builder, &format!("{table}.enterprise_project_id"), enterprise_projects.iter().cloned());
+    }
     push_any(builder, &format!("{table}.service"), request.services.iter().map(|s| s.to_string()));
     push_any(builder, &format!("{table}.job_type"), request.job_types.iter().cloned());
 }

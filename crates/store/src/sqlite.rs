@@ -37,8 +37,27 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store under `data_dir` and applies pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self> {
+        let created = !data_dir.exists();
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.to_owned(), source })?;
+        // The store holds password hashes and sealed secrets: only jobd's user may read it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let restrict = |path: &Path, mode: u32| {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|source| StoreError::DataDir { path: path.to_owned(), source })
+            };
+            if created {
+                restrict(data_dir, 0o700)?;
+            }
+            let database = data_dir.join(DATABASE_FILE);
+            if !database.exists() {
+                std::fs::File::create(&database)
+                    .map_err(|source| StoreError::DataDir { path: database.clone(), source })?;
+            }
+            restrict(&database, 0o600)?;
+        }
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join(DATABASE_FILE))
             .create_if_missing(true)
@@ -257,6 +276,12 @@ fn push_claim_filters(builder: &mut QueryBuilder<'_, Sqlite>, request: &ClaimReq
             builder.push(" AND 0");
         }
         push_any(builder, "project_id", projects.iter().map(|p| p.to_string()));
+    }
+    if let Some(enterprise_projects) = &request.enterprise_project_ids {
+        if enterprise_projects.is_empty() {
+            builder.push(" AND 0");
+        }
+        push_any(builder, "enterprise_project_id", enterprise_projects.iter().cloned());
     }
     push_any(builder, "service", request.services.iter().map(|s| s.to_string()));
     push_any(builder, "job_type", request.job_types.iter().cloned());

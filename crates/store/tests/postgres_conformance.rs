@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobd_core::{Execution, Job, JobEvent, JobId, JobStatus, JobType, NewJob, NewSubJob, ProjectId, ServiceName};
+use jobd_core::{
+    Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ProjectId, ServiceName,
+};
 use jobd_store::conformance::{at, SharedStore};
-use jobd_store::{ClaimRequest, JobStore, PgOptions, PgStore, StoreError};
+use jobd_store::{ClaimRequest, IdempotencyKey, Inserted, JobStore, PgOptions, PgStore, StoreError};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
@@ -145,6 +147,7 @@ fn claim_request(worker: String, max_tasks: u32) -> ClaimRequest {
     ClaimRequest {
         worker_id: worker,
         project_ids: None,
+        enterprise_project_ids: None,
         services: vec![],
         job_types: vec![],
         simulated: false,
@@ -348,6 +351,86 @@ async fn concurrent_events_on_one_tree_lose_no_update() {
     .await;
 }
 
+/// Nodes creating with one idempotency key at once: one job is created, every other call gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_idempotency_key_on_several_nodes_creates_one_job() {
+    with_database(|database| async move {
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(Arc::new(connect(&database).await));
+        }
+        let key = IdempotencyKey { project_id: project(), client_token: "t-1".into(), request_hash: "h".into() };
+        let mut calls = Vec::new();
+        for i in 0..12usize {
+            let (store, key) = (nodes[i % 4].clone(), key.clone());
+            calls.push(tokio::spawn(async move {
+                let job = new_job(2, Execution::Sequential, i as i64);
+                (job.clone(), store.insert_job(&job, Some(&key)).await.unwrap())
+            }));
+        }
+        let mut created = Vec::new();
+        let mut existing = Vec::new();
+        for call in calls {
+            match call.await.unwrap() {
+                (job, Inserted::Created) => created.push(job),
+                (_, Inserted::Existing(job)) => existing.push(*job),
+                (_, Inserted::KeyConflict) => panic!("the same request is no conflict"),
+            }
+        }
+        assert_eq!(created.len(), 1, "one call creates");
+        assert!(existing.iter().all(|job| job == &created[0]), "the others get that job, whole");
+        let listed = nodes[0].list_jobs(&JobQuery::new(project())).await.unwrap();
+        assert_eq!(listed, created);
+        for node in nodes {
+            node.close().await;
+        }
+    })
+    .await;
+}
+
+/// Nodes pruning at once delete every finished job exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_pruning_at_once_delete_each_job_once() {
+    with_database(|database| async move {
+        let mut nodes = Vec::new();
+        for _ in 0..4 {
+            nodes.push(Arc::new(connect(&database).await));
+        }
+        for i in 0..40 {
+            let job = new_job(i as usize % 3, Execution::Sequential, i);
+            nodes[0].insert_job(&job, None).await.unwrap();
+            nodes[0].apply_event(&project(), &job.job_id, &JobEvent::Cancel, at(100)).await.unwrap();
+        }
+        let mut pruners = Vec::new();
+        for node in &nodes {
+            let node = node.clone();
+            pruners.push(tokio::spawn(async move {
+                let mut pruned = 0;
+                loop {
+                    let n = node.prune(at(1_000), at(0), 3).await.unwrap();
+                    if n == 0 {
+                        return pruned;
+                    }
+                    pruned += n;
+                }
+            }));
+        }
+        let mut total = 0;
+        for pruner in pruners {
+            total += pruner.await.unwrap();
+        }
+        assert_eq!(total, 40);
+        assert_eq!(nodes[0].prune(at(1_000), at(0), 100).await.unwrap(), 0);
+        let mut query = JobQuery::new(project());
+        query.limit = 100;
+        assert!(nodes[1].list_jobs(&query).await.unwrap().is_empty());
+        for node in nodes {
+            node.close().await;
+        }
+    })
+    .await;
+}
+
 /// A claim passes over a tree another transaction holds instead of waiting for it, while an event
 /// on that tree waits its turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -429,7 +512,6 @@ async fn an_unreachable_or_closed_database_is_unavailable() {
     // Port 1 on the loopback: nothing listens there.
     let error = PgStore::connect("postgres://postgres@127.0.0.1:1/jobd", options).await.err().expect("no server");
     assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
-    eprintln!("DEBUG {error}");
 
     with_database(|database| async move {
         let store = connect(&database).await;

@@ -43,6 +43,7 @@ impl Simulator {
         let request = ClaimRequest {
             worker_id: WORKER_ID.to_owned(),
             project_ids: None,
+            enterprise_project_ids: None,
             services: Vec::new(),
             job_types: Vec::new(),
             simulated: true,
