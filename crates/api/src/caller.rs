@@ -200,6 +200,7 @@ pub fn identity_error(dialect: Dialect, error: IdentityError) -> ApiError {
         IdentityError::Invalid(e) => ErrorKind::InvalidRequest(e.to_string()),
         IdentityError::Conflict(what) => ErrorKind::Conflict(format!("{what} already exists")),
         IdentityError::NotFound(what) => ErrorKind::ResourceNotFound(what),
+        IdentityError::Store(e) if e.is_unavailable() => ErrorKind::Unavailable(e.to_string()),
         IdentityError::Store(e) => ErrorKind::Internal(e.to_string()),
     };
     ApiError::new(dialect, kind)

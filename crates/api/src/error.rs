@@ -75,6 +75,7 @@ impl ApiError {
             ServiceError::IdempotencyConflict => ErrorKind::Conflict(
                 "X-Client-Token was used before with a different request; use a new token".to_owned(),
             ),
+            ServiceError::Store(e) if e.is_unavailable() => ErrorKind::Unavailable(e.to_string()),
             ServiceError::Store(e) => ErrorKind::Internal(e.to_string()),
         };
         ApiError::new(dialect, kind)

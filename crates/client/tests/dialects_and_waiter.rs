@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use jobd_client::elb::{ListJobsRequest, ShowJobRequest};
 use jobd_client::{
-    cfw, waf, Auth, Client, Entity, JobStatus, NewJob, NewSubJob, NewUser, ProjectClient, SimulateOutcome,
-    SimulateSpec, WaitError, WaitOptions, WaitStrategy,
+    cfw, waf, Auth, Client, Entity, JobStatus, NewJob, NewSubJob, NewUser, ProjectClient, ProjectEventsQuery,
+    SimulateOutcome, SimulateSpec, WaitError, WaitOptions, WaitStrategy,
 };
 use serde_json::json;
 use support::{Jobd, PROJECT};
@@ -332,4 +332,33 @@ async fn every_wait_strategy_reaches_the_end() {
         assert_eq!(done.status, JobStatus::Succeeded, "{strategy:?}");
         assert!(started.elapsed() < Duration::from_secs(10), "{strategy:?}: {:?}", started.elapsed());
     }
+}
+
+#[tokio::test]
+async fn the_project_stream_shows_the_changes_of_one_service() {
+    let jobd = Jobd::start().await;
+    let project = jobd.project();
+    let watching = tokio::spawn({
+        let project = project.clone();
+        async move {
+            let mut watch = project.watch_project(&ProjectEventsQuery::default().service("cfw"));
+            let mut seen = Vec::new();
+            while let Some(job) = watch.next().await {
+                let job = job.expect("no stream error");
+                let done = job.is_terminal();
+                seen.push(job);
+                if done {
+                    return seen;
+                }
+            }
+            panic!("the project stream never ends by itself");
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    create(&project, NewJob::new("elb", "UPGRADE").simulate(simulated(50))).await;
+    let firewall = create(&project, NewJob::new("cfw", "CreateFirewall").simulate(simulated(300))).await;
+    let seen = tokio::time::timeout(Duration::from_secs(20), watching).await.expect("the cfw job ends").unwrap();
+    assert!(seen.iter().all(|job| job.service == "cfw" && job.job_id == firewall), "only cfw's job: {seen:?}");
+    assert_eq!(seen.last().unwrap().status, JobStatus::Succeeded);
+    assert!(seen.windows(2).all(|pair| pair[0].version < pair[1].version));
 }

@@ -30,6 +30,16 @@ pub struct ServeArgs {
     /// Directory of the embedded SQLite store.
     #[arg(long, env = "JOBD_DATA_DIR", default_value = "./jobd-data")]
     pub data_dir: PathBuf,
+    /// A `postgres://` URL: keep jobs in PostgreSQL (several jobd nodes may share it) instead of
+    /// the embedded SQLite store. TLS and the like come from the URL (`?sslmode=require`).
+    #[arg(long, env = "JOBD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL connection pool size.
+    #[arg(long, env = "JOBD_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// PostgreSQL statement timeout, in milliseconds.
+    #[arg(long, env = "JOBD_DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub database_statement_timeout_ms: u64,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "JOBD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -59,6 +69,7 @@ impl fmt::Debug for ServeArgs {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
             .field("retention_hours", &self.retention_hours)
             .field("token_ttl_hours", &self.token_ttl_hours)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
@@ -85,12 +96,31 @@ impl fmt::Debug for RootCredentials {
     }
 }
 
+/// A PostgreSQL store. `Debug` never shows the URL (it may hold a password).
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+    pub statement_timeout: std::time::Duration,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
+}
+
 /// The validated server configuration. `Debug` never shows a secret.
 #[derive(Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub max_body_bytes: usize,
+    pub database: Option<DatabaseConfig>,
     pub retention: std::time::Duration,
     pub token_ttl: std::time::Duration,
     pub rate_limit_per_second: u32,
@@ -104,6 +134,7 @@ impl fmt::Debug for ServerConfig {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("database", &self.database)
             .field("retention", &self.retention)
             .field("token_ttl", &self.token_ttl)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
@@ -129,6 +160,20 @@ impl ServeArgs {
             listen: self.listen,
             data_dir: self.data_dir,
             max_body_bytes: self.max_body_bytes,
+            database: match self.database_url {
+                Some(url) if !url.is_empty() => {
+                    anyhow::ensure!(
+                        url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                        "--database-url must be a postgres:// URL"
+                    );
+                    Some(DatabaseConfig {
+                        url,
+                        max_connections: self.database_max_connections.max(1),
+                        statement_timeout: std::time::Duration::from_millis(self.database_statement_timeout_ms),
+                    })
+                }
+                _ => None,
+            },
             retention: std::time::Duration::from_secs(self.retention_hours * 3600),
             token_ttl: std::time::Duration::from_secs(self.token_ttl_hours * 3600),
             rate_limit_per_second: self.rate_limit_per_second,
@@ -148,6 +193,9 @@ mod tests {
             listen: "127.0.0.1:1".parse().unwrap(),
             data_dir: "d".into(),
             max_body_bytes: 1,
+            database_url: Some("postgres://u:db-password@h/d".into()),
+            database_max_connections: 1,
+            database_statement_timeout_ms: 1,
             retention_hours: 1,
             token_ttl_hours: 1,
             rate_limit_per_second: 0,
@@ -159,6 +207,7 @@ mod tests {
         for shown in [format!("{args:?}"), format!("{config:?}")] {
             assert!(!shown.contains("very-secret"), "{shown}");
             assert!(!shown.contains("master-secret"), "{shown}");
+            assert!(!shown.contains("db-password"), "{shown}");
             assert!(shown.contains("AK"));
         }
     }

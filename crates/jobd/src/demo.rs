@@ -134,6 +134,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         listen: listener.local_addr()?,
         data_dir,
         max_body_bytes: 1024 * 1024,
+        database: None,
         retention: std::time::Duration::from_secs(24 * 3600),
         token_ttl: std::time::Duration::from_secs(24 * 3600),
         rate_limit_per_second: 0,

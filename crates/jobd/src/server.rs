@@ -9,7 +9,7 @@ use jobd_auth::secrets::MasterKey;
 use jobd_service::identity::{IdentityConfig, IdentityService, RootKey};
 use jobd_service::maintenance::{self, MaintenanceConfig};
 use jobd_service::{JobService, SystemClock};
-use jobd_store::SqliteStore;
+use jobd_store::{PgOptions, PgStore, SqliteStore, Store};
 use jobd_worker::Simulator;
 use tokio::net::TcpListener;
 
@@ -24,12 +24,32 @@ pub struct RunningServer {
 
 /// Opens everything and starts serving on `listener` in the background.
 pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Result<RunningServer> {
-    let store = SqliteStore::open(&config.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let store = Arc::new(store);
+    let store: Arc<dyn Store> = match &config.database {
+        Some(database) => {
+            let options = PgOptions {
+                max_connections: database.max_connections,
+                statement_timeout: Some(database.statement_timeout),
+                ..PgOptions::default()
+            };
+            let store = PgStore::connect(&database.url, options).await.context("connecting to PostgreSQL")?;
+            tracing::info!("job store: PostgreSQL");
+            Arc::new(store)
+        }
+        None => {
+            let store = SqliteStore::open(&config.data_dir)
+                .await
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+            Arc::new(store)
+        }
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let clock = Arc::new(SystemClock);
-    let service = JobService::new(store.clone(), clock.clone());
+    let mut service = JobService::new(store.clone(), clock.clone());
+    if config.database.is_some() {
+        // Other nodes' changes are not announced here: bound how late they are seen.
+        service = service.with_poll_fallback(std::time::Duration::from_millis(500));
+    }
     let master_key = load_master_key(config)?;
     if config.root.is_none() {
         tracing::warn!(
@@ -77,6 +97,11 @@ fn load_master_key(config: &ServerConfig) -> anyhow::Result<MasterKey> {
     if let Some(material) = &config.master_key {
         return Ok(MasterKey::derive(material.as_bytes()));
     }
+    // Nodes sharing PostgreSQL must unseal each other's secrets: one key, given to all of them.
+    anyhow::ensure!(
+        config.database.is_none(),
+        "with --database-url, set JOBD_MASTER_KEY (the same on every node) to seal access-key secrets"
+    );
     let path = config.data_dir.join(MASTER_KEY_FILE);
     match std::fs::read(&path) {
         Ok(material) => Ok(MasterKey::derive(&material)),

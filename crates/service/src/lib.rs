@@ -43,6 +43,13 @@ pub enum ServiceError {
     Store(#[source] StoreError),
 }
 
+impl ServiceError {
+    /// Whether the store is down or restarting (a 503 to retry), not broken.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ServiceError::Store(e) if e.is_unavailable())
+    }
+}
+
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
 impl From<StoreError> for ServiceError {
@@ -117,6 +124,9 @@ pub struct JobService {
     work_may_be_available: Arc<Notify>,
     watchers: Arc<watch::Watchers>,
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// With a shared store, changes made by other nodes are not announced here: waits re-read the
+    /// store at least this often.
+    poll_fallback: Option<Duration>,
 }
 
 /// The longest one long poll may wait.
@@ -132,7 +142,15 @@ impl JobService {
             work_may_be_available: Arc::new(Notify::new()),
             watchers: Arc::new(watch::Watchers::default()),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+            poll_fallback: None,
         }
+    }
+
+    /// For a store other jobd nodes share: long polls and claim waits also re-read the store every
+    /// `interval`, so changes made elsewhere are seen within it.
+    pub fn with_poll_fallback(mut self, interval: Duration) -> Self {
+        self.poll_fallback = Some(interval);
+        self
     }
 
     pub fn now(&self) -> Timestamp {
@@ -196,10 +214,22 @@ impl JobService {
         }
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WATCH_WAIT);
         loop {
+            let wake = match self.poll_fallback {
+                Some(interval) => deadline.min(tokio::time::Instant::now() + interval),
+                None => deadline,
+            };
             let received = tokio::select! {
-                received = tokio::time::timeout_at(deadline, watch.receiver.recv()) => received,
+                received = tokio::time::timeout_at(wake, watch.receiver.recv()) => received,
                 () = self.shutting_down() => return self.get(project_id, job_id).await,
             };
+            if received.is_err() && wake < deadline {
+                // The fallback poll: another node may have changed the job.
+                let job = self.get(project_id, job_id).await?;
+                if done(&job) {
+                    return Ok(job);
+                }
+                continue;
+            }
             let current = match received {
                 Err(_elapsed) => return self.get(project_id, job_id).await,
                 Ok(Ok(tree)) => tree.find(job_id).cloned(),
@@ -306,7 +336,10 @@ impl JobService {
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            let mut wake_at = deadline;
+            let mut wake_at = match self.poll_fallback {
+                Some(interval) => deadline.min(now + interval),
+                None => deadline,
+            };
             if let Some(due) = self.store.next_due_at(request).await? {
                 let until_due = (due - self.clock.now()).to_std().unwrap_or_default();
                 wake_at = wake_at.min(now + until_due + Duration::from_millis(1));
