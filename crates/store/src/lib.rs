@@ -5,6 +5,7 @@
 //! `JobQuery`; the state machine of `jobd-core` decides every change, the store only makes it
 //! durable and atomic.
 
+mod codec;
 pub mod conformance;
 mod error;
 mod identity_store;

@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{TimeZone, Utc};
 use jobd_core::{
     apply, Cursor, Direction, Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, Lease, ProjectId,
     ServiceName, TaskFlags, Timestamp,
@@ -20,6 +19,7 @@ use jobd_core::{
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
+use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
 use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, Result, StoreError};
 
 const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
@@ -111,42 +111,10 @@ async fn migrate(connect: &PgConnectOptions, acquire_timeout: Duration) -> Resul
     Ok(outcome?)
 }
 
-fn millis(t: &Timestamp) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_millis(ms: i64) -> Result<Timestamp> {
-    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {ms}")))
-}
-
-fn opt_from_millis(ms: Option<i64>) -> Result<Option<Timestamp>> {
-    ms.map(from_millis).transpose()
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("domain values serialize")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: Option<String>) -> Result<Option<T>> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))).transpose()
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
 /// A count stored as BIGINT, back to the domain's `u32`.
 fn count(row: &PgRow, column: &str) -> Result<u32> {
     let value: i64 = row.try_get(column)?;
     u32::try_from(value).map_err(|e| corrupt(column, e))
-}
-
-/// The text a unit enum is stored as (its serde name).
-fn enum_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .expect("unit enums serialize as strings")
 }
 
 fn enum_from_text<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T> {

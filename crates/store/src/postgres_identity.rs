@@ -1,19 +1,15 @@
 //! The identity store on PostgreSQL: the same tables and semantics as on SQLite.
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use jobd_auth::identity::{CredentialRecord, ProjectRecord, Role, TokenRecord, UserRecord};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use crate::codec::{conflict, from_millis, millis};
 use crate::{IdentityStore, PgStore, Result, StoreError};
-
-fn millis(t: &DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
 fn time(ms: i64) -> Result<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {ms}")))
+    from_millis(ms)
 }
 
 fn role(row: &PgRow) -> Result<Role> {
@@ -27,14 +23,6 @@ fn list(row: &PgRow, column: &str) -> Result<Vec<String>> {
 fn to_json_list(values: &[String]) -> String {
     serde_json::to_string(values).expect("strings serialize")
 }
-
-fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::from(e),
-    }
-}
-
 fn project(row: &PgRow) -> Result<ProjectRecord> {
     Ok(ProjectRecord {
         id: row.try_get("id")?,

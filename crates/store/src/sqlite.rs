@@ -6,7 +6,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{TimeZone, Utc};
 use jobd_core::{
     apply, Execution, Job, JobEvent, JobId, JobStatus, JobType, Lease, ProjectId, ServiceName, TaskFlags, Timestamp,
 };
@@ -17,6 +16,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use jobd_core::{Cursor, Direction, JobQuery};
 
+use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
 use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, Result, StoreError};
 
 /// The file the store keeps under the data directory.
@@ -72,30 +72,6 @@ impl SqliteStore {
     }
 }
 
-fn millis(t: &Timestamp) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_millis(ms: i64) -> Result<Timestamp> {
-    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {ms}")))
-}
-
-fn opt_from_millis(ms: Option<i64>) -> Result<Option<Timestamp>> {
-    ms.map(from_millis).transpose()
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("domain values serialize")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: Option<String>) -> Result<Option<T>> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))).transpose()
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
-}
-
 fn job_from_row(row: &SqliteRow) -> Result<Job> {
     let parent: Option<String> = row.try_get("parent_job_id")?;
     Ok(Job {
@@ -144,14 +120,6 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
         compensation: from_json("compensation", row.try_get("compensation")?)?,
         sub_jobs: Vec::new(),
     })
-}
-
-/// The text a unit enum is stored as (its serde name).
-fn enum_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .expect("unit enums serialize as strings")
 }
 
 async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {

@@ -1,19 +1,15 @@
 //! The identity store on SQLite.
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use jobd_auth::identity::{CredentialRecord, ProjectRecord, Role, TokenRecord, UserRecord};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use crate::codec::{conflict, from_millis, millis};
 use crate::{IdentityStore, Result, SqliteStore, StoreError};
-
-fn millis(t: &DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
 fn time(ms: i64) -> Result<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {ms}")))
+    from_millis(ms)
 }
 
 fn role(row: &SqliteRow) -> Result<Role> {
@@ -23,14 +19,6 @@ fn role(row: &SqliteRow) -> Result<Role> {
 fn list(row: &SqliteRow, column: &str) -> Result<Vec<String>> {
     serde_json::from_str(&row.try_get::<String, _>(column)?).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
-
-fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => StoreError::Backend(e),
-    }
-}
-
 fn project(row: &SqliteRow) -> Result<ProjectRecord> {
     Ok(ProjectRecord {
         id: row.try_get("id")?,

@@ -1,0 +1,47 @@
+//! How domain values are stored, shared by both backends: times as Unix milliseconds, JSON as
+//! text, unit enums by their serde name; and the store errors a bad row or a taken name becomes.
+
+use chrono::{TimeZone, Utc};
+use jobd_core::Timestamp;
+
+use crate::{Result, StoreError};
+
+pub(crate) fn millis(t: &Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> Result<Timestamp> {
+    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| StoreError::Corrupt(format!("bad timestamp {ms}")))
+}
+
+pub(crate) fn opt_from_millis(ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(from_millis).transpose()
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain values serialize")
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, text: Option<String>) -> Result<Option<T>> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))).transpose()
+}
+
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// The text a unit enum is stored as (its serde name).
+pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .expect("unit enums serialize as strings")
+}
+
+/// Maps a unique violation to `Conflict` naming `what`; other errors as usual.
+pub(crate) fn conflict(what: String) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::from(e),
+    }
+}
