@@ -2,7 +2,8 @@
 //! with a latency histogram, plus everything the service layer counts), recorded through the
 //! `metrics` facade into one process-wide Prometheus recorder.
 
-use std::sync::OnceLock;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -36,7 +37,9 @@ pub fn prometheus() -> PrometheusHandle {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_histogram, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!("jobd_queue_depth", "Tasks waiting for a worker now, by service and job type");
+    describe_gauge!("jobd_queue_oldest_age_seconds", Unit::Seconds, "How long the oldest waiting task has waited");
     describe_counter!("jobd_http_requests_total", "HTTP requests answered, by route, method and status");
     describe_histogram!("jobd_http_request_duration_seconds", Unit::Seconds, "Time to answer an HTTP request");
     describe_counter!("jobd_jobs_created_total", "Jobs created, by service and job type");
@@ -62,8 +65,30 @@ pub async fn record_http(request: Request, next: Next) -> Response {
     response
 }
 
+/// Sets the queue gauges from the store; a queue that emptied goes back to 0.
+async fn refresh_queue_gauges(state: &AppState) {
+    static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+    let Ok(stats) = state.service.queue_stats().await else { return };
+    let now = state.service.now();
+    let mut seen = SEEN.get_or_init(Default::default).lock().expect("queue labels");
+    let current: HashSet<(String, String)> = stats.iter().map(|s| (s.service.clone(), s.job_type.clone())).collect();
+    for (service, job_type) in seen.difference(&current) {
+        metrics::gauge!("jobd_queue_depth", "service" => service.clone(), "job_type" => job_type.clone()).set(0.0);
+        metrics::gauge!("jobd_queue_oldest_age_seconds", "service" => service.clone(), "job_type" => job_type.clone())
+            .set(0.0);
+    }
+    for stat in &stats {
+        let labels = [("service", stat.service.clone()), ("job_type", stat.job_type.clone())];
+        metrics::gauge!("jobd_queue_depth", &labels).set(stat.depth as f64);
+        let age = (now - stat.oldest_due_at).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics::gauge!("jobd_queue_oldest_age_seconds", &labels).set(age);
+    }
+    seen.extend(current);
+}
+
 /// `GET /metrics`: the Prometheus text format.
-pub async fn metrics(State(_state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    refresh_queue_gauges(&state).await;
     let body = prometheus().render();
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

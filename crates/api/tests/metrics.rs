@@ -13,6 +13,7 @@ use serde_json::json;
 async fn metrics_parse_and_follow_prometheus_conventions() {
     let app = TestApp::new().await;
     app.create(json!({"service": "cfw", "job_type": "CreateFirewall"})).await;
+    app.create(json!({"service": "waf", "job_type": "CheckDomain"})).await;
     let claim =
         app.signed(Method::POST, "/v1/worker/claim", Some(json!({"worker_id": "w", "services": ["cfw"]}))).await;
     let task = &claim.body["task"];
@@ -65,5 +66,9 @@ async fn metrics_parse_and_follow_prometheus_conventions() {
     assert!(has("jobd_tasks_claimed_total", r#"service="cfw""#));
     assert!(has("jobd_jobs_finished_total", r#"status="SUCCEEDED""#));
     assert!(has("jobd_store_operation_duration_seconds_bucket", r#"operation="claim_tasks""#));
+    assert!(has("jobd_queue_depth", r#"service="waf""#), "the waiting WAF job is counted");
+    assert!(samples
+        .iter()
+        .any(|(n, l, _)| n == "jobd_queue_oldest_age_seconds" && l.contains(r#"job_type="CheckDomain""#)));
     let _ = HeaderMap::new();
 }

@@ -352,6 +352,11 @@ impl JobService {
         }
     }
 
+    /// Tasks waiting for a worker, by service and job type.
+    pub async fn queue_stats(&self) -> Result<Vec<jobd_store::QueueStat>> {
+        Ok(timed("queue_stats", self.store.queue_stats(self.clock.now())).await?)
+    }
+
     pub async fn ready(&self) -> Result<()> {
         Ok(self.store.ping().await?)
     }

@@ -491,6 +491,23 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
     assert!(store.list_credentials().await.unwrap().is_empty());
 }
 
+pub async fn queue_stats_count_waiting_tasks(store: SharedStore) {
+    let p = project(13);
+    for i in 0..3 {
+        store.insert_job(&sample_job(&p, "cfw", "createFirewall", 0, i), None).await.unwrap();
+    }
+    let mut later = sample_job(&p, "cfw", "createFirewall", 0, 3);
+    later.available_at = at(60_000);
+    store.insert_job(&later, None).await.unwrap();
+    store.insert_job(&sample_job(&p, "waf", "check", 0, 4), None).await.unwrap();
+    store.claim_tasks(&ClaimRequest { max_tasks: 1, ..claim_request("w", false) }, at(1_000)).await.unwrap();
+    let mut stats = store.queue_stats(at(1_000)).await.unwrap();
+    stats.sort_by(|a, b| a.service.cmp(&b.service));
+    let summary: Vec<(String, u64)> = stats.iter().map(|s| (s.service.clone(), s.depth)).collect();
+    assert_eq!(summary, vec![("cfw".to_owned(), 2), ("waf".to_owned(), 1)], "claimed and future tasks do not wait");
+    assert_eq!(stats[0].oldest_due_at, at(1), "the oldest waiting cfw task was due since its creation");
+}
+
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`, or,
 /// with `teardown = $finish`, `(SharedStore, F)` where `$finish(F)` is awaited after the case.
 #[macro_export]
@@ -517,7 +534,8 @@ macro_rules! store_conformance_tests {
             idempotency_keys_return_the_first_job,
             timeouts_are_found_and_old_jobs_pruned,
             rollback_compensations_are_claimed_last_first,
-            identities_are_kept_and_unique
+            identities_are_kept_and_unique,
+            queue_stats_count_waiting_tasks
         );
     };
     (@cases [$make:path] []; $($case:ident),*) => {

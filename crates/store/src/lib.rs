@@ -67,6 +67,15 @@ impl ClaimedTask {
     }
 }
 
+/// The queue of one service and job type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStat {
+    pub service: String,
+    pub job_type: String,
+    pub depth: u64,
+    pub oldest_due_at: Timestamp,
+}
+
 /// A job somewhere in a project: what maintenance duties act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRef {
@@ -129,6 +138,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// Deletes up to `limit` top-level jobs (with their sub-jobs) that ended before `cutoff`,
     /// and idempotency keys older than `keys_cutoff`; answers how many jobs went.
     async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Tasks waiting for a worker now (runnable, due, no live lease), by service and job type, with
+    /// the earliest time one of them became due.
+    async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>>;
 
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<()>;

@@ -20,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
 use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
-use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, Result, StoreError};
+use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError};
 
 const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
      status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
@@ -702,6 +702,27 @@ impl JobStore for PgStore {
             .await?;
         tx.commit().await?;
         Ok(roots.len() as u64)
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
+        let rows = sqlx::query(
+            "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM jobs \
+             WHERE runnable AND available_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1) \
+             GROUP BY service, job_type",
+        )
+        .bind(millis(&now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueStat {
+                    service: row.try_get("service")?,
+                    job_type: row.try_get("job_type")?,
+                    depth: row.try_get::<i64, _>("depth")?.max(0) as u64,
+                    oldest_due_at: from_millis(row.try_get("oldest")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn ping(&self) -> Result<()> {

@@ -17,7 +17,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use jobd_core::{Cursor, Direction, JobQuery};
 
 use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
-use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, Result, StoreError};
+use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError};
 
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
@@ -559,6 +559,28 @@ impl JobStore for SqliteStore {
             .await?;
         tx.commit().await?;
         Ok(roots.len() as u64)
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
+        let rows = sqlx::query(
+            "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM jobs \
+             WHERE runnable = 1 AND available_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?) \
+             GROUP BY service, job_type",
+        )
+        .bind(millis(&now))
+        .bind(millis(&now))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueStat {
+                    service: row.try_get("service")?,
+                    job_type: row.try_get("job_type")?,
+                    depth: row.try_get::<i64, _>("depth")?.max(0) as u64,
+                    oldest_due_at: from_millis(row.try_get("oldest")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn ping(&self) -> Result<()> {
