@@ -24,6 +24,10 @@ pub fn init_logging(format: LogFormat) {
 
 #[derive(Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file with the same keys as these flags (`listen`, `data_dir`, `database_url`, ...);
+    /// the environment and flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "JOBD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -66,6 +70,7 @@ pub struct ServeArgs {
 impl fmt::Debug for ServeArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServeArgs")
+            .field("config", &self.config)
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -144,6 +149,32 @@ impl fmt::Debug for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The effective configuration as TOML, secrets redacted (`jobd config print`).
+    pub fn to_toml(&self) -> String {
+        let redacted = |present: bool| if present { "\"<redacted>\"" } else { "\"\"" };
+        let mut lines = vec![
+            format!("listen = \"{}\"", self.listen),
+            format!("data_dir = {:?}", self.data_dir.display().to_string()),
+            format!("max_body_bytes = {}", self.max_body_bytes),
+            format!("database_url = {}", redacted(self.database.is_some())),
+        ];
+        if let Some(database) = &self.database {
+            lines.push(format!("database_max_connections = {}", database.max_connections));
+            lines.push(format!("database_statement_timeout_ms = {}", database.statement_timeout.as_millis()));
+        }
+        lines.extend([
+            format!("retention_hours = {}", self.retention.as_secs() / 3600),
+            format!("token_ttl_hours = {}", self.token_ttl.as_secs() / 3600),
+            format!("rate_limit_per_second = {}", self.rate_limit_per_second),
+            format!("master_key = {}", redacted(self.master_key.is_some())),
+            format!("root_access_key = {:?}", self.root.as_ref().map(|r| r.access_key.clone()).unwrap_or_default()),
+            format!("root_secret_key = {}", redacted(self.root.is_some())),
+        ]);
+        lines.join("\n")
+    }
+}
+
 impl ServeArgs {
     pub fn into_config(self) -> anyhow::Result<ServerConfig> {
         let root = match (self.root_access_key, self.root_secret_key) {
@@ -190,6 +221,7 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_output() {
         let args = ServeArgs {
+            config: None,
             listen: "127.0.0.1:1".parse().unwrap(),
             data_dir: "d".into(),
             max_body_bytes: 1,

@@ -4,6 +4,7 @@
 
 mod admin_cli;
 mod config;
+mod config_file;
 mod connection;
 mod demo;
 mod job_cli;
@@ -32,6 +33,11 @@ enum Command {
     Serve(ServeArgs),
     /// Start jobd on 127.0.0.1 with a fresh embedded store and a stream of live demo jobs.
     Demo(demo::DemoArgs),
+    /// The server's configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Create, show, list, cancel, wait for and watch jobs.
     #[command(after_help = job_cli::EXIT_CODES_HELP)]
     Job(job_cli::JobArgs),
@@ -63,7 +69,20 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum ConfigCommand {
+    /// Print the effective server configuration (file < environment < flags), secrets redacted.
+    Print(ServeArgs),
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = config_file::path_in(&args) {
+        if let Err(error) = config_file::apply(std::path::Path::new(&path)) {
+            eprintln!("Error: {error:#}");
+            return ExitCode::from(job_cli::EXIT_USAGE);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -92,6 +111,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => server::serve(args.into_config()?).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Config { command: ConfigCommand::Print(args) } => {
+                println!("{}", args.into_config()?.to_toml());
+                Ok(())
+            }
             Command::Job(args) => return Ok(job_cli::run(args).await),
             Command::Project { connection, command } => admin_cli::project(&connection, command).await,
             Command::User { connection, command } => admin_cli::user(&connection, command).await,
