@@ -37,8 +37,8 @@ fn status_word(status: JobStatus) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ListJobResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ListJobResponse {
     data: JobData,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<String>,
@@ -46,8 +46,8 @@ struct ListJobResponse {
     error_msg: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct JobData {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct JobData {
     id: String,
     status: &'static str,
     begin_time: String,

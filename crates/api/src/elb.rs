@@ -78,8 +78,8 @@ fn statuses_for_filter(word: &str) -> Option<&'static [JobStatus]> {
     })
 }
 
-#[derive(Debug, Serialize)]
-struct MainJob {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MainJob {
     status: &'static str,
     begin_time: String,
     end_time: Option<String>,
@@ -92,8 +92,8 @@ struct MainJob {
     sub_jobs: Vec<SubJob>,
 }
 
-#[derive(Debug, Serialize)]
-struct SubJob {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SubJob {
     status: &'static str,
     begin_time: Option<String>,
     end_time: Option<String>,
@@ -103,6 +103,7 @@ struct SubJob {
     error_msg: String,
     project_id: String,
     resource_id: String,
+    #[schema(value_type = Vec<Object>)]
     entities: Vec<Entity>,
 }
 
@@ -140,14 +141,14 @@ impl From<&Job> for SubJob {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ShowJobResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ShowJobResponse {
     job: MainJob,
     request_id: String,
 }
 
-#[derive(Debug, Serialize)]
-struct PageInfo {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PageInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_marker: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,8 +156,8 @@ struct PageInfo {
     current_count: usize,
 }
 
-#[derive(Debug, Serialize)]
-struct ListJobsResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ListJobsResponse {
     jobs: Vec<MainJob>,
     page_info: PageInfo,
     request_id: String,

@@ -12,6 +12,7 @@ mod elb;
 mod error;
 mod iam;
 mod native;
+pub mod openapi;
 mod query;
 mod request_id;
 pub mod telemetry;
@@ -75,6 +76,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(telemetry::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(iam::public_routes())
         .merge(authenticated)
         .route_layer(middleware::from_fn(telemetry::record_http))

@@ -93,7 +93,7 @@ struct CreateSubJobBody {
 }
 
 /// A job as the native API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NativeJob {
     job_id: String,
     parent_job_id: Option<String>,
@@ -104,10 +104,13 @@ pub struct NativeJob {
     status: &'static str,
     message: Option<String>,
     resource_id: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     entities: Vec<Entity>,
     error_code: Option<String>,
     error_msg: Option<String>,
+    #[schema(value_type = Option<Object>)]
     payload: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     result: Option<Value>,
     created_at: String,
     started_at: Option<String>,
@@ -118,21 +121,26 @@ pub struct NativeJob {
     run_at: Option<String>,
     max_attempts: u32,
     attempt: u32,
+    #[schema(value_type = Object)]
     retry_backoff: RetryBackoff,
     timeout_seconds: Option<u32>,
+    #[schema(value_type = String)]
     execution: Execution,
+    #[schema(value_type = String)]
     on_failure: OnFailure,
     /// `run`, or `rollback` while a parent compensates its sub-jobs.
+    #[schema(value_type = String)]
     phase: Phase,
     compensation: Option<CompensationView>,
     /// The worker holding (or that last held) the task, and until when.
     worker_id: Option<String>,
     lease_expires_at: Option<String>,
+    #[schema(no_recursion)]
     sub_jobs: Vec<NativeJob>,
 }
 
 /// A sub-job's compensation during a rollback.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CompensationView {
     status: &'static str,
     attempt: u32,
@@ -194,13 +202,13 @@ impl From<&Job> for NativeJob {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobEnvelope {
     job: NativeJob,
 }
 
-#[derive(Debug, Serialize)]
-struct JobList {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct JobList {
     jobs: Vec<NativeJob>,
     next_marker: Option<String>,
 }

@@ -38,8 +38,8 @@ fn status_word(status: JobStatus) -> &'static str {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ConfirmAsyncJobResponse {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ConfirmAsyncJobResponse {
     status: &'static str,
     message: String,
     job_id: String,

@@ -1,0 +1,177 @@
+//! `GET /openapi.json`: an OpenAPI 3.1 document of every route, built from the same permission
+//! table the server enforces (`ROUTE_ACTIONS`) plus the public routes, with the response bodies'
+//! schemas derived from the wire types themselves.
+
+use std::sync::OnceLock;
+
+use axum::Json;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+    Required, Schema, Type,
+};
+use utoipa::ToSchema;
+
+use crate::caller::ROUTE_ACTIONS;
+use crate::{cfw, elb, native, waf};
+
+/// Routes that need no caller: method, path, summary.
+pub const PUBLIC_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/healthz", "Liveness"),
+    ("GET", "/readyz", "Readiness: the store answers"),
+    ("GET", "/metrics", "Prometheus metrics"),
+    ("GET", "/openapi.json", "This document"),
+    ("POST", "/v3/auth/tokens", "Get a token for a user (IAM password method); the token is in X-Subject-Token"),
+];
+
+/// The schema of a route's success body, and its status.
+fn success(method: &str, path: &str) -> (&'static str, Option<&'static str>) {
+    match (method, path) {
+        ("GET", "/v3/{project_id}/jobs/{job_id}") => ("200", Some("ListJobResponse")),
+        ("GET", "/v1/{project_id}/waf/async-job/{job_id}") => ("200", Some("ConfirmAsyncJobResponse")),
+        ("GET", "/v3/{project_id}/elb/jobs/{job_id}") => ("200", Some("ShowJobResponse")),
+        ("GET", "/v3/{project_id}/elb/jobs") => ("200", Some("ListJobsResponse")),
+        ("POST", "/v1/{project_id}/jobs") => ("201", Some("JobEnvelope")),
+        ("GET", "/v1/{project_id}/jobs") => ("200", Some("JobList")),
+        ("GET", "/v1/{project_id}/jobs/{job_id}") | ("POST", "/v1/{project_id}/jobs/{job_id}/cancel") => {
+            ("200", Some("JobEnvelope"))
+        }
+        ("POST", p) if p.starts_with("/v1/worker/tasks/") && !p.ends_with("/heartbeat") => ("200", Some("JobEnvelope")),
+        (_, p) if p.ends_with("/events") => ("200", None),
+        ("POST", "/v1/admin/projects" | "/v1/admin/users" | "/v1/admin/credentials") => ("201", None),
+        ("DELETE", _) => ("204", None),
+        ("POST", p) if p.ends_with("/disable") || p.ends_with("/enable") => ("204", None),
+        ("POST", "/v3/auth/tokens") => ("201", None),
+        _ => ("200", None),
+    }
+}
+
+fn tag(path: &str) -> &'static str {
+    match crate::dialect::Dialect::of_path(path) {
+        crate::Dialect::Cfw => "CFW",
+        crate::Dialect::Waf => "WAF",
+        crate::Dialect::Elb => "ELB",
+        crate::Dialect::Iam => "IAM",
+        crate::Dialect::Native if path.starts_with("/v1/worker") => "worker",
+        crate::Dialect::Native if path.starts_with("/v1/admin") => "admin",
+        crate::Dialect::Native => "native",
+    }
+}
+
+fn error_body() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("error_code", ObjectBuilder::new().schema_type(Type::String))
+        .property("error_msg", ObjectBuilder::new().schema_type(Type::String))
+        .property("request_id", ObjectBuilder::new().schema_type(Type::String))
+        .required("error_code")
+        .required("error_msg")
+        .into()
+}
+
+fn add<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {
+    let mut nested = Vec::new();
+    T::schemas(&mut nested);
+    components.schema(T::name(), T::schema()).schemas_from_iter(nested)
+}
+
+fn operation(method: &str, path: &str, summary: &str, authenticated: bool) -> utoipa::openapi::path::Operation {
+    let id = format!("{}_{}", method.to_lowercase(), path.trim_matches('/').replace(['/', '{', '}', '.', '-'], "_"));
+    let mut builder = OperationBuilder::new().operation_id(Some(id)).summary(Some(summary)).tag(tag(path));
+    for parameter in path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))) {
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name(parameter)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+        );
+    }
+    if method == "POST" {
+        let body = ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object))).build();
+        builder = builder.request_body(Some(RequestBodyBuilder::new().content("application/json", body).build()));
+    }
+    let (status, schema) = success(method, path);
+    let mut ok = ResponseBuilder::new().description("Success");
+    if let Some(name) = schema {
+        ok = ok.content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build());
+    } else if path.ends_with("/events") {
+        ok = ok.content("text/event-stream", ContentBuilder::new().build());
+    }
+    builder = builder.response(status, ok.build());
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Error"))).build())
+            .build()
+    };
+    builder = builder.response("400", error("Bad request")).response("404", error("Not found"));
+    if authenticated {
+        builder = builder
+            .response("401", error("No valid signature or token"))
+            .response("403", error("Not allowed for this caller or project"))
+            .response("429", error("Over the caller's rate limit"))
+            .security(SecurityRequirement::new("aksk", Vec::<String>::new()))
+            .security(SecurityRequirement::new("token", Vec::<String>::new()));
+    }
+    builder.build()
+}
+
+fn http_method(method: &str) -> HttpMethod {
+    match method {
+        "POST" => HttpMethod::Post,
+        "DELETE" => HttpMethod::Delete,
+        "PUT" => HttpMethod::Put,
+        _ => HttpMethod::Get,
+    }
+}
+
+/// Builds the document (every authenticated route of `ROUTE_ACTIONS` and every public route).
+pub fn build() -> OpenApi {
+    let mut paths = PathsBuilder::new();
+    let routes = PUBLIC_ROUTES.iter().map(|(m, p, summary)| (*m, *p, summary.to_string(), false)).chain(
+        ROUTE_ACTIONS.iter().map(|(m, p, action)| {
+            let summary = match action {
+                Some(action) => format!("{m} {p} (needs the {action:?} right)"),
+                None => format!("{m} {p} (any authenticated caller)"),
+            };
+            (*m, *p, summary, true)
+        }),
+    );
+    for (method, path, summary, authenticated) in routes {
+        paths = paths.path(path, PathItem::new(http_method(method), operation(method, path, &summary, authenticated)));
+    }
+    let mut components = ComponentsBuilder::new().schema("Error", error_body());
+    components = add::<cfw::ListJobResponse>(components);
+    components = add::<waf::ConfirmAsyncJobResponse>(components);
+    components = add::<elb::ShowJobResponse>(components);
+    components = add::<elb::ListJobsResponse>(components);
+    components = add::<native::JobEnvelope>(components);
+    components = add::<native::JobList>(components);
+    let aksk = SecurityScheme::Http(
+        HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("SDK-HMAC-SHA256 Access=AK, SignedHeaders=..., Signature=... (with X-Sdk-Date)")
+            .build(),
+    );
+    let token = SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token")));
+    let components = components.security_scheme("aksk", aksk).security_scheme("token", token).build();
+    OpenApiBuilder::new()
+        .info(InfoBuilder::new().title("jobd").version(env!("CARGO_PKG_VERSION")).description(Some(
+            "Asynchronous jobs for cloud control planes: the native, worker, admin and IAM APIs and \
+             Huawei Cloud's CFW, WAF and ELB job-status APIs.",
+        )))
+        .paths(paths.build())
+        .components(Some(components))
+        .build()
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi_json() -> Json<OpenApi> {
+    static DOCUMENT: OnceLock<OpenApi> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(build).clone())
+}
