@@ -47,8 +47,10 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     let clock = Arc::new(SystemClock);
     let mut service = JobService::new(store.clone(), clock.clone());
     if config.database.is_some() {
-        // Other nodes' changes are not announced here: bound how late they are seen.
-        service = service.with_poll_fallback(std::time::Duration::from_millis(500));
+        // Other nodes' changes arrive by LISTEN/NOTIFY; a re-read bounds how late they are seen
+        // should a notification be lost (the listener reconnecting).
+        service = service.with_poll_fallback(std::time::Duration::from_secs(2));
+        service.follow_other_nodes();
     }
     let master_key = load_master_key(config)?;
     if config.root.is_none() {

@@ -182,6 +182,26 @@ impl JobService {
         let _ = receiver.wait_for(|stopping| *stopping).await;
     }
 
+    /// With a store other nodes share: announces their changes here too, as they commit (the
+    /// store's `LISTEN/NOTIFY`), so claims, long polls and streams on this node see them at once.
+    pub fn follow_other_nodes(&self) {
+        let Some(mut notices) = self.store.other_nodes_changes() else { return };
+        let service = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match notices.recv().await {
+                    Ok(notice) => {
+                        if let Ok(Some(tree)) = service.store.get_job(&notice.project_id, &notice.job_id).await {
+                            service.announce(&tree, false);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => service.work_may_be_available.notify_waiters(),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
     /// Subscribes to every later change of the tree a job belongs to (by its top-level id).
     pub fn watch_tree(&self, root_id: &JobId) -> TreeWatch {
         self.watchers.subscribe(root_id)

@@ -67,6 +67,13 @@ impl ClaimedTask {
     }
 }
 
+/// A job tree another node changed (its top-level job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeNotice {
+    pub project_id: ProjectId,
+    pub job_id: JobId,
+}
+
 /// The queue of one service and job type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueStat {
@@ -142,6 +149,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// Tasks waiting for a worker now (runnable, due, no live lease), by service and job type, with
     /// the earliest time one of them became due.
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>>;
+
+    /// Changes other jobd nodes sharing this store commit (`None`: the store has no other nodes).
+    fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>>;
 
     /// Whether the store answers (for readiness).
     async fn ping(&self) -> Result<()>;

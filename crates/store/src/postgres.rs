@@ -9,6 +9,7 @@
 //! wait for, so there are no deadlocks.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,7 +21,9 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
 use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
-use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError};
+use crate::{
+    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError,
+};
 
 const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
      status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
@@ -58,6 +61,56 @@ impl Default for PgOptions {
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    /// This store's name in change notices, so it can skip its own.
+    node: Arc<str>,
+    changes: tokio::sync::broadcast::Sender<ChangeNotice>,
+}
+
+/// The channel other nodes' changes arrive on (`NOTIFY`, delivered when the writer commits).
+const CHANGES_CHANNEL: &str = "jobd_changes";
+
+/// Tells the other nodes that a tree changed, as part of the writing transaction.
+async fn notify_change(conn: &mut PgConnection, node: &str, tree: &Job) -> Result<()> {
+    let payload = format!("{node} {} {}", tree.project_id, tree.job_id);
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(payload).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Listens for other nodes' changes and hands them to `changes`, reconnecting when the database
+/// goes away; ends when the store is dropped.
+fn spawn_listener(pool: PgPool, node: Arc<str>, changes: tokio::sync::broadcast::WeakSender<ChangeNotice>) {
+    tokio::spawn(async move {
+        loop {
+            let listener = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                listener.listen(CHANGES_CHANNEL).await?;
+                loop {
+                    let notification = listener.recv().await?;
+                    let Some(changes) = changes.upgrade() else { return Ok::<(), sqlx::Error>(()) };
+                    let mut parts = notification.payload().split(' ');
+                    let (Some(from), Some(project), Some(job)) = (parts.next(), parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    if from == &*node {
+                        continue;
+                    }
+                    if let (Ok(project_id), Ok(job_id)) = (ProjectId::parse(project), JobId::parse(job)) {
+                        let _ = changes.send(ChangeNotice { project_id, job_id });
+                    }
+                }
+            };
+            match listener.await {
+                Ok(()) => return,
+                Err(error) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(%error, "lost the PostgreSQL change listener; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
 }
 
 impl PgStore {
@@ -81,7 +134,10 @@ impl PgStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(pooled)
             .await?;
-        Ok(PgStore { pool })
+        let node: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
+        spawn_listener(pool.clone(), node.clone(), changes.downgrade());
+        Ok(PgStore { pool, node, changes })
     }
 
     /// Closes every connection; later calls fail with `Unavailable`.
@@ -495,6 +551,7 @@ impl JobStore for PgStore {
             }
         }
         insert_tree(&mut tx, job).await?;
+        notify_change(&mut tx, &self.node, job).await?;
         tx.commit().await?;
         Ok(Inserted::Created)
     }
@@ -593,6 +650,7 @@ impl JobStore for PgStore {
             .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
         let next = apply(&tree, job_id, event, now)?;
         write_tree_changes(&mut tx, &tree, &next).await?;
+        notify_change(&mut tx, &self.node, &next).await?;
         tx.commit().await?;
         Ok(next)
     }
@@ -628,6 +686,7 @@ impl JobStore for PgStore {
                 match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
                     Ok(next) => {
                         write_tree_changes(&mut tx, &tree, &next).await?;
+                        notify_change(&mut tx, &self.node, &next).await?;
                         claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
                     }
                     // Claimed (or finished) by a transaction that committed after the candidate
@@ -723,6 +782,10 @@ impl JobStore for PgStore {
                 })
             })
             .collect()
+    }
+
+    fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
+        Some(self.changes.subscribe())
     }
 
     async fn ping(&self) -> Result<()> {

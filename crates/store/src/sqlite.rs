@@ -17,7 +17,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use jobd_core::{Cursor, Direction, JobQuery};
 
 use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
-use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError};
+use crate::{
+    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError,
+};
 
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
@@ -581,6 +583,10 @@ impl JobStore for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
+        None // one process owns the file: there are no other nodes
     }
 
     async fn ping(&self) -> Result<()> {

@@ -1,0 +1,85 @@
+//! Two jobd "nodes" (two services, each with its own PostgreSQL pool) on one database: a change
+//! committed by one wakes the other's waiting claim and long poll through LISTEN/NOTIFY, with no
+//! polling fallback to hide a missing notification.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobd_core::{JobEvent, JobType, NewJob, ProjectId, ServiceName};
+use jobd_service::{ClaimRequest, JobService, SystemClock};
+use jobd_store::{PgOptions, PgStore};
+use sqlx::Connection;
+
+fn admin_url() -> String {
+    std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn fresh_database() -> (String, String) {
+    let name = format!("jobd_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is unreachable at {}: {e}", admin_url()));
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+    (name, url)
+}
+
+async fn drop_database(name: &str) {
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_node_wakes_the_other_at_once() {
+    let (name, url) = fresh_database().await;
+    let node_a =
+        JobService::new(Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap()), Arc::new(SystemClock));
+    let node_b =
+        JobService::new(Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap()), Arc::new(SystemClock));
+    node_b.follow_other_nodes();
+
+    let request = ClaimRequest {
+        worker_id: "w".into(),
+        project_ids: None,
+        enterprise_project_ids: None,
+        services: vec![ServiceName::parse("cfw").unwrap()],
+        job_types: vec![],
+        simulated: false,
+        lease_seconds: 30,
+        max_tasks: 1,
+    };
+    let waiting_claim = {
+        let node_b = node_b.clone();
+        tokio::spawn(async move { node_b.claim(&request, Duration::from_secs(20)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let project = ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap();
+    let new =
+        NewJob::new(project.clone(), ServiceName::parse("cfw").unwrap(), JobType::parse("CreateFirewall").unwrap());
+    let job = node_a.create(new, None).await.unwrap().job;
+    let claimed = tokio::time::timeout(Duration::from_secs(10), waiting_claim)
+        .await
+        .expect("node B's claim woke before its 20 s wait ran out")
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].task_id, job.job_id);
+
+    let version = claimed[0].tree.version;
+    let waiting_poll = {
+        let (node_b, project, id) = (node_b.clone(), project.clone(), job.job_id.clone());
+        tokio::spawn(
+            async move { node_b.wait_for(&project, &id, Duration::from_secs(20), |j| j.version > version).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    node_a.record(&project, &job.job_id, JobEvent::Progress { message: "from node A".into() }).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), waiting_poll)
+        .await
+        .expect("the long poll woke")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.message.as_deref(), Some("from node A"));
+    drop_database(&name).await;
+}
