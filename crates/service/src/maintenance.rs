@@ -91,6 +91,15 @@ pub fn spawn(
         let mut round: u64 = 0;
         loop {
             ticker.tick().await;
+            // With several nodes on one store, one of them does each round.
+            match service.store().lead_maintenance().await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot tell which node leads maintenance");
+                    continue;
+                }
+            }
             round += 1;
             match run_round(&service).await {
                 Ok(report) if report != RoundReport::default() => tracing::debug!(?report, "maintenance round"),

@@ -83,3 +83,32 @@ async fn a_change_on_one_node_wakes_the_other_at_once() {
     assert_eq!(seen.message.as_deref(), Some("from node A"));
     drop_database(&name).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_leads_maintenance_and_a_dead_leader_is_replaced() {
+    use jobd_store::JobStore;
+    let (name, url) = fresh_database().await;
+    let node_a = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+    let node_b = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+    assert!(node_a.lead_maintenance().await.unwrap(), "the first to ask leads");
+    assert!(!node_b.lead_maintenance().await.unwrap(), "only one leads");
+    assert!(node_a.lead_maintenance().await.unwrap(), "and keeps leading");
+
+    // The leader's session dies (as when its node is killed): PostgreSQL drops its lock.
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !node_b.lead_maintenance().await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "another node takes over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!node_a.lead_maintenance().await.unwrap(), "the old leader knows it no longer leads");
+    drop(admin);
+    drop_database(&name).await;
+}

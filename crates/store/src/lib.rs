@@ -150,6 +150,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// the earliest time one of them became due.
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>>;
 
+    /// Whether this node leads the background duties this round: exactly one node of those sharing
+    /// the store does at a time, and a dead leader is replaced (SQLite: always this one).
+    async fn lead_maintenance(&self) -> Result<bool>;
+
     /// Changes other jobd nodes sharing this store commit (`None`: the store has no other nodes).
     fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>>;
 

@@ -64,7 +64,12 @@ pub struct PgStore {
     /// This store's name in change notices, so it can skip its own.
     node: Arc<str>,
     changes: tokio::sync::broadcast::Sender<ChangeNotice>,
+    /// While this node leads maintenance: the session holding the leader's advisory lock.
+    leader_session: Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<Postgres>>>>,
 }
+
+/// The advisory lock key of the maintenance leader (any fixed number; "jobd" in ASCII).
+const MAINTENANCE_LOCK: i64 = 0x6a6f_6264;
 
 /// The channel other nodes' changes arrive on (`NOTIFY`, delivered when the writer commits).
 const CHANGES_CHANNEL: &str = "jobd_changes";
@@ -137,7 +142,7 @@ impl PgStore {
         let node: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let (changes, _) = tokio::sync::broadcast::channel(4096);
         spawn_listener(pool.clone(), node.clone(), changes.downgrade());
-        Ok(PgStore { pool, node, changes })
+        Ok(PgStore { pool, node, changes, leader_session: Arc::new(tokio::sync::Mutex::new(None)) })
     }
 
     /// Closes every connection; later calls fail with `Unavailable`.
@@ -786,6 +791,28 @@ impl JobStore for PgStore {
 
     fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
         Some(self.changes.subscribe())
+    }
+
+    /// The leader holds a session-level advisory lock on a connection of its own; when its process
+    /// or connection dies, PostgreSQL releases the lock and the next node to ask takes over.
+    async fn lead_maintenance(&self) -> Result<bool> {
+        let mut session = self.leader_session.lock().await;
+        if let Some(connection) = session.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut **connection).await.is_ok() {
+                return Ok(true);
+            }
+            *session = None; // the session died, and with it the lock
+        }
+        let mut connection = self.pool.acquire().await?;
+        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(MAINTENANCE_LOCK)
+            .fetch_one(&mut *connection)
+            .await?;
+        if acquired {
+            // Keep the session (and so the lock) out of the pool for as long as this node leads.
+            *session = Some(connection);
+        }
+        Ok(acquired)
     }
 
     async fn ping(&self) -> Result<()> {

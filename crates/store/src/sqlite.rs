@@ -585,6 +585,10 @@ impl JobStore for SqliteStore {
             .collect()
     }
 
+    async fn lead_maintenance(&self) -> Result<bool> {
+        Ok(true) // one process owns the file
+    }
+
     fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
         None // one process owns the file: there are no other nodes
     }
