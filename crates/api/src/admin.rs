@@ -57,10 +57,9 @@ fn require_projects(caller: &Caller, project_ids: &[String]) -> Result<(), ApiEr
 
 /// The stored credential, if the caller may manage it (else not found: no leak of others' keys).
 async fn managed_credential(state: &AppState, caller: &Caller, access_key: &str) -> Result<CredentialRecord, ApiError> {
-    let credentials = state.identity.list_credentials().await.map_err(|e| identity_error(DIALECT, e))?;
-    credentials
-        .into_iter()
-        .find(|c| c.access_key == access_key && caller.principal.may_access_all(&c.project_ids))
+    let credential = state.identity.get_credential(access_key).await.map_err(|e| identity_error(DIALECT, e))?;
+    credential
+        .filter(|c| caller.principal.may_access_all(&c.project_ids))
         .ok_or_else(|| not_found(format!("credential {access_key}")))
 }
 

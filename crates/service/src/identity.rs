@@ -282,6 +282,11 @@ impl IdentityService {
         Ok(CreatedCredential { record, secret_key })
     }
 
+    /// One stored credential (enabled or not).
+    pub async fn get_credential(&self, access_key: &str) -> Result<Option<CredentialRecord>> {
+        Ok(self.store.get_credential(access_key).await?)
+    }
+
     pub async fn list_credentials(&self) -> Result<Vec<CredentialRecord>> {
         Ok(self.store.list_credentials().await?)
     }
