@@ -1,0 +1,5 @@
+pub mod memory;
+pub mod notify;
+pub mod scale;
+pub mod status_reads;
+pub mod throughput;

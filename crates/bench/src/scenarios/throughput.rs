@@ -1,0 +1,190 @@
+//! Scenario 2, job throughput over the worker API with the Rust worker runtime.
+//!
+//! - burn-down: `--jobs` no-op jobs are created first (through the native API, `--producers`
+//!   concurrent creates; that rate is reported too), then one worker runtime drains them. The drain
+//!   time runs from the runtime's start to its return after the last completion was acknowledged.
+//! - steady: producers keep `--depth` jobs outstanding (a new job as soon as a worker picked one up)
+//!   for `--seconds`; jobs/s done, and pickup latency from the create request to the handler's
+//!   start, both stamped with this process's clock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use jobd_client::{Client, Task};
+use jobd_worker::runtime::{HandlerResult, TaskContext, WorkerRuntime};
+use serde_json::json;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::node::{Backend, Node, Store, PROJECT};
+use crate::report::Report;
+use crate::stats::Latencies;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ThroughputArgs {
+    /// Jobs to burn down.
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: u64,
+    /// Concurrent creates while filling the queue.
+    #[arg(long, default_value_t = 32)]
+    pub producers: usize,
+    /// Handlers the worker runtime runs at once (it claims up to this many per call, 100 at most).
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Backends to measure, in turn.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
+    pub backends: Vec<Backend>,
+    /// Steady state: jobs kept outstanding.
+    #[arg(long, default_value_t = 64)]
+    pub depth: usize,
+    /// Steady state: seconds measured (after a warm-up of a quarter of it).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+}
+
+/// The job every producer creates: no work, one attempt's worth of bookkeeping.
+fn no_op_job(n: u64, sent_micros: u64) -> serde_json::Value {
+    json!({"service": "cfw", "job_type": "NoOp", "payload": {"n": n, "sent_us": sent_micros}})
+}
+
+/// Creates `count` jobs with `producers` concurrent loops; answers jobs/s.
+async fn fill(client: &Client, count: u64, producers: usize) -> anyhow::Result<f64> {
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..producers {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return anyhow::Ok(());
+                }
+                client.create_job_from_json(PROJECT, &no_op_job(n, 0), None).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+pub async fn burn_down(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f64, f64)> {
+    let client = node.client()?;
+    let enqueue_rate = fill(&client, args.jobs, args.producers).await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let all_done = Arc::new(Notify::new());
+    let (target, counter, signal) = (args.jobs, done.clone(), all_done.clone());
+    let runtime = WorkerRuntime::builder(client, "bench-burn-down")
+        .service("cfw")
+        .fallback_handler(move |_task: Task, _context: TaskContext| {
+            let (counter, signal) = (counter.clone(), signal.clone());
+            async move {
+                if counter.fetch_add(1, Ordering::Relaxed) + 1 == target {
+                    signal.notify_one();
+                }
+                HandlerResult::Ok(None)
+            }
+        })
+        .max_in_flight(args.concurrency)
+        .wait_seconds(1)
+        .build()?;
+    let started = Instant::now();
+    let report = runtime.run_until(all_done.notified()).await;
+    let drain_seconds = started.elapsed().as_secs_f64();
+    if report.completed != args.jobs {
+        bail!("the worker completed {} of {} jobs: {report:?}", report.completed, args.jobs);
+    }
+    Ok((enqueue_rate, args.jobs as f64 / drain_seconds))
+}
+
+pub async fn steady(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f64, Latencies)> {
+    let client = node.client()?;
+    let origin = Instant::now();
+    let outstanding = Arc::new(Semaphore::new(args.depth));
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let picked = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Latencies::with_capacity(1 << 20)));
+    let stop = Arc::new(Notify::new());
+    let (slots, flag, count, samples) = (outstanding.clone(), measuring.clone(), picked.clone(), latencies.clone());
+    let runtime = WorkerRuntime::builder(client.clone(), "bench-steady")
+        .service("cfw")
+        .fallback_handler(move |task: Task, _context: TaskContext| {
+            let (slots, flag, count, samples) = (slots.clone(), flag.clone(), count.clone(), samples.clone());
+            async move {
+                let sent = task.payload.as_ref().and_then(|p| p["sent_us"].as_u64()).unwrap_or(0);
+                let pickup = origin.elapsed().saturating_sub(Duration::from_micros(sent));
+                if flag.load(Ordering::Relaxed) {
+                    count.fetch_add(1, Ordering::Relaxed);
+                    samples.lock().expect("not poisoned").record(pickup);
+                }
+                slots.add_permits(1);
+                HandlerResult::Ok(None)
+            }
+        })
+        .max_in_flight(args.concurrency)
+        .wait_seconds(5)
+        .build()?;
+    let stopped = stop.clone();
+    let worker = tokio::spawn(runtime.run_until(async move { stopped.notified().await }));
+    let producing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut producers = Vec::new();
+    for p in 0..args.producers {
+        let (client, slots, producing) = (client.clone(), outstanding.clone(), producing.clone());
+        producers.push(tokio::spawn(async move {
+            let mut n = p as u64 * 1_000_000_000;
+            while producing.load(Ordering::Relaxed) {
+                slots.acquire().await?.forget();
+                let sent = origin.elapsed().as_micros() as u64;
+                client.create_job_from_json(PROJECT, &no_op_job(n, sent), None).await?;
+                n += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let measure = Duration::from_secs(args.seconds);
+    tokio::time::sleep(measure / 4).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(measure).await;
+    measuring.store(false, Ordering::Relaxed);
+    let rate = picked.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    producing.store(false, Ordering::Relaxed);
+    outstanding.add_permits(args.producers);
+    for producer in producers {
+        producer.await??;
+    }
+    stop.notify_one();
+    worker.await?;
+    let latencies = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
+    Ok((rate, latencies))
+}
+
+pub async fn run(args: &ThroughputArgs, runs: usize) -> anyhow::Result<Report> {
+    let mut report = Report::new(
+        "throughput",
+        json!({"jobs": args.jobs, "producers": args.producers, "concurrency": args.concurrency,
+               "depth": args.depth, "seconds": args.seconds, "runs": runs}),
+    );
+    for &backend in &args.backends {
+        for run in 1..=runs {
+            // A fresh store per run: every burn-down starts from the same empty queue.
+            let store = Store::fresh(backend).await?;
+            let node = Node::start(&store, &[])?;
+            let (enqueue, drain) = burn_down(&node, args).await?;
+            eprintln!("run {run} {backend}: created {enqueue:.0} jobs/s, drained {drain:.0} jobs/s");
+            report.add(&format!("burn-down {backend}"), "create", "jobs/s", enqueue);
+            report.add(&format!("burn-down {backend}"), "drain", "jobs/s", drain);
+            let (rate, mut latencies) = steady(&node, args).await?;
+            let summary = latencies.summary();
+            eprintln!("run {run} {backend}: steady {rate:.0} jobs/s, pickup p50 {:.2} ms", summary.p50_ms);
+            let row = format!("steady {backend} (depth {})", args.depth);
+            report.add(&row, "done", "jobs/s", rate);
+            report.add(&row, "pickup p50", "ms", summary.p50_ms);
+            report.add(&row, "pickup p99", "ms", summary.p99_ms);
+        }
+    }
+    Ok(report)
+}
