@@ -149,6 +149,60 @@ pub async fn concurrent_events_are_never_lost(store: SharedStore) {
     assert_eq!(stored.version, 21, "every one of 20 changes raised the version once");
 }
 
+/// Writes that arrive together (which a store may commit together) succeed or fail each on its own:
+/// a refused write changes nothing and takes no other write down with it.
+pub async fn a_failing_write_among_concurrent_writes_fails_alone(store: SharedStore) {
+    let existing = sample_job(&project(1), "cfw", "createFirewall", 0, 0);
+    store.insert_job(&existing, None).await.unwrap();
+    store.apply_event(&existing.project_id, &existing.job_id, &JobEvent::Cancel, at(1)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let store = store.clone();
+        let existing = existing.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                // A duplicate id: refused, the stored job untouched.
+                0 => {
+                    let mut duplicate = sample_job(&project(1), "cfw", "other", 0, 100 + i);
+                    duplicate.job_id = existing.job_id.clone();
+                    let refused = store.insert_job(&duplicate, None).await;
+                    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+                    None
+                }
+                // An event the state machine refuses: a cancelled job stays cancelled.
+                1 => {
+                    let refused = store
+                        .apply_event(
+                            &existing.project_id,
+                            &existing.job_id,
+                            &JobEvent::Start { message: None },
+                            at(100 + i),
+                        )
+                        .await;
+                    assert!(matches!(refused, Err(StoreError::Transition(_))), "{refused:?}");
+                    None
+                }
+                _ => {
+                    let job = sample_job(&project(1), "cfw", "createFirewall", 1, 100 + i);
+                    store.insert_job(&job, None).await.unwrap();
+                    Some(job)
+                }
+            }
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        created.extend(task.await.unwrap());
+    }
+    assert_eq!(created.len(), 20);
+    for job in created {
+        assert_eq!(store.get_job(&job.project_id, &job.job_id).await.unwrap().unwrap(), job);
+    }
+    let stored = store.get_job(&existing.project_id, &existing.job_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Cancelled);
+    assert_eq!(stored.job_type, existing.job_type);
+}
+
 pub async fn lists_are_newest_first_filtered_and_paged(store: SharedStore) {
     let p = project(3);
     let mut created = Vec::new();
@@ -526,6 +580,7 @@ macro_rules! store_conformance_tests {
             events_are_applied_through_the_state_machine_and_kept,
             unknown_jobs_are_not_found,
             concurrent_events_are_never_lost,
+            a_failing_write_among_concurrent_writes_fails_alone,
             lists_are_newest_first_filtered_and_paged,
             lists_carry_sub_jobs_in_order,
             claims_are_exclusive_under_concurrency,

@@ -13,6 +13,7 @@ pub mod postgres;
 mod postgres_identity;
 pub mod sqlite;
 mod sqlite_identity;
+mod sqlite_writer;
 
 use async_trait::async_trait;
 use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, ProjectId, ServiceName, Timestamp};

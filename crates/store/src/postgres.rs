@@ -17,7 +17,7 @@ use jobd_core::{
     apply, Cursor, Direction, Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, Lease, ProjectId,
     ServiceName, TaskFlags, Timestamp,
 };
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
 use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
@@ -66,7 +66,34 @@ pub struct PgStore {
     changes: tokio::sync::broadcast::Sender<ChangeNotice>,
     /// While this node leads maintenance: the session holding the leader's advisory lock.
     leader_session: Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<Postgres>>>>,
+    /// Whether the database can be reached, as the change listener last saw it.
+    reachability: Arc<Reachability>,
 }
+
+/// Whether this node can reach the database. The change listener's session is the first to learn
+/// that the server went away (its connection closes when the server stops, restarts or crashes),
+/// and the first to get back in. While the database is unreachable, every store call fails at once
+/// with `Unavailable` (HTTP `503` with `Retry-After`, `/readyz` not ready) instead of waiting out
+/// the pool's acquire timeout on a server that is not there; the listener's reconnect lifts that.
+#[derive(Debug, Default)]
+struct Reachability {
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Reachability {
+    fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Answers whether this changed it.
+    fn set_lost(&self, lost: bool) -> bool {
+        self.lost.swap(lost, std::sync::atomic::Ordering::AcqRel) != lost
+    }
+}
+
+/// How long one attempt of the listener to reconnect waits for a connection: short, so that it
+/// tries again soon after the server is back (the pool's own retries back off up to seconds).
+const LISTENER_CONNECT_ATTEMPT: Duration = Duration::from_secs(2);
 
 /// The advisory lock key of the maintenance leader (any fixed number; "jobd" in ASCII).
 const MAINTENANCE_LOCK: i64 = 0x6a6f_6264;
@@ -82,16 +109,40 @@ async fn notify_change(conn: &mut PgConnection, node: &str, tree: &Job) -> Resul
 }
 
 /// Listens for other nodes' changes and hands them to `changes`, reconnecting when the database
-/// goes away; ends when the store is dropped.
-fn spawn_listener(pool: PgPool, node: Arc<str>, changes: tokio::sync::broadcast::WeakSender<ChangeNotice>) {
+/// goes away; ends when the store is dropped. Keeps `reachability` up to date on the way.
+fn spawn_listener(
+    pool: PgPool,
+    node: Arc<str>,
+    changes: tokio::sync::broadcast::WeakSender<ChangeNotice>,
+    reachability: Arc<Reachability>,
+) {
+    /// Why one listening session ended.
+    enum Ended {
+        /// The store was dropped: stop.
+        StoreDropped,
+        /// The connection closed (the server stopped, restarted or crashed).
+        ConnectionLost,
+    }
     tokio::spawn(async move {
         loop {
             let listener = async {
-                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                let mut listener =
+                    match tokio::time::timeout(LISTENER_CONNECT_ATTEMPT, PgListener::connect_with(&pool)).await {
+                        Ok(connected) => connected?,
+                        Err(_) => return Err(sqlx::Error::PoolTimedOut),
+                    };
+                // Report a lost connection at once (`try_recv` answers `None`) rather than
+                // reconnecting inside `recv` for as long as the pool's acquire timeout.
+                listener.eager_reconnect(false);
                 listener.listen(CHANGES_CHANNEL).await?;
+                if reachability.set_lost(false) {
+                    tracing::info!("PostgreSQL is reachable again");
+                }
                 loop {
-                    let notification = listener.recv().await?;
-                    let Some(changes) = changes.upgrade() else { return Ok::<(), sqlx::Error>(()) };
+                    let Some(notification) = listener.try_recv().await? else {
+                        return Ok::<Ended, sqlx::Error>(Ended::ConnectionLost);
+                    };
+                    let Some(changes) = changes.upgrade() else { return Ok(Ended::StoreDropped) };
                     let mut parts = notification.payload().split(' ');
                     let (Some(from), Some(project), Some(job)) = (parts.next(), parts.next(), parts.next()) else {
                         continue;
@@ -105,13 +156,29 @@ fn spawn_listener(pool: PgPool, node: Arc<str>, changes: tokio::sync::broadcast:
                 }
             };
             match listener.await {
-                Ok(()) => return,
-                Err(error) => {
-                    if pool.is_closed() {
+                Ok(Ended::StoreDropped) => return,
+                Ok(Ended::ConnectionLost) => {
+                    if pool.is_closed() || changes.upgrade().is_none() {
                         return;
                     }
-                    tracing::warn!(%error, "lost the PostgreSQL change listener; reconnecting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if reachability.set_lost(true) {
+                        tracing::warn!("lost the connection to PostgreSQL; answering 503 until it is back");
+                    }
+                }
+                Err(error) => {
+                    if pool.is_closed() || changes.upgrade().is_none() {
+                        return;
+                    }
+                    let error = StoreError::from(error);
+                    let unreachable = error.is_unavailable();
+                    if unreachable && reachability.set_lost(true) {
+                        tracing::warn!(%error, "cannot reach PostgreSQL; answering 503 until it is back");
+                    } else if !unreachable {
+                        tracing::warn!(%error, "the PostgreSQL change listener failed; reconnecting");
+                    }
+                    // Connection attempts wait up to `LISTENER_CONNECT_ATTEMPT` themselves; this
+                    // only keeps an error that comes at once (TLS, authentication) from spinning.
+                    tokio::time::sleep(Duration::from_millis(if unreachable { 200 } else { 1000 })).await;
                 }
             }
         }
@@ -141,8 +208,18 @@ impl PgStore {
             .await?;
         let node: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
         let (changes, _) = tokio::sync::broadcast::channel(4096);
-        spawn_listener(pool.clone(), node.clone(), changes.downgrade());
-        Ok(PgStore { pool, node, changes, leader_session: Arc::new(tokio::sync::Mutex::new(None)) })
+        let reachability = Arc::new(Reachability::default());
+        spawn_listener(pool.clone(), node.clone(), changes.downgrade(), reachability.clone());
+        Ok(PgStore { pool, node, changes, leader_session: Arc::new(tokio::sync::Mutex::new(None)), reachability })
+    }
+
+    /// The pool, unless the database is known to be unreachable right now: then `Unavailable` at
+    /// once (see `Reachability`).
+    pub(crate) fn pool(&self) -> Result<&PgPool> {
+        if self.reachability.is_lost() {
+            return Err(StoreError::Unavailable("PostgreSQL is unreachable; reconnecting".to_owned()));
+        }
+        Ok(&self.pool)
     }
 
     /// Closes every connection; later calls fail with `Unavailable`.
@@ -499,7 +576,7 @@ async fn lock_claim_candidates(
 #[async_trait]
 impl JobStore for PgStore {
     async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         if let Some(key) = idempotency {
             // Another node may be inserting the same key: its row makes our insert wait for its
             // commit, then do nothing, and the next round finds its job.
@@ -562,7 +639,7 @@ impl JobStore for PgStore {
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let mut tx = self.pool()?.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
         let tree = load_tree(&mut tx, project_id, job_id, TreeLock::None).await?;
         tx.commit().await?;
         let Some(tree) = tree else { return Ok(None) };
@@ -611,7 +688,7 @@ impl JobStore for PgStore {
         }
         builder.push(format!(" ORDER BY created_at {order}, seq {order} LIMIT ")).push_bind(i64::from(query.limit));
         // One snapshot for the page and its sub-jobs: no tree is read half before, half after a write.
-        let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let mut tx = self.pool()?.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
         let rows = builder.build().fetch_all(&mut *tx).await?;
         let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
         if query.direction == Direction::Newer {
@@ -625,7 +702,7 @@ impl JobStore for PgStore {
     async fn project_of(&self, job_id: &JobId) -> Result<Option<ProjectId>> {
         let project: Option<String> = sqlx::query_scalar("SELECT project_id FROM jobs WHERE job_id = $1")
             .bind(job_id.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await?;
         project.map(|p| ProjectId::parse(&p).map_err(|e| corrupt("project_id", e))).transpose()
     }
@@ -636,7 +713,7 @@ impl JobStore for PgStore {
         )
         .bind(job_id.as_str())
         .bind(project_id.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?;
         row.map(|row| Ok(Cursor { created_at: from_millis(row.try_get("created_at")?)?, seq: row.try_get("seq")? }))
             .transpose()
@@ -649,7 +726,7 @@ impl JobStore for PgStore {
         event: &JobEvent,
         now: Timestamp,
     ) -> Result<Job> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let tree = load_tree(&mut tx, project_id, job_id, TreeLock::Update)
             .await?
             .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
@@ -667,7 +744,7 @@ impl JobStore for PgStore {
             return Ok(claimed);
         }
         let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..CLAIM_ROUNDS {
             let candidates = lock_claim_candidates(&mut tx, request, now, &tried, wanted - claimed.len()).await?;
@@ -716,7 +793,7 @@ impl JobStore for PgStore {
              FROM jobs WHERE jobs.runnable",
         );
         push_claim_filters(&mut builder, "jobs", request);
-        let row = builder.build().fetch_one(&self.pool).await?;
+        let row = builder.build().fetch_one(self.pool()?).await?;
         opt_from_millis(row.try_get("due")?)
     }
 
@@ -727,7 +804,7 @@ impl JobStore for PgStore {
         )
         .bind(millis(&now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter().map(job_ref).collect()
     }
@@ -739,13 +816,13 @@ impl JobStore for PgStore {
         )
         .bind(millis(&now))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter().map(job_ref).collect()
     }
 
     async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         // Roots only, skipping any another transaction holds (a finished job refuses every event,
         // so it is pruned by a later round).
         let roots: Vec<String> = sqlx::query_scalar(
@@ -775,7 +852,7 @@ impl JobStore for PgStore {
              GROUP BY service, job_type",
         )
         .bind(millis(&now))
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool()?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -803,7 +880,7 @@ impl JobStore for PgStore {
             }
             *session = None; // the session died, and with it the lock
         }
-        let mut connection = self.pool.acquire().await?;
+        let mut connection = self.pool()?.acquire().await?;
         let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(MAINTENANCE_LOCK)
             .fetch_one(&mut *connection)
@@ -816,7 +893,7 @@ impl JobStore for PgStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()?).await?;
         Ok(())
     }
 }

@@ -76,24 +76,24 @@ impl IdentityStore for PgStore {
             .bind(&p.id)
             .bind(&p.name)
             .bind(millis(&p.created_at))
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await
             .map_err(conflict(format!("project {}", p.name)))?;
         Ok(())
     }
 
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
-        let rows = sqlx::query("SELECT * FROM projects ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM projects ORDER BY name").fetch_all(self.pool()?).await?;
         rows.iter().map(project).collect()
     }
 
     async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM projects WHERE id = $1").bind(id).fetch_optional(self.pool()?).await?;
         row.as_ref().map(project).transpose()
     }
 
     async fn find_project_by_name(&self, name: &str) -> Result<Option<ProjectRecord>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM projects WHERE name = $1").bind(name).fetch_optional(self.pool()?).await?;
         row.as_ref().map(project).transpose()
     }
 
@@ -109,14 +109,14 @@ impl IdentityStore for PgStore {
         .bind(&u.project_id)
         .bind(u.role.as_str())
         .bind(millis(&u.created_at))
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await
         .map_err(conflict(format!("user {} in domain {}", u.name, u.domain)))?;
         Ok(())
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY domain, name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM users ORDER BY domain, name").fetch_all(self.pool()?).await?;
         rows.iter().map(user).collect()
     }
 
@@ -124,13 +124,13 @@ impl IdentityStore for PgStore {
         let row = sqlx::query("SELECT * FROM users WHERE domain = $1 AND name = $2")
             .bind(domain)
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await?;
         row.as_ref().map(user).transpose()
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let gone = sqlx::query("DELETE FROM users WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         sqlx::query("UPDATE tokens SET revoked = TRUE WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -151,7 +151,7 @@ impl IdentityStore for PgStore {
         .bind(c.enabled)
         .bind(millis(&c.created_at))
         .bind(c.last_used_at.as_ref().map(millis))
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await
         .map_err(conflict(format!("access key {}", c.access_key)))?;
         Ok(())
@@ -160,14 +160,14 @@ impl IdentityStore for PgStore {
     async fn get_credential(&self, access_key: &str) -> Result<Option<CredentialRecord>> {
         let row = sqlx::query("SELECT * FROM credentials WHERE access_key = $1")
             .bind(access_key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await?;
         row.as_ref().map(credential).transpose()
     }
 
     async fn list_credentials(&self) -> Result<Vec<CredentialRecord>> {
         let rows =
-            sqlx::query("SELECT * FROM credentials ORDER BY created_at, access_key").fetch_all(&self.pool).await?;
+            sqlx::query("SELECT * FROM credentials ORDER BY created_at, access_key").fetch_all(self.pool()?).await?;
         rows.iter().map(credential).collect()
     }
 
@@ -175,14 +175,14 @@ impl IdentityStore for PgStore {
         let done = sqlx::query("UPDATE credentials SET enabled = $1 WHERE access_key = $2")
             .bind(enabled)
             .bind(access_key)
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_credential(&self, access_key: &str) -> Result<bool> {
         let done =
-            sqlx::query("DELETE FROM credentials WHERE access_key = $1").bind(access_key).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM credentials WHERE access_key = $1").bind(access_key).execute(self.pool()?).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -190,7 +190,7 @@ impl IdentityStore for PgStore {
         sqlx::query("UPDATE credentials SET last_used_at = $1 WHERE access_key = $2")
             .bind(millis(&now))
             .bind(access_key)
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         Ok(())
     }
@@ -207,7 +207,7 @@ impl IdentityStore for PgStore {
         .bind(millis(&t.issued_at))
         .bind(millis(&t.expires_at))
         .bind(t.revoked)
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await
         .map_err(conflict("token".to_owned()))?;
         Ok(())
@@ -216,7 +216,7 @@ impl IdentityStore for PgStore {
     async fn get_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query("SELECT * FROM tokens WHERE token_hash = $1")
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool()?)
             .await?;
         row.as_ref().map(token).transpose()
     }
@@ -224,14 +224,14 @@ impl IdentityStore for PgStore {
     async fn revoke_token(&self, token_hash: &str) -> Result<bool> {
         let done = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn prune_tokens(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         let done =
-            sqlx::query("DELETE FROM tokens WHERE expires_at < $1").bind(millis(&cutoff)).execute(&self.pool).await?;
+            sqlx::query("DELETE FROM tokens WHERE expires_at < $1").bind(millis(&cutoff)).execute(self.pool()?).await?;
         Ok(done.rows_affected())
     }
 }

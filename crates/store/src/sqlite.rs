@@ -17,6 +17,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use jobd_core::{Cursor, Direction, JobQuery};
 
 use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
+use crate::sqlite_writer::GroupCommit;
 use crate::{
     ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError,
 };
@@ -32,8 +33,11 @@ const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_pr
 
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// One connection: identity writes use it directly, job writes through `commits`.
     pub(crate) writer: SqlitePool,
     pub(crate) readers: SqlitePool,
+    /// Job writes, grouped into shared commits.
+    commits: GroupCommit,
 }
 
 impl SqliteStore {
@@ -70,7 +74,8 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(SqliteStore { writer, readers })
+        let commits = GroupCommit::start(writer.clone());
+        Ok(SqliteStore { writer, readers, commits })
     }
 }
 
@@ -335,51 +340,122 @@ fn push_any<'a>(builder: &mut QueryBuilder<'a, Sqlite>, column: &str, values: im
     builder.push(")");
 }
 
+/// Inserts a job tree, or answers the job an idempotency key already names.
+async fn insert_job(tx: &mut SqliteConnection, job: Job, idempotency: Option<IdempotencyKey>) -> Result<Inserted> {
+    if let Some(key) = &idempotency {
+        let existing =
+            sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
+                .bind(key.project_id.as_str())
+                .bind(&key.client_token)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            let hash: String = row.try_get("request_hash")?;
+            if hash != key.request_hash {
+                return Ok(Inserted::KeyConflict);
+            }
+            let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
+            match load_tree(tx, &key.project_id, &job_id).await? {
+                Some(job) => return Ok(Inserted::Existing(Box::new(job))),
+                // The job was pruned: the key is forgotten with it.
+                None => {
+                    sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
+                        .bind(key.project_id.as_str())
+                        .bind(&key.client_token)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(key.project_id.as_str())
+        .bind(&key.client_token)
+        .bind(&key.request_hash)
+        .bind(job.job_id.as_str())
+        .bind(millis(&job.created_at))
+        .execute(&mut *tx)
+        .await?;
+    }
+    insert_tree(tx, &job).await?;
+    Ok(Inserted::Created)
+}
+
+/// Applies one event to the tree holding `job_id` and writes what changed.
+async fn apply_event(
+    tx: &mut SqliteConnection,
+    project_id: ProjectId,
+    job_id: JobId,
+    event: JobEvent,
+    now: Timestamp,
+) -> Result<Job> {
+    let tree = load_tree(tx, &project_id, &job_id).await?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+    let next = apply(&tree, &job_id, &event, now)?;
+    write_tree_changes(tx, &tree, &next).await?;
+    Ok(next)
+}
+
+/// Leases up to `request.max_tasks` runnable tasks, best first.
+async fn claim_tasks(tx: &mut SqliteConnection, request: ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
+    let mut builder = QueryBuilder::<Sqlite>::new("SELECT project_id, job_id FROM jobs WHERE runnable = 1");
+    push_claim_filters(&mut builder, &request);
+    builder
+        .push(" AND available_at <= ")
+        .push_bind(millis(&now))
+        .push(" AND (lease_expires_at IS NULL OR lease_expires_at <= ")
+        .push_bind(millis(&now))
+        .push(") ORDER BY priority DESC, available_at, seq LIMIT ")
+        .push_bind(i64::from(request.max_tasks));
+    let candidates = job_refs(builder.build().fetch_all(&mut *tx).await?).await?;
+    let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let Some(tree) = load_tree(tx, &candidate.project_id, &candidate.job_id).await? else { continue };
+        let lease = Lease {
+            worker_id: request.worker_id.clone(),
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            expires_at,
+        };
+        match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
+            Ok(next) => {
+                write_tree_changes(tx, &tree, &next).await?;
+                claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
+            }
+            // The derived columns said yes, the state machine said no: skip, never hand out.
+            Err(error) => tracing::warn!(job_id = %candidate.job_id, %error, "claim candidate refused"),
+        }
+    }
+    Ok(claimed)
+}
+
+/// Deletes up to `limit` finished job trees ended before `cutoff`, and idempotency keys before
+/// `keys_cutoff`.
+async fn prune(tx: &mut SqliteConnection, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+    let roots: Vec<String> = sqlx::query_scalar(
+        "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
+    )
+    .bind(millis(&cutoff))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await?;
+    for root in &roots {
+        sqlx::query("DELETE FROM jobs WHERE parent_job_id = ?").bind(root).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM jobs WHERE job_id = ?").bind(root).execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+        .bind(millis(&keys_cutoff))
+        .execute(&mut *tx)
+        .await?;
+    Ok(roots.len() as u64)
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
-        let mut tx = self.writer.begin().await?;
-        if let Some(key) = idempotency {
-            let existing = sqlx::query(
-                "SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = ? AND client_token = ?",
-            )
-            .bind(key.project_id.as_str())
-            .bind(&key.client_token)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                let hash: String = row.try_get("request_hash")?;
-                if hash != key.request_hash {
-                    return Ok(Inserted::KeyConflict);
-                }
-                let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
-                match load_tree(&mut tx, &key.project_id, &job_id).await? {
-                    Some(job) => return Ok(Inserted::Existing(Box::new(job))),
-                    // The job was pruned: the key is forgotten with it.
-                    None => {
-                        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
-                            .bind(key.project_id.as_str())
-                            .bind(&key.client_token)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-            }
-            sqlx::query(
-                "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(key.project_id.as_str())
-            .bind(&key.client_token)
-            .bind(&key.request_hash)
-            .bind(job.job_id.as_str())
-            .bind(millis(&job.created_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_tree(&mut tx, job).await?;
-        tx.commit().await?;
-        Ok(Inserted::Created)
+        let (job, idempotency) = (job.clone(), idempotency.cloned());
+        self.commits.write(Box::new(move |tx| Box::pin(insert_job(tx, job, idempotency)))).await
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
@@ -466,47 +542,13 @@ impl JobStore for SqliteStore {
         event: &JobEvent,
         now: Timestamp,
     ) -> Result<Job> {
-        let mut tx = self.writer.begin().await?;
-        let tree =
-            load_tree(&mut tx, project_id, job_id).await?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
-        let next = apply(&tree, job_id, event, now)?;
-        write_tree_changes(&mut tx, &tree, &next).await?;
-        tx.commit().await?;
-        Ok(next)
+        let (project_id, job_id, event) = (project_id.clone(), job_id.clone(), event.clone());
+        self.commits.write(Box::new(move |tx| Box::pin(apply_event(tx, project_id, job_id, event, now)))).await
     }
 
     async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
-        let mut tx = self.writer.begin().await?;
-        let mut builder = QueryBuilder::<Sqlite>::new("SELECT project_id, job_id FROM jobs WHERE runnable = 1");
-        push_claim_filters(&mut builder, request);
-        builder
-            .push(" AND available_at <= ")
-            .push_bind(millis(&now))
-            .push(" AND (lease_expires_at IS NULL OR lease_expires_at <= ")
-            .push_bind(millis(&now))
-            .push(") ORDER BY priority DESC, available_at, seq LIMIT ")
-            .push_bind(i64::from(request.max_tasks));
-        let candidates = job_refs(builder.build().fetch_all(&mut *tx).await?).await?;
-        let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let Some(tree) = load_tree(&mut tx, &candidate.project_id, &candidate.job_id).await? else { continue };
-            let lease = Lease {
-                worker_id: request.worker_id.clone(),
-                token: uuid::Uuid::new_v4().simple().to_string(),
-                expires_at,
-            };
-            match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
-                Ok(next) => {
-                    write_tree_changes(&mut tx, &tree, &next).await?;
-                    claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
-                }
-                // The derived columns said yes, the state machine said no: skip, never hand out.
-                Err(error) => tracing::warn!(job_id = %candidate.job_id, %error, "claim candidate refused"),
-            }
-        }
-        tx.commit().await?;
-        Ok(claimed)
+        let request = request.clone();
+        self.commits.write(Box::new(move |tx| Box::pin(claim_tasks(tx, request, now)))).await
     }
 
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
@@ -543,24 +585,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
-        let roots: Vec<String> = sqlx::query_scalar(
-            "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
-        )
-        .bind(millis(&cutoff))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        for root in &roots {
-            sqlx::query("DELETE FROM jobs WHERE parent_job_id = ?").bind(root).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM jobs WHERE job_id = ?").bind(root).execute(&mut *tx).await?;
-        }
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
-            .bind(millis(&keys_cutoff))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(roots.len() as u64)
+        self.commits.write(Box::new(move |tx| Box::pin(prune(tx, cutoff, keys_cutoff, limit)))).await
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
