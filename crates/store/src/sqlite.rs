@@ -298,27 +298,28 @@ where
     Ok(())
 }
 
+/// The whole tree holding `job_id` (the job itself or one of its sub-jobs), in one query: the
+/// root first (a NULL parent sorts first), then its sub-jobs in order.
 async fn load_tree(conn: &mut SqliteConnection, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
-    let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ? AND project_id = ?"))
-        .bind(job_id.as_str())
-        .bind(project_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let job = job_from_row(&row)?;
-    let root = match &job.parent_job_id {
-        None => job,
-        Some(parent_id) => {
-            let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?"))
-                .bind(parent_id.as_str())
-                .fetch_one(&mut *conn)
-                .await?;
-            job_from_row(&row)?
-        }
-    };
-    let mut roots = [root];
-    attach_sub_jobs(&mut *conn, &mut roots).await?;
-    let [root] = roots;
+    let rows = sqlx::query(&format!(
+        "WITH target(root) AS (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = ?1 AND project_id = ?2) \
+         SELECT {JOB_COLUMNS}, position FROM jobs WHERE job_id = (SELECT root FROM target) \
+         UNION ALL \
+         SELECT {JOB_COLUMNS}, position FROM jobs WHERE parent_job_id = (SELECT root FROM target) \
+         ORDER BY parent_job_id, position"
+    ))
+    .bind(job_id.as_str())
+    .bind(project_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut jobs = rows.iter().map(job_from_row);
+    let Some(root) = jobs.next().transpose()? else { return Ok(None) };
+    let mut root = root;
+    root.sub_jobs = jobs.collect::<Result<_>>()?;
+    if root.parent_job_id.is_some() || root.sub_jobs.iter().any(|sub| sub.parent_job_id.as_ref() != Some(&root.job_id))
+    {
+        return Err(StoreError::Corrupt(format!("the tree of job {job_id} is malformed")));
+    }
     Ok(Some(root))
 }
 

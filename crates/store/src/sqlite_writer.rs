@@ -100,25 +100,35 @@ async fn run_batches(writer: SqlitePool, mut receiver: mpsc::UnboundedReceiver<B
     }
 }
 
-/// Runs the writes in one transaction, each in a savepoint, and commits.
+/// Runs the writes in one transaction, each in a savepoint, and commits. The bookkeeping between
+/// two writes is one round trip to SQLite's thread (`RELEASE` and the next `SAVEPOINT` together).
 async fn run_batch(writer: &SqlitePool, batch: &mut [Box<dyn Pending>]) -> Result<()> {
     let mut conn = writer.acquire().await?;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let result = async {
-        for write in batch.iter_mut() {
-            sqlx::query("SAVEPOINT write").execute(&mut *conn).await?;
-            if !write.run(&mut conn).await {
-                sqlx::query("ROLLBACK TO write").execute(&mut *conn).await?;
-            }
-            sqlx::query("RELEASE write").execute(&mut *conn).await?;
-        }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
-        Ok(())
-    }
-    .await;
+    let result = run_writes(&mut conn, batch).await;
     if result.is_err() {
         // Leave the connection clean for the next batch; failing here too changes nothing.
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        let _ = execute(&mut conn, "ROLLBACK").await;
     }
     result
+}
+
+async fn run_writes(conn: &mut SqliteConnection, batch: &mut [Box<dyn Pending>]) -> Result<()> {
+    execute(conn, "BEGIN IMMEDIATE; SAVEPOINT write").await?;
+    let count = batch.len();
+    for (index, write) in batch.iter_mut().enumerate() {
+        if !write.run(conn).await {
+            execute(conn, "ROLLBACK TO write").await?;
+        }
+        let next = if index + 1 == count { "RELEASE write; COMMIT" } else { "RELEASE write; SAVEPOINT write" };
+        execute(conn, next).await?;
+    }
+    Ok(())
+}
+
+/// Runs statements without parameters in one round trip.
+fn execute<'c>(conn: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'c, Result<()>> {
+    Box::pin(async move {
+        sqlx::query(sql).execute(conn).await?;
+        Ok(())
+    })
 }
