@@ -43,6 +43,7 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
     ("POST", "/v1/worker/tasks/{job_id}/heartbeat", Some(Action::Work)),
     ("POST", "/v1/worker/tasks/{job_id}/complete", Some(Action::Work)),
     ("POST", "/v1/worker/tasks/{job_id}/fail", Some(Action::Work)),
+    ("POST", "/v1/worker/tasks/batch", Some(Action::Work)),
     ("POST", "/v1/admin/projects", Some(Action::Administer)),
     ("GET", "/v1/admin/projects", Some(Action::Administer)),
     ("POST", "/v1/admin/users", Some(Action::Administer)),

@@ -1,6 +1,6 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 document of every route, built from the same permission
 //! table the server enforces (`ROUTE_ACTIONS`) plus the public routes, with the response bodies'
-//! schemas derived from the wire types themselves.
+//! schemas (and the worker reports' request bodies) derived from the wire types themselves.
 
 use std::sync::OnceLock;
 
@@ -12,12 +12,13 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
-    Required, Schema, Type,
+    ArrayBuilder, ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OneOfBuilder, OpenApi, OpenApiBuilder,
+    PathsBuilder, Ref, RefOr, Required, Schema, Type,
 };
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::caller::ROUTE_ACTIONS;
+use crate::worker::{self, ReportOutcome};
 use crate::{cfw, elb, native, waf};
 
 /// Routes that need no caller: method, path, summary.
@@ -41,6 +42,7 @@ fn success(method: &str, path: &str) -> (&'static str, Option<&'static str>) {
         ("GET", "/v1/{project_id}/jobs/{job_id}") | ("POST", "/v1/{project_id}/jobs/{job_id}/cancel") => {
             ("200", Some("JobEnvelope"))
         }
+        ("POST", "/v1/worker/tasks/batch") => ("200", Some("TaskReportResults")),
         ("POST", p) if p.starts_with("/v1/worker/tasks/") && !p.ends_with("/heartbeat") => ("200", Some("JobEnvelope")),
         (_, p) if p.ends_with("/events") => ("200", None),
         ("POST", "/v1/admin/projects" | "/v1/admin/users" | "/v1/admin/credentials") => ("201", None),
@@ -48,6 +50,16 @@ fn success(method: &str, path: &str) -> (&'static str, Option<&'static str>) {
         ("POST", p) if p.ends_with("/disable") || p.ends_with("/enable") => ("204", None),
         ("POST", "/v3/auth/tokens") => ("201", None),
         _ => ("200", None),
+    }
+}
+
+/// The schema of a route's request body, where it is documented (otherwise: a JSON object).
+fn request(method: &str, path: &str) -> Option<&'static str> {
+    match (method, path) {
+        ("POST", "/v1/worker/tasks/{job_id}/complete") => Some("TaskComplete"),
+        ("POST", "/v1/worker/tasks/{job_id}/fail") => Some("TaskFail"),
+        ("POST", "/v1/worker/tasks/batch") => Some("TaskReportBatch"),
+        _ => None,
     }
 }
 
@@ -73,6 +85,32 @@ fn error_body() -> RefOr<Schema> {
         .into()
 }
 
+/// `{"reports": [...]}`: each report is the body of its single route (`TaskComplete`, `TaskFail`)
+/// plus `job_id` and `outcome`.
+fn report_batch() -> RefOr<Schema> {
+    let mut reports = OneOfBuilder::new();
+    for outcome in ReportOutcome::ALL {
+        let body = match outcome {
+            ReportOutcome::Complete => worker::CompleteBody::schema(),
+            ReportOutcome::Fail => worker::FailBody::schema(),
+        };
+        let RefOr::T(Schema::Object(mut report)) = body else { unreachable!("the schema of a struct is an object") };
+        report.properties.insert("job_id".to_owned(), ObjectBuilder::new().schema_type(Type::String).into());
+        let outcome_schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some([outcome.as_str()]));
+        report.properties.insert("outcome".to_owned(), outcome_schema.into());
+        report.required.extend(["job_id".to_owned(), "outcome".to_owned()]);
+        report.description =
+            Some(format!("A report with outcome `{0}`: the body of `.../{0}` plus `job_id`.", outcome.as_str()));
+        reports = reports.item(Schema::Object(report));
+    }
+    let reports = ArrayBuilder::new()
+        .items(reports)
+        .min_items(Some(1))
+        .max_items(Some(worker::MAX_REPORTS_PER_BATCH))
+        .description(Some("Each task at most once."));
+    ObjectBuilder::new().property("reports", reports).required("reports").into()
+}
+
 fn add<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {
     let mut nested = Vec::new();
     T::schemas(&mut nested);
@@ -92,7 +130,11 @@ fn operation(method: &str, path: &str, summary: &str, authenticated: bool) -> ut
         );
     }
     if method == "POST" {
-        let body = ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object))).build();
+        let schema: RefOr<Schema> = match request(method, path) {
+            Some(name) => Ref::from_schema_name(name).into(),
+            None => ObjectBuilder::new().schema_type(Type::Object).into(),
+        };
+        let body = ContentBuilder::new().schema(Some(schema)).build();
         builder = builder.request_body(Some(RequestBodyBuilder::new().content("application/json", body).build()));
     }
     let (status, schema) = success(method, path);
@@ -152,6 +194,9 @@ pub fn build() -> OpenApi {
     components = add::<elb::ListJobsResponse>(components);
     components = add::<native::JobEnvelope>(components);
     components = add::<native::JobList>(components);
+    components = add::<worker::CompleteBody>(components);
+    components = add::<worker::FailBody>(components);
+    components = add::<worker::TaskReportResults>(components).schema("TaskReportBatch", report_batch());
     let aksk = SecurityScheme::Http(
         HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)

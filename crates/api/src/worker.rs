@@ -4,10 +4,19 @@
 //! - `POST /v1/worker/claim` → `200 {"task", "tasks"}` or `204` when nothing arrived in `wait_seconds`.
 //! - `POST /v1/worker/tasks/{job_id}/heartbeat` → `200 {"lease_expires_at", ...}`.
 //! - `POST /v1/worker/tasks/{job_id}/complete` and `.../fail` → `200 {"job": task}`.
+//! - `POST /v1/worker/tasks/batch` → `200 {"results": [...]}`: many attempts' ends in one call. The
+//!   body is `{"reports": [...]}`, 1 to 100 reports, each task at most once (otherwise `400`); a
+//!   report is the body of `.../complete` or `.../fail` plus `"job_id"` and `"outcome": "complete"`
+//!   or `"fail"`. Each report is applied on its own, concurrently, exactly as its single route
+//!   would apply it (the same checks, the same project scoping per task, the same `409` reasons);
+//!   its slot in `results` (in request order) is `{"job_id", "status": 200, "job": task}` or
+//!   `{"job_id", "status": 4xx|5xx, "error_code", "error_msg"}`, so one bad report never fails the
+//!   others.
 //!
 //! A call the task no longer allows answers `409` with the reason as its code:
 //! `JOBD.LEASE_LOST`, `JOBD.JOB_CANCELLED`, `JOBD.JOB_TIMED_OUT`, `JOBD.JOB_FINISHED`, `JOBD.NOT_A_TASK`.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -24,12 +33,12 @@ use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, Phase, ProjectId, Servi
 use jobd_service::{ClaimRequest, ClaimedTask, ServiceError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::caller::Caller;
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
-use crate::native::{envelope, JobEnvelope};
+use crate::native::{envelope, JobEnvelope, NativeJob};
 use crate::query;
 use crate::time_format;
 use crate::AppState;
@@ -37,6 +46,8 @@ use crate::AppState;
 const DIALECT: Dialect = Dialect::Native;
 const MAX_WAIT_SECONDS: u32 = 60;
 const MAX_TASKS_PER_CLAIM: u32 = 100;
+/// The most reports one `POST /v1/worker/tasks/batch` may carry.
+pub const MAX_REPORTS_PER_BATCH: usize = 100;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -44,6 +55,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/worker/tasks/{job_id}/heartbeat", post(heartbeat))
         .route("/v1/worker/tasks/{job_id}/complete", post(complete))
         .route("/v1/worker/tasks/{job_id}/fail", post(fail))
+        // Three segments after `/v1`, the per-task routes four: the two never match the same path.
+        .route("/v1/worker/tasks/batch", post(report_batch))
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,24 +84,70 @@ struct HeartbeatBody {
     extend_seconds: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/worker/tasks/{job_id}/complete`, and of a batch's `complete` report.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompleteBody {
+#[schema(as = TaskComplete)]
+pub(crate) struct CompleteBody {
     lease_token: String,
+    /// The job's result.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     result: Option<Value>,
+    /// The job's message (up to 1024 characters).
     #[serde(default)]
     message: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/worker/tasks/{job_id}/fail`, and of a batch's `fail` report.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FailBody {
+#[schema(as = TaskFail)]
+pub(crate) struct FailBody {
     lease_token: String,
+    /// 1 to 64 characters.
     error_code: String,
+    /// Up to 1024 characters.
     error_msg: String,
+    /// Try again while attempts remain (default `true`).
     #[serde(default = "default_retryable")]
     retryable: bool,
+}
+
+/// The body of `POST /v1/worker/tasks/batch`. Each report is an object read on its own (see
+/// [`report_batch`]), so a malformed report answers `400` in its slot only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportBatchBody {
+    reports: Vec<Map<String, Value>>,
+}
+
+/// How an attempt ended, as a worker reports it: the single route's last segment, a batch report's
+/// `outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReportOutcome {
+    Complete,
+    Fail,
+}
+
+impl ReportOutcome {
+    pub(crate) const ALL: [ReportOutcome; 2] = [ReportOutcome::Complete, ReportOutcome::Fail];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ReportOutcome::Complete => "complete",
+            ReportOutcome::Fail => "fail",
+        }
+    }
+
+    /// A batch report's `outcome`.
+    fn of_report(value: Option<&Value>) -> Result<Self, ApiError> {
+        let name = value.and_then(Value::as_str);
+        Self::ALL
+            .into_iter()
+            .find(|outcome| Some(outcome.as_str()) == name)
+            .ok_or_else(|| ApiError::invalid(DIALECT, "outcome must be \"complete\" or \"fail\""))
+    }
 }
 
 fn default_retryable() -> bool {
@@ -142,6 +201,56 @@ struct ClaimAnswer {
     tasks: Vec<TaskView>,
 }
 
+/// The answer to `POST /v1/worker/tasks/batch`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskReportResults {
+    /// One per report, in request order.
+    results: Vec<TaskReportResult>,
+}
+
+/// How one report of a batch went: what its single route would have answered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TaskReportResult {
+    job_id: String,
+    /// The single route's HTTP status: `200`, or the error's (`400`, `404`, `409`...).
+    status: u16,
+    /// On `200`: the task, as the single route's `{"job"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<NativeJob>,
+    /// Otherwise: the error, as the single route's error body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_msg: Option<String>,
+}
+
+impl TaskReportResult {
+    fn new(job_id: String, answer: Result<Job, ApiError>) -> Self {
+        match answer {
+            Ok(task) => TaskReportResult {
+                job_id,
+                status: StatusCode::OK.as_u16(),
+                job: Some(NativeJob::from(&task)),
+                error_code: None,
+                error_msg: None,
+            },
+            Err(error) => {
+                if let ErrorKind::Internal(detail) = &error.kind {
+                    tracing::error!(%detail, %job_id, "internal error in a batch report");
+                }
+                let (status, code, message) = error.status_code_message();
+                TaskReportResult {
+                    job_id,
+                    status: status.as_u16(),
+                    job: None,
+                    error_code: Some(code),
+                    error_msg: Some(message),
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct HeartbeatAnswer {
     job_id: String,
@@ -150,8 +259,15 @@ struct HeartbeatAnswer {
 }
 
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::invalid(DIALECT, format!("invalid request body: {e}")))?;
+    parse_value(parse_json(body)?)
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(DIALECT, format!("invalid request body: {e}")))
+}
+
+/// A body already read as JSON: an object of `T`'s fields.
+fn parse_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::invalid(DIALECT, "the request body must be a JSON object"));
     }
@@ -318,19 +434,58 @@ async fn heartbeat(
     }))
 }
 
+/// Applies a worker's report of an attempt's end to `job_id`: the one code path of the single
+/// routes and of each batch report. `body` is the single route's body.
+async fn report(
+    state: &AppState,
+    caller: &Caller,
+    job_id: &JobId,
+    outcome: ReportOutcome,
+    body: Value,
+) -> Result<Job, ApiError> {
+    let event = match outcome {
+        ReportOutcome::Complete => {
+            let body: CompleteBody = parse_value(body)?;
+            if let Some(message) = &body.message {
+                check_text("message", message, 0, 1024)?;
+            }
+            JobEvent::Complete { lease_token: body.lease_token, result: body.result, message: body.message }
+        }
+        ReportOutcome::Fail => {
+            let body: FailBody = parse_value(body)?;
+            check_text("error_code", &body.error_code, 1, 64)?;
+            check_text("error_msg", &body.error_msg, 0, 1024)?;
+            JobEvent::FailAttempt {
+                lease_token: body.lease_token,
+                error_code: body.error_code,
+                error_msg: body.error_msg,
+                retryable: body.retryable,
+                jitter: rand::random::<f64>(),
+            }
+        }
+    };
+    record(state, caller, job_id, event).await
+}
+
+/// `.../complete` and `.../fail`.
+async fn report_one(
+    state: &AppState,
+    caller: &Caller,
+    path: Result<Path<String>, PathRejection>,
+    outcome: ReportOutcome,
+    body: &[u8],
+) -> Result<Json<JobEnvelope>, ApiError> {
+    let job_id = task_id(path)?;
+    Ok(envelope(&report(state, caller, &job_id, outcome, parse_json(body)?).await?))
+}
+
 async fn complete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let job_id = task_id(path)?;
-    let body: CompleteBody = parse_body(&body)?;
-    if let Some(message) = &body.message {
-        check_text("message", message, 0, 1024)?;
-    }
-    let event = JobEvent::Complete { lease_token: body.lease_token, result: body.result, message: body.message };
-    Ok(envelope(&record(&state, &caller, &job_id, event).await?))
+    report_one(&state, &caller, path, ReportOutcome::Complete, &body).await
 }
 
 async fn fail(
@@ -339,16 +494,47 @@ async fn fail(
     path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Json<JobEnvelope>, ApiError> {
-    let job_id = task_id(path)?;
-    let body: FailBody = parse_body(&body)?;
-    check_text("error_code", &body.error_code, 1, 64)?;
-    check_text("error_msg", &body.error_msg, 0, 1024)?;
-    let event = JobEvent::FailAttempt {
-        lease_token: body.lease_token,
-        error_code: body.error_code,
-        error_msg: body.error_msg,
-        retryable: body.retryable,
-        jitter: rand::random::<f64>(),
-    };
-    Ok(envelope(&record(&state, &caller, &job_id, event).await?))
+    report_one(&state, &caller, path, ReportOutcome::Fail, &body).await
+}
+
+/// `POST /v1/worker/tasks/batch`. The batch itself answers `400` when its body is not
+/// `{"reports": [object, ...]}`, holds no report or more than [`MAX_REPORTS_PER_BATCH`], or names
+/// a task twice (or without a string `job_id`); every other problem is one report's, answered in
+/// its slot. The reports are applied concurrently, so a store that coalesces concurrent writes
+/// applies a batch in few transactions.
+async fn report_batch(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Json<TaskReportResults>, ApiError> {
+    let body: ReportBatchBody = parse_body(&body)?;
+    if !(1..=MAX_REPORTS_PER_BATCH).contains(&body.reports.len()) {
+        return Err(ApiError::invalid(DIALECT, format!("reports must hold 1 to {MAX_REPORTS_PER_BATCH} reports")));
+    }
+    let mut seen = HashSet::new();
+    let mut reports = Vec::with_capacity(body.reports.len());
+    for (index, mut fields) in body.reports.into_iter().enumerate() {
+        let Some(Value::String(job_id)) = fields.remove("job_id") else {
+            return Err(ApiError::invalid(DIALECT, format!("reports[{index}].job_id must be a string")));
+        };
+        // The same task in two spellings (upper and lower case hex) is the same task.
+        let key = JobId::parse(&job_id).map(|id| id.to_string()).unwrap_or_else(|_| job_id.clone());
+        if !seen.insert(key) {
+            return Err(ApiError::invalid(DIALECT, format!("job {job_id} is reported more than once in the batch")));
+        }
+        let outcome = fields.remove("outcome");
+        reports.push((job_id, outcome, Value::Object(fields)));
+    }
+    let (state, caller) = (&state, &caller);
+    let results = futures_util::future::join_all(reports.into_iter().map(|(job_id, outcome, body)| async move {
+        let answer = async {
+            let id = query::job_id(DIALECT, &job_id)?;
+            let outcome = ReportOutcome::of_report(outcome.as_ref())?;
+            report(state, caller, &id, outcome, body).await
+        }
+        .await;
+        TaskReportResult::new(job_id, answer)
+    }))
+    .await;
+    Ok(Json(TaskReportResults { results }))
 }

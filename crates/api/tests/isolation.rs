@@ -66,6 +66,10 @@ fn request_for(method: &str, route: &str, project: &str, job: &str) -> (Method, 
         ("POST", "/v1/worker/tasks/{job_id}/fail") => {
             Some(json!({"lease_token": "t", "error_code": "E", "error_msg": "m"}))
         }
+        // The task is named in the body: the project check is per report (see the end of the matrix).
+        ("POST", "/v1/worker/tasks/batch") => {
+            Some(json!({"reports": [{"job_id": job, "lease_token": "t", "outcome": "complete"}]}))
+        }
         ("POST", r) if r.starts_with("/v1/worker/tasks/") => Some(json!({"lease_token": "t"})),
         ("POST", "/v1/admin/projects") => Some(json!({"name": format!("p{}", uuid::Uuid::new_v4().simple())})),
         ("POST", "/v1/admin/users") => Some(
@@ -186,6 +190,13 @@ async fn every_route_every_role_every_tenant() {
     let (m, path, body) = request_for("POST", "/v1/worker/tasks/{job_id}/heartbeat", &f.own, &f.other_job);
     let answer = app.signed_as(&worker.1, &worker.2, m, &path, body).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    // The same in a batch: the report's own slot answers 404.
+    for ((ak, sk), job) in [((wak, wsk), &f.other_eps_job), ((worker.1.as_str(), worker.2.as_str()), &f.other_job)] {
+        let (m, path, body) = request_for("POST", "/v1/worker/tasks/batch", &f.own, job);
+        let answer = app.signed_as(ak, sk, m, &path, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body["results"][0]["status"], 404, "{}", answer.body);
+    }
     println!("isolation matrix: {rows} requests checked over {} routes", ROUTE_ACTIONS.len());
 }
 

@@ -34,6 +34,25 @@ async fn every_route_is_in_the_document() {
     {
         assert!(document["components"]["schemas"][schema].is_object(), "schema {schema}");
     }
+    let schemas = &document["components"]["schemas"];
+    for schema in ["TaskComplete", "TaskFail", "TaskReportBatch", "TaskReportResults", "TaskReportResult"] {
+        assert!(schemas[schema].is_object(), "schema {schema}");
+    }
+    let batch = &document["paths"]["/v1/worker/tasks/batch"]["post"];
+    let schema_of = |content: &Value| content["application/json"]["schema"]["$ref"].clone();
+    assert_eq!(schema_of(&batch["requestBody"]["content"]), "#/components/schemas/TaskReportBatch");
+    assert_eq!(schema_of(&batch["responses"]["200"]["content"]), "#/components/schemas/TaskReportResults");
+    let complete = &document["paths"]["/v1/worker/tasks/{job_id}/complete"]["post"];
+    assert_eq!(schema_of(&complete["requestBody"]["content"]), "#/components/schemas/TaskComplete");
+    let reports = &schemas["TaskReportBatch"]["properties"]["reports"];
+    assert_eq!(reports["maxItems"], 100);
+    let kinds = reports["items"]["oneOf"].as_array().unwrap();
+    let outcomes: Vec<&Value> = kinds.iter().map(|kind| &kind["properties"]["outcome"]["enum"][0]).collect();
+    assert_eq!(outcomes, [&Value::from("complete"), &Value::from("fail")]);
+    for kind in kinds {
+        let required: Vec<&str> = kind["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+        assert!(["job_id", "outcome", "lease_token"].iter().all(|field| required.contains(field)), "{kind}");
+    }
     let main_job = &document["components"]["schemas"]["MainJob"]["properties"];
     assert!(main_job["sub_jobs"].is_object() && main_job["begin_time"].is_object(), "{main_job}");
 }

@@ -286,3 +286,163 @@ async fn a_rollback_runs_compensations_through_the_worker_api() {
     let answer = app.get(&format!("/v3/{PROJECT}/elb/jobs/{}", job["job_id"].as_str().unwrap())).await;
     assert_eq!(answer.body["job"]["status"], "ROLLBACK_FAIL");
 }
+
+async fn batch(app: &TestApp, reports: Value) -> common::Answer {
+    app.signed(Method::POST, "/v1/worker/tasks/batch", Some(json!({"reports": reports}))).await
+}
+
+fn statuses(answer: &common::Answer) -> Vec<u64> {
+    answer.body["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_batch_applies_each_report_as_its_single_route_would() {
+    let app = TestApp::new().await;
+    for n in 0..4 {
+        app.create(json!({"service": "cfw", "job_type": "CreateFirewall", "max_attempts": 2, "payload": {"n": n}}))
+            .await;
+    }
+    let claimed = claim(&app, json!({"worker_id": "w1", "services": ["cfw"], "max_tasks": 10})).await;
+    let tasks = claimed.body["tasks"].as_array().unwrap().clone();
+    let [done, failed, stale, refused] = [&tasks[0], &tasks[1], &tasks[2], &tasks[3]];
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let answer = batch(
+        &app,
+        json!([
+            {"job_id": done["job_id"], "lease_token": token(done), "outcome": "complete", "result": {"id": "fw-1"},
+             "message": "made"},
+            {"job_id": failed["job_id"], "lease_token": token(failed), "outcome": "fail", "error_code": "CFW.X",
+             "error_msg": "flaky"},
+            {"job_id": stale["job_id"], "lease_token": "not-the-lease", "outcome": "complete"},
+            {"job_id": refused["job_id"], "lease_token": token(refused), "outcome": "fail", "error_code": "",
+             "error_msg": "no code"},
+            {"job_id": "not-a-job-id", "lease_token": "t", "outcome": "complete"},
+            {"job_id": unknown, "lease_token": "t", "outcome": "complete"},
+            {"job_id": "00000000-0000-4000-8000-000000000001", "lease_token": "t", "outcome": "finish"},
+            {"job_id": "00000000-0000-4000-8000-000000000002", "lease_token": "t", "outcome": "complete",
+             "error_code": "E"},
+        ]),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(statuses(&answer), [200, 200, 409, 400, 400, 404, 400, 400], "{}", answer.body);
+    let results = answer.body["results"].as_array().unwrap();
+    assert_eq!(results[0]["job_id"], done["job_id"], "results are in request order");
+    assert_eq!(results[4]["job_id"], "not-a-job-id");
+    assert_eq!(results[0]["job"]["status"], "SUCCEEDED");
+    assert_eq!(results[0]["job"]["result"], json!({"id": "fw-1"}));
+    assert_eq!(results[0]["job"]["message"], "made");
+    assert!(results[0].get("error_code").is_none());
+    assert_eq!(results[1]["job"]["status"], "RUNNING", "a retryable failure waits for the next attempt");
+    assert_eq!(results[2]["error_code"], "JOBD.LEASE_LOST");
+    assert!(results[2].get("job").is_none());
+    assert_eq!(results[5]["error_code"], "JOBD.JOB_NOT_FOUND");
+
+    // Each slot is what the single route answers.
+    let again = task_call(&app, done, "complete", json!({"lease_token": token(done)})).await;
+    assert_eq!(again.body["job"], results[0]["job"], "completing twice changes nothing");
+    let single = task_call(
+        &app,
+        refused,
+        "fail",
+        json!({"lease_token": token(refused), "error_code": "", "error_msg": "no code"}),
+    )
+    .await;
+    assert_eq!(single.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (&results[3]["error_code"], &results[3]["error_msg"]),
+        (&single.body["error_code"], &single.body["error_msg"])
+    );
+    let single = task_call(&app, stale, "complete", json!({"lease_token": "not-the-lease"})).await;
+    assert_eq!(
+        (&results[2]["error_code"], &results[2]["error_msg"]),
+        (&single.body["error_code"], &single.body["error_msg"])
+    );
+    // The refused reports changed nothing: those tasks are still held and can be reported.
+    let later = batch(
+        &app,
+        json!([{"job_id": stale["job_id"], "lease_token": token(stale), "outcome": "complete"},
+               {"job_id": refused["job_id"], "lease_token": token(refused), "outcome": "fail", "error_code": "CFW.Y",
+                "error_msg": "for good", "retryable": false}]),
+    )
+    .await;
+    assert_eq!(statuses(&later), [200, 200], "{}", later.body);
+    assert_eq!(later.body["results"][1]["job"]["status"], "FAILED");
+    assert_eq!(later.body["results"][1]["job"]["error_code"], "CFW.Y");
+}
+
+#[tokio::test]
+async fn a_malformed_batch_is_400_and_applies_nothing() {
+    let app = TestApp::new().await;
+    let job = app.create(json!({"service": "cfw", "job_type": "CreateFirewall"})).await;
+    let task = claim_one(&app).await;
+    let good = json!({"job_id": task["job_id"], "lease_token": token(&task), "outcome": "complete"});
+    let upper =
+        json!({"job_id": task["job_id"].as_str().unwrap().to_uppercase(), "lease_token": "t", "outcome": "complete"});
+    let many: Vec<Value> = (0..101)
+        .map(|n| json!({"job_id": format!("00000000-0000-4000-8000-{n:012}"), "lease_token": "t", "outcome": "complete"}))
+        .collect();
+    let url = "/v1/worker/tasks/batch";
+    for body in [
+        json!({"reports": []}),
+        json!({"reports": many}),
+        json!({"reports": [good, good]}),
+        json!({"reports": [good, upper]}),
+        json!({"reports": [good, {"lease_token": "t", "outcome": "complete"}]}),
+        json!({"reports": [good, 7]}),
+        json!({"reports": [good], "color": 1}),
+        json!({}),
+        json!([good]),
+    ] {
+        let answer = app.signed(Method::POST, url, Some(body.clone())).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}: {}", answer.body);
+        assert_eq!(answer.body["error_code"], "JOBD.INVALID_REQUEST");
+        assert!(answer.body["request_id"].is_string(), "the native error shape");
+    }
+    let hundred: Vec<Value> = (0..100)
+        .map(|n| json!({"job_id": format!("00000000-0000-4000-8000-{n:012}"), "lease_token": "t", "outcome": "complete"}))
+        .collect();
+    let answer = batch(&app, json!(hundred)).await;
+    assert_eq!(statuses(&answer), [404; 100], "100 reports are allowed");
+    let still = app.get(&format!("/v1/{PROJECT}/jobs/{}", job["job_id"].as_str().unwrap())).await;
+    assert_eq!(still.body["job"]["status"], "RUNNING", "a refused batch applied none of its reports");
+    assert_eq!(app.signed(Method::GET, url, None).await.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_batch_report_on_another_projects_task_is_not_found() {
+    let app = TestApp::new().await;
+    let own = app.identity.create_project("own").await.unwrap().id;
+    let other = app.identity.create_project("other").await.unwrap().id;
+    let worker = app
+        .identity
+        .create_credential("test", std::slice::from_ref(&own), jobd_auth::identity::Role::Worker, &[])
+        .await
+        .unwrap();
+    let (ak, sk) = (worker.record.access_key.as_str(), worker.secret_key.as_str());
+    for project in [&own, &other] {
+        let created = app
+            .signed(Method::POST, &format!("/v1/{project}/jobs"), Some(json!({"service": "cfw", "job_type": "X"})))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+    let mine = app
+        .signed_as(ak, sk, Method::POST, "/v1/worker/claim", Some(json!({"worker_id": "w", "services": ["cfw"]})))
+        .await
+        .body["task"]
+        .clone();
+    assert_eq!(mine["project_id"], own.as_str());
+    // Root holds the other project's task; the worker knows its lease but may not touch it.
+    let theirs = claim_one(&app).await;
+    assert_eq!(theirs["project_id"], other.as_str());
+    let reports = json!({"reports": [
+        {"job_id": theirs["job_id"], "lease_token": token(&theirs), "outcome": "complete"},
+        {"job_id": mine["job_id"], "lease_token": token(&mine), "outcome": "complete"},
+    ]});
+    let answer = app.signed_as(ak, sk, Method::POST, "/v1/worker/tasks/batch", Some(reports)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(statuses(&answer), [404, 200]);
+    assert_eq!(answer.body["results"][0]["error_code"], "JOBD.JOB_NOT_FOUND");
+    let theirs = app.get(&format!("/v1/{other}/jobs/{}", theirs["job_id"].as_str().unwrap())).await;
+    assert_eq!(theirs.body["job"]["status"], "RUNNING");
+}

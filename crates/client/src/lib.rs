@@ -142,4 +142,7 @@ pub use native::{
 };
 pub use waiter::{WaitError, WaitOptions, WaitStrategy};
 pub use watch::{JobWatch, ProjectEventsQuery, ProjectWatch, MAX_RECONNECTS, STREAM_IDLE_TIMEOUT};
-pub use worker::{ClaimRequest, HeartbeatAnswer, LeaseRef, Task, TaskLease, MAX_TASKS_PER_CLAIM, MAX_WAIT_SECONDS};
+pub use worker::{
+    ClaimRequest, HeartbeatAnswer, LeaseRef, Task, TaskLease, TaskOutcome, TaskReport, MAX_REPORTS_PER_BATCH,
+    MAX_TASKS_PER_CLAIM, MAX_WAIT_SECONDS,
+};

@@ -1,5 +1,6 @@
-//! The worker API (`/v1/worker/...`): claim tasks under leases, heartbeat, complete and fail.
-//! A `409` on a task call means the task is no longer the caller's: see [`Error::task_gone`].
+//! The worker API (`/v1/worker/...`): claim tasks under leases, heartbeat, complete and fail
+//! (one task a call, or many in one [`Client::report_batch`]). A `409` on a task call means the
+//! task is no longer the caller's: see [`Error::task_gone`].
 //!
 //! [`Error::task_gone`]: crate::Error::task_gone
 
@@ -10,13 +11,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::client::{path, Call, Client};
-use crate::error::Result;
+use crate::error::{DecodeError, Error, Result};
 use crate::native::{Entity, Job, JobStatus, Phase};
 
 /// The longest long poll the server allows.
 pub const MAX_WAIT_SECONDS: u32 = 60;
 /// The most tasks one claim may return.
 pub const MAX_TASKS_PER_CLAIM: u32 = 100;
+/// The most reports one [`Client::report_batch`] may carry.
+pub const MAX_REPORTS_PER_BATCH: usize = 100;
 
 /// One unit of work under a lease: a job without sub-jobs, or one sub-job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +95,62 @@ impl LeaseRef for TaskLease {
 impl From<&Task> for TaskLease {
     fn from(task: &Task) -> Self {
         TaskLease { job_id: task.job_id.clone(), lease_token: task.lease_token.clone() }
+    }
+}
+
+/// How an attempt ended: what [`Client::complete`] or [`Client::fail`] would send.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum TaskOutcome {
+    /// The attempt succeeded, with the job's result and message.
+    Complete {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// The attempt failed; see [`Client::fail`].
+    Fail { error_code: String, error_msg: String, retryable: bool },
+}
+
+/// One attempt's end, for [`Client::report_batch`]: the task, its lease and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskReport {
+    pub job_id: String,
+    pub lease_token: String,
+    #[serde(flatten)]
+    pub outcome: TaskOutcome,
+}
+
+impl TaskReport {
+    /// The attempt on `lease` succeeded.
+    pub fn complete(lease: &impl LeaseRef, result: Option<Value>, message: Option<String>) -> Self {
+        TaskReport::new(lease, TaskOutcome::Complete { result, message })
+    }
+
+    /// The attempt on `lease` failed; a `retryable` failure is tried again while attempts remain.
+    pub fn fail(
+        lease: &impl LeaseRef,
+        error_code: impl Into<String>,
+        error_msg: impl Into<String>,
+        retryable: bool,
+    ) -> Self {
+        let outcome = TaskOutcome::Fail { error_code: error_code.into(), error_msg: error_msg.into(), retryable };
+        TaskReport::new(lease, outcome)
+    }
+
+    fn new(lease: &impl LeaseRef, outcome: TaskOutcome) -> Self {
+        TaskReport { job_id: lease.job_id().to_owned(), lease_token: lease.lease_token().to_owned(), outcome }
+    }
+}
+
+impl LeaseRef for TaskReport {
+    fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    fn lease_token(&self) -> &str {
+        &self.lease_token
     }
 }
 
@@ -193,6 +252,29 @@ struct JobEnvelope {
     job: Job,
 }
 
+#[derive(Serialize)]
+struct ReportBatchBody<'a> {
+    reports: &'a [TaskReport],
+}
+
+#[derive(Deserialize)]
+struct ReportBatchAnswer {
+    results: Vec<ReportSlot>,
+}
+
+/// One report's answer in a batch: what its single route would have answered.
+#[derive(Deserialize)]
+struct ReportSlot {
+    job_id: String,
+    status: u16,
+    #[serde(default)]
+    job: Option<Job>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_msg: Option<String>,
+}
+
 fn task_path(job_id: &str, verb: &str) -> Result<String> {
     path(&["v1", "worker", "tasks", job_id, verb])
 }
@@ -240,6 +322,46 @@ impl Client {
         let call = Call::post(task_path(lease.job_id(), "fail")?).json(&body)?;
         Ok(self.send(call).await?.json::<JobEnvelope>()?.job)
     }
+
+    /// `POST /v1/worker/tasks/batch`: reports many attempts' ends in one call (1 to
+    /// [`MAX_REPORTS_PER_BATCH`], each task at most once). The server applies each report on its
+    /// own, exactly as [`Client::complete`] or [`Client::fail`] would, and answers one result per
+    /// report, in order: the task's job, or the error the single call would have returned (an
+    /// [`Error::Api`] carrying the batch's request id, so [`Error::task_gone`] and
+    /// [`Error::is_retryable`] read the same). The outer `Err` is for the batch as a whole: a
+    /// transport error, a refused batch (`400`), or `404` from a jobd older than this route
+    /// (then send each report on its own).
+    pub async fn report_batch(&self, reports: &[TaskReport]) -> Result<Vec<Result<Job>>> {
+        let call = Call::post(path(&["v1", "worker", "tasks", "batch"])?).json(&ReportBatchBody { reports })?;
+        let answer = self.send(call).await?;
+        let ReportBatchAnswer { results } = answer.json()?;
+        let decode_error = |detail: String| {
+            Error::Decode(DecodeError { status: answer.status, request_id: answer.request_id.clone(), detail })
+        };
+        if results.len() != reports.len() {
+            return Err(decode_error(format!("{} results for {} reports", results.len(), reports.len())));
+        }
+        reports
+            .iter()
+            .zip(results)
+            .map(|(report, slot)| match slot {
+                ReportSlot { job_id, .. } if job_id != report.job_id => {
+                    Err(decode_error(format!("the result for {job_id} is in the place of {}", report.job_id)))
+                }
+                ReportSlot { status: 200..=299, job: Some(job), .. } => Ok(Ok(job)),
+                ReportSlot { status: 200..=299, job: None, .. } => {
+                    Err(decode_error(format!("the result for {} has no job", report.job_id)))
+                }
+                ReportSlot { status, error_code, error_msg, .. } => Ok(Err(Error::Api {
+                    status,
+                    error_code: error_code.unwrap_or_default(),
+                    error_msg: error_msg.unwrap_or_default(),
+                    request_id: answer.request_id.clone(),
+                    retry_after: None,
+                })),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +383,22 @@ mod tests {
         value["phase"] = json!("rollback");
         let rollback: Task = serde_json::from_value(value).unwrap();
         assert_eq!(rollback.phase, Phase::Rollback);
+    }
+
+    #[test]
+    fn reports_are_the_single_routes_bodies_with_job_id_and_outcome() {
+        let lease = ("j-1", "t-1");
+        let done = TaskReport::complete(&lease, Some(json!({"id": 1})), None);
+        assert_eq!(
+            serde_json::to_value(&done).unwrap(),
+            json!({"job_id": "j-1", "lease_token": "t-1", "outcome": "complete", "result": {"id": 1}})
+        );
+        let failed = TaskReport::fail(&lease, "E", "m", false);
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            json!({"job_id": "j-1", "lease_token": "t-1", "outcome": "fail", "error_code": "E", "error_msg": "m",
+                   "retryable": false})
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `jobd-client` against the real `jobd` binary on a socket: native create, get, list and cancel,
-//! idempotent replays, typed API errors, and the worker calls' round trips.
+//! idempotent replays, typed API errors, and the worker calls' round trips (batch reports too).
 
 mod support;
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jobd_client::{
     ClaimRequest, Client, Credentials, Entity, Error, Execution, JobStatus, ListJobsQuery, NewJob, NewSubJob,
-    RetryBackoff, TaskGone, TaskLease,
+    RetryBackoff, TaskGone, TaskLease, TaskReport,
 };
 use serde_json::json;
 use support::{Jobd, PROJECT};
@@ -220,6 +220,42 @@ async fn a_retryable_failure_comes_back_as_the_next_attempt() {
     let fatal = client.fail(&second, "CFW.FATAL", "no retry", false).await.unwrap();
     assert_eq!(fatal.status, JobStatus::Failed);
     assert_eq!(fatal.attempt, 2);
+}
+
+#[tokio::test]
+async fn a_batch_reports_each_task_as_its_own_call_would() {
+    let jobd = Jobd::start().await;
+    let client = jobd.client();
+    let project = jobd.project();
+    for job_type in ["A", "B", "C"] {
+        project.create_job(&NewJob::new("cfw", job_type).max_attempts(1), None).await.unwrap();
+    }
+    let tasks = client.claim(&claim_request().max_tasks(10)).await.unwrap();
+    let [a, b, c] = [&tasks[0], &tasks[1], &tasks[2]];
+    project.cancel_job(&c.job_id).await.unwrap();
+    let reports = [
+        TaskReport::complete(a, Some(json!({"id": 1})), Some("made".to_owned())),
+        TaskReport::fail(b, "CFW.BROKEN", "it broke", false),
+        TaskReport::complete(c, None, None),
+        TaskReport::complete(&(a.job_id.as_str(), "not-the-lease"), None, None),
+    ];
+    let duplicate = client.report_batch(&reports).await.unwrap_err();
+    assert_eq!((duplicate.status(), duplicate.error_code()), (Some(400), Some("JOBD.INVALID_REQUEST")));
+
+    let results = client.report_batch(&reports[..3]).await.unwrap();
+    let done = results[0].as_ref().unwrap();
+    assert_eq!(
+        (done.status, done.result.clone(), done.message.as_deref()),
+        (JobStatus::Succeeded, Some(json!({"id": 1})), Some("made"))
+    );
+    let failed = results[1].as_ref().unwrap();
+    assert_eq!((failed.status, failed.error_code.as_deref()), (JobStatus::Failed, Some("CFW.BROKEN")));
+    let gone = results[2].as_ref().unwrap_err();
+    assert_eq!(gone.task_gone(), Some(TaskGone::Cancelled), "{gone:?}");
+    assert!(gone.request_id().is_some(), "the batch's request id");
+    let late = client.report_batch(&reports[3..]).await.unwrap().remove(0).unwrap_err();
+    assert_eq!(late.task_gone(), Some(TaskGone::Finished), "{late:?}");
+    assert!(!late.is_retryable());
 }
 
 #[tokio::test]

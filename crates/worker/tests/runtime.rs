@@ -1,6 +1,7 @@
 //! The worker runtime against the real `jobd` binary: handlers complete jobs made with the client,
 //! retryable errors and panics are retried, a cancel reaches `ctx.cancelled()`, compensation tasks
-//! reach their handler, and a shutdown drains (or, past its timeout, abandons) in-flight tasks.
+//! reach their handler, a shutdown drains (or, past its timeout, abandons) in-flight tasks, and
+//! many quick tasks' ends go in batch calls.
 
 #[path = "../../client/tests/support/mod.rs"]
 mod support;
@@ -329,6 +330,55 @@ async fn compensation_tasks_reach_the_compensation_handler() {
     assert_eq!(compensation.status, JobStatus::Failed, "{done:#?}");
     assert_eq!(compensation.error_code.as_deref(), Some("JOBD.NO_COMPENSATION"));
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_quick_tasks_are_reported_in_batches() {
+    const TASKS: usize = 300;
+    let jobd = Jobd::start().await;
+    let project = jobd.project();
+    let mut ids = Vec::with_capacity(TASKS);
+    for n in 0..TASKS {
+        ids.push(
+            project.create_job(&NewJob::new("cfw", "Noop").payload(json!({"n": n})), None).await.unwrap().job.job_id,
+        );
+    }
+    let running = Running::start(
+        worker(jobd.client(), "batching-worker")
+            .service("cfw")
+            .handler("Noop", |_task: Task, _ctx: TaskContext| async move { Ok(None) })
+            .max_in_flight(64),
+    );
+    for id in &ids {
+        assert_eq!(wait_terminal(&project, id).await.status, JobStatus::Succeeded);
+    }
+    let report = running.stop().await;
+    assert_eq!(report, RunReport { claimed: TASKS as u64, completed: TASKS as u64, ..RunReport::default() });
+
+    let metrics = metrics(&jobd.endpoint).await;
+    let requests = |route: &str| -> u64 {
+        let label = format!("route=\"{route}\"");
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("jobd_http_requests_total{") && line.contains(&label))
+            .map(|line| line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+            .sum()
+    };
+    let batches = requests("/v1/worker/tasks/batch");
+    assert_eq!(requests("/v1/worker/tasks/{job_id}/complete"), 0, "every end went in a batch");
+    assert!((1..=TASKS as u64 / 3).contains(&batches), "{TASKS} ends in {batches} batch calls");
+}
+
+/// `GET /metrics` of the server, over a plain HTTP/1.0 exchange.
+async fn metrics(endpoint: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
 }
 
 async fn recv<T>(channel: &mut mpsc::UnboundedReceiver<T>) -> T {
