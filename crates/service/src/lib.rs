@@ -57,6 +57,11 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::NotFound(id) => ServiceError::NotFound(id),
             StoreError::Transition(e) => ServiceError::Conflict(e),
+            other if other.is_unavailable() => {
+                // Expected while the database restarts or fails over; the caller is told to retry.
+                tracing::warn!(error = %other, "job store unavailable");
+                ServiceError::Store(other)
+            }
             other => {
                 tracing::error!(error = %other, "job store error");
                 ServiceError::Store(other)
@@ -131,6 +136,9 @@ pub struct JobService {
 
 /// The longest one long poll may wait.
 pub const MAX_WATCH_WAIT: Duration = Duration::from_secs(60);
+
+/// How long `/readyz` waits for the store to answer before it reports not ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl JobService {
     pub fn new(store: Arc<dyn JobStore>, clock: Arc<dyn Clock>) -> Self {
@@ -377,8 +385,13 @@ impl JobService {
         Ok(timed("queue_stats", self.store.queue_stats(self.clock.now())).await?)
     }
 
+    /// Whether the store answers, within `READY_TIMEOUT`: a readiness probe must not hang for as
+    /// long as a store call may wait for a connection (a database gone silent, a full pool).
     pub async fn ready(&self) -> Result<()> {
-        Ok(self.store.ping().await?)
+        match tokio::time::timeout(READY_TIMEOUT, self.store.ping()).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(StoreError::Unavailable(format!("the store did not answer within {READY_TIMEOUT:?}")).into()),
+        }
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn JobStore> {

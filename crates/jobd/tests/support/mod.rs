@@ -10,6 +10,9 @@ use http::{HeaderMap, HeaderValue};
 use jobd_auth::Signer;
 use serde_json::Value;
 
+pub mod chaos;
+pub mod postgres;
+
 pub const ACCESS_KEY: &str = "BINARYTESTAK";
 pub const SECRET_KEY: &str = "binary-test-secret";
 pub const PROJECT: &str = "fedcba9876543210fedcba9876543210";
@@ -35,13 +38,21 @@ impl Server {
 
     /// Starts jobd on a given port (0: any), to restart it where its clients expect it.
     pub fn start_on(data_dir: &Path, port: u16) -> Server {
+        Self::start_with(data_dir, port, &Launch::default())
+    }
+
+    /// Starts jobd on a given port (0: any) with more flags and environment (a database URL and
+    /// a master key, say).
+    pub fn start_with(data_dir: &Path, port: u16, launch: &Launch) -> Server {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path(data_dir)).expect("a log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_jobd"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
+            .args(&launch.args)
             .env("JOBD_ROOT_ACCESS_KEY", ACCESS_KEY)
             .env("JOBD_ROOT_SECRET_KEY", SECRET_KEY)
             .env("JOBD_LOG", "debug,hyper=info,sqlx=warn")
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -116,6 +127,16 @@ impl Server {
         None
     }
 
+    /// The process id, to find this node in logs and the database.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where this server's stderr goes.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(log_path(&self.data_dir)).unwrap_or_default()
+    }
+
     pub fn stop(mut self, signal: &str) {
         Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
         self.child.wait().unwrap();
@@ -126,6 +147,30 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// More for `Server::start_with`: flags after the defaults, and environment variables.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Launch {
+    pub fn arg(mut self, arg: impl Into<String>) -> Launch {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Launch {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// jobd on a PostgreSQL database, with a master key (required there; the same on every node).
+    pub fn postgres(database_url: &str, master_key: &str) -> Launch {
+        Launch::default().arg("--database-url").arg(database_url).env("JOBD_MASTER_KEY", master_key)
     }
 }
 
@@ -156,6 +201,27 @@ impl Endpoint {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), reqwest::Error> {
+        let (status, _, value) = self.call_full(method, path, body).await?;
+        Ok((status, value))
+    }
+
+    /// An unsigned GET (`/readyz`, `/healthz`), with the answer's headers.
+    pub async fn get_unsigned(&self, path: &str) -> Result<(u16, HeaderMap, Value), reqwest::Error> {
+        let response = self.http.get(format!("{}{path}", self.base)).timeout(Duration::from_secs(30)).send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await?;
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        Ok((status, headers, value))
+    }
+
+    /// A signed call, with the answer's headers.
+    pub async fn call_full(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, HeaderMap, Value), reqwest::Error> {
         let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
         let mut headers = HeaderMap::new();
         let host = self.base.trim_start_matches("http://").to_owned();
@@ -178,8 +244,9 @@ impl Endpoint {
             .unwrap();
         let response = self.http.execute(request).await?;
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await?;
         let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-        Ok((status, value))
+        Ok((status, headers, value))
     }
 }

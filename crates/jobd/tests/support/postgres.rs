@@ -1,0 +1,277 @@
+//! PostgreSQL for the binary tests: a fresh database per test on the shared test server (as the
+//! store's conformance suite makes them), and a private cluster a test may stop and restart.
+//!
+//! The shared server comes from `JOBD_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); its user must be allowed to create databases.
+//! Each test creates `jobd_test_<random>` there and drops it at the end. A private cluster needs
+//! PostgreSQL's server binaries (`initdb`, `pg_ctl`). Nothing here is ever skipped: a missing
+//! server or binary fails the test with what to do about it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Executor};
+
+pub const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub fn server_url() -> String {
+    std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_SERVER.to_owned())
+}
+
+/// `url` with its database replaced (the query string, `sslmode` and all, is kept).
+pub fn url_for_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// `url` with one more query parameter (`application_name=node-1`, say).
+pub fn with_parameter(url: &str, parameter: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
+}
+
+pub async fn connect(url: &str) -> PgConnection {
+    let options = PgConnectOptions::from_str(url)
+        .unwrap_or_else(|error| panic!("JOBD_TEST_DATABASE_URL is not a PostgreSQL URL ({error})"));
+    PgConnection::connect_with(&options).await.unwrap_or_else(|error| {
+        panic!(
+            "PostgreSQL is unreachable at {}:{} as user {:?} ({error}). These tests need a server: start \
+             one, or point JOBD_TEST_DATABASE_URL at a server whose user may CREATE DATABASE.",
+            options.get_host(),
+            options.get_port(),
+            options.get_username(),
+        )
+    })
+}
+
+/// A database of its own on the shared test server, dropped when this is dropped.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let name = format!("jobd_test_{}", uuid::Uuid::new_v4().simple());
+        let mut server = connect(&server_url()).await;
+        server
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap_or_else(|error| panic!("cannot create the test database {name}: {error}"));
+        server.close().await.ok();
+        TestDatabase { url: url_for_database(&server_url(), &name), name }
+    }
+
+    /// A connection to this database.
+    pub async fn connect(&self) -> PgConnection {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Best effort (a leftover database is only clutter), on a thread of its own: this may run
+    /// inside the test's runtime, which must not be blocked on.
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let mut server = connect(&server_url()).await;
+                let dropped = server.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+                if let Err(error) = dropped {
+                    eprintln!("could not drop the test database {name}: {error}");
+                }
+                server.close().await.ok();
+            });
+        });
+        let _ = dropping.join();
+    }
+}
+
+/// The directory holding `initdb` and `pg_ctl`: `JOBD_PG_BINDIR`, `pg_config --bindir`, `PATH`,
+/// or the newest `/usr/lib/postgresql/*/bin`. Panics, saying where it looked, when there is none.
+pub fn server_bindir() -> PathBuf {
+    let usable = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(dir) = std::env::var("JOBD_PG_BINDIR") {
+        candidates.push(dir.into());
+    }
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
+        if output.status.success() {
+            candidates.push(String::from_utf8_lossy(&output.stdout).trim().into());
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| Some((entry.file_name().to_str()?.parse().ok()?, entry.path().join("bin"))))
+        .collect();
+    versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+    candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
+    candidates.iter().find(|dir| usable(dir)).cloned().unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL's server binaries (initdb, pg_ctl) were not found in JOBD_PG_BINDIR, `pg_config \
+             --bindir`, PATH or /usr/lib/postgresql/*/bin (looked in {candidates:?}). This test starts a \
+             private cluster: install the PostgreSQL server (Debian: apt-get install postgresql) or set \
+             JOBD_PG_BINDIR."
+        )
+    })
+}
+
+/// Whether this process runs as root (PostgreSQL's tools refuse to).
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    match status.lines().find_map(|line| line.strip_prefix("Uid:")) {
+        Some(ids) => ids.split_whitespace().nth(1) == Some("0"), // real, effective, ...
+        None => Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0"),
+    }
+}
+
+/// A PostgreSQL cluster of the test's own, in a temporary directory, on a free port of
+/// 127.0.0.1 (and a Unix socket in that directory), with trust authentication for `postgres`.
+/// Stopped (`-m immediate`) when dropped, panic or not. As root, the tools run as `postgres`.
+pub struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bindir: PathBuf,
+    pub port: u16,
+    as_postgres: bool,
+}
+
+impl PrivateCluster {
+    pub fn start() -> PrivateCluster {
+        let bindir = server_bindir();
+        let as_postgres = is_root();
+        // As root the directory must be reachable by `postgres`: /tmp rather than a TMPDIR that may
+        // sit in root's home.
+        let dir = if as_postgres { tempfile::tempdir_in("/tmp") } else { tempfile::tempdir() }.unwrap();
+        std::fs::create_dir(dir.path().join("socket")).unwrap();
+        if as_postgres {
+            let chown = Command::new("chown").arg("-R").arg("postgres:").arg(dir.path()).output();
+            match chown {
+                Ok(output) if output.status.success() => {}
+                other => panic!(
+                    "running as root, the private cluster's directory must belong to the `postgres` user, \
+                     but chown failed ({other:?}); create that user or run the test as another user"
+                ),
+            }
+        }
+        let mut cluster = PrivateCluster { dir, bindir, port: 0, as_postgres };
+        let data = cluster.data_dir();
+        cluster.run(
+            "initdb",
+            &["-D", data.to_str().unwrap(), "--auth=trust", "--username=postgres", "--no-sync", "--encoding=UTF8"],
+        );
+        // A free port now may be taken a moment later: try a few.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            cluster.port = free_port();
+            match cluster.try_pg_ctl(&["start"]) {
+                Ok(_) => return cluster,
+                Err(error) => last_error = error,
+            }
+        }
+        panic!("the private PostgreSQL cluster did not start: {last_error}\n{}", cluster.log());
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl stop -m MODE` (`fast`: clients are told; `immediate`: as a crash, with recovery on
+    /// the next start).
+    pub fn stop(&self, mode: &str) {
+        self.pg_ctl(&["stop", "-m", mode]);
+    }
+
+    /// Starts the cluster again on the same port.
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start"]);
+    }
+
+    /// `pg_ctl restart -m MODE`.
+    pub fn restart(&self, mode: &str) {
+        self.pg_ctl(&["restart", "-m", mode]);
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        if let Err(error) = self.try_pg_ctl(args) {
+            panic!("pg_ctl {args:?} failed: {error}\n{}", self.log());
+        }
+    }
+
+    fn try_pg_ctl(&self, args: &[&str]) -> Result<Output, String> {
+        let data = self.data_dir();
+        let log = self.dir.path().join("postgres.log");
+        let socket = self.dir.path().join("socket");
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, socket.display());
+        let mut all = vec!["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "-o", &options];
+        all.extend_from_slice(args);
+        self.try_run("pg_ctl", &all)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Output {
+        self.try_run(tool, args).unwrap_or_else(|error| panic!("{tool} failed: {error}"))
+    }
+
+    fn try_run(&self, tool: &str, args: &[&str]) -> Result<Output, String> {
+        let program = self.bindir.join(tool);
+        let mut command = if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            Command::new(&program)
+        };
+        // The socket directory, data directory and log are all in `dir`; run from there too (a
+        // current directory `postgres` cannot read makes the tools complain).
+        command.args(args).current_dir(self.dir.path());
+        let output = command.output().map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+        if output.status.success() {
+            Ok(output)
+        } else {
+            Err(format!(
+                "{} {args:?}: {}\n{}{}",
+                program.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.try_run("pg_ctl", &["-D", self.data_dir().to_str().unwrap(), "-w", "stop", "-m", "immediate"]);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
