@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Request, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 /// The answers, by dialect: what jobd answered for one job of each.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -30,6 +31,9 @@ pub fn serve(answers: &Path) -> anyhow::Result<()> {
             let answers = answers.clone();
             async move {
                 let path = request.uri().path();
+                if path.ends_with("/events") {
+                    return idle_event_stream();
+                }
                 let body = if path.contains("/waf/") {
                     answers[1].clone()
                 } else if path.contains("/elb/") {
@@ -46,4 +50,17 @@ pub fn serve(answers: &Path) -> anyhow::Result<()> {
         axum::serve(listener, app).await?;
         anyhow::Ok(())
     })
+}
+
+/// An event stream that sends one event (the job as jobd would) and then stays open, idle: the
+/// baseline for the memory an idle watcher costs.
+fn idle_event_stream() -> Response<Body> {
+    let first = futures_util::stream::once(async {
+        Ok::<_, std::convert::Infallible>(Bytes::from_static(b"id: 1\ndata: {}\n\n"))
+    });
+    let stream = first.chain(futures_util::stream::pending());
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .expect("a static response")
 }

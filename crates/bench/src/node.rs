@@ -138,8 +138,19 @@ pub struct Node {
 
 impl Node {
     /// Starts jobd on the store with `extra` flags and waits for its address line.
+    /// `JOBD_BENCH_WRAP` (e.g. `valgrind --tool=callgrind`) runs jobd under a profiler.
     pub fn start(store: &Store, extra: &[&str]) -> anyhow::Result<Node> {
-        let mut command = Command::new(jobd_binary()?);
+        let binary = jobd_binary()?;
+        let wrapper = std::env::var("JOBD_BENCH_WRAP").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(wrapper).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit-per-second", "0", "--data-dir"])
             .arg(store.data_dir())
@@ -197,7 +208,16 @@ fn rss_of(pid: u32, field: &str) -> anyhow::Result<u64> {
 }
 
 impl Drop for Node {
+    /// SIGTERM first (jobd shuts down gracefully, a profiler writes its output), SIGKILL after 30 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

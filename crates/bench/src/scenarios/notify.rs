@@ -35,8 +35,7 @@ struct Sample {
 async fn one_job(node: &Node, job_ms: u64) -> anyhow::Result<Sample> {
     let client = node.client()?;
     let created_at = Instant::now();
-    let created =
-        client.create_job_from_json(PROJECT, &json!({"service": "cfw", "job_type": "Notify"}), None).await?;
+    let created = client.create_job_from_json(PROJECT, &json!({"service": "cfw", "job_type": "Notify"}), None).await?;
     let job_id = created.job.job_id.clone();
 
     let mut wait = tokio::process::Command::new(jobd_binary()?)

@@ -75,11 +75,8 @@ async fn capture_answers(node: &Node) -> anyhow::Result<Answers> {
     let mut bodies = Vec::new();
     for (template, service) in SERVICES.iter().enumerate() {
         let prepared = signed_get(&node.addr, &dialect_path(service, &seed::clone_id(template, 1)))?;
-        let response = http
-            .get(format!("{}{}", node.base, prepared.path_and_query))
-            .headers(prepared.headers)
-            .send()
-            .await?;
+        let response =
+            http.get(format!("{}{}", node.base, prepared.path_and_query)).headers(prepared.headers).send().await?;
         let status = response.status();
         let body = response.text().await?;
         if status != 200 {
@@ -128,11 +125,19 @@ pub async fn run(args: &StatusReadsArgs, runs: usize) -> anyhow::Result<Report> 
         for (index, (name, target)) in [("baseline (bare axum)", &baseline), ("jobd", &node)].into_iter().enumerate() {
             let mut result = load::run(&target.addr, requests.clone(), args.connections, warmup, measure).await?;
             if result.errors > 0 {
-                bail!("{name}: {} of {} requests failed, first: {:?}", result.errors, result.requests, result.first_error);
+                bail!(
+                    "{name}: {} of {} requests failed, first: {:?}",
+                    result.errors,
+                    result.requests,
+                    result.first_error
+                );
             }
             let summary = result.latencies.summary();
             rates[index] = result.requests_per_second();
-            eprintln!("run {run}: {name}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms", rates[index], summary.p50_ms, summary.p99_ms);
+            eprintln!(
+                "run {run}: {name}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+                rates[index], summary.p50_ms, summary.p99_ms
+            );
             report.add(name, "throughput", "req/s", rates[index]);
             report.add(name, "p50", "ms", summary.p50_ms);
             report.add(name, "p99", "ms", summary.p99_ms);
@@ -141,6 +146,7 @@ pub async fn run(args: &StatusReadsArgs, runs: usize) -> anyhow::Result<Report> 
         report.add("jobd / baseline", "throughput ratio", "x", rates[1] / rates[0]);
         report.add("jobd", "rss peak (under load)", "MiB", node.peak_rss_bytes()? as f64 / 1048576.0);
     }
-    report.note("the generator, jobd and the baseline share the machine's cores; the ratio is measured within each run");
+    report
+        .note("the generator, jobd and the baseline share the machine's cores; the ratio is measured within each run");
     Ok(report)
 }
