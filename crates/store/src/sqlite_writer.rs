@@ -1,13 +1,18 @@
 //! Group commit for the SQLite store: SQLite has one writer, and each commit waits for an fsync,
 //! so writes that arrive together are run one after another inside one transaction and share one
-//! commit. Each write runs inside its own savepoint: a write that fails is rolled back alone and
-//! answered with its error at once; the others are answered only after the commit succeeded (or
-//! all with the commit's error), so an acknowledged write is always durable.
+//! commit. Each write runs inside its own savepoint: a write that fails (or panics) is rolled back
+//! alone. Every write, failed or not, is answered only once the commit's outcome is known: a
+//! failure may depend on an earlier write of the batch (a cancel before a complete), so it must
+//! not be told before that write is durable; if the commit fails, every write is answered
+//! "unavailable, try again".
 //!
 //! Writes run in arrival order, each seeing the ones before it, exactly as if each had its own
 //! transaction. A caller that stops waiting does not cancel its write.
 
+use std::panic::AssertUnwindSafe;
+
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,45 +26,42 @@ pub(crate) type WriteFn<T> = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) ->
 
 /// A queued write, its result type erased.
 trait Pending: Send {
-    /// Runs the write; `false` when it failed (and has been answered with its error).
+    /// Runs the write; `false` when it failed or panicked (its changes must be rolled back).
     fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
-    /// Answers the write with the commit's outcome, unless it was answered already.
+    /// Answers the write once the commit's outcome is known.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
 }
 
 struct Write<T> {
     work: Option<WriteFn<T>>,
-    done: Option<T>,
-    reply: Option<oneshot::Sender<Result<T>>>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
 }
 
 impl<T: Send + 'static> Pending for Write<T> {
     fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
         Box::pin(async move {
             let work = self.work.take().expect("a write runs once");
-            match work(conn).await {
-                Ok(value) => {
-                    self.done = Some(value);
-                    true
+            let outcome = match AssertUnwindSafe(work(conn)).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::error!("a store write panicked; it was rolled back");
+                    Err(StoreError::Corrupt("a store write panicked".to_owned()))
                 }
-                Err(error) => {
-                    if let Some(reply) = self.reply.take() {
-                        let _ = reply.send(Err(error));
-                    }
-                    false
-                }
-            }
+            };
+            let succeeded = outcome.is_ok();
+            self.outcome = Some(outcome);
+            succeeded
         })
     }
 
-    fn finish(mut self: Box<Self>, committed: std::result::Result<(), String>) {
-        let Some(reply) = self.reply.take() else { return };
-        let answer = match (committed, self.done.take()) {
-            (Ok(()), Some(value)) => Ok(value),
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
+        let answer = match (committed, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
             (Err(error), _) => Err(StoreError::Unavailable(format!("the write was not committed: {error}"))),
-            (Ok(()), None) => Err(StoreError::Corrupt("a write finished without a result".to_owned())),
+            (Ok(()), None) => Err(StoreError::Corrupt("a write was committed without running".to_owned())),
         };
-        let _ = reply.send(answer);
+        let _ = self.reply.send(answer);
     }
 }
 
@@ -80,7 +82,7 @@ impl GroupCommit {
     /// Runs `work` in the next batch and answers once it is committed.
     pub(crate) async fn write<T: Send + 'static>(&self, work: WriteFn<T>) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        let pending = Box::new(Write { work: Some(work), done: None, reply: Some(reply) });
+        let pending = Box::new(Write { work: Some(work), outcome: None, reply });
         self.queue.send(pending).map_err(|_| StoreError::Unavailable("the store is closed".to_owned()))?;
         answer.await.map_err(|_| StoreError::Unavailable("the store's writer stopped".to_owned()))?
     }
@@ -93,7 +95,6 @@ async fn run_batches(writer: SqlitePool, mut receiver: mpsc::UnboundedReceiver<B
         if let Err(error) = &outcome {
             tracing::error!(%error, writes = batch.len(), "a group commit failed");
         }
-        // A write that failed on its own was answered already; the rest learn the commit's outcome.
         for write in batch.drain(..) {
             write.finish(outcome.clone());
         }
@@ -105,9 +106,10 @@ async fn run_batches(writer: SqlitePool, mut receiver: mpsc::UnboundedReceiver<B
 async fn run_batch(writer: &SqlitePool, batch: &mut [Box<dyn Pending>]) -> Result<()> {
     let mut conn = writer.acquire().await?;
     let result = run_writes(&mut conn, batch).await;
-    if result.is_err() {
-        // Leave the connection clean for the next batch; failing here too changes nothing.
-        let _ = execute(&mut conn, "ROLLBACK").await;
+    if result.is_err() && execute(&mut conn, "ROLLBACK").await.is_err() {
+        // The transaction may still be open: never hand this connection out again (the pool
+        // opens a fresh one), or later writes would run inside a transaction nobody commits.
+        conn.close_on_drop();
     }
     result
 }
@@ -131,4 +133,59 @@ fn execute<'c>(conn: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'
         sqlx::query(sql).execute(conn).await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    use super::*;
+
+    async fn writer() -> (SqlitePool, GroupCommit) {
+        let pool = SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER)").execute(&pool).await.unwrap();
+        (pool.clone(), GroupCommit::start(pool))
+    }
+
+    fn insert(n: i64, then_fail: bool) -> WriteFn<i64> {
+        Box::new(move |conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (n) VALUES (?)").bind(n).execute(&mut *conn).await?;
+                if then_fail {
+                    return Err(StoreError::Conflict(n.to_string()));
+                }
+                Ok(n)
+            })
+        })
+    }
+
+    async fn rows(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT n FROM t ORDER BY n").fetch_all(pool).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_panicking_write_is_rolled_back_alone() {
+        let (pool, commits) = writer().await;
+        let panicking: WriteFn<i64> = Box::new(|conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (n) VALUES (99)").execute(&mut *conn).await?;
+                panic!("a bug in a write");
+            })
+        });
+        let (first, failing, panicked, last) = tokio::join!(
+            commits.write(insert(1, false)),
+            commits.write(insert(2, true)),
+            commits.write(panicking),
+            commits.write(insert(3, false)),
+        );
+        assert_eq!(first.unwrap(), 1);
+        assert!(matches!(failing, Err(StoreError::Conflict(_))), "{failing:?}");
+        assert!(matches!(panicked, Err(StoreError::Corrupt(_))), "{panicked:?}");
+        assert_eq!(last.unwrap(), 3);
+        assert_eq!(rows(&pool).await, vec![1, 3]);
+        // The writer carries on, outside any leftover transaction.
+        assert_eq!(commits.write(insert(4, false)).await.unwrap(), 4);
+        sqlx::query("INSERT INTO t (n) VALUES (5)").execute(&pool).await.unwrap();
+        assert_eq!(rows(&pool).await, vec![1, 3, 4, 5]);
+    }
 }
