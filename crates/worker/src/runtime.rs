@@ -1083,6 +1083,12 @@ async fn send_batch(
             batched.store(false, Ordering::Relaxed);
             send_each(client, reports, answers);
         }
+        // A server fault in one report must not cost the others: each is sent again on its own
+        // route (a report already applied answers there as the task's current state).
+        Err(error) if error.status() == Some(500) => {
+            tracing::warn!(%error, reports = reports.len(), "the batch failed on the server; reporting its tasks one by one");
+            send_each(client, reports, answers);
+        }
         Err(error) if error.status() == Some(413) => {
             tracing::warn!(%error, reports = reports.len(), "the batch was too large; reporting its tasks one by one");
             send_each(client, reports, answers);
