@@ -61,13 +61,13 @@ impl Default for PgOptions {
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
-    /// This store's name in change notices, so it can skip its own.
-    node: Arc<str>,
     changes: tokio::sync::broadcast::Sender<ChangeNotice>,
     /// While this node leads maintenance: the session holding the leader's advisory lock.
     leader_session: Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<Postgres>>>>,
     /// Whether the database can be reached, as the change listener last saw it.
     reachability: Arc<Reachability>,
+    /// Sends this node's changes to the others.
+    notifier: Notifier,
 }
 
 /// Whether this node can reach the database. The change listener's session is the first to learn
@@ -101,11 +101,45 @@ const MAINTENANCE_LOCK: i64 = 0x6a6f_6264;
 /// The channel other nodes' changes arrive on (`NOTIFY`, delivered when the writer commits).
 const CHANGES_CHANNEL: &str = "jobd_changes";
 
-/// Tells the other nodes that a tree changed, as part of the writing transaction.
-async fn notify_change(conn: &mut PgConnection, node: &str, tree: &Job) -> Result<()> {
-    let payload = format!("{node} {} {}", tree.project_id, tree.job_id);
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(payload).execute(&mut *conn).await?;
-    Ok(())
+/// Tells the other nodes which trees changed, once the writing transaction has committed. One task
+/// gathers the notices that queue up while it sends and sends them all in one statement: notifying
+/// costs one short transaction per gathering instead of a step inside every write, whose commit
+/// would then take PostgreSQL's notification lock (it serialises the commits of all notifying
+/// transactions, each waiting for its WAL flush). A node that dies between a commit and its notice
+/// leaves the other nodes to see that change at their periodic re-read.
+#[derive(Clone)]
+struct Notifier {
+    /// This store's name in change notices, so its own listener can skip them.
+    node: Arc<str>,
+    queue: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl Notifier {
+    /// Starts the sending task; it ends when the last store clone is dropped.
+    fn start(pool: PgPool, node: Arc<str>) -> Self {
+        let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            let mut payloads = Vec::new();
+            while pending.recv_many(&mut payloads, 1000).await > 0 {
+                payloads.sort_unstable();
+                payloads.dedup();
+                let sent = sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
+                    .bind(CHANGES_CHANNEL)
+                    .bind(&payloads)
+                    .execute(&pool)
+                    .await;
+                if let Err(error) = sent {
+                    tracing::warn!(%error, changes = payloads.len(), "cannot notify the other nodes; they will re-read");
+                }
+                payloads.clear();
+            }
+        });
+        Notifier { node, queue }
+    }
+
+    fn changed(&self, tree: &Job) {
+        let _ = self.queue.send(format!("{} {} {}", self.node, tree.project_id, tree.job_id));
+    }
 }
 
 /// Listens for other nodes' changes and hands them to `changes`, reconnecting when the database
@@ -210,7 +244,8 @@ impl PgStore {
         let (changes, _) = tokio::sync::broadcast::channel(4096);
         let reachability = Arc::new(Reachability::default());
         spawn_listener(pool.clone(), node.clone(), changes.downgrade(), reachability.clone());
-        Ok(PgStore { pool, node, changes, leader_session: Arc::new(tokio::sync::Mutex::new(None)), reachability })
+        let notifier = Notifier::start(pool.clone(), node.clone());
+        Ok(PgStore { pool, changes, leader_session: Arc::new(tokio::sync::Mutex::new(None)), reachability, notifier })
     }
 
     /// The pool, unless the database is known to be unreachable right now: then `Unavailable` at
@@ -633,8 +668,8 @@ impl JobStore for PgStore {
             }
         }
         insert_tree(&mut tx, job).await?;
-        notify_change(&mut tx, &self.node, job).await?;
         tx.commit().await?;
+        self.notifier.changed(job);
         Ok(Inserted::Created)
     }
 
@@ -732,8 +767,8 @@ impl JobStore for PgStore {
             .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
         let next = apply(&tree, job_id, event, now)?;
         write_tree_changes(&mut tx, &tree, &next).await?;
-        notify_change(&mut tx, &self.node, &next).await?;
         tx.commit().await?;
+        self.notifier.changed(&next);
         Ok(next)
     }
 
@@ -768,7 +803,6 @@ impl JobStore for PgStore {
                 match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
                     Ok(next) => {
                         write_tree_changes(&mut tx, &tree, &next).await?;
-                        notify_change(&mut tx, &self.node, &next).await?;
                         claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
                     }
                     // Claimed (or finished) by a transaction that committed after the candidate
@@ -784,6 +818,9 @@ impl JobStore for PgStore {
             }
         }
         tx.commit().await?;
+        for task in &claimed {
+            self.notifier.changed(&task.tree);
+        }
         Ok(claimed)
     }
 
