@@ -23,6 +23,22 @@ use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, Store, 
 
 pub type SharedStore = Arc<dyn Store>;
 
+/// For tests on a PostgreSQL server that make a database of their own: `url` with its database replaced (the query string, `sslmode` and all, is kept).
+pub fn url_for_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 pub fn at(ms: i64) -> Timestamp {
     Utc.timestamp_millis_opt(1_700_000_000_000 + ms).unwrap()
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use jobd_core::{
     Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ProjectId, ServiceName,
 };
+use jobd_store::conformance::url_for_database;
 use jobd_store::conformance::{at, SharedStore};
 use jobd_store::{ClaimRequest, IdempotencyKey, Inserted, JobStore, PgOptions, PgStore, StoreError};
 use serde_json::json;
@@ -24,22 +25,6 @@ const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn server_url() -> String {
     std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_SERVER.to_owned())
-}
-
-/// `url` with its database replaced (the query string, `sslmode` and all, is kept).
-fn url_for_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{database}", &base[..authority_end]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
 }
 
 /// A database of its own on the test server, dropped by `drop_database`.

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use serde_json::json;
 
 use crate::load::{self, Prepared};
 use crate::node::{Backend, Node, Store, PROJECT};
 use crate::report::Report;
-use crate::scenarios::status_reads::{dialect_path, signed_get};
+use crate::scenarios::status_reads::{prepare_requests, signed_get};
 use crate::seed::{self, SERVICES};
 use crate::stats::LatencySummary;
 
@@ -35,17 +34,6 @@ async fn latency(node: &Node, requests: Vec<Prepared>, seconds: u64) -> anyhow::
     Ok(result.latencies.summary())
 }
 
-fn gets(node: &Node, per_service: u64) -> anyhow::Result<Vec<Prepared>> {
-    let mut rng = rand::thread_rng();
-    (0..3000)
-        .map(|k| {
-            let template = k % SERVICES.len();
-            let id = seed::clone_id(template, rng.gen_range(1..=per_service));
-            signed_get(&node.addr, &dialect_path(SERVICES[template], &id))
-        })
-        .collect()
-}
-
 fn lists(node: &Node) -> anyhow::Result<Vec<Prepared>> {
     let native = format!("/v1/{PROJECT}/jobs");
     let elb = format!("/v3/{PROJECT}/elb/jobs");
@@ -57,13 +45,15 @@ pub async fn run(args: &ScaleArgs, runs: usize) -> anyhow::Result<Report> {
         "scale",
         json!({"sizes": args.sizes, "backends": args.backends, "seconds": args.seconds, "runs": runs}),
     );
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
     for &backend in &args.backends {
         let store = Store::fresh(backend).await?;
         let node = Node::start(&store, &[])?;
         let templates = seed::create_templates(&node).await?;
         drop(node);
         let mut per_service = 0;
-        for &size in &args.sizes {
+        for &size in &sizes {
             let target = (size / SERVICES.len() as u64).max(1);
             if target > per_service {
                 seed::copy_templates(&store, &templates, per_service, target - per_service).await?;
@@ -73,7 +63,7 @@ pub async fn run(args: &ScaleArgs, runs: usize) -> anyhow::Result<Report> {
             let node = Node::start(&store, &[])?;
             let row = format!("{backend} {stored} jobs");
             for run in 1..=runs {
-                let get = latency(&node, gets(&node, per_service)?, args.seconds).await?;
+                let get = latency(&node, prepare_requests(&node.addr, per_service)?, args.seconds).await?;
                 let list = latency(&node, lists(&node)?, args.seconds).await?;
                 eprintln!("run {run} {row}: GET p50 {:.3} ms, list p50 {:.3} ms", get.p50_ms, list.p50_ms);
                 report.add(&row, "GET p50", "ms", get.p50_ms);
@@ -84,7 +74,7 @@ pub async fn run(args: &ScaleArgs, runs: usize) -> anyhow::Result<Report> {
             drop(node);
             report.add(&row, "store bytes per job", "B", store.bytes().await? as f64 / stored as f64);
         }
-        let (Some(&smallest), Some(&largest)) = (args.sizes.first(), args.sizes.last()) else { continue };
+        let (Some(&smallest), Some(&largest)) = (sizes.first(), sizes.last()) else { continue };
         let name = |size: u64| format!("{backend} {} jobs", (size / 3).max(1) * 3);
         for metric in ["GET p50", "list p50"] {
             if let (Some(small), Some(large)) =

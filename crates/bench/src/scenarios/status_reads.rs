@@ -58,7 +58,7 @@ pub fn signed_get(host: &str, path: &str) -> anyhow::Result<Prepared> {
 }
 
 /// 3000 signed GETs of random stored jobs, the three dialects in turn.
-fn prepare_requests(host: &str, per_service: u64) -> anyhow::Result<Vec<Prepared>> {
+pub fn prepare_requests(host: &str, per_service: u64) -> anyhow::Result<Vec<Prepared>> {
     let mut rng = rand::thread_rng();
     (0..3000)
         .map(|k| {

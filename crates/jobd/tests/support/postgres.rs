@@ -20,21 +20,7 @@ pub fn server_url() -> String {
     std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_SERVER.to_owned())
 }
 
-/// `url` with its database replaced (the query string, `sslmode` and all, is kept).
-pub fn url_for_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
-    let mut out = format!("{}/{database}", &base[..authority_end]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
+pub use jobd_store::conformance::url_for_database;
 
 /// `url` with one more query parameter (`application_name=node-1`, say).
 pub fn with_parameter(url: &str, parameter: &str) -> String {
