@@ -6,7 +6,6 @@
 //! drops it at the end. An unreachable server fails the tests: nothing here is ever skipped.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,18 +13,12 @@ use std::time::{Duration, Instant};
 use jobd_core::{
     Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ProjectId, ServiceName,
 };
-use jobd_store::conformance::url_for_database;
 use jobd_store::conformance::{at, SharedStore};
+use jobd_store::conformance::{create_test_database, drop_test_database, url_for_database};
 use jobd_store::{ClaimRequest, IdempotencyKey, Inserted, JobStore, PgOptions, PgStore, StoreError};
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
-
-const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn server_url() -> String {
-    std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_SERVER.to_owned())
-}
 
 /// A database of its own on the test server, dropped by `drop_database`.
 struct TestDatabase {
@@ -33,40 +26,13 @@ struct TestDatabase {
     url: String,
 }
 
-async fn server_connection() -> PgConnection {
-    let url = server_url();
-    let options = PgConnectOptions::from_str(&url)
-        .unwrap_or_else(|error| panic!("JOBD_TEST_DATABASE_URL is not a PostgreSQL URL ({error})"));
-    PgConnection::connect_with(&options).await.unwrap_or_else(|error| {
-        panic!(
-            "PostgreSQL is unreachable at {}:{} as user {:?} ({error}). These tests need a server: start \
-             one, or point JOBD_TEST_DATABASE_URL at a server whose user may CREATE DATABASE.",
-            options.get_host(),
-            options.get_port(),
-            options.get_username(),
-        )
-    })
-}
-
 async fn create_database() -> TestDatabase {
-    let name = format!("jobd_test_{}", uuid::Uuid::new_v4().simple());
-    let mut server = server_connection().await;
-    server
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap_or_else(|error| panic!("cannot create the test database {name}: {error}"));
-    server.close().await.ok();
-    TestDatabase { url: url_for_database(&server_url(), &name), name }
+    let (name, url) = create_test_database().await;
+    TestDatabase { name, url }
 }
 
-/// Best effort: a leftover database is only clutter.
 async fn drop_database(database: &TestDatabase) {
-    let mut server = server_connection().await;
-    let dropped = server.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name).as_str()).await;
-    if let Err(error) = dropped {
-        eprintln!("could not drop the test database {}: {error}", database.name);
-    }
-    server.close().await.ok();
+    drop_test_database(&database.name).await;
 }
 
 fn small_pool() -> PgOptions {

@@ -9,18 +9,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{Connection, Executor};
-
-pub const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-pub fn server_url() -> String {
-    std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_SERVER.to_owned())
-}
-
-pub use jobd_store::conformance::url_for_database;
+use sqlx::postgres::PgConnection;
 
 /// `url` with one more query parameter (`application_name=node-1`, say).
 pub fn with_parameter(url: &str, parameter: &str) -> String {
@@ -28,19 +18,7 @@ pub fn with_parameter(url: &str, parameter: &str) -> String {
     format!("{url}{separator}{parameter}")
 }
 
-pub async fn connect(url: &str) -> PgConnection {
-    let options = PgConnectOptions::from_str(url)
-        .unwrap_or_else(|error| panic!("JOBD_TEST_DATABASE_URL is not a PostgreSQL URL ({error})"));
-    PgConnection::connect_with(&options).await.unwrap_or_else(|error| {
-        panic!(
-            "PostgreSQL is unreachable at {}:{} as user {:?} ({error}). These tests need a server: start \
-             one, or point JOBD_TEST_DATABASE_URL at a server whose user may CREATE DATABASE.",
-            options.get_host(),
-            options.get_port(),
-            options.get_username(),
-        )
-    })
-}
+pub use jobd_store::conformance::connect_test_server as connect;
 
 /// A database of its own on the shared test server, dropped when this is dropped.
 pub struct TestDatabase {
@@ -50,14 +28,8 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> TestDatabase {
-        let name = format!("jobd_test_{}", uuid::Uuid::new_v4().simple());
-        let mut server = connect(&server_url()).await;
-        server
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap_or_else(|error| panic!("cannot create the test database {name}: {error}"));
-        server.close().await.ok();
-        TestDatabase { url: url_for_database(&server_url(), &name), name }
+        let (name, url) = jobd_store::conformance::create_test_database().await;
+        TestDatabase { name, url }
     }
 
     /// A connection to this database.
@@ -73,14 +45,7 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         let dropping = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let mut server = connect(&server_url()).await;
-                let dropped = server.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
-                if let Err(error) = dropped {
-                    eprintln!("could not drop the test database {name}: {error}");
-                }
-                server.close().await.ok();
-            });
+            runtime.block_on(jobd_store::conformance::drop_test_database(&name));
         });
         let _ = dropping.join();
     }
