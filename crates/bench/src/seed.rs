@@ -57,105 +57,108 @@ pub async fn create_templates(node: &Node) -> anyhow::Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Copies each template `per_template` times, copies numbered `from + 1 ..= from + per_template`.
-/// Run with the node stopped (SQLite) or idle.
+/// Copies each template `per_template` times, copies numbered `from + 1 ..= from + per_template`,
+/// in batches on one connection. Run with the node stopped (SQLite) or idle.
 pub async fn copy_templates(store: &Store, templates: &[String], from: u64, per_template: u64) -> anyhow::Result<()> {
-    const BATCH: u64 = 200_000;
     let started = Instant::now();
-    for (index, template) in templates.iter().enumerate() {
-        let mut done = 0;
-        while done < per_template {
-            let count = BATCH.min(per_template - done);
-            let first = from + done + 1;
-            match store.backend {
-                Backend::Sqlite => copy_sqlite(store, index, template, first, count).await?,
-                Backend::Postgres => copy_postgres(store, index, template, first, count).await?,
-            }
-            done += count;
-        }
-    }
-    if let Some(url) = store.database_url() {
-        sqlx::PgConnection::connect(url).await?.execute("VACUUM ANALYZE jobs").await?;
+    match store.backend {
+        Backend::Sqlite => copy_sqlite(store, templates, from, per_template).await?,
+        Backend::Postgres => copy_postgres(store, templates, from, per_template).await?,
     }
     eprintln!("seeded {} jobs in {:.1} s", per_template * templates.len() as u64, started.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// The `jobs` columns to copy as they are (all but the key, the id and the creation time).
-fn copied_columns(all: Vec<String>) -> Vec<String> {
-    all.into_iter().filter(|c| !matches!(c.as_str(), "seq" | "job_id" | "created_at")).collect()
+/// `(first, count)` of each batch of copies numbered `from + 1 ..= from + per_template`.
+fn batches(from: u64, per_template: u64) -> impl Iterator<Item = (u64, u64)> {
+    const BATCH: u64 = 200_000;
+    (0..per_template).step_by(BATCH as usize).map(move |done| (from + done + 1, BATCH.min(per_template - done)))
 }
 
-async fn copy_sqlite(store: &Store, template: usize, template_id: &str, first: u64, count: u64) -> anyhow::Result<()> {
-    let path = store.data_dir().join("jobd.sqlite3");
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
-    let columns: Vec<(String,)> =
-        sqlx::query_as("SELECT name FROM pragma_table_info('jobs')").fetch_all(&mut db).await?;
-    let columns = copied_columns(columns.into_iter().map(|(c,)| c).collect()).join(", ");
-    let id = if SERVICES[template] == "waf" {
-        format!("printf('%08x%024x', {}, (n.i * {SCATTER}) % {MODULUS})", template + 1)
-    } else {
-        format!("printf('%08x-0000-4000-8000-%012x', {}, (n.i * {SCATTER}) % {MODULUS})", template + 1)
-    };
-    let sql = format!(
-        "INSERT INTO jobs (job_id, created_at, {columns}) \
-         WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
-         SELECT {id}, t.created_at - n.i, {columns} FROM jobs t, n WHERE t.job_id = ?3"
-    );
-    db.execute("PRAGMA synchronous = OFF").await?;
-    let mut tx = db.begin().await?;
-    let inserted = sqlx::query(&sql)
-        .bind(first as i64)
-        .bind((first + count - 1) as i64)
-        .bind(template_id)
-        .execute(&mut *tx)
-        .await
-        .context("copying template jobs (SQLite)")?;
-    tx.commit().await?;
-    if inserted.rows_affected() != count {
-        bail!("copied {} jobs, wanted {count}", inserted.rows_affected());
+/// The `jobs` columns to copy as they are (all but the key, the id and the creation time).
+fn copied_columns(all: Vec<(String,)>) -> String {
+    let columns: Vec<String> =
+        all.into_iter().map(|(c,)| c).filter(|c| !matches!(c.as_str(), "seq" | "job_id" | "created_at")).collect();
+    columns.join(", ")
+}
+
+fn check_copied(rows_affected: u64, count: u64) -> anyhow::Result<()> {
+    if rows_affected != count {
+        bail!("copied {rows_affected} jobs, wanted {count}");
     }
     Ok(())
 }
 
-async fn copy_postgres(
-    store: &Store,
-    template: usize,
-    template_id: &str,
-    first: u64,
-    count: u64,
-) -> anyhow::Result<()> {
+async fn copy_sqlite(store: &Store, templates: &[String], from: u64, per_template: u64) -> anyhow::Result<()> {
+    let path = store.data_dir().join("jobd.sqlite3");
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await?;
+    let columns =
+        copied_columns(sqlx::query_as("SELECT name FROM pragma_table_info('jobs')").fetch_all(&mut db).await?);
+    db.execute("PRAGMA synchronous = OFF").await?;
+    for (template, template_id) in templates.iter().enumerate() {
+        let id = if SERVICES[template] == "waf" {
+            format!("printf('%08x%024x', {}, (n.i * {SCATTER}) % {MODULUS})", template + 1)
+        } else {
+            format!("printf('%08x-0000-4000-8000-%012x', {}, (n.i * {SCATTER}) % {MODULUS})", template + 1)
+        };
+        let sql = format!(
+            "INSERT INTO jobs (job_id, created_at, {columns}) \
+             WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2) \
+             SELECT {id}, t.created_at - n.i, {columns} FROM jobs t, n WHERE t.job_id = ?3"
+        );
+        for (first, count) in batches(from, per_template) {
+            let mut tx = db.begin().await?;
+            let inserted = sqlx::query(&sql)
+                .bind(first as i64)
+                .bind((first + count - 1) as i64)
+                .bind(template_id)
+                .execute(&mut *tx)
+                .await
+                .context("copying template jobs (SQLite)")?;
+            tx.commit().await?;
+            check_copied(inserted.rows_affected(), count)?;
+        }
+    }
+    Ok(())
+}
+
+async fn copy_postgres(store: &Store, templates: &[String], from: u64, per_template: u64) -> anyhow::Result<()> {
     let url = store.database_url().context("a PostgreSQL store has a URL")?;
     let mut db = sqlx::PgConnection::connect(url).await?;
-    let columns: Vec<(String,)> = sqlx::query_as(
-        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'jobs' ORDER BY ordinal_position",
-    )
-    .fetch_all(&mut db)
-    .await?;
-    let columns = copied_columns(columns.into_iter().map(|(c,)| c).collect()).join(", ");
-    let scattered = format!("lpad(to_hex((n.i * {SCATTER}) % {MODULUS}), 12, '0')");
-    let prefix = format!("lpad(to_hex({}), 8, '0')", template + 1);
-    let id = if SERVICES[template] == "waf" {
-        format!("{prefix} || '000000000000' || {scattered}")
-    } else {
-        format!("{prefix} || '-0000-4000-8000-' || {scattered}")
-    };
-    let sql = format!(
-        "INSERT INTO jobs (job_id, created_at, {columns}) \
-         SELECT {id}, t.created_at - n.i, {columns} \
-         FROM jobs t, generate_series($1::bigint, $2::bigint) AS n(i) WHERE t.job_id = $3"
+    let columns = copied_columns(
+        sqlx::query_as(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'jobs' \
+             ORDER BY ordinal_position",
+        )
+        .fetch_all(&mut db)
+        .await?,
     );
     db.execute("SET synchronous_commit = off").await?;
-    let inserted = sqlx::query(&sql)
-        .bind(first as i64)
-        .bind((first + count - 1) as i64)
-        .bind(template_id)
-        .execute(&mut db)
-        .await
-        .context("copying template jobs (PostgreSQL)")?;
-    if inserted.rows_affected() != count {
-        bail!("copied {} jobs, wanted {count}", inserted.rows_affected());
+    let scattered = format!("lpad(to_hex((n.i * {SCATTER}) % {MODULUS}), 12, '0')");
+    for (template, template_id) in templates.iter().enumerate() {
+        let prefix = format!("lpad(to_hex({}), 8, '0')", template + 1);
+        let id = if SERVICES[template] == "waf" {
+            format!("{prefix} || '000000000000' || {scattered}")
+        } else {
+            format!("{prefix} || '-0000-4000-8000-' || {scattered}")
+        };
+        let sql = format!(
+            "INSERT INTO jobs (job_id, created_at, {columns}) \
+             SELECT {id}, t.created_at - n.i, {columns} \
+             FROM jobs t, generate_series($1::bigint, $2::bigint) AS n(i) WHERE t.job_id = $3"
+        );
+        for (first, count) in batches(from, per_template) {
+            let inserted = sqlx::query(&sql)
+                .bind(first as i64)
+                .bind((first + count - 1) as i64)
+                .bind(template_id)
+                .execute(&mut db)
+                .await
+                .context("copying template jobs (PostgreSQL)")?;
+            check_copied(inserted.rows_affected(), count)?;
+        }
     }
+    db.execute("VACUUM ANALYZE jobs").await?;
     Ok(())
 }
 
@@ -171,5 +174,12 @@ mod tests {
         let waf = clone_id(1, 5);
         assert_eq!(waf.len(), 32);
         assert!(waf.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn batches_cover_the_range_once() {
+        let all: Vec<(u64, u64)> = batches(10, 450_000).collect();
+        assert_eq!(all, vec![(11, 200_000), (200_011, 200_000), (400_011, 50_000)]);
+        assert_eq!(batches(0, 0).count(), 0);
     }
 }
