@@ -38,6 +38,7 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
     ("GET", "/v1/{project_id}/jobs/{job_id}/events", Some(Action::Read)),
     ("GET", "/v1/{project_id}/events", Some(Action::Read)),
     ("POST", "/v1/{project_id}/jobs", Some(Action::Write)),
+    ("POST", "/v1/{project_id}/jobs/batch", Some(Action::Write)),
     ("POST", "/v1/{project_id}/jobs/{job_id}/cancel", Some(Action::Write)),
     ("POST", "/v1/worker/claim", Some(Action::Work)),
     ("POST", "/v1/worker/tasks/{job_id}/heartbeat", Some(Action::Work)),

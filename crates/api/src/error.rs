@@ -65,11 +65,25 @@ impl ApiError {
         ApiError::new(dialect, ErrorKind::InvalidRequest(message.into()))
     }
 
+    /// The same error about a part of the request (`jobs[3]`): a bad request's message names it.
+    pub fn within(self, part: String) -> Self {
+        match self.kind {
+            ErrorKind::InvalidRequest(message) => {
+                ApiError { kind: ErrorKind::InvalidRequest(format!("{part}: {message}")), ..self }
+            }
+            _ => self,
+        }
+    }
+
     /// Maps a service error into this dialect.
     pub fn from_service(dialect: Dialect, error: jobd_service::ServiceError) -> Self {
         use jobd_service::ServiceError;
         let kind = match error {
             ServiceError::Invalid(e) => ErrorKind::InvalidRequest(e.to_string()),
+            error @ (ServiceError::InvalidItem { .. } | ServiceError::BatchSize { .. }) => {
+                ErrorKind::InvalidRequest(error.to_string())
+            }
+            error @ ServiceError::ItemIdempotencyConflict { .. } => ErrorKind::Conflict(error.to_string()),
             ServiceError::NotFound(id) => ErrorKind::JobNotFound(id),
             ServiceError::Conflict(e) => ErrorKind::Conflict(e.to_string()),
             ServiceError::IdempotencyConflict => ErrorKind::Conflict(

@@ -33,6 +33,8 @@ const DEFAULT_LIST_LIMIT: u32 = 100;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/{project_id}/jobs", post(create_job).get(list_jobs))
+        // A static segment wins over `{job_id}` in axum's router.
+        .route("/v1/{project_id}/jobs/batch", post(create_jobs))
         .route("/v1/{project_id}/jobs/{job_id}", get(show_job))
         .route("/v1/{project_id}/jobs/{job_id}/cancel", post(cancel_job))
 }
@@ -213,6 +215,16 @@ pub(crate) struct JobList {
     next_marker: Option<String>,
 }
 
+/// The answer to `POST /v1/{project_id}/jobs/batch`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct JobBatch {
+    /// The jobs, in request order.
+    jobs: Vec<NativeJob>,
+    /// The positions of items whose `client_token` named a job created before (answered as it
+    /// stands, not created again).
+    replayed: Vec<usize>,
+}
+
 pub fn envelope(job: &Job) -> Json<JobEnvelope> {
     Json(JobEnvelope { job: NativeJob::from(job) })
 }
@@ -252,8 +264,15 @@ fn require_objects(body: &Value) -> Result<(), ApiError> {
 /// Parses a create body; also answers the request's canonical form, the digest idempotent
 /// replays are compared by.
 fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<(NewJob, String), ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid(DIALECT, format!("invalid job request body: {e}")))?;
+    parse_create_value(project_id, value)
+}
+
+/// A create's body, already read as JSON: the new job and the canonical text its client token
+/// digest covers.
+fn parse_create_value(project_id: jobd_core::ProjectId, value: Value) -> Result<(NewJob, String), ApiError> {
     let invalid = |m: String| ApiError::invalid(DIALECT, m);
-    let value: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
     require_objects(&value)?;
     // serde_json keeps object keys sorted, so this text is the same for equal requests.
     let canonical = value.to_string();
@@ -311,13 +330,75 @@ fn client_token(
     canonical: &str,
 ) -> Result<Option<ClientToken>, ApiError> {
     let Some(raw) = headers.get(CLIENT_TOKEN_HEADER) else { return Ok(None) };
-    let token =
-        raw.to_str()
-            .ok()
-            .filter(|t| (1..=128).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or_else(|| ApiError::invalid(DIALECT, "X-Client-Token must be 1 to 128 visible ASCII characters"))?;
+    let token = raw
+        .to_str()
+        .ok()
+        .filter(|t| valid_client_token(t))
+        .ok_or_else(|| ApiError::invalid(DIALECT, "X-Client-Token must be 1 to 128 visible ASCII characters"))?;
+    Ok(Some(keyed_request(token, project_id, canonical)))
+}
+
+fn valid_client_token(token: &str) -> bool {
+    (1..=128).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A client token with the digest of the request it came with: the same for a single create
+/// with `X-Client-Token` and a batch item with `client_token`, so either replays the other.
+fn keyed_request(token: &str, project_id: &jobd_core::ProjectId, canonical: &str) -> ClientToken {
     let digest = Sha256::new().chain_update(project_id.as_str()).chain_update(b"\n").chain_update(canonical).finalize();
-    Ok(Some(ClientToken { token: token.to_owned(), request_hash: hex::encode(digest) }))
+    ClientToken { token: token.to_owned(), request_hash: hex::encode(digest) }
+}
+
+/// The body of `POST /v1/{project_id}/jobs/batch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateJobsBody {
+    jobs: Vec<Value>,
+}
+
+/// `POST /v1/{project_id}/jobs/batch`: `{"jobs": [...]}`, 1 to 1,000 bodies of the single create,
+/// each with an optional `client_token` (as `X-Client-Token`). All are created in one transaction
+/// or none: a bad item answers `400` naming its index (`jobs[3]: ...`), a token used before with
+/// another request `409`. `201` with the jobs in order; `200` when every item was a replay.
+async fn create_jobs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<JobBatch>), ApiError> {
+    let project_id = query::project_path(DIALECT, path)?;
+    let body: CreateJobsBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(DIALECT, format!("invalid batch request body: {e}")))?;
+    if !(1..=jobd_service::MAX_BATCH).contains(&body.jobs.len()) {
+        return Err(ApiError::invalid(DIALECT, format!("jobs must hold 1 to {} jobs", jobd_service::MAX_BATCH)));
+    }
+    let mut items = Vec::with_capacity(body.jobs.len());
+    for (index, mut item) in body.jobs.into_iter().enumerate() {
+        let at = |error: ApiError| error.within(format!("jobs[{index}]"));
+        let token = match item.as_object_mut().and_then(|fields| fields.remove("client_token")) {
+            None => None,
+            Some(Value::String(token)) if valid_client_token(&token) => Some(token),
+            Some(_) => {
+                return Err(at(ApiError::invalid(DIALECT, "client_token must be 1 to 128 visible ASCII characters")))
+            }
+        };
+        let (new_job, canonical) = parse_create_value(project_id.clone(), item).map_err(at)?;
+        if !caller.principal.may_see_enterprise_project(&new_job.enterprise_project_id) {
+            return Err(ApiError::new(
+                DIALECT,
+                ErrorKind::Forbidden(format!(
+                    "jobs[{index}]: no access to enterprise project {}",
+                    new_job.enterprise_project_id
+                )),
+            ));
+        }
+        items.push((new_job, token.map(|token| keyed_request(&token, &project_id, &canonical))));
+    }
+    let created = state.service.create_many(items).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let replayed: Vec<usize> = created.iter().enumerate().filter(|(_, c)| c.replayed).map(|(i, _)| i).collect();
+    let status = if replayed.len() == created.len() { StatusCode::OK } else { StatusCode::CREATED };
+    let jobs = created.iter().map(|c| NativeJob::from(&c.job)).collect();
+    Ok((status, Json(JobBatch { jobs, replayed })))
 }
 
 /// `201` with the new job; `200` with the first job when an `X-Client-Token` replay repeats it.

@@ -38,6 +38,7 @@ fn success(method: &str, path: &str) -> (&'static str, Option<&'static str>) {
         ("GET", "/v3/{project_id}/elb/jobs/{job_id}") => ("200", Some("ShowJobResponse")),
         ("GET", "/v3/{project_id}/elb/jobs") => ("200", Some("ListJobsResponse")),
         ("POST", "/v1/{project_id}/jobs") => ("201", Some("JobEnvelope")),
+        ("POST", "/v1/{project_id}/jobs/batch") => ("201", Some("JobBatch")),
         ("GET", "/v1/{project_id}/jobs") => ("200", Some("JobList")),
         ("GET", "/v1/{project_id}/jobs/{job_id}") | ("POST", "/v1/{project_id}/jobs/{job_id}/cancel") => {
             ("200", Some("JobEnvelope"))
@@ -58,6 +59,7 @@ fn request(method: &str, path: &str) -> Option<&'static str> {
     match (method, path) {
         ("POST", "/v1/worker/tasks/{job_id}/complete") => Some("TaskComplete"),
         ("POST", "/v1/worker/tasks/{job_id}/fail") => Some("TaskFail"),
+        ("POST", "/v1/worker/tasks/{job_id}/heartbeat") => Some("TaskHeartbeat"),
         ("POST", "/v1/worker/tasks/batch") => Some("TaskReportBatch"),
         _ => None,
     }
@@ -93,6 +95,7 @@ fn report_batch() -> RefOr<Schema> {
         let body = match outcome {
             ReportOutcome::Complete => worker::CompleteBody::schema(),
             ReportOutcome::Fail => worker::FailBody::schema(),
+            ReportOutcome::Heartbeat => worker::HeartbeatBody::schema(),
         };
         let RefOr::T(Schema::Object(mut report)) = body else { unreachable!("the schema of a struct is an object") };
         report.properties.insert("job_id".to_owned(), ObjectBuilder::new().schema_type(Type::String).into());
@@ -194,8 +197,10 @@ pub fn build() -> OpenApi {
     components = add::<elb::ListJobsResponse>(components);
     components = add::<native::JobEnvelope>(components);
     components = add::<native::JobList>(components);
+    components = add::<native::JobBatch>(components);
     components = add::<worker::CompleteBody>(components);
     components = add::<worker::FailBody>(components);
+    components = add::<worker::HeartbeatBody>(components);
     components = add::<worker::TaskReportResults>(components).schema("TaskReportBatch", report_batch());
     let aksk = SecurityScheme::Http(
         HttpBuilder::new()

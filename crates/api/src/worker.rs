@@ -4,12 +4,13 @@
 //! - `POST /v1/worker/claim` → `200 {"task", "tasks"}` or `204` when nothing arrived in `wait_seconds`.
 //! - `POST /v1/worker/tasks/{job_id}/heartbeat` → `200 {"lease_expires_at", ...}`.
 //! - `POST /v1/worker/tasks/{job_id}/complete` and `.../fail` → `200 {"job": task}`.
-//! - `POST /v1/worker/tasks/batch` → `200 {"results": [...]}`: many attempts' ends in one call. The
-//!   body is `{"reports": [...]}`, 1 to 100 reports, each task at most once (otherwise `400`); a
-//!   report is the body of `.../complete` or `.../fail` plus `"job_id"` and `"outcome": "complete"`
-//!   or `"fail"`. Each report is applied on its own, concurrently, exactly as its single route
-//!   would apply it (the same checks, the same project scoping per task, the same `409` reasons);
-//!   its slot in `results` (in request order) is `{"job_id", "status": 200, "job": task}` or
+//! - `POST /v1/worker/tasks/batch` → `200 {"results": [...]}`: many attempts' ends and heartbeats
+//!   in one call. The body is `{"reports": [...]}`, 1 to 1,000 reports, each task at most once
+//!   (otherwise `400`); a report is the body of `.../complete`, `.../fail` or `.../heartbeat` plus
+//!   `"job_id"` and `"outcome": "complete"`, `"fail"` or `"heartbeat"`. The reports are applied in
+//!   one store transaction, each exactly as its single route would apply it (the same checks, the
+//!   same project scoping per task, the same `409` reasons); its slot in `results` (in request
+//!   order) is `{"job_id", "status": 200, "job": task}` or
 //!   `{"job_id", "status": 4xx|5xx, "error_code", "error_msg"}`, so one bad report never fails the
 //!   others.
 //!
@@ -30,7 +31,7 @@ use jobd_auth::identity::ProjectScope;
 use jobd_core::lease::{DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 use jobd_core::state_machine::JOB_TIMEOUT;
 use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, Phase, ProjectId, ServiceName, TransitionError};
-use jobd_service::{ClaimRequest, ClaimedTask, ServiceError};
+use jobd_service::{ClaimRequest, ClaimedTask, ServiceError, TaskEvent, TaskScope};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -45,9 +46,9 @@ use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Native;
 const MAX_WAIT_SECONDS: u32 = 60;
-const MAX_TASKS_PER_CLAIM: u32 = 100;
+const MAX_TASKS_PER_CLAIM: u32 = jobd_service::MAX_BATCH as u32;
 /// The most reports one `POST /v1/worker/tasks/batch` may carry.
-pub const MAX_REPORTS_PER_BATCH: usize = 100;
+pub const MAX_REPORTS_PER_BATCH: usize = jobd_service::MAX_BATCH;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -74,12 +75,16 @@ struct ClaimBody {
     max_tasks: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/worker/tasks/{job_id}/heartbeat`, and of a batch's `heartbeat` report.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HeartbeatBody {
+#[schema(as = TaskHeartbeat)]
+pub(crate) struct HeartbeatBody {
     lease_token: String,
+    /// A progress line (up to 1024 characters).
     #[serde(default)]
     message: Option<String>,
+    /// The lease runs this long from now (default 30).
     #[serde(default)]
     extend_seconds: Option<u32>,
 }
@@ -128,15 +133,18 @@ struct ReportBatchBody {
 pub(crate) enum ReportOutcome {
     Complete,
     Fail,
+    /// Not an end: the attempt goes on (a batch may carry heartbeats too).
+    Heartbeat,
 }
 
 impl ReportOutcome {
-    pub(crate) const ALL: [ReportOutcome; 2] = [ReportOutcome::Complete, ReportOutcome::Fail];
+    pub(crate) const ALL: [ReportOutcome; 3] = [ReportOutcome::Complete, ReportOutcome::Fail, ReportOutcome::Heartbeat];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReportOutcome::Complete => "complete",
             ReportOutcome::Fail => "fail",
+            ReportOutcome::Heartbeat => "heartbeat",
         }
     }
 
@@ -146,7 +154,7 @@ impl ReportOutcome {
         Self::ALL
             .into_iter()
             .find(|outcome| Some(outcome.as_str()) == name)
-            .ok_or_else(|| ApiError::invalid(DIALECT, "outcome must be \"complete\" or \"fail\""))
+            .ok_or_else(|| ApiError::invalid(DIALECT, "outcome must be \"complete\", \"fail\" or \"heartbeat\""))
     }
 }
 
@@ -312,13 +320,11 @@ async fn claim(
         .iter()
         .map(|s| ServiceName::parse(s).map_err(|e| ApiError::invalid(DIALECT, e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
+    let scope = task_scope(&caller);
     let request = ClaimRequest {
         worker_id: body.worker_id,
-        project_ids: match &caller.principal.projects {
-            ProjectScope::All => None,
-            ProjectScope::Only(ids) => Some(ids.iter().filter_map(|id| ProjectId::parse(id).ok()).collect()),
-        },
-        enterprise_project_ids: caller.principal.enterprise_project_ids.clone(),
+        project_ids: scope.project_ids,
+        enterprise_project_ids: scope.enterprise_project_ids,
         services,
         job_types: match body.job_types {
             Some(types) if types.is_empty() => {
@@ -395,12 +401,41 @@ fn task_of(tree: &Job, job_id: &JobId) -> Job {
     tree.find(job_id).cloned().unwrap_or_else(|| tree.clone())
 }
 
+/// The tasks a caller's workers may touch: its projects and enterprise projects.
+fn task_scope(caller: &Caller) -> TaskScope {
+    TaskScope {
+        project_ids: match &caller.principal.projects {
+            ProjectScope::All => None,
+            ProjectScope::Only(ids) => Some(ids.iter().filter_map(|id| ProjectId::parse(id).ok()).collect()),
+        },
+        enterprise_project_ids: caller.principal.enterprise_project_ids.clone(),
+    }
+}
+
+/// Applies workers' events to their tasks in one store transaction: per event, the task after it
+/// or the error its single route would answer.
+async fn record_all(
+    state: &AppState,
+    caller: &Caller,
+    events: Vec<TaskEvent>,
+) -> Result<Vec<Result<Job, ApiError>>, ApiError> {
+    let answers = state
+        .service
+        .record_task_events(&events, &task_scope(caller))
+        .await
+        .map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let mut results = Vec::with_capacity(answers.len());
+    for (TaskEvent { job_id, .. }, answer) in events.iter().zip(answers) {
+        results.push(match answer {
+            Ok(tree) => Ok(task_of(&tree, job_id)),
+            Err(error) => Err(task_error(state, job_id, error).await),
+        });
+    }
+    Ok(results)
+}
+
 async fn record(state: &AppState, caller: &Caller, job_id: &JobId, event: JobEvent) -> Result<Job, ApiError> {
-    let may_access = |task: &Job| {
-        caller.principal.may_access_project(task.project_id.as_str())
-            && caller.principal.may_see_enterprise_project(&task.enterprise_project_id)
-    };
-    match state.service.record_task_event(job_id, event, &may_access).await {
+    match state.service.record_task_event(job_id, event, &task_scope(caller)).await {
         Ok(tree) => Ok(task_of(&tree, job_id)),
         Err(error) => Err(task_error(state, job_id, error).await),
     }
@@ -413,20 +448,14 @@ async fn heartbeat(
     body: Bytes,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
     let job_id = task_id(path)?;
-    let body: HeartbeatBody = parse_body(&body)?;
-    if let Some(message) = &body.message {
-        check_text("message", message, 0, 1024)?;
-    }
-    let extend =
-        bounded("extend_seconds", body.extend_seconds, MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS, DEFAULT_LEASE_SECONDS)?;
-    let expires_at = state.service.now() + chrono::Duration::seconds(i64::from(extend));
-    let event = JobEvent::Heartbeat {
-        lease_token: body.lease_token,
-        lease_expires_at: Some(expires_at),
-        message: body.message,
+    let event = report_event(&state, ReportOutcome::Heartbeat, parse_json(&body)?)?;
+    let requested = match &event {
+        JobEvent::Heartbeat { lease_expires_at, .. } => *lease_expires_at,
+        _ => None,
     };
     let task = record(&state, &caller, &job_id, event).await?;
-    let lease_expires_at = task.lease.as_ref().map(|l| l.expires_at).unwrap_or(expires_at);
+    let lease_expires_at =
+        task.lease.as_ref().map(|l| l.expires_at).or(requested).unwrap_or_else(|| state.service.now());
     Ok(Json(HeartbeatAnswer {
         job_id: task.job_id.to_string(),
         status: task.status.as_str(),
@@ -434,16 +463,10 @@ async fn heartbeat(
     }))
 }
 
-/// Applies a worker's report of an attempt's end to `job_id`: the one code path of the single
-/// routes and of each batch report. `body` is the single route's body.
-async fn report(
-    state: &AppState,
-    caller: &Caller,
-    job_id: &JobId,
-    outcome: ReportOutcome,
-    body: Value,
-) -> Result<Job, ApiError> {
-    let event = match outcome {
+/// The event a worker's report stands for: the one reading of the single routes' bodies and of
+/// each batch report. `body` is the single route's body.
+fn report_event(state: &AppState, outcome: ReportOutcome, body: Value) -> Result<JobEvent, ApiError> {
+    Ok(match outcome {
         ReportOutcome::Complete => {
             let body: CompleteBody = parse_value(body)?;
             if let Some(message) = &body.message {
@@ -463,8 +486,24 @@ async fn report(
                 jitter: rand::random::<f64>(),
             }
         }
-    };
-    record(state, caller, job_id, event).await
+        ReportOutcome::Heartbeat => {
+            let body: HeartbeatBody = parse_value(body)?;
+            if let Some(message) = &body.message {
+                check_text("message", message, 0, 1024)?;
+            }
+            let extend = bounded(
+                "extend_seconds",
+                body.extend_seconds,
+                MIN_LEASE_SECONDS..=MAX_LEASE_SECONDS,
+                DEFAULT_LEASE_SECONDS,
+            )?;
+            JobEvent::Heartbeat {
+                lease_token: body.lease_token,
+                lease_expires_at: Some(state.service.now() + chrono::Duration::seconds(i64::from(extend))),
+                message: body.message,
+            }
+        }
+    })
 }
 
 /// `.../complete` and `.../fail`.
@@ -476,7 +515,8 @@ async fn report_one(
     body: &[u8],
 ) -> Result<Json<JobEnvelope>, ApiError> {
     let job_id = task_id(path)?;
-    Ok(envelope(&report(state, caller, &job_id, outcome, parse_json(body)?).await?))
+    let event = report_event(state, outcome, parse_json(body)?)?;
+    Ok(envelope(&record(state, caller, &job_id, event).await?))
 }
 
 async fn complete(
@@ -525,16 +565,33 @@ async fn report_batch(
         let outcome = fields.remove("outcome");
         reports.push((job_id, outcome, Value::Object(fields)));
     }
-    let (state, caller) = (&state, &caller);
-    let results = futures_util::future::join_all(reports.into_iter().map(|(job_id, outcome, body)| async move {
-        let answer = async {
-            let id = query::job_id(DIALECT, &job_id)?;
+    // Reports that read well become events, applied together; the others answer in their slot.
+    let mut answers: Vec<Option<Result<Job, ApiError>>> = Vec::with_capacity(reports.len());
+    let mut events = Vec::new();
+    let mut slots = Vec::new();
+    for (slot, (job_id, outcome, body)) in reports.iter().enumerate() {
+        let event = query::job_id(DIALECT, job_id).and_then(|id| {
             let outcome = ReportOutcome::of_report(outcome.as_ref())?;
-            report(state, caller, &id, outcome, body).await
+            Ok(TaskEvent { job_id: id, event: report_event(&state, outcome, body.clone())? })
+        });
+        match event {
+            Ok(event) => {
+                events.push(event);
+                slots.push(slot);
+                answers.push(None);
+            }
+            Err(error) => answers.push(Some(Err(error))),
         }
-        .await;
-        TaskReportResult::new(job_id, answer)
-    }))
-    .await;
+    }
+    if !events.is_empty() {
+        for (slot, answer) in slots.into_iter().zip(record_all(&state, &caller, events).await?) {
+            answers[slot] = Some(answer);
+        }
+    }
+    let results = reports
+        .into_iter()
+        .zip(answers)
+        .map(|((job_id, _, _), answer)| TaskReportResult::new(job_id, answer.expect("every slot is answered")))
+        .collect();
     Ok(Json(TaskReportResults { results }))
 }

@@ -61,6 +61,9 @@ fn request_for(method: &str, route: &str, project: &str, job: &str) -> (Method, 
         ("POST", "/v1/{project_id}/jobs") => {
             Some(json!({"service": "elb", "job_type": "UPGRADE", "enterprise_project_id": "eps-a"}))
         }
+        ("POST", "/v1/{project_id}/jobs/batch") => {
+            Some(json!({"jobs": [{"service": "elb", "job_type": "UPGRADE", "enterprise_project_id": "eps-a"}]}))
+        }
         ("POST", "/v1/{project_id}/jobs/{job_id}/cancel") => None,
         ("POST", "/v1/worker/claim") => Some(json!({"worker_id": "w", "services": ["cfw"]})),
         ("POST", "/v1/worker/tasks/{job_id}/fail") => {

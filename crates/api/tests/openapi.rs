@@ -45,10 +45,12 @@ async fn every_route_is_in_the_document() {
     let complete = &document["paths"]["/v1/worker/tasks/{job_id}/complete"]["post"];
     assert_eq!(schema_of(&complete["requestBody"]["content"]), "#/components/schemas/TaskComplete");
     let reports = &schemas["TaskReportBatch"]["properties"]["reports"];
-    assert_eq!(reports["maxItems"], 100);
+    assert_eq!(reports["maxItems"], 1000);
     let kinds = reports["items"]["oneOf"].as_array().unwrap();
     let outcomes: Vec<&Value> = kinds.iter().map(|kind| &kind["properties"]["outcome"]["enum"][0]).collect();
-    assert_eq!(outcomes, [&Value::from("complete"), &Value::from("fail")]);
+    assert_eq!(outcomes, [&Value::from("complete"), &Value::from("fail"), &Value::from("heartbeat")]);
+    let create_batch = &document["paths"]["/v1/{project_id}/jobs/batch"]["post"];
+    assert_eq!(schema_of(&create_batch["responses"]["201"]["content"]), "#/components/schemas/JobBatch");
     for kind in kinds {
         let required: Vec<&str> = kind["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
         assert!(["job_id", "outcome", "lease_token"].iter().all(|field| required.contains(field)), "{kind}");

@@ -379,7 +379,7 @@ async fn a_malformed_batch_is_400_and_applies_nothing() {
     let good = json!({"job_id": task["job_id"], "lease_token": token(&task), "outcome": "complete"});
     let upper =
         json!({"job_id": task["job_id"].as_str().unwrap().to_uppercase(), "lease_token": "t", "outcome": "complete"});
-    let many: Vec<Value> = (0..101)
+    let many: Vec<Value> = (0..1001)
         .map(|n| json!({"job_id": format!("00000000-0000-4000-8000-{n:012}"), "lease_token": "t", "outcome": "complete"}))
         .collect();
     let url = "/v1/worker/tasks/batch";
@@ -399,11 +399,11 @@ async fn a_malformed_batch_is_400_and_applies_nothing() {
         assert_eq!(answer.body["error_code"], "JOBD.INVALID_REQUEST");
         assert!(answer.body["request_id"].is_string(), "the native error shape");
     }
-    let hundred: Vec<Value> = (0..100)
+    let thousand: Vec<Value> = (0..1000)
         .map(|n| json!({"job_id": format!("00000000-0000-4000-8000-{n:012}"), "lease_token": "t", "outcome": "complete"}))
         .collect();
-    let answer = batch(&app, json!(hundred)).await;
-    assert_eq!(statuses(&answer), [404; 100], "100 reports are allowed");
+    let answer = batch(&app, json!(thousand)).await;
+    assert_eq!(statuses(&answer), [404; 1000], "1,000 reports are allowed");
     let still = app.get(&format!("/v1/{PROJECT}/jobs/{}", job["job_id"].as_str().unwrap())).await;
     assert_eq!(still.body["job"]["status"], "RUNNING", "a refused batch applied none of its reports");
     assert_eq!(app.signed(Method::GET, url, None).await.status, StatusCode::METHOD_NOT_ALLOWED);

@@ -137,8 +137,9 @@ pub use client::{ApiRequest, Auth, Call, Client, ClientBuilder, Credentials, Pro
 pub use dialect::MAX_JOBD_WAIT_SECONDS;
 pub use error::{DecodeError, Error, Result, TaskGone};
 pub use native::{
-    Compensation, Created, Entity, Execution, Job, JobStatus, ListJobsPage, ListJobsQuery, NewJob, NewSubJob,
-    OnFailure, Phase, RetryBackoff, SimulateOutcome, SimulateSpec, UnknownStatus,
+    BatchJob, Compensation, Created, CreatedBatch, Entity, Execution, Job, JobStatus, ListJobsPage, ListJobsQuery,
+    NewJob, NewSubJob, OnFailure, Phase, RetryBackoff, SimulateOutcome, SimulateSpec, UnknownStatus,
+    MAX_JOBS_PER_BATCH,
 };
 pub use waiter::{WaitError, WaitOptions, WaitStrategy};
 pub use watch::{JobWatch, ProjectEventsQuery, ProjectWatch, MAX_RECONNECTS, STREAM_IDLE_TIMEOUT};

@@ -338,6 +338,34 @@ pub struct Created {
     pub replayed: bool,
 }
 
+/// The most jobs one [`Client::create_jobs`] may carry.
+pub const MAX_JOBS_PER_BATCH: usize = 1000;
+
+/// One item of [`Client::create_jobs`]: a job, with the client token that makes its creation
+/// idempotent (as `X-Client-Token` does for [`Client::create_job`]; either replays the other).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchJob {
+    #[serde(flatten)]
+    pub job: NewJob,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
+}
+
+impl From<NewJob> for BatchJob {
+    fn from(job: NewJob) -> Self {
+        BatchJob { job, client_token: None }
+    }
+}
+
+/// The answer to a batch create.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CreatedBatch {
+    /// The jobs, in request order.
+    pub jobs: Vec<Job>,
+    /// The positions of items whose client token named a job created before.
+    pub replayed: Vec<usize>,
+}
+
 /// Filters and paging for [`Client::list_jobs`]. Several values of one filter match any of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListJobsQuery {
@@ -458,6 +486,20 @@ impl Client {
         Ok(Created { job: envelope.job, replayed: answer.status == 200 })
     }
 
+    /// `POST /v1/{project_id}/jobs/batch`: 1 to [`MAX_JOBS_PER_BATCH`] jobs in one call and one
+    /// transaction, all created or none (a bad item is a `400` naming its index, `jobs[3]: ...`).
+    pub async fn create_jobs(&self, project_id: &str, jobs: &[BatchJob]) -> Result<CreatedBatch> {
+        let call = Call::post(path(&["v1", project_id, "jobs", "batch"])?).json(&serde_json::json!({"jobs": jobs}))?;
+        Ok(self.send(call).await?.json::<CreatedBatch>()?)
+    }
+
+    /// [`Client::create_jobs`] with bodies of your own (for example read from a file, one job per
+    /// line): a JSON array of job bodies, each with an optional `"client_token"`.
+    pub async fn create_jobs_from_json(&self, project_id: &str, jobs: &Value) -> Result<CreatedBatch> {
+        let call = Call::post(path(&["v1", project_id, "jobs", "batch"])?).json(&serde_json::json!({"jobs": jobs}))?;
+        Ok(self.send(call).await?.json::<CreatedBatch>()?)
+    }
+
     /// `GET /v1/{project_id}/jobs/{job_id}`.
     pub async fn get_job(&self, project_id: &str, job_id: &str) -> Result<Job> {
         let answer = self.send(Call::get(path(&["v1", project_id, "jobs", job_id])?)).await?;
@@ -511,6 +553,11 @@ impl ProjectClient {
     /// See [`Client::create_job_from_json`].
     pub async fn create_job_from_json(&self, body: &Value, client_token: Option<&str>) -> Result<Created> {
         self.client.create_job_from_json(&self.project_id, body, client_token).await
+    }
+
+    /// See [`Client::create_jobs`].
+    pub async fn create_jobs(&self, jobs: &[BatchJob]) -> Result<CreatedBatch> {
+        self.client.create_jobs(&self.project_id, jobs).await
     }
 
     /// See [`Client::get_job`].

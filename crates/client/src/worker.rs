@@ -17,9 +17,9 @@ use crate::native::{Entity, Job, JobStatus, Phase};
 /// The longest long poll the server allows.
 pub const MAX_WAIT_SECONDS: u32 = 60;
 /// The most tasks one claim may return.
-pub const MAX_TASKS_PER_CLAIM: u32 = 100;
+pub const MAX_TASKS_PER_CLAIM: u32 = 1000;
 /// The most reports one [`Client::report_batch`] may carry.
-pub const MAX_REPORTS_PER_BATCH: usize = 100;
+pub const MAX_REPORTS_PER_BATCH: usize = 1000;
 
 /// One unit of work under a lease: a job without sub-jobs, or one sub-job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,7 +171,7 @@ pub struct ClaimRequest {
     /// Long poll: hold the claim up to this long (0 to 60) until work arrives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait_seconds: Option<u32>,
-    /// Up to this many tasks at once (1 to 100; the server's default is 1).
+    /// Up to this many tasks at once (1 to 1,000; the server's default is 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tasks: Option<u32>,
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use jobd_core::{
     Clock, Cursor, Job, JobEvent, JobId, JobQuery, NewJob, ProjectId, Timestamp, TransitionError, ValidationError,
 };
-pub use jobd_store::{ClaimRequest, ClaimedTask};
-use jobd_store::{IdempotencyKey, Inserted, JobStore, StoreError};
+pub use jobd_store::{ClaimRequest, ClaimedTask, TaskEvent, TaskScope, MAX_BATCH};
+use jobd_store::{IdempotencyKey, Inserted, JobStore, NewTree, StoreError};
 use tokio::sync::{broadcast, Notify};
 pub use watch::TreeWatch;
 
@@ -39,6 +39,15 @@ pub enum ServiceError {
     Conflict(TransitionError),
     #[error("the client token was used before with a different request")]
     IdempotencyConflict,
+    /// Item `index` of a batch create is not a valid job.
+    #[error("jobs[{index}]: {source}")]
+    InvalidItem { index: usize, source: ValidationError },
+    /// Item `index` of a batch create carries a client token used before with another request.
+    #[error("jobs[{index}].client_token was used before with a different request")]
+    ItemIdempotencyConflict { index: usize },
+    /// A batch holds no item or more than `max`.
+    #[error("a batch holds 1 to {max} items, not {len}")]
+    BatchSize { len: usize, max: usize },
     #[error("the job store failed: {0}")]
     Store(#[source] StoreError),
 }
@@ -57,6 +66,8 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::NotFound(id) => ServiceError::NotFound(id),
             StoreError::Transition(e) => ServiceError::Conflict(e),
+            StoreError::KeyConflict { index } => ServiceError::ItemIdempotencyConflict { index },
+            StoreError::BatchSize { len, max } => ServiceError::BatchSize { len, max },
             other if other.is_unavailable() => {
                 // Expected while the database restarts or fails over; the caller is told to retry.
                 tracing::warn!(error = %other, "job store unavailable");
@@ -279,9 +290,7 @@ impl JobService {
         });
         match timed("insert_job", self.store.insert_job(&job, key.as_ref())).await? {
             Inserted::Created => {
-                metrics::counter!("jobd_jobs_created_total", "service" => job.service.to_string(),
-                    "job_type" => job.job_type.to_string())
-                .increment(1);
+                self.count_created(&job);
                 tracing::info!(job_id = %job.job_id, service = %job.service, job_type = %job.job_type, "job created");
                 self.announce(&job, true);
                 Ok(Created { job, replayed: false })
@@ -289,6 +298,50 @@ impl JobService {
             Inserted::Existing(existing) => Ok(Created { job: *existing, replayed: true }),
             Inserted::KeyConflict => Err(ServiceError::IdempotencyConflict),
         }
+    }
+
+    /// Creates up to [`MAX_BATCH`] jobs in one transaction, all or none, each with its own client
+    /// token if given; answers them in order (a token seen before answers its job, replayed).
+    pub async fn create_many(&self, items: Vec<(NewJob, Option<ClientToken>)>) -> Result<Vec<Created>> {
+        if items.is_empty() || items.len() > MAX_BATCH {
+            return Err(ServiceError::BatchSize { len: items.len(), max: MAX_BATCH });
+        }
+        let now = self.clock.now();
+        let trees = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, (new_job, client_token))| {
+                let job = new_job.into_job(now).map_err(|source| ServiceError::InvalidItem { index, source })?;
+                let idempotency = client_token.map(|token| IdempotencyKey {
+                    project_id: job.project_id.clone(),
+                    client_token: token.token,
+                    request_hash: token.request_hash,
+                });
+                Ok(NewTree { job, idempotency })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let answers = timed("insert_jobs", self.store.insert_jobs(&trees)).await?;
+        let mut created = Vec::with_capacity(trees.len());
+        for (tree, answer) in trees.into_iter().zip(answers) {
+            created.push(match answer {
+                Inserted::Created => {
+                    self.count_created(&tree.job);
+                    self.announce(&tree.job, true);
+                    Created { job: tree.job, replayed: false }
+                }
+                Inserted::Existing(existing) => Created { job: *existing, replayed: true },
+                // The store fails the whole batch on a conflicting key; never answered per item.
+                Inserted::KeyConflict => return Err(ServiceError::IdempotencyConflict),
+            });
+        }
+        tracing::info!(jobs = created.len(), "jobs created in a batch");
+        Ok(created)
+    }
+
+    fn count_created(&self, job: &Job) {
+        metrics::counter!("jobd_jobs_created_total", "service" => job.service.to_string(),
+            "job_type" => job.job_type.to_string())
+        .increment(1);
     }
 
     pub async fn get(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Job> {
@@ -322,17 +375,33 @@ impl JobService {
 
     /// Applies a worker's event to a task named by its id alone; a task the worker may not touch
     /// (another project or enterprise project) is not found.
-    pub async fn record_task_event(
-        &self,
-        job_id: &JobId,
-        event: JobEvent,
-        may_access: &(dyn Fn(&Job) -> bool + Sync),
-    ) -> Result<Job> {
-        let task = self.get_task(job_id).await?;
-        if !may_access(&task) {
-            return Err(ServiceError::NotFound(job_id.to_string()));
+    pub async fn record_task_event(&self, job_id: &JobId, event: JobEvent, scope: &TaskScope) -> Result<Job> {
+        let events = [TaskEvent { job_id: job_id.clone(), event }];
+        self.record_task_events(&events, scope).await?.pop().expect("one answer per event")
+    }
+
+    /// Applies many workers' events to tasks named by id alone, in one store transaction; per
+    /// event, the tree after it or why it was refused (a task outside `scope` is not found).
+    pub async fn record_task_events(&self, events: &[TaskEvent], scope: &TaskScope) -> Result<Vec<Result<Job>>> {
+        let now = self.clock.now();
+        let answers = timed("apply_task_events", self.store.apply_task_events(events, scope, now)).await?;
+        let results: Vec<Result<Job>> = events
+            .iter()
+            .zip(answers)
+            .map(|(task_event, answer)| {
+                let tree = answer?;
+                count_outcome(&tree, &task_event.job_id, &task_event.event, now);
+                Ok(tree)
+            })
+            .collect();
+        // Each changed tree once, as it stands after the batch (its last event's answer).
+        let mut announced = std::collections::HashSet::new();
+        for tree in results.iter().rev().flatten() {
+            if announced.insert(tree.job_id.clone()) {
+                self.announce(tree, false);
+            }
         }
-        self.record(&task.project_id, job_id, event).await
+        Ok(results)
     }
 
     /// A task (or any job) named by its id alone, as workers name them.
@@ -355,7 +424,7 @@ impl JobService {
                 for task in &claimed {
                     metrics::counter!("jobd_tasks_claimed_total", "service" => task.tree.service.to_string())
                         .increment(1);
-                    tracing::info!(job_id = %task.task_id, worker_id = %request.worker_id, attempt = task.task().attempt, "task claimed");
+                    tracing::debug!(job_id = %task.task_id, worker_id = %request.worker_id, attempt = task.task().attempt, "task claimed");
                     self.announce(&task.tree, false);
                 }
                 return Ok(claimed);

@@ -19,7 +19,10 @@ use jobd_core::{Direction, JobQuery};
 
 use jobd_auth::identity::{CredentialRecord, ProjectRecord, Role, TokenRecord, UserRecord};
 
-use crate::{ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, Store, StoreError};
+use crate::{
+    ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, NewTree, Store, StoreError, TaskEvent, TaskScope,
+    MAX_BATCH,
+};
 
 pub type SharedStore = Arc<dyn Store>;
 
@@ -632,6 +635,170 @@ pub async fn queue_stats_count_waiting_tasks(store: SharedStore) {
     assert_eq!(stats[0].oldest_due_at, at(1), "the oldest waiting cfw task was due since its creation");
 }
 
+fn keyed(job: Job, token: Option<&str>, hash: &str) -> NewTree {
+    let idempotency = token.map(|token| IdempotencyKey {
+        project_id: job.project_id.clone(),
+        client_token: token.to_owned(),
+        request_hash: hash.to_owned(),
+    });
+    NewTree { job, idempotency }
+}
+
+pub async fn a_batch_insert_is_all_or_nothing_with_keys_per_item(store: SharedStore) {
+    let p = project(20);
+    let earlier = sample_job(&p, "elb", "UPGRADE", 0, 0);
+    let key = IdempotencyKey { project_id: p.clone(), client_token: "t-0".into(), request_hash: "h0".into() };
+    assert_eq!(store.insert_job(&earlier, Some(&key)).await.unwrap(), Inserted::Created);
+
+    // A token used before with another request: nothing of the batch is stored.
+    let fresh = sample_job(&p, "elb", "UPGRADE", 2, 1);
+    let conflicting = sample_job(&p, "elb", "UPGRADE", 0, 2);
+    let refused =
+        store.insert_jobs(&[keyed(fresh.clone(), None, ""), keyed(conflicting.clone(), Some("t-0"), "other")]).await;
+    assert!(matches!(refused, Err(StoreError::KeyConflict { index: 1 })), "{refused:?}");
+    assert!(store.get_job(&p, &fresh.job_id).await.unwrap().is_none(), "all or nothing");
+
+    // A duplicate token within the batch, with the same request: one job, named twice.
+    let a = sample_job(&p, "elb", "UPGRADE", 3, 3);
+    let a_again = sample_job(&p, "elb", "UPGRADE", 3, 4);
+    let replay = sample_job(&p, "elb", "UPGRADE", 0, 5);
+    let plain = sample_job(&p, "cfw", "createFirewall", 0, 6);
+    let answers = store
+        .insert_jobs(&[
+            keyed(a.clone(), Some("t-1"), "h1"),
+            keyed(a_again.clone(), Some("t-1"), "h1"),
+            keyed(replay.clone(), Some("t-0"), "h0"),
+            keyed(plain.clone(), None, ""),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            Inserted::Created,
+            Inserted::Existing(Box::new(a.clone())),
+            Inserted::Existing(Box::new(earlier.clone())),
+            Inserted::Created,
+        ]
+    );
+    assert_eq!(store.get_job(&p, &a.job_id).await.unwrap(), Some(a.clone()), "sub-jobs and all");
+    assert_eq!(store.get_job(&p, &plain.job_id).await.unwrap(), Some(plain.clone()));
+    for absent in [&a_again, &replay] {
+        assert!(store.get_job(&p, &absent.job_id).await.unwrap().is_none(), "a replay creates nothing");
+    }
+    // The same token with another request within one batch.
+    let b = sample_job(&p, "elb", "UPGRADE", 0, 7);
+    let b2 = sample_job(&p, "elb", "UPGRADE", 0, 8);
+    let refused = store.insert_jobs(&[keyed(b.clone(), Some("t-2"), "x"), keyed(b2, Some("t-2"), "y")]).await;
+    assert!(matches!(refused, Err(StoreError::KeyConflict { index: 1 })), "{refused:?}");
+    assert!(store.get_job(&p, &b.job_id).await.unwrap().is_none());
+    // Over the cap, and empty.
+    let many: Vec<NewTree> =
+        (0..=MAX_BATCH as i64).map(|i| keyed(sample_job(&p, "cfw", "createFirewall", 0, 10 + i), None, "")).collect();
+    assert!(matches!(store.insert_jobs(&many).await, Err(StoreError::BatchSize { .. })));
+    assert!(matches!(store.insert_jobs(&[]).await, Err(StoreError::BatchSize { .. })));
+    // The cap itself goes through, in order.
+    let answers = store.insert_jobs(&many[..MAX_BATCH]).await.unwrap();
+    assert!(answers.iter().all(|a| *a == Inserted::Created));
+    let listed = store.list_jobs(&JobQuery { limit: 5, ..JobQuery::new(p.clone()) }).await.unwrap();
+    assert_eq!(listed[0].job_id, many[MAX_BATCH - 1].job.job_id, "newest first");
+}
+
+pub async fn a_batch_of_task_events_answers_each_event(store: SharedStore) {
+    let p = project(21);
+    let other = project(22);
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        let job = sample_job(&p, "cfw", "createFirewall", 0, i);
+        store.insert_job(&job, None).await.unwrap();
+        jobs.push(job);
+    }
+    let taken_over = sample_job(&p, "cfw", "deleteFirewall", 0, 3);
+    store.insert_job(&taken_over, None).await.unwrap();
+    let foreign = sample_job(&other, "cfw", "createFirewall", 0, 4);
+    store.insert_job(&foreign, None).await.unwrap();
+    // One worker holds `taken_over` under a short lease; another claimer takes it over once the
+    // lease has expired, so the first worker's report on it is stale.
+    let mut short = claim_request("w", false);
+    short.job_types = vec!["deleteFirewall".into()];
+    short.lease_seconds = 10;
+    let stale_lease = store.claim_tasks(&short, at(10)).await.unwrap()[0].task().lease.clone().unwrap();
+    let mut request = claim_request("w", false);
+    request.max_tasks = 10;
+    request.lease_seconds = 600;
+    let claimed = store.claim_tasks(&request, at(100)).await.unwrap();
+    assert_eq!(claimed.len(), 4, "the three jobs and the other project's");
+    let retaken = store.claim_tasks(&ClaimRequest { worker_id: "other-worker".into(), ..short }, at(10_011)).await;
+    assert_eq!(retaken.unwrap()[0].task_id, taken_over.job_id);
+    let token =
+        |id: &JobId| claimed.iter().find(|t| &t.task_id == id).unwrap().task().lease.as_ref().unwrap().token.clone();
+    let complete = |id: &JobId, lease_token: String| TaskEvent {
+        job_id: id.clone(),
+        event: JobEvent::Complete { lease_token, result: Some(json!({"ok": 1})), message: None },
+    };
+    let unknown = JobId::parse("00000000-0000-4000-8000-000000000001").unwrap();
+    let events = vec![
+        complete(&jobs[0].job_id, token(&jobs[0].job_id)),
+        complete(&jobs[1].job_id, "not-the-lease".into()),
+        TaskEvent {
+            job_id: jobs[2].job_id.clone(),
+            event: JobEvent::Heartbeat {
+                lease_token: token(&jobs[2].job_id),
+                lease_expires_at: Some(at(200_000)),
+                message: Some("half way".into()),
+            },
+        },
+        complete(&taken_over.job_id, stale_lease.token),
+        complete(&unknown, "t".into()),
+        complete(&foreign.job_id, token(&foreign.job_id)),
+    ];
+    let scope = TaskScope { project_ids: Some(vec![p.clone()]), enterprise_project_ids: None };
+    let answers = store.apply_task_events(&events, &scope, at(10_012)).await.unwrap();
+    assert_eq!(answers.len(), 6);
+    assert_eq!(answers[0].as_ref().unwrap().status, JobStatus::Succeeded);
+    assert!(matches!(answers[1], Err(StoreError::Transition(_))), "{:?}", answers[1]);
+    assert_eq!(answers[2].as_ref().unwrap().message.as_deref(), Some("half way"));
+    assert!(matches!(answers[3], Err(StoreError::Transition(_))), "a stale report: {:?}", answers[3]);
+    assert!(matches!(answers[4], Err(StoreError::NotFound(_))), "{:?}", answers[4]);
+    assert!(matches!(answers[5], Err(StoreError::NotFound(_))), "another project's task: {:?}", answers[5]);
+    // What was applied is stored; what was refused changed nothing.
+    assert_eq!(store.get_job(&p, &jobs[0].job_id).await.unwrap().unwrap().status, JobStatus::Succeeded);
+    assert_eq!(store.get_job(&p, &jobs[1].job_id).await.unwrap().unwrap().status, JobStatus::Running);
+    let held = store.get_job(&p, &jobs[2].job_id).await.unwrap().unwrap();
+    assert_eq!(held.lease.unwrap().expires_at, at(200_000));
+    let retaken = store.get_job(&p, &taken_over.job_id).await.unwrap().unwrap();
+    assert_eq!((retaken.status, retaken.lease.unwrap().worker_id.as_str()), (JobStatus::Running, "other-worker"));
+    assert_eq!(store.get_job(&other, &foreign.job_id).await.unwrap().unwrap().status, JobStatus::Running);
+}
+
+pub async fn a_batch_of_events_on_one_tree_applies_in_order(store: SharedStore) {
+    let p = project(23);
+    let mut parallel = sample_job(&p, "elb", "UPGRADE", 3, 0);
+    parallel.execution = jobd_core::Execution::Parallel;
+    let parallel = Job { sub_jobs: parallel.sub_jobs.clone(), ..parallel };
+    store.insert_job(&parallel, None).await.unwrap();
+    let mut request = claim_request("w", true);
+    request.max_tasks = 10;
+    let claimed = store.claim_tasks(&request, at(1)).await.unwrap();
+    assert_eq!(claimed.len(), 3, "every parallel sub-job in one claim");
+    let events: Vec<TaskEvent> = claimed
+        .iter()
+        .map(|task| TaskEvent {
+            job_id: task.task_id.clone(),
+            event: JobEvent::Complete {
+                lease_token: task.task().lease.as_ref().unwrap().token.clone(),
+                result: None,
+                message: None,
+            },
+        })
+        .collect();
+    let answers = store.apply_task_events(&events, &TaskScope::default(), at(2)).await.unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let last = answers.last().unwrap().as_ref().unwrap();
+    assert_eq!(last.status, JobStatus::Succeeded, "the parent ends with its last sub-job");
+    assert_eq!(store.get_job(&p, &parallel.job_id).await.unwrap().as_ref(), Some(last));
+}
+
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`, or,
 /// with `teardown = $finish`, `(SharedStore, F)` where `$finish(F)` is awaited after the case.
 #[macro_export]
@@ -660,7 +827,10 @@ macro_rules! store_conformance_tests {
             timeouts_are_found_and_old_jobs_pruned,
             rollback_compensations_are_claimed_last_first,
             identities_are_kept_and_unique,
-            queue_stats_count_waiting_tasks
+            queue_stats_count_waiting_tasks,
+            a_batch_insert_is_all_or_nothing_with_keys_per_item,
+            a_batch_of_task_events_answers_each_event,
+            a_batch_of_events_on_one_tree_applies_in_order
         );
     };
     (@cases [$make:path] []; $($case:ident),*) => {

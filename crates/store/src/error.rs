@@ -11,6 +11,12 @@ pub enum StoreError {
     NotFound(String),
     #[error("job {0} already exists")]
     Conflict(String),
+    /// Item `index` of a batch carries a client token used before with a different request.
+    #[error("the client token of item {index} was used before with a different request")]
+    KeyConflict { index: usize },
+    /// A batch holds no item or more than the store takes at once.
+    #[error("a batch holds 1 to {max} items, not {len}")]
+    BatchSize { len: usize, max: usize },
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error("cannot create the data directory {path}: {source}")]

@@ -5,12 +5,14 @@
 //! `JobQuery`; the state machine of `jobd-core` decides every change, the store only makes it
 //! durable and atomic.
 
+mod batch;
 mod codec;
 pub mod conformance;
 mod error;
 mod identity_store;
 pub mod postgres;
 mod postgres_identity;
+mod postgres_rows;
 pub mod sqlite;
 mod sqlite_identity;
 mod sqlite_writer;
@@ -68,6 +70,38 @@ impl ClaimedTask {
     }
 }
 
+/// The most items one batch verb (`claim_tasks`, `apply_task_events`, `insert_jobs`) takes.
+pub const MAX_BATCH: usize = 1000;
+
+/// Which jobs a worker may act on: its projects and enterprise projects (`None`: any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskScope {
+    pub project_ids: Option<Vec<ProjectId>>,
+    pub enterprise_project_ids: Option<Vec<String>>,
+}
+
+impl TaskScope {
+    /// Whether `job` lies within the scope.
+    pub fn allows(&self, job: &Job) -> bool {
+        self.project_ids.as_ref().is_none_or(|ids| ids.contains(&job.project_id))
+            && self.enterprise_project_ids.as_ref().is_none_or(|ids| ids.contains(&job.enterprise_project_id))
+    }
+}
+
+/// A worker's event on a task it names by id alone.
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    pub job_id: JobId,
+    pub event: JobEvent,
+}
+
+/// A new job tree for `insert_jobs`, with the idempotency key it came with.
+#[derive(Debug, Clone)]
+pub struct NewTree {
+    pub job: Job,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
 /// A job tree another node changed (its top-level job).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeNotice {
@@ -108,6 +142,13 @@ pub trait JobStore: Send + Sync + 'static {
     /// in one transaction. Fails with `Conflict` if the job id exists.
     async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted>;
 
+    /// Stores up to [`MAX_BATCH`] new job trees in one transaction, all or none, each with its
+    /// idempotency key if given (a key the batch uses twice names the job of its first use). If
+    /// any key was used before with a different request, nothing is stored and the answer is
+    /// `KeyConflict { index }` of the first such item; a job id that exists is a `Conflict`.
+    /// Answers, in order, what became of each item.
+    async fn insert_jobs(&self, trees: &[NewTree]) -> Result<Vec<Inserted>>;
+
     /// A job of this project: a parent with its sub-jobs in order, or a sub-job alone.
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>>;
 
@@ -129,6 +170,17 @@ pub trait JobStore: Send + Sync + 'static {
         event: &JobEvent,
         now: Timestamp,
     ) -> Result<Job>;
+
+    /// Applies up to [`MAX_BATCH`] worker events, each to the task it names (at most one event per
+    /// task), in one transaction: per event, the whole tree after it, or why it was refused
+    /// (`NotFound` for a task outside `scope`, `Transition` for a refused event). A refused event
+    /// changes nothing and never fails the others; a failing store fails the whole call.
+    async fn apply_task_events(
+        &self,
+        events: &[TaskEvent],
+        scope: &TaskScope,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Job>>>;
 
     /// Claims up to `max_tasks` runnable tasks, highest priority first, then longest waiting:
     /// each gets a new attempt under a fresh lease, atomically (no task is ever held twice).

@@ -15,17 +15,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jobd_core::{
     apply, Cursor, Direction, Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, Lease, ProjectId,
-    ServiceName, TaskFlags, Timestamp,
+    ServiceName, Timestamp,
 };
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
-use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
+use crate::codec::{corrupt, from_json, from_millis, millis, opt_from_millis};
+use crate::postgres_rows::{load_trees, RowColumns};
 use crate::{
-    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError,
+    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
+    StoreError, TaskEvent, TaskScope, MAX_BATCH,
 };
+use std::collections::HashMap;
 
-const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
+pub(crate) const JOB_COLUMNS: &str =
+    "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
      status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
      created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
      attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
@@ -295,7 +299,7 @@ fn enum_from_text<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> 
     serde_json::from_value(serde_json::Value::String(text)).map_err(|e| corrupt(column, e))
 }
 
-fn job_from_row(row: &PgRow) -> Result<Job> {
+pub(crate) fn job_from_row(row: &PgRow) -> Result<Job> {
     let parent: Option<String> = row.try_get("parent_job_id")?;
     let timeout_seconds: Option<i64> = row.try_get("timeout_seconds")?;
     Ok(Job {
@@ -351,121 +355,17 @@ fn job_ref(row: &PgRow) -> Result<JobRef> {
     })
 }
 
-async fn insert_row(conn: &mut PgConnection, job: &Job, position: i32, flags: TaskFlags) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
-         status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
-         created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
-         attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-         runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)",
-    )
-    .bind(job.job_id.as_str())
-    .bind(job.parent_job_id.as_ref().map(|p| p.as_str()))
-    .bind(position)
-    .bind(job.project_id.as_str())
-    .bind(&job.enterprise_project_id)
-    .bind(job.service.as_str())
-    .bind(job.job_type.as_str())
-    .bind(job.status.as_str())
-    .bind(&job.message)
-    .bind(&job.resource_id)
-    .bind(to_json(&job.entities))
-    .bind(&job.error_code)
-    .bind(&job.error_msg)
-    .bind(job.payload.as_ref().map(to_json))
-    .bind(job.result.as_ref().map(to_json))
-    .bind(job.simulate.as_ref().map(to_json))
-    .bind(millis(&job.created_at))
-    .bind(job.started_at.as_ref().map(millis))
-    .bind(job.ended_at.as_ref().map(millis))
-    .bind(millis(&job.updated_at))
-    .bind(job.version)
-    .bind(job.priority)
-    .bind(job.run_at.as_ref().map(millis))
-    .bind(millis(&job.available_at))
-    .bind(i64::from(job.max_attempts))
-    .bind(i64::from(job.attempt))
-    .bind(to_json(&job.retry_backoff))
-    .bind(job.timeout_seconds.map(i64::from))
-    .bind(job.execution.as_str())
-    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
-    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
-    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
-    .bind(flags.runnable)
-    .bind(job.simulate.is_some())
-    .bind(job.deadline().as_ref().map(millis))
-    .bind(enum_text(&job.on_failure))
-    .bind(enum_text(&job.phase))
-    .bind(job.compensation.as_ref().map(to_json))
-    .bind(flags.rescuable)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(job.job_id.to_string()),
-        _ => StoreError::from(e),
-    })?;
-    Ok(())
-}
-
-async fn update_row(conn: &mut PgConnection, job: &Job, previous_version: i64, flags: TaskFlags) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE jobs SET status = $1, message = $2, error_code = $3, error_msg = $4, result = $5, \
-         started_at = $6, ended_at = $7, updated_at = $8, version = $9, available_at = $10, attempt = $11, \
-         lease_worker_id = $12, lease_token = $13, lease_expires_at = $14, runnable = $15, deadline_at = $16, \
-         phase = $17, compensation = $18, rescuable = $19 WHERE job_id = $20 AND version = $21",
-    )
-    .bind(job.status.as_str())
-    .bind(&job.message)
-    .bind(&job.error_code)
-    .bind(&job.error_msg)
-    .bind(job.result.as_ref().map(to_json))
-    .bind(job.started_at.as_ref().map(millis))
-    .bind(job.ended_at.as_ref().map(millis))
-    .bind(millis(&job.updated_at))
-    .bind(job.version)
-    .bind(millis(&job.available_at))
-    .bind(i64::from(job.attempt))
-    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
-    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
-    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
-    .bind(flags.runnable)
-    .bind(job.deadline().as_ref().map(millis))
-    .bind(enum_text(&job.phase))
-    .bind(job.compensation.as_ref().map(to_json))
-    .bind(flags.rescuable)
-    .bind(job.job_id.as_str())
-    .bind(previous_version)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() != 1 {
-        return Err(StoreError::Corrupt(format!("job {} changed under a write", job.job_id)));
-    }
-    Ok(())
-}
-
-/// Writes every row of a tree that changed (its own fields, or whether it may run). The caller
-/// holds the tree's root lock.
+/// Writes every row of a tree that changed. The caller holds the tree's root lock.
 async fn write_tree_changes(conn: &mut PgConnection, before: &Job, after: &Job) -> Result<()> {
-    let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
-    let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
-    for ((old, new), (old_flag, new_flag)) in pairs {
-        if !old.same_row(new) || old_flag != new_flag {
-            update_row(conn, new, old.version, *new_flag).await?;
-        }
-    }
-    Ok(())
+    let mut rows = RowColumns::default();
+    rows.push_changes(before, after);
+    rows.update(conn).await
 }
 
 async fn insert_tree(conn: &mut PgConnection, job: &Job) -> Result<()> {
-    let flags = job.task_flags();
-    insert_row(conn, job, 0, flags[0]).await?;
-    for (position, sub) in job.sub_jobs.iter().enumerate() {
-        let position = i32::try_from(position).map_err(|e| corrupt("position", e))?;
-        insert_row(conn, sub, position, flags[position as usize + 1]).await?;
-    }
-    Ok(())
+    let mut rows = RowColumns::default();
+    rows.push_new_tree(job)?;
+    rows.insert(conn).await
 }
 
 /// How `load_tree` locks the rows it reads.
@@ -575,6 +475,12 @@ fn push_claim_filters(builder: &mut QueryBuilder<'_, Postgres>, table: &str, req
     push_any(builder, &format!("{table}.job_type"), request.job_types.iter().cloned());
 }
 
+/// A task a claim may take, and the root of its tree (locked by the claim).
+struct Candidate {
+    job_id: JobId,
+    root_id: JobId,
+}
+
 /// Up to `limit` claimable tasks not yet `tried`, best first, with their roots locked by this
 /// transaction (`SKIP LOCKED`: trees another transaction holds are passed over, not waited for).
 /// Only roots are locked here, so this never holds a sub-job row without its root.
@@ -584,10 +490,10 @@ async fn lock_claim_candidates(
     now: Timestamp,
     tried: &[String],
     limit: usize,
-) -> Result<Vec<JobRef>> {
+) -> Result<Vec<Candidate>> {
     let now = millis(&now);
     let mut builder = QueryBuilder::<Postgres>::new(
-        "SELECT t.project_id, t.job_id FROM jobs AS t \
+        "SELECT t.job_id, r.job_id AS root_id FROM jobs AS t \
          JOIN jobs AS r ON r.job_id = COALESCE(t.parent_job_id, t.job_id) WHERE t.runnable",
     );
     push_claim_filters(&mut builder, "t", request);
@@ -605,7 +511,119 @@ async fn lock_claim_candidates(
         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .push(" FOR UPDATE OF r SKIP LOCKED");
     let rows = builder.build().fetch_all(&mut *conn).await?;
-    rows.iter().map(job_ref).collect()
+    rows.iter()
+        .map(|row| {
+            let id =
+                |column: &str| -> Result<JobId> { JobId::parse(row.try_get(column)?).map_err(|e| corrupt(column, e)) };
+            Ok(Candidate { job_id: id("job_id")?, root_id: id("root_id")? })
+        })
+        .collect()
+}
+
+/// Idempotency keys of a batch insert on PostgreSQL.
+mod idempotency {
+    use super::*;
+    pub(super) use crate::batch::KeyPlan;
+
+    pub(super) fn plan(trees: &[NewTree]) -> Result<KeyPlan> {
+        KeyPlan::new(trees)
+    }
+
+    /// Settles every first use of a key in the batch: a key stored before answers its job
+    /// (`Existing`), or fails the batch (`KeyConflict`) when the request differs; the others are
+    /// recorded for the jobs this batch creates. Another transaction may record the same key at
+    /// the same moment: our insert waits for its commit and skips the key, and the next round
+    /// finds its job.
+    pub(super) async fn resolve(
+        tx: &mut PgConnection,
+        trees: &[NewTree],
+        plan: &KeyPlan,
+        answers: &mut [Option<Inserted>],
+    ) -> Result<()> {
+        let mut pending: Vec<usize> = plan.first_uses.clone();
+        for _ in 0..3 {
+            let key = |index: &usize| trees[*index].idempotency.as_ref().expect("a first use has a key");
+            let projects: Vec<String> = pending.iter().map(|i| key(i).project_id.to_string()).collect();
+            let tokens: Vec<String> = pending.iter().map(|i| key(i).client_token.clone()).collect();
+            let stored = sqlx::query(
+                "SELECT k.project_id, k.client_token, k.request_hash, k.job_id FROM idempotency_keys AS k \
+                 JOIN unnest($1::text[], $2::text[]) AS u(project_id, client_token) \
+                 ON k.project_id = u.project_id AND k.client_token = u.client_token",
+            )
+            .bind(&projects)
+            .bind(&tokens)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut named: Vec<(usize, String)> = Vec::new();
+            for row in &stored {
+                let project: String = row.try_get("project_id")?;
+                let token: String = row.try_get("client_token")?;
+                let Some(index) = plan.first_use_of(&project, &token) else { continue };
+                let hash: String = row.try_get("request_hash")?;
+                if hash != key(&index).request_hash {
+                    return Err(StoreError::KeyConflict { index });
+                }
+                named.push((index, row.try_get("job_id")?));
+            }
+            let roots: Vec<String> = named.iter().map(|(_, job_id)| job_id.clone()).collect();
+            let existing = load_trees(&mut *tx, &roots).await?;
+            let mut forgotten: Vec<usize> = Vec::new();
+            for (index, job_id) in named {
+                match JobId::parse(&job_id).ok().and_then(|id| existing.get(&id)) {
+                    Some(tree) => answers[index] = Some(Inserted::Existing(Box::new(tree.clone()))),
+                    // The job was pruned: the key is forgotten with it.
+                    None => forgotten.push(index),
+                }
+            }
+            if !forgotten.is_empty() {
+                let projects: Vec<String> = forgotten.iter().map(|i| key(i).project_id.to_string()).collect();
+                let tokens: Vec<String> = forgotten.iter().map(|i| key(i).client_token.clone()).collect();
+                sqlx::query(
+                    "DELETE FROM idempotency_keys AS k USING unnest($1::text[], $2::text[]) AS u(project_id, client_token) \
+                     WHERE k.project_id = u.project_id AND k.client_token = u.client_token",
+                )
+                .bind(&projects)
+                .bind(&tokens)
+                .execute(&mut *tx)
+                .await?;
+            }
+            pending.retain(|index| answers[*index].is_none());
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let column = |f: fn(&IdempotencyKey, &Job) -> String| -> Vec<String> {
+                pending.iter().map(|i| f(key(i), &trees[*i].job)).collect()
+            };
+            let created_at: Vec<i64> = pending.iter().map(|i| millis(&trees[*i].job.created_at)).collect();
+            let recorded = sqlx::query(
+                "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) \
+                 ON CONFLICT DO NOTHING RETURNING project_id, client_token",
+            )
+            .bind(column(|k, _| k.project_id.to_string()))
+            .bind(column(|k, _| k.client_token.clone()))
+            .bind(column(|k, _| k.request_hash.clone()))
+            .bind(column(|_, job| job.job_id.to_string()))
+            .bind(created_at)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut recorded_now = std::collections::HashSet::new();
+            for row in &recorded {
+                let project: String = row.try_get("project_id")?;
+                let token: String = row.try_get("client_token")?;
+                if let Some(index) = plan.first_use_of(&project, &token) {
+                    recorded_now.insert(index);
+                }
+            }
+            // Recorded keys belong to jobs this batch creates; the rest were recorded by
+            // another transaction meanwhile and are looked up again.
+            pending.retain(|index| !recorded_now.contains(index));
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Conflict("idempotency keys (contended)".to_owned()))
+    }
 }
 
 #[async_trait]
@@ -671,6 +689,30 @@ impl JobStore for PgStore {
         tx.commit().await?;
         self.notifier.changed(job);
         Ok(Inserted::Created)
+    }
+
+    async fn insert_jobs(&self, trees: &[NewTree]) -> Result<Vec<Inserted>> {
+        let mut tx = self.pool()?.begin().await?;
+        let plan = idempotency::plan(trees)?;
+        let mut answers: Vec<Option<Inserted>> = vec![None; trees.len()];
+        if !plan.first_uses.is_empty() {
+            idempotency::resolve(&mut tx, trees, &plan, &mut answers).await?;
+        }
+        let mut rows = RowColumns::default();
+        for (index, tree) in trees.iter().enumerate() {
+            if plan.creates(index, &answers) {
+                rows.push_new_tree(&tree.job)?;
+            }
+        }
+        rows.insert(&mut tx).await?;
+        tx.commit().await?;
+        let answers = plan.finish(trees, answers);
+        for (tree, answer) in trees.iter().zip(&answers) {
+            if *answer == Inserted::Created {
+                self.notifier.changed(&tree.job);
+            }
+        }
+        Ok(answers)
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
@@ -773,10 +815,9 @@ impl JobStore for PgStore {
     }
 
     async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
-        let wanted = request.max_tasks as usize;
-        let mut claimed = Vec::with_capacity(wanted.min(64));
+        let wanted = (request.max_tasks as usize).min(MAX_BATCH);
         if wanted == 0 {
-            return Ok(claimed);
+            return Ok(Vec::new());
         }
         let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
         let mut tx = self.pool()?.begin().await?;
@@ -785,18 +826,29 @@ impl JobStore for PgStore {
         // planner's bitmap scan would read and sort every runnable row on each claim (500+ ms at
         // 80,000 waiting jobs, against 10 ms in index order).
         sqlx::query("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
+        // Each tree as read (before) and with this batch's claims applied (after).
+        let mut trees: HashMap<JobId, (Job, Job)> = HashMap::new();
+        let mut claimed: Vec<(JobId, JobId)> = Vec::with_capacity(wanted);
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..CLAIM_ROUNDS {
+            // One statement picks and locks the candidates' roots, one loads their trees.
             let candidates = lock_claim_candidates(&mut tx, request, now, &tried, wanted - claimed.len()).await?;
             if candidates.is_empty() {
                 break;
             }
+            let mut new_roots: Vec<String> =
+                candidates.iter().filter(|c| !trees.contains_key(&c.root_id)).map(|c| c.root_id.to_string()).collect();
+            new_roots.sort_unstable();
+            new_roots.dedup();
+            for (root_id, tree) in load_trees(&mut tx, &new_roots).await? {
+                trees.insert(root_id, (tree.clone(), tree));
+            }
+            // The roots are ours now: the state machine decides on the trees as the last
+            // committed write left them.
             let mut any_refused = false;
             for candidate in candidates {
                 tried.push(candidate.job_id.to_string());
-                // The root is ours now: this reads the tree as the last committed claim left it.
-                let tree = load_tree(&mut tx, &candidate.project_id, &candidate.job_id, TreeLock::Update).await?;
-                let Some(tree) = tree else {
+                let Some((_, current)) = trees.get_mut(&candidate.root_id) else {
                     any_refused = true;
                     continue;
                 };
@@ -805,10 +857,10 @@ impl JobStore for PgStore {
                     token: uuid::Uuid::new_v4().simple().to_string(),
                     expires_at,
                 };
-                match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
+                match apply(current, &candidate.job_id, &JobEvent::Claim { lease }, now) {
                     Ok(next) => {
-                        write_tree_changes(&mut tx, &tree, &next).await?;
-                        claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
+                        *current = next;
+                        claimed.push((candidate.root_id, candidate.job_id));
                     }
                     // Claimed (or finished) by a transaction that committed after the candidate
                     // query took its snapshot: skip it, never hand it out.
@@ -822,11 +874,86 @@ impl JobStore for PgStore {
                 break;
             }
         }
-        tx.commit().await?;
-        for task in &claimed {
-            self.notifier.changed(&task.tree);
+        // One statement writes every changed row.
+        let mut rows = RowColumns::default();
+        for (before, after) in trees.values() {
+            rows.push_changes(before, after);
         }
-        Ok(claimed)
+        rows.update(&mut tx).await?;
+        tx.commit().await?;
+        for (_, after) in trees.values() {
+            if after.iter_tree().any(|job| claimed.iter().any(|(_, task)| task == &job.job_id)) {
+                self.notifier.changed(after);
+            }
+        }
+        Ok(claimed
+            .into_iter()
+            .map(|(root_id, task_id)| ClaimedTask { tree: trees[&root_id].1.clone(), task_id })
+            .collect())
+    }
+
+    async fn apply_task_events(
+        &self,
+        events: &[TaskEvent],
+        scope: &TaskScope,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Job>>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let task_ids: Vec<String> = events.iter().map(|e| e.job_id.to_string()).collect();
+        let mut tx = self.pool()?.begin().await?;
+        let rows =
+            sqlx::query("SELECT job_id, COALESCE(parent_job_id, job_id) AS root_id FROM jobs WHERE job_id = ANY($1)")
+                .bind(&task_ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut root_of: HashMap<String, JobId> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let root_id: String = row.try_get("root_id")?;
+            root_of.insert(row.try_get("job_id")?, JobId::parse(&root_id).map_err(|e| corrupt("job_id", e))?);
+        }
+        let mut root_ids: Vec<String> = root_of.values().map(|id| id.to_string()).collect();
+        root_ids.sort_unstable();
+        root_ids.dedup();
+        // Every batch locks its roots in the same order (by id), so two batches never wait for
+        // each other in a cycle; single events hold one root, claims and pruning never wait.
+        sqlx::query("SELECT job_id FROM jobs WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE")
+            .bind(&root_ids)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut trees: HashMap<JobId, (Job, Job)> =
+            load_trees(&mut tx, &root_ids).await?.into_iter().map(|(id, tree)| (id, (tree.clone(), tree))).collect();
+        let mut answers = Vec::with_capacity(events.len());
+        for (task_event, task_id) in events.iter().zip(&task_ids) {
+            let job_id = &task_event.job_id;
+            let current = root_of.get(task_id).and_then(|root_id| trees.get_mut(root_id)).map(|(_, after)| after);
+            let answer = match current {
+                Some(tree) if tree.find(job_id).is_some_and(|task| scope.allows(task)) => {
+                    match apply(tree, job_id, &task_event.event, now) {
+                        Ok(next) => {
+                            *tree = next.clone();
+                            Ok(next)
+                        }
+                        Err(refused) => Err(StoreError::from(refused)),
+                    }
+                }
+                _ => Err(StoreError::NotFound(job_id.to_string())),
+            };
+            answers.push(answer);
+        }
+        let mut rows = RowColumns::default();
+        for (before, after) in trees.values() {
+            rows.push_changes(before, after);
+        }
+        rows.update(&mut tx).await?;
+        tx.commit().await?;
+        for (before, after) in trees.values() {
+            if before != after {
+                self.notifier.changed(after);
+            }
+        }
+        Ok(answers)
     }
 
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {

@@ -16,10 +16,12 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use jobd_core::{Cursor, Direction, JobQuery};
 
+use crate::batch::KeyPlan;
 use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
 use crate::sqlite_writer::GroupCommit;
 use crate::{
-    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, QueueStat, Result, StoreError,
+    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
+    StoreError, TaskEvent, TaskScope,
 };
 
 /// The file the store keeps under the data directory.
@@ -341,47 +343,116 @@ fn push_any<'a>(builder: &mut QueryBuilder<'a, Sqlite>, column: &str, values: im
     builder.push(")");
 }
 
+/// What a stored idempotency key says of a new request with it: the job it created (`Existing`),
+/// `KeyConflict` for another request, or `None` when the key is free (a key whose job was
+/// pruned is forgotten here).
+async fn stored_key(tx: &mut SqliteConnection, key: &IdempotencyKey) -> Result<Option<Inserted>> {
+    let existing =
+        sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
+            .bind(key.project_id.as_str())
+            .bind(&key.client_token)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(row) = existing else { return Ok(None) };
+    let hash: String = row.try_get("request_hash")?;
+    if hash != key.request_hash {
+        return Ok(Some(Inserted::KeyConflict));
+    }
+    let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
+    if let Some(job) = load_tree(tx, &key.project_id, &job_id).await? {
+        return Ok(Some(Inserted::Existing(Box::new(job))));
+    }
+    sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
+        .bind(key.project_id.as_str())
+        .bind(&key.client_token)
+        .execute(&mut *tx)
+        .await?;
+    Ok(None)
+}
+
+async fn record_key(tx: &mut SqliteConnection, key: &IdempotencyKey, job: &Job) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(key.project_id.as_str())
+    .bind(&key.client_token)
+    .bind(&key.request_hash)
+    .bind(job.job_id.as_str())
+    .bind(millis(&job.created_at))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Inserts a job tree, or answers the job an idempotency key already names.
 async fn insert_job(tx: &mut SqliteConnection, job: Job, idempotency: Option<IdempotencyKey>) -> Result<Inserted> {
     if let Some(key) = &idempotency {
-        let existing =
-            sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
-                .bind(key.project_id.as_str())
-                .bind(&key.client_token)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(row) = existing {
-            let hash: String = row.try_get("request_hash")?;
-            if hash != key.request_hash {
-                return Ok(Inserted::KeyConflict);
-            }
-            let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
-            match load_tree(tx, &key.project_id, &job_id).await? {
-                Some(job) => return Ok(Inserted::Existing(Box::new(job))),
-                // The job was pruned: the key is forgotten with it.
-                None => {
-                    sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
-                        .bind(key.project_id.as_str())
-                        .bind(&key.client_token)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+        if let Some(answer) = stored_key(tx, key).await? {
+            return Ok(answer);
         }
-        sqlx::query(
-            "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(key.project_id.as_str())
-        .bind(&key.client_token)
-        .bind(&key.request_hash)
-        .bind(job.job_id.as_str())
-        .bind(millis(&job.created_at))
-        .execute(&mut *tx)
-        .await?;
+        record_key(tx, key, &job).await?;
     }
     insert_tree(tx, &job).await?;
     Ok(Inserted::Created)
+}
+
+/// Inserts a batch of job trees, all or none (the write's savepoint is rolled back on an error).
+async fn insert_jobs(tx: &mut SqliteConnection, trees: Vec<NewTree>) -> Result<Vec<Inserted>> {
+    let plan = KeyPlan::new(&trees)?;
+    let mut answers: Vec<Option<Inserted>> = vec![None; trees.len()];
+    for &index in &plan.first_uses {
+        let key = trees[index].idempotency.as_ref().expect("a first use has a key");
+        match stored_key(tx, key).await? {
+            Some(Inserted::KeyConflict) => return Err(StoreError::KeyConflict { index }),
+            Some(answer) => answers[index] = Some(answer),
+            None => record_key(tx, key, &trees[index].job).await?,
+        }
+    }
+    for (index, tree) in trees.iter().enumerate() {
+        if plan.creates(index, &answers) {
+            insert_tree(tx, &tree.job).await?;
+        }
+    }
+    Ok(plan.finish(&trees, answers))
+}
+
+/// Applies worker events one after another, each seeing the ones before it; a refused event
+/// writes nothing.
+async fn apply_task_events(
+    tx: &mut SqliteConnection,
+    events: Vec<TaskEvent>,
+    scope: TaskScope,
+    now: Timestamp,
+) -> Result<Vec<Result<Job>>> {
+    let mut answers = Vec::with_capacity(events.len());
+    for TaskEvent { job_id, event } in events {
+        let project: Option<String> = sqlx::query_scalar("SELECT project_id FROM jobs WHERE job_id = ?")
+            .bind(job_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let tree = match project {
+            Some(project) => {
+                let project_id = ProjectId::parse(&project).map_err(|e| corrupt("project_id", e))?;
+                load_tree(tx, &project_id, &job_id).await?
+            }
+            None => None,
+        };
+        let answer = match tree {
+            Some(tree) if tree.find(&job_id).is_some_and(|task| scope.allows(task)) => {
+                match apply(&tree, &job_id, &event, now) {
+                    Ok(next) => {
+                        write_tree_changes(tx, &tree, &next).await?;
+                        Ok(next)
+                    }
+                    Err(refused) => Err(StoreError::from(refused)),
+                }
+            }
+            _ => Err(StoreError::NotFound(job_id.to_string())),
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
 }
 
 /// Applies one event to the tree holding `job_id` and writes what changed.
@@ -457,6 +528,11 @@ impl JobStore for SqliteStore {
     async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
         let (job, idempotency) = (job.clone(), idempotency.cloned());
         self.commits.write(Box::new(move |tx| Box::pin(insert_job(tx, job, idempotency)))).await
+    }
+
+    async fn insert_jobs(&self, trees: &[NewTree]) -> Result<Vec<Inserted>> {
+        let trees = trees.to_vec();
+        self.commits.write(Box::new(move |tx| Box::pin(insert_jobs(tx, trees)))).await
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
@@ -545,6 +621,16 @@ impl JobStore for SqliteStore {
     ) -> Result<Job> {
         let (project_id, job_id, event) = (project_id.clone(), job_id.clone(), event.clone());
         self.commits.write(Box::new(move |tx| Box::pin(apply_event(tx, project_id, job_id, event, now)))).await
+    }
+
+    async fn apply_task_events(
+        &self,
+        events: &[TaskEvent],
+        scope: &TaskScope,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Job>>> {
+        let (events, scope) = (events.to_vec(), scope.clone());
+        self.commits.write(Box::new(move |tx| Box::pin(apply_task_events(tx, events, scope, now)))).await
     }
 
     async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {

@@ -40,7 +40,7 @@
 //!   it is aborted. Nothing is reported for a task that is gone.
 //! - **Report.** `Ok(result)` completes the task; `Err(TaskError)` fails it, retryable or not; a
 //!   panic is a retryable failure (`JOBD.HANDLER_PANIC`). Attempts' ends are batched: one reporter
-//!   sends whatever has queued up (at most 100) in one `POST /v1/worker/tasks/batch` as soon as
+//!   sends whatever has queued up (at most 1,000) in one `POST /v1/worker/tasks/batch` as soon as
 //!   the previous batch call returns, so a lone end goes out at once and batches form under load.
 //!   Each task's own answer comes back to it: a task that is gone (`409`, `404`) is not reported
 //!   again, transport errors and `5xx`/`429` are retried while the lease may hold. Against a jobd

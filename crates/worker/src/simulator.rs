@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use jobd_core::{JobEvent, JobId, Phase, SimulateOutcome, SimulateSpec, Timestamp};
-use jobd_service::{ClaimRequest, ClaimedTask, JobService, ServiceError};
+use jobd_service::{ClaimRequest, ClaimedTask, JobService, ServiceError, TaskScope};
 
 const WORKER_ID: &str = "jobd-simulator";
 const LEASE_SECONDS: u32 = 10;
@@ -146,7 +146,7 @@ impl Simulator {
     async fn record(&self, lease: &Lease, event: JobEvent) -> Result<(), Halt> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self.service.record_task_event(&lease.task_id, event.clone(), &|_| true).await {
+            match self.service.record_task_event(&lease.task_id, event.clone(), &TaskScope::default()).await {
                 Ok(_) => return Ok(()),
                 Err(ServiceError::Store(error)) => {
                     tracing::warn!(job_id = %lease.task_id, %error, "simulator cannot record an event; retrying");

@@ -29,8 +29,12 @@ pub struct ThroughputArgs {
     /// Concurrent creates while filling the queue.
     #[arg(long, default_value_t = 32)]
     pub producers: usize,
-    /// Handlers the worker runtime runs at once (it claims up to this many per call, 100 at most).
-    #[arg(long, default_value_t = 256)]
+    /// Jobs per create call while filling the queue: `1` sends single creates
+    /// (`POST /v1/{project}/jobs`), more sends batches (`POST /v1/{project}/jobs/batch`).
+    #[arg(long, default_value_t = 1000)]
+    pub create_batch: u64,
+    /// Handlers the worker runtime runs at once (it claims up to this many per call, 1,000 at most).
+    #[arg(long, default_value_t = 2000)]
     pub concurrency: usize,
     /// Backends to measure, in turn.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
@@ -48,8 +52,9 @@ fn no_op_job(n: u64, sent_micros: u64) -> serde_json::Value {
     json!({"service": "cfw", "job_type": "NoOp", "payload": {"n": n, "sent_us": sent_micros}})
 }
 
-/// Creates `count` jobs with `producers` concurrent loops; answers jobs/s.
-async fn fill(client: &Client, count: u64, producers: usize) -> anyhow::Result<f64> {
+/// Creates `count` jobs with `producers` concurrent loops, `batch` jobs per call; answers jobs/s.
+async fn fill(client: &Client, count: u64, producers: usize, batch: u64) -> anyhow::Result<f64> {
+    let batch = batch.max(1);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -57,11 +62,17 @@ async fn fill(client: &Client, count: u64, producers: usize) -> anyhow::Result<f
         let (client, next) = (client.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= count {
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= count {
                     return anyhow::Ok(());
                 }
-                client.create_job_from_json(PROJECT, &no_op_job(n, 0), None).await?;
+                if batch == 1 {
+                    client.create_job_from_json(PROJECT, &no_op_job(first, 0), None).await?;
+                } else {
+                    let jobs: Vec<serde_json::Value> =
+                        (first..count.min(first + batch)).map(|n| no_op_job(n, 0)).collect();
+                    client.create_jobs_from_json(PROJECT, &serde_json::Value::Array(jobs)).await?;
+                }
             }
         }));
     }
@@ -73,7 +84,7 @@ async fn fill(client: &Client, count: u64, producers: usize) -> anyhow::Result<f
 
 pub async fn burn_down(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f64, f64)> {
     let client = node.client()?;
-    let enqueue_rate = fill(&client, args.jobs, args.producers).await?;
+    let enqueue_rate = fill(&client, args.jobs, args.producers, args.create_batch).await?;
     let done = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
     let (target, counter, signal) = (args.jobs, done.clone(), all_done.clone());
@@ -165,7 +176,7 @@ pub async fn steady(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f64, 
 pub async fn run(args: &ThroughputArgs, runs: usize) -> anyhow::Result<Report> {
     let mut report = Report::new(
         "throughput",
-        json!({"jobs": args.jobs, "producers": args.producers, "concurrency": args.concurrency,
+        json!({"jobs": args.jobs, "producers": args.producers, "create_batch": args.create_batch, "concurrency": args.concurrency,
                "depth": args.depth, "seconds": args.seconds, "runs": runs}),
     );
     for &backend in &args.backends {
