@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobd_auth::identity::{Action, ProjectRecord, ProjectScope};
+use jobd_auth::identity::{Action, Oversight, ProjectRecord, ProjectScope};
 use jobd_service::identity::{IssuedToken, ProjectSelector};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -181,10 +181,19 @@ async fn revoke_token(
         return Err(ApiError::new(DIALECT, ErrorKind::Forbidden("only an admin may revoke another's token".into())));
     }
     if !own {
-        // An admin revokes tokens of its own projects only; others' are not found.
-        let project = state.identity.token_project(subject).await.map_err(|e| identity_error(DIALECT, e))?;
-        if !project.is_some_and(|p| caller.principal.may_access_project(&p)) {
-            return Err(ApiError::new(DIALECT, ErrorKind::ResourceNotFound("token".into())));
+        // An admin revokes only tokens within its reach: other projects' are not found, wider ones
+        // (more enterprise projects) refused.
+        let record = state.identity.token_record(subject).await.map_err(|e| identity_error(DIALECT, e))?;
+        let not_found = || ApiError::new(DIALECT, ErrorKind::ResourceNotFound("token".into()));
+        match caller.principal.oversight(&record.ok_or_else(not_found)?.reach()) {
+            Oversight::Manages => {}
+            Oversight::OutOfSight => return Err(not_found()),
+            Oversight::ReachesFurther => {
+                return Err(ApiError::new(
+                    DIALECT,
+                    ErrorKind::Forbidden("the token reaches further than the caller".into()),
+                ))
+            }
         }
     }
     state.identity.revoke_token(subject).await.map_err(|e| match e {

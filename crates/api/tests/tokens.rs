@@ -62,8 +62,8 @@ async fn tokens_are_issued_used_scoped_expired_revoked_and_not_forgeable() {
     let identity = &live.app.identity;
     let own = identity.create_project("cn-north-4").await.unwrap();
     let other = identity.create_project("other").await.unwrap();
-    identity.create_user("ann", "acme", "s3cret-password", &own.id, Role::Producer).await.unwrap();
-    identity.create_user("rita", "acme", "s3cret-password", &own.id, Role::Reader).await.unwrap();
+    identity.create_user("ann", "acme", "s3cret-password", &own.id, Role::Producer, &[]).await.unwrap();
+    identity.create_user("rita", "acme", "s3cret-password", &own.id, Role::Reader, &[]).await.unwrap();
 
     let (status, headers, body) = live.token("ann", "s3cret-password", json!({"name": "cn-north-4"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

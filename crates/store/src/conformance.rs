@@ -568,6 +568,7 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         password_hash: "$argon2id$x".into(),
         project_id: project.id.clone(),
         role: Role::Reader,
+        enterprise_project_ids: vec!["eps-1".into(), "eps-2".into()],
         created_at: at(1),
     };
     store.insert_user(&user).await.unwrap();
@@ -576,6 +577,10 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.find_user("acme", "ann").await.unwrap(), Some(user.clone()));
+    let unlimited =
+        UserRecord { user_id: "u3".into(), name: "bob".into(), enterprise_project_ids: Vec::new(), ..user.clone() };
+    store.insert_user(&unlimited).await.unwrap();
+    assert_eq!(store.list_users().await.unwrap(), vec![user.clone(), unlimited], "the limits round-trip");
     assert_eq!(store.find_user("other", "ann").await.unwrap(), None);
 
     let credential = CredentialRecord {
@@ -602,6 +607,7 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         user_id: "u1".into(),
         project_id: project.id.clone(),
         role: Role::Reader,
+        enterprise_project_ids: vec!["eps-1".into()],
         issued_at: at(4),
         expires_at: at(10_000),
         revoked: false,
