@@ -8,13 +8,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobd_auth::identity::{Action, Oversight, ProjectRecord, ProjectScope};
+use jobd_auth::identity::{Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
 use jobd_service::identity::{IssuedToken, ProjectSelector};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::caller::{identity_error, read_body, Caller, AUTH_TOKEN_HEADER};
+use crate::caller::{identity_error, read_body, Caller};
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
@@ -166,7 +166,8 @@ async fn create_token(
     Ok(response)
 }
 
-/// Revokes the token in `X-Subject-Token`: the caller's own, or any for an admin.
+/// Revokes the token in `X-Subject-Token`: the one the caller authenticated with, or, for an admin,
+/// one within its reach.
 async fn revoke_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -176,7 +177,9 @@ async fn revoke_token(
         .get(SUBJECT_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::invalid(DIALECT, "X-Subject-Token names the token to revoke"))?;
-    let own = headers.get(AUTH_TOKEN_HEADER).and_then(|v| v.to_str().ok()) == Some(subject);
+    // Its own only if the caller authenticated with it: a signed request may carry any X-Auth-Token.
+    let own = matches!(&caller.principal.kind,
+        PrincipalKind::Token { token_hash, .. } if *token_hash == jobd_auth::secrets::hash_token(subject));
     if !own && !caller.principal.may(Action::Administer) {
         return Err(ApiError::new(DIALECT, ErrorKind::Forbidden("only an admin may revoke another's token".into())));
     }
