@@ -359,7 +359,11 @@ impl IdentityService {
             expires_at: issued_at + to_chrono(self.config.token_ttl),
             revoked: false,
         };
-        self.store.insert_token(&record).await?;
+        // The user may have been deleted since it was read (the password check takes a while): the
+        // store inserts the token only if the user still exists, so no token outlives its user.
+        if !self.store.insert_token(&record).await? {
+            return Err(IdentityError::BadPassword);
+        }
         Ok(IssuedToken { token, record, user, project })
     }
 

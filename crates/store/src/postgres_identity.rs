@@ -198,10 +198,14 @@ impl IdentityStore for PgStore {
         Ok(())
     }
 
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        sqlx::query(
+    async fn insert_token(&self, t: &TokenRecord) -> Result<bool> {
+        // `FOR SHARE` locks the user row until the insert commits: a concurrent `DELETE` of the user
+        // waits for it (and its `UPDATE tokens` then sees and revokes the token), and an insert
+        // that waited for a committed `DELETE` finds no row and inserts nothing.
+        let done = sqlx::query(
             "INSERT INTO tokens (token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, \
-             expires_at, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             expires_at, revoked) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE user_id = $2 FOR SHARE)",
         )
         .bind(&t.token_hash)
         .bind(&t.user_id)
@@ -214,7 +218,7 @@ impl IdentityStore for PgStore {
         .execute(self.pool()?)
         .await
         .map_err(conflict("token".to_owned()))?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn get_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {

@@ -194,10 +194,12 @@ impl IdentityStore for SqliteStore {
         Ok(())
     }
 
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        sqlx::query(
+    async fn insert_token(&self, t: &TokenRecord) -> Result<bool> {
+        // One statement on the one writer connection: it and `delete_user`'s transaction run one
+        // after the other, never interleaved.
+        let done = sqlx::query(
             "INSERT INTO tokens (token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, \
-             expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at, revoked) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE user_id = ?)",
         )
         .bind(&t.token_hash)
         .bind(&t.user_id)
@@ -207,10 +209,11 @@ impl IdentityStore for SqliteStore {
         .bind(millis(&t.issued_at))
         .bind(millis(&t.expires_at))
         .bind(t.revoked)
+        .bind(&t.user_id)
         .execute(&self.writer)
         .await
         .map_err(conflict("token".to_owned()))?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn get_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
