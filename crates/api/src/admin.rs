@@ -1,12 +1,14 @@
 //! The admin API (`/v1/admin/...`): projects, users and access-key credentials. Admin role only;
-//! an admin limited to some projects sees and manages only those (only root creates projects).
+//! an admin creates, sees, changes and removes only principals that reach no further than itself
+//! (`Principal::oversight`: other projects' are not found, wider ones in its projects are `403`), and
+//! only root creates projects.
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
-use jobd_auth::identity::{CredentialRecord, Role, UserRecord};
+use jobd_auth::identity::{CredentialRecord, Oversight, ProjectScope, Reach, Role, UserRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -46,21 +48,40 @@ fn not_found(what: String) -> ApiError {
     ApiError::new(DIALECT, ErrorKind::ResourceNotFound(what))
 }
 
-/// Refuses naming a project outside the caller's.
-fn require_projects(caller: &Caller, project_ids: &[String]) -> Result<(), ApiError> {
-    if caller.principal.may_access_all(project_ids) {
-        Ok(())
-    } else {
-        Err(forbidden("an admin may only manage its own projects"))
+/// Refuses creating a principal that would reach further than the caller.
+fn require_creatable(caller: &Caller, reach: &Reach) -> Result<(), ApiError> {
+    match caller.principal.oversight(reach) {
+        Oversight::Manages => Ok(()),
+        Oversight::OutOfSight => Err(forbidden("an admin may only manage its own projects")),
+        Oversight::ReachesFurther => Err(forbidden(
+            "an admin may not grant more than it has: an admin limited to enterprise projects may only grant those",
+        )),
     }
 }
 
-/// The stored credential, if the caller may manage it (else not found: no leak of others' keys).
+/// Refuses changing or removing a principal the caller may not manage: out of sight is not found
+/// (no leak of other projects' principals), a wider one in its projects is `403`.
+fn require_managed(caller: &Caller, reach: &Reach, what: String) -> Result<(), ApiError> {
+    match caller.principal.oversight(reach) {
+        Oversight::Manages => Ok(()),
+        Oversight::OutOfSight => Err(not_found(what)),
+        Oversight::ReachesFurther => {
+            Err(forbidden(format!("{what} reaches further than the caller: an admin manages only its equals or less")))
+        }
+    }
+}
+
+fn listed(caller: &Caller, reach: &Reach) -> bool {
+    caller.principal.oversight(reach) == Oversight::Manages
+}
+
+/// The stored credential, if the caller may manage it.
 async fn managed_credential(state: &AppState, caller: &Caller, access_key: &str) -> Result<CredentialRecord, ApiError> {
     let credential = state.identity.get_credential(access_key).await.map_err(|e| identity_error(DIALECT, e))?;
-    credential
-        .filter(|c| caller.principal.may_access_all(&c.project_ids))
-        .ok_or_else(|| not_found(format!("credential {access_key}")))
+    let what = format!("credential {access_key}");
+    let credential = credential.ok_or_else(|| not_found(what.clone()))?;
+    require_managed(caller, &credential.reach(), what)?;
+    Ok(credential)
 }
 
 fn role(raw: &str) -> Result<Role, ApiError> {
@@ -69,7 +90,8 @@ fn role(raw: &str) -> Result<Role, ApiError> {
 
 fn user_view(user: &UserRecord) -> Value {
     json!({"id": user.user_id, "name": user.name, "domain": user.domain, "project_id": user.project_id,
-           "role": user.role.as_str(), "created_at": time_format::native(&user.created_at)})
+           "role": user.role.as_str(), "enterprise_project_ids": user.enterprise_project_ids,
+           "created_at": time_format::native(&user.created_at)})
 }
 
 fn credential_view(c: &CredentialRecord) -> Value {
@@ -122,6 +144,9 @@ struct CreateUser {
     password: String,
     project_id: String,
     role: String,
+    /// Absent: the creator's own limit (none for an unrestricted admin); `[]`: every enterprise project.
+    #[serde(default)]
+    enterprise_project_ids: Option<Vec<String>>,
 }
 
 async fn create_user(
@@ -130,10 +155,16 @@ async fn create_user(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: CreateUser = parse(&body)?;
-    require_projects(&caller, std::slice::from_ref(&body.project_id))?;
+    let role = role(&body.role)?;
+    // A user inherits its creator's limit unless it names one (which must then be within it).
+    let enterprise_project_ids = body
+        .enterprise_project_ids
+        .unwrap_or_else(|| caller.principal.enterprise_project_ids.clone().unwrap_or_default());
+    let reach = Reach::new(role, ProjectScope::Only(vec![body.project_id.clone()]), &enterprise_project_ids);
+    require_creatable(&caller, &reach)?;
     let user = state
         .identity
-        .create_user(&body.name, &body.domain, &body.password, &body.project_id, role(&body.role)?)
+        .create_user(&body.name, &body.domain, &body.password, &body.project_id, role, &enterprise_project_ids)
         .await
         .map_err(|e| identity_error(DIALECT, e))?;
     Ok((StatusCode::CREATED, Json(user_view(&user))))
@@ -144,8 +175,7 @@ async fn list_users(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
     let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
-    let users: Vec<Value> =
-        users.iter().filter(|u| caller.principal.may_access_project(&u.project_id)).map(user_view).collect();
+    let users: Vec<Value> = users.iter().filter(|u| listed(&caller, &u.reach())).map(user_view).collect();
     Ok(Json(json!({"users": users})))
 }
 
@@ -155,9 +185,8 @@ async fn delete_user(
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
-    if !users.iter().any(|u| u.user_id == user_id && caller.principal.may_access_project(&u.project_id)) {
-        return Err(not_found(format!("user {user_id}")));
-    }
+    let user = users.iter().find(|u| u.user_id == user_id).ok_or_else(|| not_found(format!("user {user_id}")))?;
+    require_managed(&caller, &user.reach(), format!("user {user_id}"))?;
     state.identity.delete_user(&user_id).await.map_err(|e| identity_error(DIALECT, e))?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -178,22 +207,12 @@ async fn create_credential(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body: CreateCredential = parse(&body)?;
-    require_projects(&caller, &body.project_ids)?;
-    if let Some(granted) = &caller.principal.enterprise_project_ids {
-        let within = !body.enterprise_project_ids.is_empty()
-            && body.enterprise_project_ids.iter().all(|eps| granted.iter().any(|g| g.eq_ignore_ascii_case(eps)));
-        if !within {
-            return Err(forbidden("an admin limited to enterprise projects may only grant those"));
-        }
-    }
+    let role = role(&body.role)?;
+    let reach = Reach::new(role, ProjectScope::Only(body.project_ids.clone()), &body.enterprise_project_ids);
+    require_creatable(&caller, &reach)?;
     let created = state
         .identity
-        .create_credential(
-            &caller.principal.label(),
-            &body.project_ids,
-            role(&body.role)?,
-            &body.enterprise_project_ids,
-        )
+        .create_credential(&caller.principal.label(), &body.project_ids, role, &body.enterprise_project_ids)
         .await
         .map_err(|e| identity_error(DIALECT, e))?;
     let mut view = credential_view(&created.record);
@@ -207,7 +226,7 @@ async fn list_credentials(
 ) -> Result<Json<Value>, ApiError> {
     let credentials = state.identity.list_credentials().await.map_err(|e| identity_error(DIALECT, e))?;
     let credentials: Vec<Value> =
-        credentials.iter().filter(|c| caller.principal.may_access_all(&c.project_ids)).map(credential_view).collect();
+        credentials.iter().filter(|c| listed(&caller, &c.reach())).map(credential_view).collect();
     Ok(Json(json!({"credentials": credentials})))
 }
 

@@ -8,13 +8,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobd_auth::identity::{Action, ProjectRecord, ProjectScope};
+use jobd_auth::identity::{Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
 use jobd_service::identity::{IssuedToken, ProjectSelector};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::caller::{identity_error, read_body, Caller, AUTH_TOKEN_HEADER};
+use crate::caller::{identity_error, read_body, Caller};
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
@@ -166,7 +166,8 @@ async fn create_token(
     Ok(response)
 }
 
-/// Revokes the token in `X-Subject-Token`: the caller's own, or any for an admin.
+/// Revokes the token in `X-Subject-Token`: the one the caller authenticated with, or, for an admin,
+/// one within its reach.
 async fn revoke_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -176,15 +177,26 @@ async fn revoke_token(
         .get(SUBJECT_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::invalid(DIALECT, "X-Subject-Token names the token to revoke"))?;
-    let own = headers.get(AUTH_TOKEN_HEADER).and_then(|v| v.to_str().ok()) == Some(subject);
+    // Its own only if the caller authenticated with it: a signed request may carry any X-Auth-Token.
+    let own = matches!(&caller.principal.kind,
+        PrincipalKind::Token { token_hash, .. } if *token_hash == jobd_auth::secrets::hash_token(subject));
     if !own && !caller.principal.may(Action::Administer) {
         return Err(ApiError::new(DIALECT, ErrorKind::Forbidden("only an admin may revoke another's token".into())));
     }
     if !own {
-        // An admin revokes tokens of its own projects only; others' are not found.
-        let project = state.identity.token_project(subject).await.map_err(|e| identity_error(DIALECT, e))?;
-        if !project.is_some_and(|p| caller.principal.may_access_project(&p)) {
-            return Err(ApiError::new(DIALECT, ErrorKind::ResourceNotFound("token".into())));
+        // An admin revokes only tokens within its reach: other projects' are not found, wider ones
+        // (more enterprise projects) refused.
+        let record = state.identity.token_record(subject).await.map_err(|e| identity_error(DIALECT, e))?;
+        let not_found = || ApiError::new(DIALECT, ErrorKind::ResourceNotFound("token".into()));
+        match caller.principal.oversight(&record.ok_or_else(not_found)?.reach()) {
+            Oversight::Manages => {}
+            Oversight::OutOfSight => return Err(not_found()),
+            Oversight::ReachesFurther => {
+                return Err(ApiError::new(
+                    DIALECT,
+                    ErrorKind::Forbidden("the token reaches further than the caller".into()),
+                ))
+            }
         }
     }
     state.identity.revoke_token(subject).await.map_err(|e| match e {

@@ -293,7 +293,7 @@ async fn an_admin_of_one_project_manages_only_that_project() {
     let (_, ak, sk) = f.keys.iter().find(|(role, _, _)| *role == Role::Admin).unwrap();
     let other_key =
         app.identity.create_credential("root", std::slice::from_ref(&f.other), Role::Reader, &[]).await.unwrap();
-    app.identity.create_user("bob", "acme", "a long password", &f.other, Role::Reader).await.unwrap();
+    app.identity.create_user("bob", "acme", "a long password", &f.other, Role::Reader, &[]).await.unwrap();
 
     let create_project = app.signed_as(ak, sk, Method::POST, "/v1/admin/projects", Some(json!({"name": "mine"}))).await;
     assert_eq!(create_project.status, StatusCode::FORBIDDEN, "only root creates projects");
@@ -351,4 +351,240 @@ async fn root_is_never_locked_and_unknown_keys_are_not_tracked() {
         app.signed_as("NOSUCHKEY", "x", Method::GET, &url, None).await;
     }
     assert_eq!(app.get(&url).await.status, StatusCode::OK, "bad signatures with root's key do not lock root out");
+}
+
+/// Who acts in the principal-management tests: a signed key or a user's token.
+enum Actor {
+    Key { access_key: String, secret_key: String },
+    Token(String),
+}
+
+impl Actor {
+    fn key((access_key, secret_key): &(String, String)) -> Self {
+        Actor::Key { access_key: access_key.clone(), secret_key: secret_key.clone() }
+    }
+
+    async fn call(&self, app: &TestApp, method: Method, uri: &str, body: Option<Value>) -> common::Answer {
+        match self {
+            Actor::Key { access_key, secret_key } => app.signed_as(access_key, secret_key, method, uri, body).await,
+            Actor::Token(token) => app.with_token(token, method, uri, body).await,
+        }
+    }
+
+    /// Revokes a token (`DELETE /v3/auth/tokens` with `X-Subject-Token`).
+    async fn revoke(&self, app: &TestApp, subject: &str) -> common::Answer {
+        let extra = [("x-subject-token", subject)];
+        match self {
+            Actor::Key { access_key, secret_key } => {
+                app.signed_as_with_headers(access_key, secret_key, Method::DELETE, "/v3/auth/tokens", &extra).await
+            }
+            Actor::Token(token) => app.with_token_and_headers(token, Method::DELETE, "/v3/auth/tokens", &extra).await,
+        }
+    }
+}
+
+fn user_body(name: &str, project: &str, role: &str, enterprise_project_ids: Option<&[&str]>) -> Value {
+    let mut body = json!({"name": name, "domain": "acme", "password": "a long password", "project_id": project,
+                          "role": role});
+    if let Some(ids) = enterprise_project_ids {
+        body["enterprise_project_ids"] = json!(ids);
+    }
+    body
+}
+
+fn assert_refused(answer: &common::Answer, what: &str) {
+    assert_eq!(
+        (answer.status, answer.body["error_code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("APIGW.0302")),
+        "{what}: {}",
+        answer.body
+    );
+}
+
+/// Issue #16, item 1: an admin key limited to enterprise project eps-a creates an admin user; that
+/// user's token must stay inside eps-a (no eps-b job read or cancelled, no unrestricted key minted),
+/// and the limited key may not list, disable, enable or delete the project's unrestricted admin key.
+#[tokio::test]
+async fn a_limited_admin_cannot_escape_its_enterprise_projects_through_a_user_it_creates() {
+    let app = TestApp::new().await;
+    let f = fixture(&app).await;
+    let limited = Actor::key(&f.eps_limited);
+    let created =
+        limited.call(&app, Method::POST, "/v1/admin/users", Some(user_body("eve", &f.own, "admin", None))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["enterprise_project_ids"], json!(["eps-a"]), "the user inherits its creator's limit");
+    let eve = Actor::Token(app.issue_token("acme", "eve", "a long password", &f.own).await);
+
+    for (method, path) in [
+        (Method::GET, format!("/v1/{}/jobs/{}", f.own, f.other_eps_job)),
+        (Method::GET, format!("/v3/{}/elb/jobs/{}", f.own, f.other_eps_job)),
+        (Method::POST, format!("/v1/{}/jobs/{}/cancel", f.own, f.other_eps_job)),
+    ] {
+        let answer = eve.call(&app, method.clone(), &path, None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{method} {path} with the user's token: {}", answer.body);
+    }
+    let own_project = jobd_core::ProjectId::parse(&f.own).unwrap();
+    let eps_b_job = app.service.get(&own_project, &jobd_core::JobId::parse(&f.other_eps_job).unwrap()).await.unwrap();
+    assert!(!eps_b_job.status.is_terminal(), "the eps-b job was not cancelled: {:?}", eps_b_job.status);
+    let list = eve.call(&app, Method::GET, &format!("/v1/{}/jobs", f.own), None).await;
+    let ids: Vec<&str> = list.body["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![f.own_job.as_str()], "the token lists only eps-a jobs");
+
+    for actor in [&limited, &eve] {
+        let unrestricted = actor
+            .call(&app, Method::POST, "/v1/admin/credentials", Some(json!({"project_ids": [f.own], "role": "admin"})))
+            .await;
+        assert_refused(&unrestricted, "minting an unrestricted admin key");
+        let user =
+            actor.call(&app, Method::POST, "/v1/admin/users", Some(user_body("mallory", &f.own, "admin", Some(&[]))));
+        assert_refused(&user.await, "creating an unrestricted admin user");
+    }
+
+    let (_, admin_ak, _) = f.keys.iter().find(|(role, _, _)| *role == Role::Admin).unwrap();
+    for actor in [&limited, &eve] {
+        let listed = actor.call(&app, Method::GET, "/v1/admin/credentials", None).await;
+        assert_eq!(listed.status, StatusCode::OK);
+        assert!(!listed.body.to_string().contains(admin_ak.as_str()), "the unrestricted key is not listed");
+        for (method, path) in [
+            (Method::POST, format!("/v1/admin/credentials/{admin_ak}/disable")),
+            (Method::POST, format!("/v1/admin/credentials/{admin_ak}/enable")),
+            (Method::DELETE, format!("/v1/admin/credentials/{admin_ak}")),
+        ] {
+            assert_refused(&actor.call(&app, method.clone(), &path, None).await, &format!("{method} {path}"));
+        }
+    }
+    let stored = app.identity.get_credential(admin_ak).await.unwrap().expect("the unrestricted key still exists");
+    assert!(stored.enabled, "and is still enabled");
+}
+
+/// What an admin may do to a principal of some grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Within the admin's reach: created, listed, changed, removed.
+    Managed,
+    /// In the admin's projects but reaching further (more enterprise projects): 403, not listed.
+    Forbidden,
+    /// In another project: creating it is 403, changing it 404, never listed.
+    Hidden,
+}
+
+/// The isolation matrix of principal management: admins of different reach (an unrestricted admin
+/// key, a key limited to eps-a, and the tokens of admin users of either kind) × principals of every
+/// grant (all enterprise projects, eps-a, eps-b, both, another project) × create, list, disable,
+/// enable and delete, for keys and users, and revoking users' tokens.
+#[tokio::test]
+async fn admins_manage_only_principals_within_their_reach() {
+    let app = TestApp::new().await;
+    let f = fixture(&app).await;
+    for (name, eps) in [("full-admin", &[][..]), ("eps-a-admin", &["eps-a"][..])] {
+        let made = app.signed(Method::POST, "/v1/admin/users", Some(user_body(name, &f.own, "admin", Some(eps)))).await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    }
+    let (_, admin_ak, admin_sk) = f.keys.iter().find(|(role, _, _)| *role == Role::Admin).unwrap();
+    let actors = [
+        ("unrestricted admin key", Actor::key(&(admin_ak.clone(), admin_sk.clone())), false),
+        ("eps-a admin key", Actor::key(&f.eps_limited), true),
+        (
+            "unrestricted admin user",
+            Actor::Token(app.issue_token("acme", "full-admin", "a long password", &f.own).await),
+            false,
+        ),
+        (
+            "eps-a admin user",
+            Actor::Token(app.issue_token("acme", "eps-a-admin", "a long password", &f.own).await),
+            true,
+        ),
+    ];
+    let grants: [(&str, &str, &[&str]); 5] = [
+        ("all enterprise projects", &f.own, &[]),
+        ("eps-a", &f.own, &["eps-a"]),
+        ("eps-b", &f.own, &["eps-b"]),
+        ("eps-a and eps-b", &f.own, &["eps-a", "eps-b"]),
+        ("another project", &f.other, &[]),
+    ];
+    let expect = |limited: bool, project: &str, eps: &[&str]| {
+        if project != f.own {
+            Expect::Hidden
+        } else if !limited || eps == ["eps-a"] {
+            Expect::Managed
+        } else {
+            Expect::Forbidden
+        }
+    };
+    let mut rows = 0;
+    for (actor_index, (actor_name, actor, limited)) in actors.iter().enumerate() {
+        for (grant_index, (grant, project, eps)) in grants.iter().enumerate() {
+            let expected = expect(*limited, project, eps);
+            let what = format!("{actor_name} on a principal of {grant}");
+            let refused_or =
+                |status: StatusCode| if expected == Expect::Managed { status } else { StatusCode::FORBIDDEN };
+
+            // Create a key and a user of this grant.
+            let key_body = json!({"project_ids": [project], "role": "reader", "enterprise_project_ids": eps});
+            let created = actor.call(&app, Method::POST, "/v1/admin/credentials", Some(key_body)).await;
+            assert_eq!(created.status, refused_or(StatusCode::CREATED), "{what}: create key: {}", created.body);
+            let name = format!("u{actor_index}-{grant_index}");
+            let created = actor
+                .call(&app, Method::POST, "/v1/admin/users", Some(user_body(&name, project, "reader", Some(eps))))
+                .await;
+            assert_eq!(created.status, refused_or(StatusCode::CREATED), "{what}: create user: {}", created.body);
+            rows += 2;
+
+            // A key and a user of this grant made by root: listed, changed and removed only within reach.
+            let owned: Vec<String> = eps.iter().map(|eps| eps.to_string()).collect();
+            let key =
+                app.identity.create_credential("root", &[project.to_string()], Role::Reader, &owned).await.unwrap();
+            let access_key = key.record.access_key;
+            let user_name = format!("t{actor_index}-{grant_index}");
+            let made = app
+                .signed(Method::POST, "/v1/admin/users", Some(user_body(&user_name, project, "reader", Some(eps))))
+                .await;
+            assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+            let user_id = made.body["id"].as_str().unwrap().to_owned();
+
+            let token = app.issue_token("acme", &user_name, "a long password", project).await;
+            let revoked = actor.revoke(&app, &token).await;
+            let revoke_status = match expected {
+                Expect::Managed => StatusCode::NO_CONTENT,
+                Expect::Forbidden => StatusCode::FORBIDDEN,
+                Expect::Hidden => StatusCode::NOT_FOUND,
+            };
+            assert_eq!(revoked.status, revoke_status, "{what}: revoke the user's token: {}", revoked.body);
+            let still_valid = app.identity.resolve_token(&token).await.is_ok();
+            assert_eq!(still_valid, expected != Expect::Managed, "{what}: the token is revoked only within reach");
+            rows += 1;
+
+            let keys = actor.call(&app, Method::GET, "/v1/admin/credentials", None).await;
+            let users = actor.call(&app, Method::GET, "/v1/admin/users", None).await;
+            let listed = expected == Expect::Managed;
+            assert_eq!(keys.body.to_string().contains(&access_key), listed, "{what}: key listed: {}", keys.body);
+            assert_eq!(users.body.to_string().contains(&user_id), listed, "{what}: user listed: {}", users.body);
+            rows += 2;
+
+            let change = match expected {
+                Expect::Managed => StatusCode::NO_CONTENT,
+                Expect::Forbidden => StatusCode::FORBIDDEN,
+                Expect::Hidden => StatusCode::NOT_FOUND,
+            };
+            for (method, path) in [
+                (Method::POST, format!("/v1/admin/credentials/{access_key}/disable")),
+                (Method::POST, format!("/v1/admin/credentials/{access_key}/enable")),
+                (Method::DELETE, format!("/v1/admin/credentials/{access_key}")),
+                (Method::DELETE, format!("/v1/admin/users/{user_id}")),
+            ] {
+                let answer = actor.call(&app, method.clone(), &path, None).await;
+                assert_eq!(answer.status, change, "{what}: {method} {path}: {}", answer.body);
+                if change == StatusCode::FORBIDDEN {
+                    assert_eq!(answer.body["error_code"], "APIGW.0302");
+                }
+                rows += 1;
+            }
+            let key_left = app.identity.get_credential(&access_key).await.unwrap();
+            assert_eq!(key_left.is_none(), listed, "{what}: the key is removed only within reach");
+            assert!(key_left.is_none_or(|k| k.enabled), "{what}: a key out of reach stays enabled");
+            let user_left = app.identity.list_users().await.unwrap().iter().any(|u| u.user_id == user_id);
+            assert_eq!(!user_left, listed, "{what}: the user is removed only within reach");
+        }
+    }
+    println!("principal management matrix: {rows} requests checked");
 }

@@ -62,8 +62,8 @@ async fn tokens_are_issued_used_scoped_expired_revoked_and_not_forgeable() {
     let identity = &live.app.identity;
     let own = identity.create_project("cn-north-4").await.unwrap();
     let other = identity.create_project("other").await.unwrap();
-    identity.create_user("ann", "acme", "s3cret-password", &own.id, Role::Producer).await.unwrap();
-    identity.create_user("rita", "acme", "s3cret-password", &own.id, Role::Reader).await.unwrap();
+    identity.create_user("ann", "acme", "s3cret-password", &own.id, Role::Producer, &[]).await.unwrap();
+    identity.create_user("rita", "acme", "s3cret-password", &own.id, Role::Reader, &[]).await.unwrap();
 
     let (status, headers, body) = live.token("ann", "s3cret-password", json!({"name": "cn-north-4"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -232,4 +232,39 @@ async fn admin_api_manages_projects_users_and_credentials() {
         StatusCode::NO_CONTENT
     );
     let _ = HeaderValue::from_static("x");
+}
+
+/// Issue #16, item 10: revoking needs the right over the token's own scope. A key of project B that
+/// holds a project-A token may not revoke it by also sending it as `X-Auth-Token` (the signature is
+/// what authenticates it; the header proves nothing).
+#[tokio::test]
+async fn a_key_of_another_project_cannot_revoke_a_token_it_holds() {
+    let app = common::TestApp::new().await;
+    let project_a = app.identity.create_project("a").await.unwrap();
+    let project_b = app.identity.create_project("b").await.unwrap();
+    app.identity.create_user("ann", "acme", "s3cret-password", &project_a.id, Role::Reader, &[]).await.unwrap();
+    let token = app.issue_token("acme", "ann", "s3cret-password", &project_a.id).await;
+    for role in [Role::Reader, Role::Admin] {
+        let key_b =
+            app.identity.create_credential("root", std::slice::from_ref(&project_b.id), role, &[]).await.unwrap();
+        let (ak, sk) = (key_b.record.access_key.as_str(), key_b.secret_key.as_str());
+        let headers = [("x-auth-token", token.as_str()), ("x-subject-token", token.as_str())];
+        let answer = app.signed_as_with_headers(ak, sk, Method::DELETE, "/v3/auth/tokens", &headers).await;
+        let expected = if role == Role::Admin { StatusCode::NOT_FOUND } else { StatusCode::FORBIDDEN };
+        assert_eq!(answer.status, expected, "a {role} key of project B: {}", answer.body);
+        assert!(app.identity.resolve_token(&token).await.is_ok(), "the project-A token still works");
+    }
+    // Its holder may, and a project-A admin may.
+    let own =
+        app.with_token_and_headers(&token, Method::DELETE, "/v3/auth/tokens", &[("x-subject-token", &token)]).await;
+    assert_eq!(own.status, StatusCode::NO_CONTENT);
+    assert!(app.identity.resolve_token(&token).await.is_err());
+    let second = app.issue_token("acme", "ann", "s3cret-password", &project_a.id).await;
+    let admin_a =
+        app.identity.create_credential("root", std::slice::from_ref(&project_a.id), Role::Admin, &[]).await.unwrap();
+    let (ak, sk) = (admin_a.record.access_key.as_str(), admin_a.secret_key.as_str());
+    let answer =
+        app.signed_as_with_headers(ak, sk, Method::DELETE, "/v3/auth/tokens", &[("x-subject-token", &second)]).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    assert!(app.identity.resolve_token(&second).await.is_err());
 }

@@ -197,7 +197,7 @@ async fn a_revoked_token_ends_its_open_stream() {
     let identity = &live.app.identity;
     let project = identity.create_project("streams").await.unwrap();
     identity
-        .create_user("sam", "acme", "a long password", &project.id, jobd_auth::identity::Role::Reader)
+        .create_user("sam", "acme", "a long password", &project.id, jobd_auth::identity::Role::Reader, &[])
         .await
         .unwrap();
     let issued = identity

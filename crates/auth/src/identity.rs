@@ -20,6 +20,10 @@ pub enum Action {
     Administer,
 }
 
+impl Action {
+    pub const ALL: [Action; 4] = [Action::Read, Action::Write, Action::Work, Action::Administer];
+}
+
 /// A principal's role. Each role's rights are fixed here, in one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +54,11 @@ impl Role {
                 | (Role::Producer, Action::Read | Action::Write)
                 | (Role::Worker, Action::Work)
         )
+    }
+
+    /// Whether every action this role allows, `other` allows too.
+    pub fn rights_within(self, other: Role) -> bool {
+        Action::ALL.into_iter().all(|action| !self.allows(action) || other.allows(action))
     }
 }
 
@@ -94,7 +103,16 @@ pub struct UserRecord {
     pub password_hash: String,
     pub project_id: String,
     pub role: Role,
+    /// Enterprise projects it and its tokens may see; empty means all of its project's.
+    pub enterprise_project_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
+}
+
+impl UserRecord {
+    /// How far the user, and every token issued to it, reaches.
+    pub fn reach(&self) -> Reach {
+        Reach::new(self.role, ProjectScope::Only(vec![self.project_id.clone()]), &self.enterprise_project_ids)
+    }
 }
 
 impl fmt::Debug for UserRecord {
@@ -106,6 +124,7 @@ impl fmt::Debug for UserRecord {
             .field("password_hash", &"<redacted>")
             .field("project_id", &self.project_id)
             .field("role", &self.role)
+            .field("enterprise_project_ids", &self.enterprise_project_ids)
             .finish()
     }
 }
@@ -124,6 +143,13 @@ pub struct CredentialRecord {
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl CredentialRecord {
+    /// How far the key reaches.
+    pub fn reach(&self) -> Reach {
+        Reach::new(self.role, ProjectScope::Only(self.project_ids.clone()), &self.enterprise_project_ids)
+    }
 }
 
 impl fmt::Debug for CredentialRecord {
@@ -147,9 +173,18 @@ pub struct TokenRecord {
     pub user_id: String,
     pub project_id: String,
     pub role: Role,
+    /// Enterprise projects it may see (its user's when issued); empty means all of its project's.
+    pub enterprise_project_ids: Vec<String>,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
+}
+
+impl TokenRecord {
+    /// How far the token reaches.
+    pub fn reach(&self) -> Reach {
+        Reach::new(self.role, ProjectScope::Only(vec![self.project_id.clone()]), &self.enterprise_project_ids)
+    }
 }
 
 /// Which projects a principal may act in.
@@ -157,6 +192,63 @@ pub struct TokenRecord {
 pub enum ProjectScope {
     All,
     Only(Vec<String>),
+}
+
+impl ProjectScope {
+    /// Whether every project of this scope is one of `other`'s.
+    pub fn within(&self, other: &ProjectScope) -> bool {
+        match (self, other) {
+            (_, ProjectScope::All) => true,
+            (ProjectScope::All, ProjectScope::Only(_)) => false,
+            (ProjectScope::Only(mine), ProjectScope::Only(theirs)) => mine.iter().all(|id| theirs.contains(id)),
+        }
+    }
+}
+
+/// How far a principal (a key, a user, a token, a caller) reaches: the rights of its role, its
+/// projects and, within them, its enterprise projects. The one comparison of principals: no
+/// principal may create, see in a list, change or remove one whose reach is not `within` its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub role: Role,
+    pub projects: ProjectScope,
+    /// `None`: every enterprise project of its projects.
+    pub enterprise_project_ids: Option<Vec<String>>,
+}
+
+impl Reach {
+    /// A reach from a stored limit, where an empty list of enterprise projects means all of them.
+    pub fn new(role: Role, projects: ProjectScope, enterprise_project_ids: &[String]) -> Self {
+        Reach { role, projects, enterprise_project_ids: enterprise_limit(enterprise_project_ids) }
+    }
+
+    /// Whether `self` reaches nowhere `other` does not: no right, project or enterprise project more.
+    pub fn within(&self, other: &Reach) -> bool {
+        let enterprise_projects_within = match (&self.enterprise_project_ids, &other.enterprise_project_ids) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(mine), Some(theirs)) => {
+                mine.iter().all(|eps| theirs.iter().any(|granted| granted.eq_ignore_ascii_case(eps)))
+            }
+        };
+        self.role.rights_within(other.role) && self.projects.within(&other.projects) && enterprise_projects_within
+    }
+}
+
+/// A stored list of enterprise projects as a limit: empty means none (every enterprise project).
+pub fn enterprise_limit(enterprise_project_ids: &[String]) -> Option<Vec<String>> {
+    (!enterprise_project_ids.is_empty()).then(|| enterprise_project_ids.to_vec())
+}
+
+/// What a principal may do to another principal (a key, a user, a token) of a given reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversight {
+    /// Within its reach: it may create, see, change and remove it.
+    Manages,
+    /// In its projects but reaching further: it may neither create, see, change nor remove it (`403`).
+    ReachesFurther,
+    /// Outside its projects: as if it did not exist (`404`; creating one there is `403`).
+    OutOfSight,
 }
 
 /// How a caller proved who it is.
@@ -208,9 +300,25 @@ impl Principal {
         }
     }
 
-    /// Whether every one of `project_ids` is the principal's.
-    pub fn may_access_all(&self, project_ids: &[String]) -> bool {
-        project_ids.iter().all(|id| self.may_access_project(id))
+    /// How far the principal reaches.
+    pub fn reach(&self) -> Reach {
+        Reach {
+            role: self.role,
+            projects: self.projects.clone(),
+            enterprise_project_ids: self.enterprise_project_ids.clone(),
+        }
+    }
+
+    /// What the principal may do to a principal of reach `target`. Whether it may administer at
+    /// all is its role's business (the route's action); this is only about reach.
+    pub fn oversight(&self, target: &Reach) -> Oversight {
+        if !target.projects.within(&self.projects) {
+            Oversight::OutOfSight
+        } else if target.within(&self.reach()) {
+            Oversight::Manages
+        } else {
+            Oversight::ReachesFurther
+        }
     }
 
     /// Whether the principal may act in every project (root, or an unscoped key).
@@ -248,5 +356,65 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("owner".parse::<Role>().is_err());
+    }
+
+    fn only(ids: &[&str]) -> ProjectScope {
+        ProjectScope::Only(ids.iter().map(|id| id.to_string()).collect())
+    }
+
+    fn reach(role: Role, projects: ProjectScope, eps: &[&str]) -> Reach {
+        Reach::new(role, projects, &eps.iter().map(|id| id.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_reach_is_within_another_only_if_no_right_project_or_enterprise_project_is_more() {
+        use Role::*;
+        let admin_of_p = reach(Admin, only(&["p"]), &[]);
+        let admin_of_p_eps_a = reach(Admin, only(&["p"]), &["eps-a"]);
+        let cases = [
+            // (target, manager, within)
+            (reach(Reader, only(&["p"]), &[]), admin_of_p.clone(), true),
+            (reach(Admin, only(&["p"]), &[]), admin_of_p.clone(), true),
+            (reach(Admin, only(&["p"]), &["eps-a"]), admin_of_p.clone(), true),
+            (reach(Admin, only(&["p", "q"]), &[]), admin_of_p.clone(), false),
+            (reach(Admin, only(&["q"]), &[]), admin_of_p.clone(), false),
+            (reach(Admin, ProjectScope::All, &[]), admin_of_p.clone(), false),
+            // Enterprise projects: all of them is more than some; a subset is within, case aside.
+            (reach(Reader, only(&["p"]), &[]), admin_of_p_eps_a.clone(), false),
+            (reach(Reader, only(&["p"]), &["eps-a"]), admin_of_p_eps_a.clone(), true),
+            (reach(Reader, only(&["p"]), &["EPS-A"]), admin_of_p_eps_a.clone(), true),
+            (reach(Reader, only(&["p"]), &["eps-b"]), admin_of_p_eps_a.clone(), false),
+            (reach(Reader, only(&["p"]), &["eps-a", "eps-b"]), admin_of_p_eps_a.clone(), false),
+            (reach(Reader, only(&["p"]), &["eps-a"]), reach(Admin, only(&["p"]), &["eps-a", "eps-b"]), true),
+            // Rights: a role with a right the other lacks is not within it.
+            (reach(Worker, only(&["p"]), &[]), reach(Producer, only(&["p"]), &[]), false),
+            (reach(Reader, only(&["p"]), &[]), reach(Producer, only(&["p"]), &[]), true),
+            (reach(Admin, only(&["p"]), &[]), reach(Producer, only(&["p"]), &[]), false),
+            // Root reaches everything.
+            (reach(Admin, ProjectScope::All, &[]), Principal::root().reach(), true),
+        ];
+        for (target, manager, within) in cases {
+            assert_eq!(target.within(&manager), within, "{target:?} within {manager:?}");
+        }
+        for role in Role::ALL {
+            assert!(role.rights_within(Admin) && role.rights_within(role));
+        }
+    }
+
+    #[test]
+    fn oversight_hides_other_projects_and_refuses_wider_reach() {
+        let limited = Principal {
+            kind: PrincipalKind::AccessKey { access_key: "AK".into() },
+            role: Role::Admin,
+            projects: only(&["p"]),
+            enterprise_project_ids: Some(vec!["eps-a".into()]),
+        };
+        assert_eq!(limited.oversight(&reach(Role::Admin, only(&["p"]), &["eps-a"])), Oversight::Manages);
+        assert_eq!(limited.oversight(&limited.reach()), Oversight::Manages, "its own reach");
+        assert_eq!(limited.oversight(&reach(Role::Reader, only(&["p"]), &[])), Oversight::ReachesFurther);
+        assert_eq!(limited.oversight(&reach(Role::Reader, only(&["p"]), &["eps-b"])), Oversight::ReachesFurther);
+        assert_eq!(limited.oversight(&reach(Role::Reader, only(&["q"]), &["eps-a"])), Oversight::OutOfSight);
+        assert_eq!(limited.oversight(&reach(Role::Reader, only(&["p", "q"]), &[])), Oversight::OutOfSight);
+        assert_eq!(Principal::root().oversight(&reach(Role::Admin, ProjectScope::All, &[])), Oversight::Manages);
     }
 }

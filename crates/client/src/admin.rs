@@ -22,6 +22,9 @@ pub struct User {
     pub domain: String,
     pub project_id: String,
     pub role: String,
+    /// Enterprise projects it and its tokens may see (empty: all).
+    #[serde(default)]
+    pub enterprise_project_ids: Vec<String>,
     #[serde(default)]
     pub created_at: Option<String>,
 }
@@ -63,6 +66,10 @@ pub struct NewUser {
     pub password: String,
     pub project_id: String,
     pub role: String,
+    /// Limit the user and its tokens to these enterprise projects; empty: the creating key's own
+    /// limit (none for an unrestricted admin).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enterprise_project_ids: Vec<String>,
 }
 
 /// A new credential.

@@ -160,6 +160,7 @@ async fn a_token_reads_every_api_and_waits() {
         password: "a long password".to_owned(),
         project_id: team.id.clone(),
         role: "reader".to_owned(),
+        enterprise_project_ids: Vec::new(),
     };
     root.create_user(&user).await.unwrap();
     let job_id = create(&root.project(&team.id), NewJob::new("elb", "UPGRADE").simulate(simulated(300))).await;

@@ -44,6 +44,10 @@ pub enum UserCommand {
         /// reader, producer, worker or admin.
         #[arg(long)]
         role: String,
+        /// Limit the user and its tokens to an enterprise project (repeat for more; none: the
+        /// signing key's own limit, all for an unrestricted key).
+        #[arg(long = "enterprise-project")]
+        enterprise_projects: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -132,12 +136,20 @@ fn read_password() -> anyhow::Result<String> {
 pub async fn user(connection: &Connection, command: UserCommand) -> anyhow::Result<()> {
     let client = connection.client()?;
     match command {
-        UserCommand::Create { name, domain, password_stdin, project, role, json } => {
+        UserCommand::Create { name, domain, password_stdin, project, role, enterprise_projects, json } => {
             if !password_stdin {
                 bail!("pass the password on standard input with --password-stdin");
             }
             let password = read_password()?;
-            let user = client.create_user(&NewUser { name, domain, password, project_id: project, role }).await?;
+            let new_user = NewUser {
+                name,
+                domain,
+                password,
+                project_id: project,
+                role,
+                enterprise_project_ids: enterprise_projects,
+            };
+            let user = client.create_user(&new_user).await?;
             if json {
                 print_json(&user)
             } else {

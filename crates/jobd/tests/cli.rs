@@ -67,6 +67,29 @@ async fn a_new_user_sets_up_a_tenant_and_reads_a_job_with_a_key_and_a_token() {
     );
     assert!(ok, "{err}");
     assert_eq!(json_of(&out)["name"], "ann");
+    assert_eq!(json_of(&out)["enterprise_project_ids"], json!([]), "root's user sees every enterprise project");
+    let (ok, out, err) = jobd(
+        &base,
+        &[
+            "user",
+            "create",
+            "--name",
+            "ben",
+            "--domain",
+            "acme",
+            "--password-stdin",
+            "--project",
+            &project_id,
+            "--role",
+            "reader",
+            "--enterprise-project",
+            "EPS-A",
+            "--json",
+        ],
+        Some("a long password\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(json_of(&out)["enterprise_project_ids"], json!(["eps-a"]), "a user limited to an enterprise project");
     let (ok, _, err) = jobd(
         &base,
         &["user", "create", "--name", "x", "--domain", "acme", "--project", &project_id, "--role", "reader"],

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobd_auth::identity::{
-    CredentialRecord, Principal, PrincipalKind, ProjectRecord, ProjectScope, Role, TokenRecord, UserRecord,
+    enterprise_limit, CredentialRecord, Principal, PrincipalKind, ProjectRecord, ProjectScope, Role, TokenRecord,
+    UserRecord,
 };
 use jobd_auth::secrets::{self, MasterKey};
 use jobd_core::ids::parse_enterprise_project_id;
@@ -154,6 +155,11 @@ fn check_name(field: &str, value: &str) -> Result<()> {
     }
 }
 
+/// Checks and folds a list of enterprise projects (a limit: empty means all of them).
+fn parse_enterprise_projects(enterprise_project_ids: &[String]) -> Result<Vec<String>> {
+    Ok(enterprise_project_ids.iter().map(|eps| parse_enterprise_project_id(eps)).collect::<Result<Vec<_>, _>>()?)
+}
+
 fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -207,6 +213,8 @@ impl IdentityService {
             .ok_or_else(|| IdentityError::NotFound(format!("project {project_id}")))
     }
 
+    /// A user of one project, limited to `enterprise_project_ids` (empty: all of them); its tokens
+    /// carry the same limit.
     pub async fn create_user(
         &self,
         name: &str,
@@ -214,12 +222,14 @@ impl IdentityService {
         password: &str,
         project_id: &str,
         role: Role,
+        enterprise_project_ids: &[String],
     ) -> Result<UserRecord> {
         check_name("name", name)?;
         check_name("domain", domain)?;
         if !(8..=128).contains(&password.chars().count()) {
             return Err(ValidationError::field("password", "must be 8 to 128 characters").into());
         }
+        let enterprise_project_ids = parse_enterprise_projects(enterprise_project_ids)?;
         self.require_project(project_id).await?;
         let password = password.to_owned();
         let password_hash = self
@@ -233,6 +243,7 @@ impl IdentityService {
             password_hash,
             project_id: project_id.to_owned(),
             role,
+            enterprise_project_ids,
             created_at: self.now(),
         };
         self.store.insert_user(&user).await?;
@@ -264,8 +275,7 @@ impl IdentityService {
         for project_id in project_ids {
             self.require_project(project_id).await?;
         }
-        let enterprise_project_ids =
-            enterprise_project_ids.iter().map(|eps| parse_enterprise_project_id(eps)).collect::<Result<Vec<_>, _>>()?;
+        let enterprise_project_ids = parse_enterprise_projects(enterprise_project_ids)?;
         let (access_key, secret_key) = secrets::generate_access_key_pair();
         let record = CredentialRecord {
             access_key,
@@ -344,11 +354,16 @@ impl IdentityService {
             user_id: user.user_id.clone(),
             project_id: project.id.clone(),
             role: user.role,
+            enterprise_project_ids: user.enterprise_project_ids.clone(),
             issued_at,
             expires_at: issued_at + to_chrono(self.config.token_ttl),
             revoked: false,
         };
-        self.store.insert_token(&record).await?;
+        // The user may have been deleted since it was read (the password check takes a while): the
+        // store inserts the token only if the user still exists, so no token outlives its user.
+        if !self.store.insert_token(&record).await? {
+            return Err(IdentityError::BadPassword);
+        }
         Ok(IssuedToken { token, record, user, project })
     }
 
@@ -375,9 +390,9 @@ impl IdentityService {
         }
     }
 
-    /// The project a token is bound to, if the token exists.
-    pub async fn token_project(&self, token: &str) -> Result<Option<String>> {
-        Ok(self.store.get_token(&secrets::hash_token(token)).await?.map(|t| t.project_id))
+    /// The stored record of a token (revoked or expired too), if it exists.
+    pub async fn token_record(&self, token: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.store.get_token(&secrets::hash_token(token)).await?)
     }
 
     /// The principal of a token: invalid (unknown, revoked) or expired tokens are refused.
@@ -393,7 +408,7 @@ impl IdentityService {
             kind: PrincipalKind::Token { user_id: record.user_id, token_hash: record.token_hash },
             role: record.role,
             projects: ProjectScope::Only(vec![record.project_id]),
-            enterprise_project_ids: None,
+            enterprise_project_ids: enterprise_limit(&record.enterprise_project_ids),
         })
     }
 
@@ -413,8 +428,7 @@ impl IdentityService {
                 kind: PrincipalKind::AccessKey { access_key: record.access_key },
                 role: record.role,
                 projects: ProjectScope::Only(record.project_ids),
-                enterprise_project_ids: (!record.enterprise_project_ids.is_empty())
-                    .then_some(record.enterprise_project_ids),
+                enterprise_project_ids: enterprise_limit(&record.enterprise_project_ids),
             },
         }))
     }

@@ -571,6 +571,7 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         password_hash: "$argon2id$x".into(),
         project_id: project.id.clone(),
         role: Role::Reader,
+        enterprise_project_ids: vec!["eps-1".into(), "eps-2".into()],
         created_at: at(1),
     };
     store.insert_user(&user).await.unwrap();
@@ -579,6 +580,10 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.find_user("acme", "ann").await.unwrap(), Some(user.clone()));
+    let unlimited =
+        UserRecord { user_id: "u3".into(), name: "bob".into(), enterprise_project_ids: Vec::new(), ..user.clone() };
+    store.insert_user(&unlimited).await.unwrap();
+    assert_eq!(store.list_users().await.unwrap(), vec![user.clone(), unlimited], "the limits round-trip");
     assert_eq!(store.find_user("other", "ann").await.unwrap(), None);
 
     let credential = CredentialRecord {
@@ -605,17 +610,81 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         user_id: "u1".into(),
         project_id: project.id.clone(),
         role: Role::Reader,
+        enterprise_project_ids: vec!["eps-1".into()],
         issued_at: at(4),
         expires_at: at(10_000),
         revoked: false,
     };
-    store.insert_token(&token).await.unwrap();
+    assert!(store.insert_token(&token).await.unwrap());
     assert_eq!(store.get_token("h1").await.unwrap(), Some(token.clone()));
     assert!(store.delete_user("u1").await.unwrap());
     assert!(store.get_token("h1").await.unwrap().unwrap().revoked, "a deleted user's tokens are revoked");
     assert_eq!(store.prune_tokens(at(10_001)).await.unwrap(), 1);
     assert!(store.delete_credential("AK1").await.unwrap());
     assert!(store.list_credentials().await.unwrap().is_empty());
+}
+
+/// A token issued while its user is being deleted: whatever the interleaving, the user is left with
+/// no valid token (either the insert is refused, or the deletion revokes what was inserted).
+pub async fn a_token_never_outlives_its_deleted_user(store: SharedStore) {
+    let project = ProjectRecord { id: "c".repeat(32), name: "gamma".into(), created_at: at(0) };
+    store.insert_project(&project).await.unwrap();
+    let user = |i: usize| UserRecord {
+        user_id: format!("racer-{i}"),
+        name: format!("racer-{i}"),
+        domain: "acme".into(),
+        password_hash: "$argon2id$x".into(),
+        project_id: project.id.clone(),
+        role: Role::Reader,
+        enterprise_project_ids: Vec::new(),
+        created_at: at(1),
+    };
+    let token = |i: usize| TokenRecord {
+        token_hash: format!("racer-token-{i}"),
+        user_id: format!("racer-{i}"),
+        project_id: project.id.clone(),
+        role: Role::Reader,
+        enterprise_project_ids: Vec::new(),
+        issued_at: at(2),
+        expires_at: at(10_000),
+        revoked: false,
+    };
+    // The plain order first: after the deletion, no token is accepted for the user.
+    store.insert_user(&user(0)).await.unwrap();
+    assert!(store.delete_user("racer-0").await.unwrap());
+    assert!(!store.insert_token(&token(0)).await.unwrap(), "a token for a deleted user is refused");
+    assert_eq!(store.get_token("racer-token-0").await.unwrap(), None);
+
+    let (mut inserted, mut refused) = (0, 0);
+    for i in 1..=200 {
+        store.insert_user(&user(i)).await.unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let issuing = tokio::spawn({
+            let (store, barrier, token) = (store.clone(), barrier.clone(), token(i));
+            async move {
+                barrier.wait().await;
+                store.insert_token(&token).await.unwrap()
+            }
+        });
+        let deleting = tokio::spawn({
+            let (store, barrier) = (store.clone(), barrier.clone());
+            async move {
+                barrier.wait().await;
+                store.delete_user(&format!("racer-{i}")).await.unwrap()
+            }
+        });
+        let (was_inserted, was_deleted) = (issuing.await.unwrap(), deleting.await.unwrap());
+        assert!(was_deleted);
+        let stored = store.get_token(&format!("racer-token-{i}")).await.unwrap();
+        if was_inserted {
+            inserted += 1;
+            assert!(stored.is_some_and(|t| t.revoked), "round {i}: the token inserted before the deletion is revoked");
+        } else {
+            refused += 1;
+            assert_eq!(stored, None, "round {i}: a refused token is not stored");
+        }
+    }
+    println!("token vs user deletion: {inserted} tokens inserted then revoked, {refused} refused");
 }
 
 pub async fn queue_stats_count_waiting_tasks(store: SharedStore) {
@@ -827,6 +896,7 @@ macro_rules! store_conformance_tests {
             timeouts_are_found_and_old_jobs_pruned,
             rollback_compensations_are_claimed_last_first,
             identities_are_kept_and_unique,
+            a_token_never_outlives_its_deleted_user,
             queue_stats_count_waiting_tasks,
             a_batch_insert_is_all_or_nothing_with_keys_per_item,
             a_batch_of_task_events_answers_each_event,

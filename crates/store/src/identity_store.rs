@@ -30,7 +30,11 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn delete_credential(&self, access_key: &str) -> Result<bool>;
     async fn touch_credential(&self, access_key: &str, now: DateTime<Utc>) -> Result<()>;
 
-    async fn insert_token(&self, token: &TokenRecord) -> Result<()>;
+    /// Inserts a token only if its user still exists, checked in the same statement: `false` (and
+    /// nothing inserted) if the user is gone. With `delete_user`, whatever the interleaving, a
+    /// deleted user is left with no valid token: either the deletion waits for the insert and
+    /// revokes the token, or the insert waits for the deletion and finds no user.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<bool>;
     async fn get_token(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
     /// `false` if there is no such token.
     async fn revoke_token(&self, token_hash: &str) -> Result<bool>;

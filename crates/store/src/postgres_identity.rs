@@ -39,6 +39,7 @@ fn user(row: &PgRow) -> Result<UserRecord> {
         password_hash: row.try_get("password_hash")?,
         project_id: row.try_get("project_id")?,
         role: role(row)?,
+        enterprise_project_ids: list(row, "enterprise_project_ids")?,
         created_at: time(row.try_get("created_at")?)?,
     })
 }
@@ -63,6 +64,7 @@ fn token(row: &PgRow) -> Result<TokenRecord> {
         user_id: row.try_get("user_id")?,
         project_id: row.try_get("project_id")?,
         role: role(row)?,
+        enterprise_project_ids: list(row, "enterprise_project_ids")?,
         issued_at: time(row.try_get("issued_at")?)?,
         expires_at: time(row.try_get("expires_at")?)?,
         revoked: row.try_get("revoked")?,
@@ -99,8 +101,8 @@ impl IdentityStore for PgStore {
 
     async fn insert_user(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO users (user_id, name, domain, password_hash, project_id, role, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO users (user_id, name, domain, password_hash, project_id, role, enterprise_project_ids, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&u.user_id)
         .bind(&u.name)
@@ -108,6 +110,7 @@ impl IdentityStore for PgStore {
         .bind(&u.password_hash)
         .bind(&u.project_id)
         .bind(u.role.as_str())
+        .bind(to_json_list(&u.enterprise_project_ids))
         .bind(millis(&u.created_at))
         .execute(self.pool()?)
         .await
@@ -195,22 +198,27 @@ impl IdentityStore for PgStore {
         Ok(())
     }
 
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (token_hash, user_id, project_id, role, issued_at, expires_at, revoked) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    async fn insert_token(&self, t: &TokenRecord) -> Result<bool> {
+        // `FOR SHARE` locks the user row until the insert commits: a concurrent `DELETE` of the user
+        // waits for it (and its `UPDATE tokens` then sees and revokes the token), and an insert
+        // that waited for a committed `DELETE` finds no row and inserts nothing.
+        let done = sqlx::query(
+            "INSERT INTO tokens (token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, \
+             expires_at, revoked) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE user_id = $2 FOR SHARE)",
         )
         .bind(&t.token_hash)
         .bind(&t.user_id)
         .bind(&t.project_id)
         .bind(t.role.as_str())
+        .bind(to_json_list(&t.enterprise_project_ids))
         .bind(millis(&t.issued_at))
         .bind(millis(&t.expires_at))
         .bind(t.revoked)
         .execute(self.pool()?)
         .await
         .map_err(conflict("token".to_owned()))?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn get_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {

@@ -35,6 +35,7 @@ fn user(row: &SqliteRow) -> Result<UserRecord> {
         password_hash: row.try_get("password_hash")?,
         project_id: row.try_get("project_id")?,
         role: role(row)?,
+        enterprise_project_ids: list(row, "enterprise_project_ids")?,
         created_at: time(row.try_get("created_at")?)?,
     })
 }
@@ -59,6 +60,7 @@ fn token(row: &SqliteRow) -> Result<TokenRecord> {
         user_id: row.try_get("user_id")?,
         project_id: row.try_get("project_id")?,
         role: role(row)?,
+        enterprise_project_ids: list(row, "enterprise_project_ids")?,
         issued_at: time(row.try_get("issued_at")?)?,
         expires_at: time(row.try_get("expires_at")?)?,
         revoked: row.try_get("revoked")?,
@@ -95,8 +97,8 @@ impl IdentityStore for SqliteStore {
 
     async fn insert_user(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO users (user_id, name, domain, password_hash, project_id, role, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (user_id, name, domain, password_hash, project_id, role, enterprise_project_ids, \
+             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&u.user_id)
         .bind(&u.name)
@@ -104,6 +106,7 @@ impl IdentityStore for SqliteStore {
         .bind(&u.password_hash)
         .bind(&u.project_id)
         .bind(u.role.as_str())
+        .bind(serde_json::to_string(&u.enterprise_project_ids).expect("strings serialize"))
         .bind(millis(&u.created_at))
         .execute(&self.writer)
         .await
@@ -191,22 +194,26 @@ impl IdentityStore for SqliteStore {
         Ok(())
     }
 
-    async fn insert_token(&self, t: &TokenRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (token_hash, user_id, project_id, role, issued_at, expires_at, revoked) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+    async fn insert_token(&self, t: &TokenRecord) -> Result<bool> {
+        // One statement on the one writer connection: it and `delete_user`'s transaction run one
+        // after the other, never interleaved.
+        let done = sqlx::query(
+            "INSERT INTO tokens (token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, \
+             expires_at, revoked) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE user_id = ?)",
         )
         .bind(&t.token_hash)
         .bind(&t.user_id)
         .bind(&t.project_id)
         .bind(t.role.as_str())
+        .bind(serde_json::to_string(&t.enterprise_project_ids).expect("strings serialize"))
         .bind(millis(&t.issued_at))
         .bind(millis(&t.expires_at))
         .bind(t.revoked)
+        .bind(&t.user_id)
         .execute(&self.writer)
         .await
         .map_err(conflict("token".to_owned()))?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn get_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {

@@ -119,6 +119,22 @@ impl TestApp {
         self.send(method, uri, headers, body).await
     }
 
+    /// A signed request with more (unsigned) headers.
+    pub async fn signed_as_with_headers(
+        &self,
+        access_key: &str,
+        secret_key: &str,
+        method: Method,
+        uri: &str,
+        extra: &[(&'static str, &str)],
+    ) -> Answer {
+        let mut headers = self.headers_for(access_key, secret_key, "127.0.0.1:8080", &method, uri, b"");
+        for (name, value) in extra {
+            headers.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        self.send(method, uri, headers, Vec::new()).await
+    }
+
     /// Only the status of a signed request (for streams that do not end).
     pub async fn status_as(&self, access_key: &str, secret_key: &str, method: Method, uri: &str) -> StatusCode {
         let headers = self.headers_for(access_key, secret_key, "127.0.0.1:8080", &method, uri, b"");
@@ -161,6 +177,46 @@ impl TestApp {
         assert_eq!(headers.get("content-type").unwrap(), "application/json", "content type of {body}");
         assert!(headers.get("x-request-id").is_some_and(|v| !v.is_empty()), "every answer has a request id");
         Answer { status, headers, body }
+    }
+
+    /// A request authenticated with an `X-Auth-Token`.
+    pub async fn with_token(&self, token: &str, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("x-auth-token", HeaderValue::from_str(token).unwrap());
+        self.send(method, uri, headers, body).await
+    }
+
+    /// A bodiless request authenticated with an `X-Auth-Token`, with more headers.
+    pub async fn with_token_and_headers(
+        &self,
+        token: &str,
+        method: Method,
+        uri: &str,
+        extra: &[(&'static str, &str)],
+    ) -> Answer {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-auth-token", HeaderValue::from_str(token).unwrap());
+        for (name, value) in extra {
+            headers.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        self.send(method, uri, headers, Vec::new()).await
+    }
+
+    /// A user's token for its project (`POST /v3/auth/tokens`, the password way).
+    pub async fn issue_token(&self, domain: &str, name: &str, password: &str, project_id: &str) -> String {
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": name, "password": password, "domain": {"name": domain}}}},
+            "scope": {"project": {"id": project_id}}}});
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let answer = self
+            .send(Method::POST, "/v3/auth/tokens?nocatalog=true", headers, serde_json::to_vec(&body).unwrap())
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "token for {name}@{domain}: {}", answer.body);
+        answer.headers.get("x-subject-token").unwrap().to_str().unwrap().to_owned()
     }
 
     /// Creates a job through the native API and answers its JSON.
