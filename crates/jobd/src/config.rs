@@ -13,14 +13,39 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("JOBD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+/// The log level of `serve` and the client commands when `JOBD_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
+/// The log level of `demo` when `JOBD_LOG` is not set: its banner is what a newcomer reads, so
+/// only warnings share the terminal with it.
+pub const DEMO_LOG_FILTER: &str = "warn";
+
+/// Logs on stderr at `JOBD_LOG` (an `EnvFilter` directive), else at `default_filter`.
+pub fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter = EnvFilter::try_from_env("JOBD_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
+
+/// A configuration jobd cannot run with: reported in one line, exit code 2 (`EXIT_CONFIG`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("set both JOBD_ROOT_ACCESS_KEY and JOBD_ROOT_SECRET_KEY, or neither")]
+    HalfARootKey,
+    #[error("{flag} must be positive")]
+    NotPositive { flag: &'static str },
+    #[error("--database-url must be a postgres:// URL")]
+    NotAPostgresUrl,
+    #[error("with --database-url, set JOBD_MASTER_KEY (the same on every node) to seal access-key secrets")]
+    MasterKeyRequired,
+    #[error("the config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// The exit code of a configuration error (the command line itself is `EXIT_USAGE`, 64).
+pub const EXIT_CONFIG: u8 = 2;
 
 #[derive(Clone, Args)]
 pub struct ServeArgs {
@@ -176,35 +201,46 @@ impl ServerConfig {
 }
 
 impl ServeArgs {
-    pub fn into_config(self) -> anyhow::Result<ServerConfig> {
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
         let root = match (self.root_access_key, self.root_secret_key) {
             (Some(access_key), Some(secret_key)) if !access_key.is_empty() && !secret_key.is_empty() => {
                 Some(RootCredentials { access_key, secret_key })
             }
             (None, None) => None,
-            _ => anyhow::bail!("set both JOBD_ROOT_ACCESS_KEY and JOBD_ROOT_SECRET_KEY, or neither"),
+            _ => return Err(ConfigError::HalfARootKey),
         };
-        anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
-        anyhow::ensure!(self.retention_hours > 0, "--retention-hours must be positive");
-        anyhow::ensure!(self.token_ttl_hours > 0, "--token-ttl-hours must be positive");
+        for (flag, value) in [
+            ("--max-body-bytes", self.max_body_bytes as u64),
+            ("--retention-hours", self.retention_hours),
+            ("--token-ttl-hours", self.token_ttl_hours),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::NotPositive { flag });
+            }
+        }
+        let database = match self.database_url {
+            Some(url) if !url.is_empty() => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(ConfigError::NotAPostgresUrl);
+                }
+                // Nodes sharing PostgreSQL must unseal each other's secrets: one key, given to
+                // all of them (a key file in one node's data directory would not do).
+                if self.master_key.as_deref().unwrap_or_default().is_empty() {
+                    return Err(ConfigError::MasterKeyRequired);
+                }
+                Some(DatabaseConfig {
+                    url,
+                    max_connections: self.database_max_connections.max(1),
+                    statement_timeout: std::time::Duration::from_millis(self.database_statement_timeout_ms),
+                })
+            }
+            _ => None,
+        };
         Ok(ServerConfig {
             listen: self.listen,
             data_dir: self.data_dir,
             max_body_bytes: self.max_body_bytes,
-            database: match self.database_url {
-                Some(url) if !url.is_empty() => {
-                    anyhow::ensure!(
-                        url.starts_with("postgres://") || url.starts_with("postgresql://"),
-                        "--database-url must be a postgres:// URL"
-                    );
-                    Some(DatabaseConfig {
-                        url,
-                        max_connections: self.database_max_connections.max(1),
-                        statement_timeout: std::time::Duration::from_millis(self.database_statement_timeout_ms),
-                    })
-                }
-                _ => None,
-            },
+            database,
             retention: std::time::Duration::from_secs(self.retention_hours * 3600),
             token_ttl: std::time::Duration::from_secs(self.token_ttl_hours * 3600),
             rate_limit_per_second: self.rate_limit_per_second,

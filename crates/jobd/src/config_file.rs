@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use crate::config::ConfigError;
 
 /// Every key a config file may hold, with the environment variable it stands for.
 pub const KEYS: &[(&str, &str)] = &[
@@ -45,19 +45,28 @@ pub fn path_in(args: &[String]) -> Option<String> {
 
 /// Reads the file and sets the environment variable of every key the environment lacks.
 /// Call before any thread starts (it sets process environment variables).
-pub fn apply(path: &Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("parsing the config file {}", path.display()))?;
+pub fn apply(path: &Path) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::File { path: path.to_owned(), reason };
+    let text = std::fs::read_to_string(path).map_err(|error| invalid(format!("cannot read it: {error}")))?;
+    let table: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+        // One line: the parser's own rendering quotes the offending line over several.
+        let line = error.span().map(|span| text[..span.start].matches('\n').count() + 1);
+        let message = error.message().trim_end();
+        invalid(match line {
+            Some(line) => format!("not TOML, line {line}: {message}"),
+            None => format!("not TOML: {message}"),
+        })
+    })?;
     for (key, value) in &table {
         let Some((_, variable)) = KEYS.iter().find(|(name, _)| name == key) else {
             let known: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
-            bail!("{}: unknown key {key:?}; the keys are {}", path.display(), known.join(", "));
+            return Err(invalid(format!("unknown key {key:?}; the keys are {}", known.join(", "))));
         };
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
             toml::Value::Boolean(b) => b.to_string(),
-            other => bail!("{}: {key} must be a string or a number, not {other}", path.display()),
+            other => return Err(invalid(format!("{key} must be a string or a number, not {other}"))),
         };
         if std::env::var_os(variable).is_none() {
             // Safe here: called from `main` before the runtime or any other thread exists.

@@ -123,12 +123,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| format!("DEMO{}", random_key(16).to_uppercase())),
         secret_key: std::env::var("JOBD_ROOT_SECRET_KEY").unwrap_or_else(|_| random_key(40)),
     };
-    let listener = match TcpListener::bind(args.listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::warn!(%error, address = %args.listen, "address taken; using a free port");
-            TcpListener::bind("127.0.0.1:0").await?
-        }
+    // Said in the banner rather than logged: nothing but the banner should greet a newcomer.
+    let (listener, taken) = match TcpListener::bind(args.listen).await {
+        Ok(listener) => (listener, None),
+        Err(error) => (TcpListener::bind("127.0.0.1:0").await?, Some(format!("{} is taken ({error})", args.listen))),
     };
     let config = ServerConfig {
         listen: listener.local_addr()?,
@@ -144,7 +142,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = server::start(&config, listener).await?;
     let project_id = ProjectId::parse(&uuid::Uuid::new_v4().simple().to_string()).expect("32 hex is a project id");
     let first = create_round(&server.service, &project_id).await?;
-    print_welcome(&server.local_addr, &root, &project_id, &first);
+    print_welcome(&server.local_addr, taken.as_deref(), &root, &project_id, &first);
 
     let service = server.service.clone();
     let round_seconds = args.round_seconds.max(1);
@@ -165,8 +163,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     server.task.await?
 }
 
-fn print_welcome(addr: &SocketAddr, root: &RootCredentials, project_id: &ProjectId, jobs: &[Job]) {
+fn print_welcome(addr: &SocketAddr, taken: Option<&str>, root: &RootCredentials, project_id: &ProjectId, jobs: &[Job]) {
     let endpoint = format!("http://{addr}");
+    let mut notes = String::new();
+    if let Some(taken) = taken {
+        notes.push_str(&format!("{taken}: jobd took a free port.\n"));
+    }
+    if std::env::var_os("JOBD_LOG").is_none() {
+        notes.push_str("Logs (stderr) show warnings only; JOBD_LOG=info shows more.\n");
+    }
     let find = |service: &str, job_type: &str| {
         jobs.iter()
             .find(|j| j.service.is(service) && j.job_type.as_str() == job_type)
@@ -177,7 +182,7 @@ fn print_welcome(addr: &SocketAddr, root: &RootCredentials, project_id: &Project
     println!(
         r#"
 jobd demo is running at {endpoint} (embedded SQLite store). Ctrl-C stops it.
-
+{notes}
   access key  {ak}
   secret key  {sk}
   project id  {project_id}

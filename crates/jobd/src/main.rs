@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::config::{LogFormat, ServeArgs};
+use crate::config::{ConfigError, LogFormat, ServeArgs, EXIT_CONFIG};
 
 #[derive(Debug, Parser)]
 #[command(name = "jobd", version, about = "An asynchronous job service for cloud control planes")]
@@ -79,8 +79,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(path) = config_file::path_in(&args) {
         if let Err(error) = config_file::apply(std::path::Path::new(&path)) {
-            eprintln!("Error: {error:#}");
-            return ExitCode::from(job_cli::EXIT_USAGE);
+            eprintln!("Error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
         }
     }
     let cli = match Cli::try_parse() {
@@ -99,7 +99,12 @@ fn main() -> ExitCode {
         let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
         return ExitCode::SUCCESS;
     }
-    config::init_logging(cli.log_format);
+    // The demo's banner is the first thing a newcomer reads: only warnings beside it.
+    let default_log_filter = match cli.command {
+        Command::Demo(_) => config::DEMO_LOG_FILTER,
+        _ => config::DEFAULT_LOG_FILTER,
+    };
+    config::init_logging(cli.log_format, default_log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -126,8 +131,14 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("Error: {error:?}");
-            ExitCode::FAILURE
+            // One line, causes chained (`{:#}`): never `{:?}`, which adds a stack backtrace
+            // whenever RUST_BACKTRACE is set.
+            eprintln!("Error: {error:#}");
+            if error.chain().any(|cause| cause.is::<ConfigError>()) {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

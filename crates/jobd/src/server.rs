@@ -13,7 +13,7 @@ use jobd_store::{PgOptions, PgStore, SqliteStore, Store};
 use jobd_worker::Simulator;
 use tokio::net::TcpListener;
 
-use crate::config::ServerConfig;
+use crate::config::{ConfigError, ServerConfig};
 
 /// A started server: its address and the service behind it.
 pub struct RunningServer {
@@ -101,11 +101,11 @@ fn load_master_key(config: &ServerConfig) -> anyhow::Result<MasterKey> {
     if let Some(material) = &config.master_key {
         return Ok(MasterKey::derive(material.as_bytes()));
     }
-    // Nodes sharing PostgreSQL must unseal each other's secrets: one key, given to all of them.
-    anyhow::ensure!(
-        config.database.is_none(),
-        "with --database-url, set JOBD_MASTER_KEY (the same on every node) to seal access-key secrets"
-    );
+    // Nodes sharing PostgreSQL must unseal each other's secrets: one key, given to all of them
+    // (`ServeArgs::into_config` refuses the configuration before anything starts).
+    if config.database.is_some() {
+        return Err(ConfigError::MasterKeyRequired.into());
+    }
     let path = config.data_dir.join(MASTER_KEY_FILE);
     match std::fs::read(&path) {
         Ok(material) => Ok(MasterKey::derive(&material)),

@@ -1,5 +1,6 @@
 //! The server's config file: `jobd config print` shows the effective configuration (file <
-//! environment < flag) with secrets redacted, and `jobd serve --config` runs on it.
+//! environment < flag) with secrets redacted, and `jobd serve --config` runs on it. A configuration
+//! jobd cannot run with is one line on stderr and exit code 2, even with `RUST_BACKTRACE=1`.
 
 use std::process::Command;
 
@@ -11,6 +12,8 @@ fn jobd(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     {
         command.env_remove(key);
     }
+    // Common on developer machines; it must not turn an error into a stack backtrace.
+    command.env("RUST_BACKTRACE", "1");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -52,6 +55,56 @@ fn file_then_environment_then_flags_with_secrets_redacted() {
 
     std::fs::write(&file, "colour = \"blue\"\n").unwrap();
     let (code, _, err) = jobd(&["config", "print", "--config", path], &[]);
-    assert_eq!(code, 64);
+    assert_eq!(code, 2, "a configuration error: {err}");
     assert!(err.contains("unknown key \"colour\""), "{err}");
+    assert_one_line(&err);
+
+    std::fs::write(&file, "rate_limit_per_second = 5\nlisten 127.0.0.1\n").unwrap();
+    let (code, _, err) = jobd(&["serve", "--config", path], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not TOML, line 2"), "{err}");
+    assert_one_line(&err);
+}
+
+/// One line on stderr, no backtrace.
+fn assert_one_line(stderr: &str) {
+    assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
+    assert!(stderr.starts_with("Error: "), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn a_configuration_error_is_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let data_dir = data_dir.to_str().unwrap();
+    let serve = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+        args.extend_from_slice(extra);
+        jobd(&args, env)
+    };
+
+    // The case: a database shared by several nodes needs the one master key they share.
+    let (code, out, err) = serve(&["--database-url", "postgres://x@127.0.0.1/db"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert_one_line(&err);
+    assert!(err.contains("set JOBD_MASTER_KEY"), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(!std::path::Path::new(data_dir).exists(), "refused before anything starts");
+
+    let (code, _, err) = serve(&["--retention-hours", "0"], &[]);
+    assert_eq!((code, err.as_str()), (2, "Error: --retention-hours must be positive\n"));
+    let (code, _, err) = serve(&[], &[("JOBD_ROOT_ACCESS_KEY", "AK")]);
+    assert_eq!(code, 2, "{err}");
+    assert_one_line(&err);
+    let (code, _, err) = jobd(&["config", "print", "--database-url", "mysql://h/db"], &[]);
+    assert_eq!((code, err.as_str()), (2, "Error: --database-url must be a postgres:// URL\n"));
+
+    // Not a configuration error, but one line too (exit 1): the address is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = jobd(&["serve", "--listen", &address, "--data-dir", data_dir], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_one_line(&err);
+    assert!(err.contains(&format!("binding {address}")), "{err}");
 }

@@ -184,6 +184,16 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Signed calls to a jobd that some other way started (`jobd demo`, say).
+    pub fn new(base: &str, access_key: &str, secret_key: &str) -> Endpoint {
+        Endpoint {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+            access_key: access_key.to_owned(),
+            secret_key: secret_key.to_owned(),
+        }
+    }
+
     /// The same address, signing with another key.
     pub fn with_key(&self, access_key: &str, secret_key: &str) -> Endpoint {
         Endpoint { access_key: access_key.to_owned(), secret_key: secret_key.to_owned(), ..self.clone() }
