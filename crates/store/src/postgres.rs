@@ -471,7 +471,15 @@ fn push_claim_filters(builder: &mut QueryBuilder<'_, Postgres>, table: &str, req
         }
         push_any(builder, &format!("{table}.enterprise_project_id"), enterprise_projects.iter().cloned());
     }
-    push_any(builder, &format!("{table}.service"), request.services.iter().map(|s| s.to_string()));
+    // One service by equality: the claim index (simulated, service, priority, due_at, seq) then
+    // hands out rows in claim order and the scan stops at the limit; `= ANY` of one value would
+    // make the planner sort every waiting task.
+    match request.services.as_slice() {
+        [service] => {
+            builder.push(format!(" AND {table}.service = ")).push_bind(service.to_string());
+        }
+        services => push_any(builder, &format!("{table}.service"), services.iter().map(|s| s.to_string())),
+    }
     push_any(builder, &format!("{table}.job_type"), request.job_types.iter().cloned());
 }
 
@@ -481,43 +489,71 @@ struct Candidate {
     root_id: JobId,
 }
 
+/// The job columns of the row aliased `r` (a root a statement locks).
+static ROOT_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| JOB_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", "));
+
+/// Whether the locked root `r` has sub-jobs. Sub-jobs are created with their root and never
+/// added later, so the statement's snapshot answers it as well as a later one would.
+const HAS_SUB_JOBS: &str = "EXISTS (SELECT 1 FROM jobs AS s WHERE s.parent_job_id = r.job_id) AS has_sub_jobs";
+
+/// Root rows a statement has just locked (each as locked, that is as the last committed write
+/// left it), completed into trees: the sub-jobs of those that have any are read by one more
+/// statement, after the lock, so they are as current as the root.
+async fn locked_trees(conn: &mut PgConnection, rows: &[PgRow]) -> Result<HashMap<JobId, Job>> {
+    let mut trees: HashMap<JobId, Job> = HashMap::with_capacity(rows.len());
+    let mut with_sub_jobs: Vec<Job> = Vec::new();
+    for row in rows {
+        let root = job_from_row(row)?;
+        if trees.contains_key(&root.job_id) || with_sub_jobs.iter().any(|r| r.job_id == root.job_id) {
+            continue; // two tasks of one tree
+        }
+        if row.try_get::<bool, _>("has_sub_jobs")? {
+            with_sub_jobs.push(root);
+        } else {
+            trees.insert(root.job_id.clone(), root);
+        }
+    }
+    attach_sub_jobs(conn, &mut with_sub_jobs).await?;
+    trees.extend(with_sub_jobs.into_iter().map(|tree| (tree.job_id.clone(), tree)));
+    Ok(trees)
+}
+
 /// Up to `limit` claimable tasks not yet `tried`, best first, with their roots locked by this
-/// transaction (`SKIP LOCKED`: trees another transaction holds are passed over, not waited for).
-/// Only roots are locked here, so this never holds a sub-job row without its root.
+/// transaction (`SKIP LOCKED`: trees another transaction holds are passed over, not waited for)
+/// and loaded. Only roots are locked here, so this never holds a sub-job row without its root.
 async fn lock_claim_candidates(
     conn: &mut PgConnection,
     request: &ClaimRequest,
     now: Timestamp,
     tried: &[String],
     limit: usize,
-) -> Result<Vec<Candidate>> {
+) -> Result<(Vec<Candidate>, HashMap<JobId, Job>)> {
     let now = millis(&now);
-    let mut builder = QueryBuilder::<Postgres>::new(
-        "SELECT t.job_id, r.job_id AS root_id FROM jobs AS t \
-         JOIN jobs AS r ON r.job_id = COALESCE(t.parent_job_id, t.job_id) WHERE t.runnable",
-    );
+    let mut builder = QueryBuilder::<Postgres>::new(format!(
+        "SELECT t.job_id AS task_id, {HAS_SUB_JOBS}, {} FROM task_queue AS t \
+         JOIN jobs AS r ON r.job_id = t.root_id WHERE t.runnable",
+        *ROOT_COLUMNS
+    ));
     push_claim_filters(&mut builder, "t", request);
-    builder
-        .push(" AND t.available_at <= ")
-        .push_bind(now)
-        .push(" AND (t.lease_expires_at IS NULL OR t.lease_expires_at <= ")
-        .push_bind(now)
-        .push(")");
+    builder.push(" AND t.due_at <= ").push_bind(now);
     if !tried.is_empty() {
         builder.push(" AND t.job_id <> ALL(").push_bind(tried.to_vec()).push(")");
     }
     builder
-        .push(" ORDER BY t.priority DESC, t.available_at, t.seq LIMIT ")
+        .push(" ORDER BY t.priority DESC, t.due_at, t.seq LIMIT ")
         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .push(" FOR UPDATE OF r SKIP LOCKED");
     let rows = builder.build().fetch_all(&mut *conn).await?;
-    rows.iter()
+    let candidates = rows
+        .iter()
         .map(|row| {
             let id =
                 |column: &str| -> Result<JobId> { JobId::parse(row.try_get(column)?).map_err(|e| corrupt(column, e)) };
-            Ok(Candidate { job_id: id("job_id")?, root_id: id("root_id")? })
+            Ok(Candidate { job_id: id("task_id")?, root_id: id("job_id")? })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((candidates, locked_trees(conn, &rows).await?))
 }
 
 /// Idempotency keys of a batch insert on PostgreSQL.
@@ -820,28 +856,29 @@ impl JobStore for PgStore {
             return Ok(Vec::new());
         }
         let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
-        let mut tx = self.pool()?.begin().await?;
-        // The claim must walk `jobs_claimable` in order and stop at the limit. While a queue
-        // fills fast, the statistics lag (a table analysed at 10 rows holding 80,000), and the
-        // planner's bitmap scan would read and sort every runnable row on each claim (500+ ms at
-        // 80,000 waiting jobs, against 10 ms in index order).
-        sqlx::query("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
+        // The claim must walk `task_queue_claimable` in order, lock each candidate's root through
+        // its primary key, and stop at the limit. Whatever the statistics say (they lag behind a
+        // queue that fills fast, or see every row runnable right after an analyse), a bitmap scan
+        // or a hash join would read and sort every waiting task on each claim (170 ms at 100,000
+        // waiting tasks, against 7 ms in index order). Set in the same round trip as `BEGIN`.
+        let mut tx = self
+            .pool()?
+            .begin_with("BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            .await?;
         // Each tree as read (before) and with this batch's claims applied (after).
         let mut trees: HashMap<JobId, (Job, Job)> = HashMap::new();
         let mut claimed: Vec<(JobId, JobId)> = Vec::with_capacity(wanted);
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..CLAIM_ROUNDS {
-            // One statement picks and locks the candidates' roots, one loads their trees.
-            let candidates = lock_claim_candidates(&mut tx, request, now, &tried, wanted - claimed.len()).await?;
+            // One statement picks the candidates, locks their roots and reads them; one more reads
+            // the sub-jobs of those roots that have any.
+            let (candidates, locked) =
+                lock_claim_candidates(&mut tx, request, now, &tried, wanted - claimed.len()).await?;
             if candidates.is_empty() {
                 break;
             }
-            let mut new_roots: Vec<String> =
-                candidates.iter().filter(|c| !trees.contains_key(&c.root_id)).map(|c| c.root_id.to_string()).collect();
-            new_roots.sort_unstable();
-            new_roots.dedup();
-            for (root_id, tree) in load_trees(&mut tx, &new_roots).await? {
-                trees.insert(root_id, (tree.clone(), tree));
+            for (root_id, tree) in locked {
+                trees.entry(root_id).or_insert_with(|| (tree.clone(), tree));
             }
             // The roots are ours now: the state machine decides on the trees as the last
             // committed write left them.
@@ -903,27 +940,24 @@ impl JobStore for PgStore {
         }
         let task_ids: Vec<String> = events.iter().map(|e| e.job_id.to_string()).collect();
         let mut tx = self.pool()?.begin().await?;
-        let rows =
-            sqlx::query("SELECT job_id, COALESCE(parent_job_id, job_id) AS root_id FROM jobs WHERE job_id = ANY($1)")
-                .bind(&task_ids)
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut root_of: HashMap<String, JobId> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let root_id: String = row.try_get("root_id")?;
-            root_of.insert(row.try_get("job_id")?, JobId::parse(&root_id).map_err(|e| corrupt("job_id", e))?);
-        }
-        let mut root_ids: Vec<String> = root_of.values().map(|id| id.to_string()).collect();
-        root_ids.sort_unstable();
-        root_ids.dedup();
         // Every batch locks its roots in the same order (by id), so two batches never wait for
         // each other in a cycle; single events hold one root, claims and pruning never wait.
-        sqlx::query("SELECT job_id FROM jobs WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE")
-            .bind(&root_ids)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {HAS_SUB_JOBS}, {} FROM jobs AS r WHERE r.job_id IN \
+             (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = ANY($1)) ORDER BY r.job_id FOR UPDATE",
+            *ROOT_COLUMNS
+        ))
+        .bind(&task_ids)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut trees: HashMap<JobId, (Job, Job)> =
-            load_trees(&mut tx, &root_ids).await?.into_iter().map(|(id, tree)| (id, (tree.clone(), tree))).collect();
+            locked_trees(&mut tx, &rows).await?.into_iter().map(|(id, tree)| (id, (tree.clone(), tree))).collect();
+        let mut root_of: HashMap<String, JobId> = HashMap::with_capacity(task_ids.len());
+        for (root_id, (tree, _)) in &trees {
+            for job in tree.iter_tree() {
+                root_of.insert(job.job_id.to_string(), root_id.clone());
+            }
+        }
         let mut answers = Vec::with_capacity(events.len());
         for (task_event, task_id) in events.iter().zip(&task_ids) {
             let job_id = &task_event.job_id;
@@ -957,11 +991,9 @@ impl JobStore for PgStore {
     }
 
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
-        let mut builder = QueryBuilder::<Postgres>::new(
-            "SELECT MIN(GREATEST(jobs.available_at, COALESCE(jobs.lease_expires_at, 0))) AS due \
-             FROM jobs WHERE jobs.runnable",
-        );
-        push_claim_filters(&mut builder, "jobs", request);
+        let mut builder =
+            QueryBuilder::<Postgres>::new("SELECT MIN(q.due_at) AS due FROM task_queue AS q WHERE q.runnable");
+        push_claim_filters(&mut builder, "q", request);
         let row = builder.build().fetch_one(self.pool()?).await?;
         opt_from_millis(row.try_get("due")?)
     }
@@ -980,7 +1012,7 @@ impl JobStore for PgStore {
 
     async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
         let rows = sqlx::query(
-            "SELECT project_id, job_id FROM jobs WHERE rescuable AND lease_expires_at <= $1 \
+            "SELECT project_id, job_id FROM task_queue WHERE rescuable AND lease_expires_at <= $1 \
              ORDER BY lease_expires_at LIMIT $2",
         )
         .bind(millis(&now))
@@ -1003,6 +1035,8 @@ impl JobStore for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         if !roots.is_empty() {
+            // A finished tree has no queued task; this only keeps a stray row from outliving it.
+            sqlx::query("DELETE FROM task_queue WHERE root_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM jobs WHERE parent_job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM jobs WHERE job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
         }
@@ -1016,9 +1050,8 @@ impl JobStore for PgStore {
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
         let rows = sqlx::query(
-            "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM jobs \
-             WHERE runnable AND available_at <= $1 AND (lease_expires_at IS NULL OR lease_expires_at <= $1) \
-             GROUP BY service, job_type",
+            "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM task_queue \
+             WHERE runnable AND due_at <= $1 GROUP BY service, job_type",
         )
         .bind(millis(&now))
         .fetch_all(self.pool()?)

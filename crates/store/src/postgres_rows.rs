@@ -2,7 +2,8 @@
 //! the server as one array per column and are written by one statement
 //! (`INSERT ... SELECT FROM unnest(...)`, `UPDATE ... FROM unnest(...)`), and any number of trees
 //! come back in one query. Every write of the backend, single or batch, goes through here, so a
-//! job's row has one mapping to columns.
+//! job's row has one mapping to columns, and the same statement keeps `task_queue` (the claim
+//! path's narrow table: a row per open runnable or rescuable task) in step with `jobs`.
 
 use std::collections::HashMap;
 
@@ -106,7 +107,9 @@ impl RowColumns {
         self.lease_expires_at.push(job.lease.as_ref().map(|l| millis(&l.expires_at)));
         self.runnable.push(flags.runnable);
         self.simulated.push(job.simulate.is_some());
-        self.deadline_at.push(job.deadline().as_ref().map(millis));
+        // Only an open job can time out: a finished one keeps no deadline (so the deadline index
+        // holds open jobs without `status` in its predicate).
+        self.deadline_at.push(job.deadline().filter(|_| !job.is_terminal()).as_ref().map(millis));
         self.on_failure.push(enum_text(&job.on_failure));
         self.phase.push(enum_text(&job.phase));
         self.compensation.push(job.compensation.as_ref().map(to_json));
@@ -144,7 +147,7 @@ impl RowColumns {
         }
         let first = self.job_id[0].clone();
         sqlx::query(
-            "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, \
+            "WITH inserted AS (INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, \
              job_type, status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
              created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
              attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
@@ -154,7 +157,11 @@ impl RowColumns {
              $15::text[], $16::text[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], \
              $22::int4[], $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[], $28::int8[], \
              $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[], $34::bool[], $35::int8[], \
-             $36::text[], $37::text[], $38::text[], $39::bool[])",
+             $36::text[], $37::text[], $38::text[], $39::bool[]) RETURNING *) \
+             INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, enterprise_project_id, \
+             service, job_type, simulated, priority, available_at, lease_expires_at, \
+             GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
+             FROM inserted WHERE runnable OR rescuable",
         )
         .bind(self.job_id)
         .bind(self.parent_job_id)
@@ -210,9 +217,9 @@ impl RowColumns {
         if self.is_empty() {
             return Ok(());
         }
-        let expected = self.len() as u64;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = u.status, message = u.message, error_code = u.error_code, \
+        let expected = self.len() as i64;
+        let done: i64 = sqlx::query_scalar(
+            "WITH updated AS (UPDATE jobs SET status = u.status, message = u.message, error_code = u.error_code, \
              error_msg = u.error_msg, result = u.result, started_at = u.started_at, ended_at = u.ended_at, \
              updated_at = u.updated_at, version = u.version, available_at = u.available_at, attempt = u.attempt, \
              lease_worker_id = u.lease_worker_id, lease_token = u.lease_token, \
@@ -224,7 +231,17 @@ impl RowColumns {
              AS u(status, message, error_code, error_msg, result, started_at, ended_at, updated_at, version, \
              available_at, attempt, lease_worker_id, lease_token, lease_expires_at, runnable, deadline_at, phase, \
              compensation, rescuable, job_id, previous_version) \
-             WHERE jobs.job_id = u.job_id AND jobs.version = u.previous_version",
+             WHERE jobs.job_id = u.job_id AND jobs.version = u.previous_version RETURNING jobs.*), \
+             queued AS (INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, \
+             enterprise_project_id, service, job_type, simulated, priority, available_at, lease_expires_at, \
+             GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
+             FROM updated WHERE runnable OR rescuable \
+             ON CONFLICT (job_id) DO UPDATE SET available_at = EXCLUDED.available_at, \
+             lease_expires_at = EXCLUDED.lease_expires_at, due_at = EXCLUDED.due_at, \
+             runnable = EXCLUDED.runnable, rescuable = EXCLUDED.rescuable), \
+             dequeued AS (DELETE FROM task_queue AS q USING updated \
+             WHERE q.job_id = updated.job_id AND NOT (updated.runnable OR updated.rescuable)) \
+             SELECT COUNT(*) FROM updated",
         )
         .bind(self.status)
         .bind(self.message)
@@ -247,12 +264,12 @@ impl RowColumns {
         .bind(self.rescuable)
         .bind(self.job_id)
         .bind(self.previous_version)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
-        if done.rows_affected() != expected {
+        if done != expected {
             return Err(StoreError::Corrupt(format!(
                 "{} of {expected} job rows changed under a write",
-                expected - done.rows_affected().min(expected)
+                expected - done
             )));
         }
         Ok(())
