@@ -446,3 +446,66 @@ async fn a_batch_report_on_another_projects_task_is_not_found() {
     let theirs = app.get(&format!("/v1/{other}/jobs/{}", theirs["job_id"].as_str().unwrap())).await;
     assert_eq!(theirs.body["job"]["status"], "RUNNING");
 }
+
+#[tokio::test]
+async fn a_batch_create_is_atomic_ordered_and_idempotent_per_item() {
+    let app = TestApp::new().await;
+    let url = format!("/v1/{PROJECT}/jobs/batch");
+    let job = |n: u64| json!({"service": "cfw", "job_type": "CreateFirewall", "payload": {"n": n}});
+    let created = app.signed(Method::POST, &url, Some(json!({"jobs": [job(0), job(1), job(2)]}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let jobs = created.body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.iter().map(|j| j["payload"]["n"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(created.body["replayed"], json!([]));
+    for job in jobs {
+        let shown = app.get(&format!("/v1/{PROJECT}/jobs/{}", job["job_id"].as_str().unwrap())).await;
+        assert_eq!(shown.body["job"], *job, "each job is stored as answered");
+    }
+
+    // A bad item refuses the whole batch and names its index.
+    async fn listed(app: &TestApp) -> usize {
+        app.get(&format!("/v1/{PROJECT}/jobs?limit=1000")).await.body["jobs"].as_array().unwrap().len()
+    }
+    let before = listed(&app).await;
+    let bad = app.signed(Method::POST, &url, Some(json!({"jobs": [job(3), {"service": "cfw"}]}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body["error_msg"].as_str().unwrap().starts_with("jobs[1]: "), "{}", bad.body);
+    let bad_token = app
+        .signed(Method::POST, &url, Some(json!({"jobs": [{"client_token": 7, "service": "cfw", "job_type": "X"}]})))
+        .await;
+    assert_eq!(bad_token.status, StatusCode::BAD_REQUEST);
+    assert!(bad_token.body["error_msg"].as_str().unwrap().starts_with("jobs[0]: client_token"), "{}", bad_token.body);
+    for body in [
+        json!({"jobs": []}),
+        json!({"jobs": (0..1001).map(job).collect::<Vec<_>>()}),
+        json!([job(1)]),
+        json!({"jobs": [job(1)], "x": 1}),
+    ] {
+        let refused = app.signed(Method::POST, &url, Some(body)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert_eq!(refused.body["error_code"], "JOBD.INVALID_REQUEST");
+    }
+    assert_eq!(listed(&app).await, before, "a refused batch created nothing");
+
+    // Per-item client tokens: replays answer the first job, with 200 when every item replays.
+    let keyed = |n: u64, token: &str| {
+        let mut body = job(n);
+        body["client_token"] = json!(token);
+        body
+    };
+    let first = app.signed(Method::POST, &url, Some(json!({"jobs": [keyed(10, "a"), job(11)]}))).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let replay = app.signed(Method::POST, &url, Some(json!({"jobs": [keyed(10, "a")]}))).await;
+    assert_eq!(replay.status, StatusCode::OK, "{}", replay.body);
+    assert_eq!(replay.body["replayed"], json!([0]));
+    assert_eq!(replay.body["jobs"][0]["job_id"], first.body["jobs"][0]["job_id"]);
+    let mixed = app.signed(Method::POST, &url, Some(json!({"jobs": [job(12), keyed(10, "a")]}))).await;
+    assert_eq!(mixed.status, StatusCode::CREATED);
+    assert_eq!(mixed.body["replayed"], json!([1]));
+    // The same token with another body: 409 naming the item, nothing created.
+    let before = listed(&app).await;
+    let conflict = app.signed(Method::POST, &url, Some(json!({"jobs": [job(13), keyed(99, "a")]}))).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.body);
+    assert!(conflict.body["error_msg"].as_str().unwrap().contains("jobs[1]"), "{}", conflict.body);
+    assert_eq!(listed(&app).await, before);
+}

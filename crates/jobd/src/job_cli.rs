@@ -76,7 +76,8 @@ pub enum Strategy {
 
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
-    /// Create a job (from flags, or a whole JSON body with --body).
+    /// Create a job (from flags, or a whole JSON body with --body), or many from a JSON Lines file
+    /// (--from-file: one create body per line, each may carry "client_token").
     Create(CreateArgs),
     /// Show a job.
     Get {
@@ -127,9 +128,9 @@ pub enum JobCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    #[arg(long, required_unless_present = "body", conflicts_with = "body")]
+    #[arg(long, required_unless_present_any = ["body", "from_file"], conflicts_with_all = ["body", "from_file"])]
     service: Option<String>,
-    #[arg(long, required_unless_present = "body", conflicts_with = "body")]
+    #[arg(long, required_unless_present_any = ["body", "from_file"], conflicts_with_all = ["body", "from_file"])]
     job_type: Option<String>,
     /// The job's payload, a JSON value.
     #[arg(long, value_name = "JSON", conflicts_with = "body")]
@@ -149,10 +150,15 @@ pub struct CreateArgs {
     #[arg(long, requires = "fail")]
     error_msg: Option<String>,
     /// A whole create body, from a file or `-` (standard input).
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", conflicts_with = "from_file")]
     body: Option<String>,
+    /// Many jobs: a JSON Lines file (or `-`), one create body per line, each with an optional
+    /// `"client_token"`. Sent in batches of up to 1,000 lines, each batch created whole or not
+    /// at all.
+    #[arg(long, value_name = "FILE|-")]
+    from_file: Option<String>,
     /// Makes the create idempotent: the same token and body answer the same job.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_file")]
     client_token: Option<String>,
 }
 
@@ -248,18 +254,80 @@ async fn run_command(args: JobArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn read_body(source: &str) -> anyhow::Result<Value> {
-    let text = if source == "-" {
+fn read_text(source: &str) -> anyhow::Result<String> {
+    if source == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("reading the body from standard input")?;
-        text
+        std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+        Ok(text)
     } else {
-        std::fs::read_to_string(source).with_context(|| format!("reading {source}"))?
-    };
-    serde_json::from_str(&text).with_context(|| format!("{source} is not JSON"))
+        std::fs::read_to_string(source).with_context(|| format!("reading {source}"))
+    }
+}
+
+fn read_body(source: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(&read_text(source)?).with_context(|| format!("{source} is not JSON"))
+}
+
+/// The create bodies of a JSON Lines file, each with its line number; blank lines are skipped.
+fn read_json_lines(source: &str) -> anyhow::Result<Vec<(usize, Value)>> {
+    let text = read_text(source)?;
+    let mut bodies = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let body: Value =
+            serde_json::from_str(line).with_context(|| format!("{source}, line {}: not a JSON value", index + 1))?;
+        bodies.push((index + 1, body));
+    }
+    if bodies.is_empty() {
+        bail!("{source} holds no job (one JSON create body per line)");
+    }
+    Ok(bodies)
+}
+
+/// `--from-file`: every line's job, in batches; prints the jobs created (and replayed) in order.
+async fn create_jobs(context: &Session, source: &str) -> anyhow::Result<ExitCode> {
+    let bodies = read_json_lines(source)?;
+    let mut jobs = Vec::with_capacity(bodies.len());
+    let mut replayed = Vec::new();
+    for batch in bodies.chunks(jobd_client::MAX_JOBS_PER_BATCH) {
+        let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
+        let items = Value::Array(batch.iter().map(|(_, body)| body.clone()).collect());
+        let created = context.client.create_jobs_from_json(&context.project_id, &items).await.with_context(|| {
+            let done =
+                if jobs.is_empty() { String::new() } else { format!(" ({} jobs before it were created)", jobs.len()) };
+            format!("the batch of lines {first} to {last} was refused, none of it created{done}")
+        })?;
+        replayed.extend(created.replayed.iter().map(|index| jobs.len() + index));
+        jobs.extend(created.jobs);
+    }
+    if context.output == Output::Json {
+        print_json(&json!({"jobs": jobs, "replayed": replayed}))?;
+    } else {
+        let rows: Vec<Vec<String>> = jobs
+            .iter()
+            .enumerate()
+            .map(|(index, job)| {
+                let state = if replayed.contains(&index) { "replayed" } else { "created" };
+                vec![
+                    job.job_id.clone(),
+                    job.service.clone(),
+                    job.job_type.clone(),
+                    job.status.to_string(),
+                    state.into(),
+                ]
+            })
+            .collect();
+        print!("{}", table(&["JOB ID", "SERVICE", "JOB TYPE", "STATUS", ""], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn create_job(context: &Session, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    if let Some(source) = &args.from_file {
+        return create_jobs(context, source).await;
+    }
     let token = args.client_token.as_deref();
     let created = if let Some(source) = &args.body {
         let body = read_body(source)?;

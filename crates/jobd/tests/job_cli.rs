@@ -428,3 +428,50 @@ async fn wait_draws_live_progress_on_a_terminal() {
     let last = screen.lines().map(str::trim).rfind(|line| !line.is_empty()).unwrap();
     assert!(last.starts_with('✔') && last.contains(&upgrade) && last.contains("SUCCEEDED in"), "{last:?}");
 }
+
+#[tokio::test]
+async fn create_from_a_json_lines_file_sends_batches_in_order() {
+    let (server, _data) = started().await;
+    let cli = Cli::new(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobs.jsonl");
+    // 1,201 lines: two batches (1,000 and 201); a blank line is skipped; one line carries a token.
+    let mut lines: Vec<String> =
+        (0..1200).map(|n| json!({"service": "cfw", "job_type": "NoOp", "payload": {"n": n}}).to_string()).collect();
+    lines.insert(600, String::new());
+    lines.push(json!({"service": "elb", "job_type": "UPGRADE", "client_token": "line-token"}).to_string());
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let path = file.to_str().unwrap();
+    let created = cli.json(&["job", "create", "--from-file", path, "--output", "json"]);
+    let jobs = created["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1201);
+    assert_eq!(jobs[0]["payload"]["n"], 0, "in file order");
+    assert_eq!(jobs[1199]["payload"]["n"], 1199);
+    assert_eq!(jobs[1200]["job_type"], "UPGRADE");
+    assert_eq!(created["replayed"], json!([]));
+
+    // The token line again, from standard input: the same job, replayed.
+    let again = json!({"service": "elb", "job_type": "UPGRADE", "client_token": "line-token"}).to_string();
+    let output = cli.run_with_stdin(&["job", "create", "--from-file", "-", "--output", "json"], &again);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let replay = json_document(&output.stdout);
+    assert_eq!(replay["jobs"][0]["job_id"], jobs[1200]["job_id"]);
+    assert_eq!(replay["replayed"], json!([0]));
+
+    // A bad line in a batch: nothing of that batch is created, and the error names the item.
+    let bad = [json!({"service": "cfw", "job_type": "NoOp"}), json!({"service": "cfw"})]
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let before = cli.json(&["job", "list", "--output", "json", "--limit", "1"]);
+    let output = cli.run_with_stdin(&["job", "create", "--from-file", "-"], &bad);
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(message.contains("lines 1 to 2") && message.contains("jobs[1]"), "{message}");
+    let after = cli.json(&["job", "list", "--output", "json", "--limit", "1"]);
+    assert_eq!(before["jobs"][0]["job_id"], after["jobs"][0]["job_id"], "all or nothing");
+    // A line that is not JSON is refused before anything is sent.
+    let output = cli.run_with_stdin(&["job", "create", "--from-file", "-"], "{\"service\": \"cfw\"}\nnot json\n");
+    assert!(text(&output.stderr).contains("line 2"), "{}", text(&output.stderr));
+}
