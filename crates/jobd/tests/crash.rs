@@ -1,5 +1,6 @@
 //! The crash test: the real binary is killed with `kill -9` again and again while producers create
-//! jobs and external workers run them over the worker API. Afterwards every acknowledged job
+//! jobs (one per call, and in batches) and external workers run them over the worker API
+//! (reporting one end per call, and in batches). Afterwards every acknowledged job
 //! exists and is terminal, no observed status ever went backwards, and no job was completed twice.
 
 mod support;

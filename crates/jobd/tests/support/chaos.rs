@@ -89,32 +89,60 @@ impl Client {
     }
 }
 
-/// Creates `count` jobs numbered from `offset` (fewer if `stop` is set first), retrying each until
-/// it is acknowledged. Every fifth job fails its first attempt at the worker.
-pub async fn producer(mut client: Client, count: usize, offset: usize, stop: Arc<AtomicBool>) {
-    for i in 0..count {
-        let body = json!({"service": "cfw", "job_type": "CreateFirewall", "payload": {"n": offset + i},
-                          "max_attempts": 10, "retry_backoff": {"initial_seconds": 0.05, "multiplier": 2, "max_seconds": 1}});
+/// How many jobs a batching producer creates per call.
+const CREATE_BATCH: usize = 7;
+
+/// The body of job number `n`: every fifth fails its first attempt at the worker.
+fn job_body(n: usize) -> Value {
+    json!({"service": "cfw", "job_type": "CreateFirewall", "payload": {"n": n},
+           "max_attempts": 10, "retry_backoff": {"initial_seconds": 0.05, "multiplier": 2, "max_seconds": 1}})
+}
+
+/// Creates `count` jobs numbered from `offset` (fewer if `stop` is set first), retrying each call
+/// until it is acknowledged; with `batched`, `CREATE_BATCH` jobs per `POST .../jobs/batch`.
+pub async fn producer(mut client: Client, count: usize, offset: usize, batched: bool, stop: Arc<AtomicBool>) {
+    let per_call = if batched { CREATE_BATCH } else { 1 };
+    let mut next = 0;
+    while next < count {
+        let numbers: Vec<usize> = (offset + next..offset + count.min(next + per_call)).collect();
+        let (path, body) = if batched {
+            let jobs: Vec<Value> = numbers.iter().map(|n| job_body(*n)).collect();
+            (format!("/v1/{PROJECT}/jobs/batch"), json!({ "jobs": jobs }))
+        } else {
+            (format!("/v1/{PROJECT}/jobs"), job_body(numbers[0]))
+        };
         loop {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            match client.call("POST", &format!("/v1/{PROJECT}/jobs"), Some(body.clone())).await {
+            match client.call("POST", &path, Some(body.clone())).await {
                 Ok((201, answer)) => {
-                    let id = answer["job"]["job_id"].as_str().unwrap().to_owned();
-                    client.ledger.lock().unwrap().acknowledged.insert(id);
+                    let ids: Vec<String> = if batched {
+                        answer["jobs"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|j| j["job_id"].as_str().unwrap().to_owned())
+                            .collect()
+                    } else {
+                        vec![answer["job"]["job_id"].as_str().unwrap().to_owned()]
+                    };
+                    assert_eq!(ids.len(), numbers.len(), "a batch answers every job");
+                    client.ledger.lock().unwrap().acknowledged.extend(ids);
                     break;
                 }
                 // Down or restarting: an unacknowledged create may or may not exist; try again.
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+        next += numbers.len();
     }
 }
 
 /// Claims and works tasks until `stop`: completes them, except that a job whose `n` is a multiple
-/// of five fails its first attempt, retryably.
-pub async fn worker(mut client: Client, name: String, stop: Arc<AtomicBool>) {
+/// of five fails its first attempt, retryably. With `batched`, the attempts' ends of one claim go
+/// in one `POST /v1/worker/tasks/batch`.
+pub async fn worker(mut client: Client, name: String, batched: bool, stop: Arc<AtomicBool>) {
     let claim = json!({"worker_id": name, "services": ["cfw"], "lease_seconds": 2, "wait_seconds": 1, "max_tasks": 10});
     while !stop.load(Ordering::Relaxed) {
         let tasks = match client.call("POST", "/v1/worker/claim", Some(claim.clone())).await {
@@ -126,23 +154,56 @@ pub async fn worker(mut client: Client, name: String, stop: Arc<AtomicBool>) {
                 continue;
             }
         };
-        for task in tasks {
-            let id = task["job_id"].as_str().unwrap().to_owned();
-            let token = task["lease_token"].clone();
-            let n = task["payload"]["n"].as_u64().unwrap();
-            let (verb, body) = if n % 5 == 0 && task["attempt"] == 1 {
-                ("fail", json!({"lease_token": token, "error_code": "CFW.FLAKY", "error_msg": "try again"}))
-            } else {
-                ("complete", json!({"lease_token": token, "result": {"n": n}}))
-            };
-            let node = client.node();
-            if let Ok((200, answer)) = client.call("POST", &format!("/v1/worker/tasks/{id}/{verb}"), Some(body)).await {
-                if verb == "complete" {
-                    let version = answer["job"]["version"].as_i64().unwrap();
-                    let mut ledger = client.ledger.lock().unwrap();
-                    ledger.completions.entry(id).or_default().insert(version);
-                    *ledger.completed_by_node.entry(node).or_default() += 1;
+        let reports: Vec<(String, &str, Value)> = tasks
+            .iter()
+            .map(|task| {
+                let id = task["job_id"].as_str().unwrap().to_owned();
+                let token = task["lease_token"].clone();
+                let n = task["payload"]["n"].as_u64().unwrap();
+                if n % 5 == 0 && task["attempt"] == 1 {
+                    (id, "fail", json!({"lease_token": token, "error_code": "CFW.FLAKY", "error_msg": "try again"}))
+                } else {
+                    (id, "complete", json!({"lease_token": token, "result": {"n": n}}))
                 }
+            })
+            .collect();
+        let node = client.node();
+        // The ends answered 200, with the job each answered.
+        let mut done: Vec<(String, &str, Value)> = Vec::new();
+        if batched && !reports.is_empty() {
+            let batch: Vec<Value> = reports
+                .iter()
+                .map(|(id, verb, body)| {
+                    let mut report = body.clone();
+                    report["job_id"] = json!(id);
+                    report["outcome"] = json!(verb);
+                    report
+                })
+                .collect();
+            if let Ok((200, answer)) =
+                client.call("POST", "/v1/worker/tasks/batch", Some(json!({ "reports": batch }))).await
+            {
+                for ((id, verb, _), result) in reports.iter().zip(answer["results"].as_array().unwrap()) {
+                    assert_eq!(result["job_id"], json!(id), "results come in request order");
+                    if result["status"] == 200 {
+                        done.push((id.clone(), verb, result["job"].clone()));
+                    }
+                }
+            }
+        } else {
+            for (id, verb, body) in reports {
+                if let Ok((200, answer)) =
+                    client.call("POST", &format!("/v1/worker/tasks/{id}/{verb}"), Some(body)).await
+                {
+                    done.push((id, verb, answer["job"].clone()));
+                }
+            }
+        }
+        let mut ledger = client.ledger.lock().unwrap();
+        for (id, verb, job) in done {
+            if verb == "complete" {
+                ledger.completions.entry(id).or_default().insert(job["version"].as_i64().unwrap());
+                *ledger.completed_by_node.entry(node).or_default() += 1;
             }
         }
     }
@@ -316,11 +377,15 @@ impl Load {
         let producers = (0..producers)
             .map(|p| {
                 let client = Client::new(endpoints, p, ledger);
-                tokio::spawn(producer(client, per_producer, p * per_producer, stop_producing.clone()))
+                // Every other producer creates in batches, every other worker reports in batches.
+                tokio::spawn(producer(client, per_producer, p * per_producer, p % 2 == 1, stop_producing.clone()))
             })
             .collect();
         let workers = (0..workers)
-            .map(|w| tokio::spawn(worker(Client::new(endpoints, w, ledger), format!("worker-{w}"), stop.clone())))
+            .map(|w| {
+                let client = Client::new(endpoints, w, ledger);
+                tokio::spawn(worker(client, format!("worker-{w}"), w % 2 == 1, stop.clone()))
+            })
             .collect();
         let watcher = tokio::spawn(watcher(Client::new(endpoints, 0, ledger), stop.clone()));
         Load { producers, workers, watcher, stop, stop_producing }
