@@ -239,8 +239,8 @@ impl RowColumns {
              ON CONFLICT (job_id) DO UPDATE SET available_at = EXCLUDED.available_at, \
              lease_expires_at = EXCLUDED.lease_expires_at, due_at = EXCLUDED.due_at, \
              runnable = EXCLUDED.runnable, rescuable = EXCLUDED.rescuable), \
-             dequeued AS (DELETE FROM task_queue AS q USING updated \
-             WHERE q.job_id = updated.job_id AND NOT (updated.runnable OR updated.rescuable)) \
+             dequeued AS (DELETE FROM task_queue WHERE job_id = ANY(ARRAY( \
+             SELECT job_id FROM updated WHERE NOT (runnable OR rescuable)))) \
              SELECT COUNT(*) FROM updated",
         )
         .bind(self.status)

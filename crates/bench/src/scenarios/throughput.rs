@@ -173,6 +173,46 @@ pub async fn steady(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f64, 
     Ok((rate, latencies))
 }
 
+/// A lone job at a time: the worker runtime long-polls an empty queue, one job is created, and
+/// the time from the create request to the handler's start is recorded; `samples` times.
+pub async fn lone_job_pickup(node: &Node, samples: usize) -> anyhow::Result<Latencies> {
+    let client = node.client()?;
+    let origin = Instant::now();
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let runtime = WorkerRuntime::builder(client.clone(), "bench-pickup")
+        .service("cfw")
+        .fallback_handler(move |_task: Task, _context: TaskContext| {
+            let started = started_tx.clone();
+            async move {
+                let _ = started.send(origin.elapsed());
+                HandlerResult::Ok(None)
+            }
+        })
+        .max_in_flight(1)
+        .wait_seconds(30)
+        .build()?;
+    let stop = Arc::new(Notify::new());
+    let stopped = stop.clone();
+    let worker = tokio::spawn(runtime.run_until(async move { stopped.notified().await }));
+    let mut latencies = Latencies::with_capacity(samples);
+    // The first few wake the runtime's connection and code paths; not recorded.
+    for sample in 0..samples + 5 {
+        // Let the worker's claim reach the server and wait there.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = origin.elapsed();
+        client.create_job_from_json(PROJECT, &no_op_job(sample as u64, 0), None).await?;
+        let Some(started) = tokio::time::timeout(Duration::from_secs(10), started_rx.recv()).await? else {
+            bail!("the worker stopped");
+        };
+        if sample >= 5 {
+            latencies.record(started.saturating_sub(sent));
+        }
+    }
+    stop.notify_one();
+    worker.await?;
+    Ok(latencies)
+}
+
 pub async fn run(args: &ThroughputArgs, runs: usize) -> anyhow::Result<Report> {
     let mut report = Report::new(
         "throughput",
@@ -188,6 +228,11 @@ pub async fn run(args: &ThroughputArgs, runs: usize) -> anyhow::Result<Report> {
             eprintln!("run {run} {backend}: created {enqueue:.0} jobs/s, drained {drain:.0} jobs/s");
             report.add(&format!("burn-down {backend}"), "create", "jobs/s", enqueue);
             report.add(&format!("burn-down {backend}"), "drain", "jobs/s", drain);
+            let pickup = lone_job_pickup(&node, 200).await?.summary();
+            eprintln!("run {run} {backend}: lone job pickup p50 {:.2} ms, p99 {:.2} ms", pickup.p50_ms, pickup.p99_ms);
+            let row = format!("lone job {backend}, create -> handler");
+            report.add(&row, "p50", "ms", pickup.p50_ms);
+            report.add(&row, "p99", "ms", pickup.p99_ms);
             let (rate, mut latencies) = steady(&node, args).await?;
             let summary = latencies.summary();
             eprintln!("run {run} {backend}: steady {rate:.0} jobs/s, pickup p50 {:.2} ms", summary.p50_ms);
