@@ -11,8 +11,6 @@ pub mod conformance;
 mod error;
 mod identity_store;
 pub mod postgres;
-mod postgres_identity;
-mod postgres_rows;
 pub mod sqlite;
 mod sqlite_identity;
 mod sqlite_writer;

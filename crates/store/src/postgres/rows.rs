@@ -5,19 +5,22 @@
 //! job's row has one mapping to columns, and the same statement keeps `task_queue` (the claim
 //! path's narrow table: a row per open runnable or rescuable task) in step with `jobs`.
 
-use std::collections::HashMap;
+use jobd_core::TaskFlags;
 
-use jobd_core::{Job, JobId, TaskFlags};
-use sqlx::postgres::PgConnection;
-use sqlx::Row;
+use super::*;
+use crate::codec::{enum_text, to_json};
 
-use crate::codec::{corrupt, enum_text, millis, to_json};
-use crate::postgres::{job_from_row, JOB_COLUMNS};
-use crate::{Result, StoreError};
+/// Every column of a job row, in the order `job_from_row` reads them.
+pub(super) const JOB_COLUMNS: &str =
+    "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
+     status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
+     created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
+     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
+     on_failure, phase, compensation";
 
 /// Job rows, column by column: the binds of one set-based statement.
 #[derive(Default)]
-pub(crate) struct RowColumns {
+pub(super) struct RowColumns {
     job_id: Vec<String>,
     parent_job_id: Vec<Option<String>>,
     position: Vec<i32>,
@@ -62,11 +65,11 @@ pub(crate) struct RowColumns {
 }
 
 impl RowColumns {
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.job_id.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.job_id.is_empty()
     }
 
@@ -118,7 +121,7 @@ impl RowColumns {
     }
 
     /// Adds every row of a new tree.
-    pub(crate) fn push_new_tree(&mut self, tree: &Job) -> Result<()> {
+    pub(super) fn push_new_tree(&mut self, tree: &Job) -> Result<()> {
         let flags = tree.task_flags();
         for (index, (job, flag)) in tree.iter_tree().zip(flags).enumerate() {
             // The root is at position 0, and so is its first sub-job (positions count siblings).
@@ -130,7 +133,7 @@ impl RowColumns {
 
     /// Adds the rows of `after` that differ from `before` (their own fields, or whether they may
     /// run): what a change of one tree writes.
-    pub(crate) fn push_changes(&mut self, before: &Job, after: &Job) {
+    pub(super) fn push_changes(&mut self, before: &Job, after: &Job) {
         let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
         let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.into_iter().zip(new_flags));
         for (index, ((old, new), (old_flag, new_flag))) in pairs.enumerate() {
@@ -141,7 +144,7 @@ impl RowColumns {
     }
 
     /// Inserts every row in one statement; a job id that exists is a `Conflict`.
-    pub(crate) async fn insert(self, conn: &mut PgConnection) -> Result<()> {
+    pub(super) async fn insert(self, conn: &mut PgConnection) -> Result<()> {
         if self.is_empty() {
             return Ok(());
         }
@@ -213,7 +216,7 @@ impl RowColumns {
 
     /// Writes the changed fields of every row in one statement, each only if it still has the
     /// version it was read at (the caller holds the trees' root locks, so anything else is a bug).
-    pub(crate) async fn update(self, conn: &mut PgConnection) -> Result<()> {
+    pub(super) async fn update(self, conn: &mut PgConnection) -> Result<()> {
         if self.is_empty() {
             return Ok(());
         }
@@ -278,7 +281,7 @@ impl RowColumns {
 
 /// The trees whose roots are `root_ids`, in one query, keyed by root id; a root that does not
 /// exist is absent. The caller holds the roots' locks (or reads in one snapshot).
-pub(crate) async fn load_trees(conn: &mut PgConnection, root_ids: &[String]) -> Result<HashMap<JobId, Job>> {
+pub(super) async fn load_trees(conn: &mut PgConnection, root_ids: &[String]) -> Result<HashMap<JobId, Job>> {
     let mut trees = HashMap::with_capacity(root_ids.len());
     if root_ids.is_empty() {
         return Ok(trees);
@@ -313,4 +316,158 @@ pub(crate) async fn load_trees(conn: &mut PgConnection, root_ids: &[String]) -> 
         }
     }
     Ok(trees)
+}
+
+/// A count stored as BIGINT, back to the domain's `u32`.
+pub(super) fn count(row: &PgRow, column: &str) -> Result<u32> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value).map_err(|e| corrupt(column, e))
+}
+
+pub(super) fn enum_from_text<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| corrupt(column, e))
+}
+
+pub(super) fn job_from_row(row: &PgRow) -> Result<Job> {
+    let parent: Option<String> = row.try_get("parent_job_id")?;
+    let timeout_seconds: Option<i64> = row.try_get("timeout_seconds")?;
+    Ok(Job {
+        job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
+        parent_job_id: parent.map(|p| JobId::parse(&p)).transpose().map_err(|e| corrupt("parent_job_id", e))?,
+        project_id: ProjectId::parse(row.try_get("project_id")?).map_err(|e| corrupt("project_id", e))?,
+        enterprise_project_id: row.try_get("enterprise_project_id")?,
+        service: ServiceName::parse(row.try_get("service")?).map_err(|e| corrupt("service", e))?,
+        job_type: JobType::parse(row.try_get("job_type")?).map_err(|e| corrupt("job_type", e))?,
+        status: JobStatus::from_str(row.try_get("status")?).map_err(|e| corrupt("status", e))?,
+        message: row.try_get("message")?,
+        resource_id: row.try_get("resource_id")?,
+        entities: from_json("entities", row.try_get("entities")?)?.unwrap_or_default(),
+        error_code: row.try_get("error_code")?,
+        error_msg: row.try_get("error_msg")?,
+        payload: from_json("payload", row.try_get("payload")?)?,
+        result: from_json("result", row.try_get("result")?)?,
+        simulate: from_json("simulate", row.try_get("simulate")?)?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        started_at: opt_from_millis(row.try_get("started_at")?)?,
+        ended_at: opt_from_millis(row.try_get("ended_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+        version: row.try_get("version")?,
+        priority: row.try_get("priority")?,
+        run_at: opt_from_millis(row.try_get("run_at")?)?,
+        available_at: from_millis(row.try_get("available_at")?)?,
+        max_attempts: count(row, "max_attempts")?,
+        attempt: count(row, "attempt")?,
+        retry_backoff: from_json("retry_backoff", row.try_get("retry_backoff")?)?.unwrap_or_default(),
+        timeout_seconds: timeout_seconds.map(u32::try_from).transpose().map_err(|e| corrupt("timeout_seconds", e))?,
+        execution: Execution::parse(row.try_get("execution")?).ok_or_else(|| corrupt("execution", "unknown value"))?,
+        lease: match (
+            row.try_get::<Option<String>, _>("lease_worker_id")?,
+            row.try_get::<Option<String>, _>("lease_token")?,
+            row.try_get::<Option<i64>, _>("lease_expires_at")?,
+        ) {
+            (Some(worker_id), Some(token), Some(expires_at)) => {
+                Some(Lease { worker_id, token, expires_at: from_millis(expires_at)? })
+            }
+            _ => None,
+        },
+        on_failure: enum_from_text(row, "on_failure")?,
+        phase: enum_from_text(row, "phase")?,
+        compensation: from_json("compensation", row.try_get("compensation")?)?,
+        sub_jobs: Vec::new(),
+    })
+}
+
+pub(super) fn job_ref(row: &PgRow) -> Result<JobRef> {
+    Ok(JobRef {
+        project_id: ProjectId::parse(row.try_get("project_id")?).map_err(|e| corrupt("project_id", e))?,
+        job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
+    })
+}
+
+/// Writes every row of a tree that changed. The caller holds the tree's root lock.
+pub(super) async fn write_tree_changes(conn: &mut PgConnection, before: &Job, after: &Job) -> Result<()> {
+    let mut rows = RowColumns::default();
+    rows.push_changes(before, after);
+    rows.update(conn).await
+}
+
+pub(super) async fn insert_tree(conn: &mut PgConnection, job: &Job) -> Result<()> {
+    let mut rows = RowColumns::default();
+    rows.push_new_tree(job)?;
+    rows.insert(conn).await
+}
+
+/// How `load_tree` locks the rows it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TreeLock {
+    /// Plain reads (inside a snapshot transaction, for a consistent tree).
+    None,
+    /// Keeps writers out until the transaction ends.
+    Share,
+    /// The tree is ours to change: waits for the current holder.
+    Update,
+}
+
+impl TreeLock {
+    fn clause(self) -> &'static str {
+        match self {
+            TreeLock::None => "",
+            TreeLock::Share => " FOR SHARE",
+            TreeLock::Update => " FOR UPDATE",
+        }
+    }
+}
+
+/// The whole tree a job (or sub-job) of this project belongs to: its root first (locked first),
+/// then the root's sub-jobs in order.
+pub(super) async fn load_tree(
+    conn: &mut PgConnection,
+    project_id: &ProjectId,
+    job_id: &JobId,
+    lock: TreeLock,
+) -> Result<Option<Job>> {
+    let root = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = \
+         (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = $1 AND project_id = $2){}",
+        lock.clause()
+    ))
+    .bind(job_id.as_str())
+    .bind(project_id.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(root) = root else { return Ok(None) };
+    let mut root = job_from_row(&root)?;
+    let subs = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = $1 ORDER BY position{}",
+        lock.clause()
+    ))
+    .bind(root.job_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    root.sub_jobs = subs.iter().map(job_from_row).collect::<Result<_>>()?;
+    Ok(root.find(job_id).is_some().then_some(root))
+}
+
+/// Loads the sub-jobs of the given parents and attaches them in order.
+pub(super) async fn attach_sub_jobs(conn: &mut PgConnection, parents: &mut [Job]) -> Result<()> {
+    if parents.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = parents.iter().map(|p| p.job_id.to_string()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = ANY($1) ORDER BY parent_job_id, position"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let index: std::collections::HashMap<JobId, usize> =
+        parents.iter().enumerate().map(|(i, p)| (p.job_id.clone(), i)).collect();
+    for row in &rows {
+        let sub = job_from_row(row)?;
+        if let Some(&i) = sub.parent_job_id.as_ref().and_then(|parent_id| index.get(parent_id)) {
+            parents[i].sub_jobs.push(sub);
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,458 @@
+//! The PostgreSQL backend (13+): one database shared by any number of jobd nodes.
+//!
+//! Concurrency rests on one rule: a job row is locked or written only by a transaction that holds
+//! the lock on its tree's root row. `apply_event` waits for that one root lock (`FOR UPDATE`), so
+//! events on one tree serialize. Claims and pruning take roots with `FOR UPDATE SKIP LOCKED`, so
+//! they never wait for anyone; after taking a root they reload the tree and let
+//! `jobd_core::apply` decide, so a candidate another node claimed a moment ago is refused, never
+//! handed out twice. No transaction waits for a lock while holding one another transaction can
+//! wait for, so there are no deadlocks (a batch of events waits for several roots, always in id
+//! order, so two batches never wait for each other in a cycle).
+//!
+//! By duty: `rows` (the one mapping of a job to its row, set-based writes that keep `task_queue`
+//! in step, tree loads), `claims`, `events` (workers' events in batches), `inserts` (batch
+//! creates and their idempotency keys), `notifier` (changes to and from the other nodes, and
+//! whether the database can be reached), `identity` (the identity store); this file holds the
+//! store itself, migrations, the maintenance leader and the single-row verbs.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jobd_core::{
+    apply, Cursor, Direction, Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, Lease, ProjectId,
+    ServiceName, Timestamp,
+};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
+
+mod claims;
+mod events;
+mod identity;
+mod inserts;
+mod notifier;
+mod rows;
+
+use self::claims::*;
+use self::notifier::*;
+use self::rows::*;
+use crate::codec::{corrupt, from_json, from_millis, millis, opt_from_millis};
+use crate::{
+    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
+    StoreError, TaskEvent, TaskScope, MAX_BATCH,
+};
+use std::collections::HashMap;
+
+/// How many times one claim looks for candidates again after some it took turned out to have been
+/// claimed (by a transaction that committed after its query began) in the meantime.
+const CLAIM_ROUNDS: usize = 4;
+
+/// How a node uses the database. TLS and everything else about the connection (`sslmode`,
+/// `sslrootcert`, `application_name`, `options`, ...) come from the URL.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections this node keeps at most.
+    pub max_connections: u32,
+    /// How long a call waits for a free (or new) connection before failing with `Unavailable`.
+    pub acquire_timeout: Duration,
+    /// The server cancels any statement that runs longer (`Unavailable`); `None` keeps the
+    /// server's (or the URL's) setting. Migrations run without it.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+    changes: tokio::sync::broadcast::Sender<ChangeNotice>,
+    /// While this node leads maintenance: the session holding the leader's advisory lock.
+    leader_session: Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<Postgres>>>>,
+    /// Whether the database can be reached, as the change listener last saw it.
+    reachability: Arc<Reachability>,
+    /// Sends this node's changes to the others.
+    notifier: Notifier,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?sslmode=...`), applies
+    /// pending migrations, and opens the pool. Safe when several nodes start at once: migrations
+    /// run under a PostgreSQL advisory lock.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)?;
+        Self::connect_with(connect, options).await
+    }
+
+    /// As `connect`, with the connection already described.
+    pub async fn connect_with(connect: PgConnectOptions, options: PgOptions) -> Result<Self> {
+        migrate(&connect, options.acquire_timeout).await?;
+        // jobd's statements touch a few rows each by index, in batches of up to 1,000 keys: JIT
+        // compiling them costs more than running them (200 ms seen for a 1,000-key batch), and
+        // with the default random_page_cost the planner reads a whole table where 1,000 index
+        // probes of cached pages take a tenth of the time. Both apply to jobd's sessions only.
+        let mut pooled = connect.options([("jit", "off"), ("random_page_cost", "1.1")]);
+        if let Some(timeout) = options.statement_timeout {
+            pooled = pooled.options([("statement_timeout", format!("{}ms", timeout.as_millis().max(1)))]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(pooled)
+            .await?;
+        let node: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+        let (changes, _) = tokio::sync::broadcast::channel(4096);
+        let reachability = Arc::new(Reachability::default());
+        spawn_listener(pool.clone(), node.clone(), changes.downgrade(), reachability.clone());
+        let notifier = Notifier::start(pool.clone(), node.clone());
+        Ok(PgStore { pool, changes, leader_session: Arc::new(tokio::sync::Mutex::new(None)), reachability, notifier })
+    }
+
+    /// The pool, unless the database is known to be unreachable right now: then `Unavailable` at
+    /// once (see `Reachability`).
+    pub(crate) fn pool(&self) -> Result<&PgPool> {
+        if self.reachability.is_lost() {
+            return Err(StoreError::Unavailable("PostgreSQL is unreachable; reconnecting".to_owned()));
+        }
+        Ok(&self.pool)
+    }
+
+    /// Closes every connection; later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Applies pending migrations on a connection of its own, closed afterwards.
+///
+/// sqlx's migrator takes `pg_advisory_lock` (keyed by the database name) before it even creates
+/// `_sqlx_migrations`, and releases it when done, so nodes starting together apply each migration
+/// once, one after another; each migration runs in its own transaction. The lock belongs to the
+/// session, and the migrator skips the unlock when a migration fails: closing the connection here
+/// ends the session, which releases the lock on every path.
+async fn migrate(connect: &PgConnectOptions, acquire_timeout: Duration) -> Result<()> {
+    // One direct connection first: it fails at once, with the real reason ("connection refused",
+    // "password authentication failed", a TLS error), where a pool would only time out.
+    connect.connect().await?.close().await?;
+    // Waiting for another node's migrations, or running a long one, is not a stuck statement.
+    let unbounded = connect.clone().options([("statement_timeout", "0")]);
+    // A pool of one rather than a bare connection: sqlx's migrator future is `Send` only so.
+    let single =
+        PgPoolOptions::new().max_connections(1).acquire_timeout(acquire_timeout).connect_with(unbounded).await?;
+    let outcome = sqlx::migrate!("./migrations/postgres").run(&single).await;
+    single.close().await;
+    Ok(outcome?)
+}
+
+/// `AND column = ANY(values)`; an empty value also matches a job without one (NULL).
+fn push_any(builder: &mut QueryBuilder<'_, Postgres>, column: &str, values: impl Iterator<Item = String>) {
+    let values: Vec<String> = values.collect();
+    if values.is_empty() {
+        return;
+    }
+    let or_null = values.iter().any(String::is_empty);
+    builder.push(format!(" AND ({column} = ANY(")).push_bind(values).push(")");
+    if or_null {
+        builder.push(format!(" OR {column} IS NULL"));
+    }
+    builder.push(")");
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
+        let mut tx = self.pool()?.begin().await?;
+        if let Some(key) = idempotency {
+            // Another node may be inserting the same key: its row makes our insert wait for its
+            // commit, then do nothing, and the next round finds its job.
+            let mut recorded = false;
+            for _ in 0..3 {
+                let existing = sqlx::query(
+                    "SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = $1 AND client_token = $2",
+                )
+                .bind(key.project_id.as_str())
+                .bind(&key.client_token)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = existing {
+                    let hash: String = row.try_get("request_hash")?;
+                    if hash != key.request_hash {
+                        return Ok(Inserted::KeyConflict);
+                    }
+                    let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
+                    match load_tree(&mut tx, &key.project_id, &job_id, TreeLock::Share).await? {
+                        // A key names the top-level job it created: the tree is that job.
+                        Some(tree) => return Ok(Inserted::Existing(Box::new(tree))),
+                        // The job was pruned: the key is forgotten with it.
+                        None => {
+                            sqlx::query(
+                                "DELETE FROM idempotency_keys WHERE project_id = $1 AND client_token = $2 \
+                                 AND job_id = $3",
+                            )
+                            .bind(key.project_id.as_str())
+                            .bind(&key.client_token)
+                            .bind(job_id.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(key.project_id.as_str())
+                .bind(&key.client_token)
+                .bind(&key.request_hash)
+                .bind(job.job_id.as_str())
+                .bind(millis(&job.created_at))
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    recorded = true;
+                    break;
+                }
+            }
+            if !recorded {
+                return Err(StoreError::Conflict(format!("idempotency key {} (contended)", key.client_token)));
+            }
+        }
+        insert_tree(&mut tx, job).await?;
+        tx.commit().await?;
+        self.notifier.changed(job);
+        Ok(Inserted::Created)
+    }
+
+    async fn insert_jobs(&self, trees: &[NewTree]) -> Result<Vec<Inserted>> {
+        inserts::insert_jobs(self, trees).await
+    }
+
+    async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
+        let mut tx = self.pool()?.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let tree = load_tree(&mut tx, project_id, job_id, TreeLock::None).await?;
+        tx.commit().await?;
+        let Some(tree) = tree else { return Ok(None) };
+        if &tree.job_id == job_id {
+            return Ok(Some(tree));
+        }
+        Ok(tree.sub_jobs.into_iter().find(|sub| &sub.job_id == job_id))
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {
+        let mut builder = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IS NULL AND project_id = "
+        ));
+        builder.push_bind(query.project_id.as_str());
+        if let Some(service) = &query.service {
+            builder.push(" AND service = ").push_bind(service.as_str());
+        }
+        if let Some(eps) = &query.enterprise_project_ids {
+            if eps.is_empty() {
+                return Ok(Vec::new());
+            }
+            push_any(&mut builder, "enterprise_project_id", eps.iter().cloned());
+        }
+        push_any(&mut builder, "job_id", query.job_ids.iter().map(|id| id.to_string()));
+        push_any(&mut builder, "job_type", query.job_types.iter().cloned());
+        push_any(&mut builder, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
+        push_any(&mut builder, "resource_id", query.resource_ids.iter().cloned());
+        push_any(&mut builder, "error_code", query.error_codes.iter().cloned());
+        if let Some(since) = &query.created_since {
+            builder.push(" AND created_at >= ").push_bind(millis(since));
+        }
+        let (compare, order) = match query.direction {
+            Direction::Older => ("<", "DESC"),
+            Direction::Newer => (">", "ASC"),
+        };
+        if let Some(cursor) = &query.cursor {
+            let at = millis(&cursor.created_at);
+            builder
+                .push(format!(" AND (created_at {compare} "))
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(format!(" AND seq {compare} "))
+                .push_bind(cursor.seq)
+                .push("))");
+        }
+        builder.push(format!(" ORDER BY created_at {order}, seq {order} LIMIT ")).push_bind(i64::from(query.limit));
+        // One snapshot for the page and its sub-jobs: no tree is read half before, half after a write.
+        let mut tx = self.pool()?.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        let rows = builder.build().fetch_all(&mut *tx).await?;
+        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        if query.direction == Direction::Newer {
+            jobs.reverse();
+        }
+        attach_sub_jobs(&mut tx, &mut jobs).await?;
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    async fn project_of(&self, job_id: &JobId) -> Result<Option<ProjectId>> {
+        let project: Option<String> = sqlx::query_scalar("SELECT project_id FROM jobs WHERE job_id = $1")
+            .bind(job_id.as_str())
+            .fetch_optional(self.pool()?)
+            .await?;
+        project.map(|p| ProjectId::parse(&p).map_err(|e| corrupt("project_id", e))).transpose()
+    }
+
+    async fn cursor_of(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Cursor>> {
+        let row = sqlx::query(
+            "SELECT created_at, seq FROM jobs WHERE job_id = $1 AND project_id = $2 AND parent_job_id IS NULL",
+        )
+        .bind(job_id.as_str())
+        .bind(project_id.as_str())
+        .fetch_optional(self.pool()?)
+        .await?;
+        row.map(|row| Ok(Cursor { created_at: from_millis(row.try_get("created_at")?)?, seq: row.try_get("seq")? }))
+            .transpose()
+    }
+
+    async fn apply_event(
+        &self,
+        project_id: &ProjectId,
+        job_id: &JobId,
+        event: &JobEvent,
+        now: Timestamp,
+    ) -> Result<Job> {
+        let mut tx = self.pool()?.begin().await?;
+        let tree = load_tree(&mut tx, project_id, job_id, TreeLock::Update)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+        let next = apply(&tree, job_id, event, now)?;
+        write_tree_changes(&mut tx, &tree, &next).await?;
+        tx.commit().await?;
+        self.notifier.changed(&next);
+        Ok(next)
+    }
+
+    async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
+        claims::claim_tasks(self, request, now).await
+    }
+
+    async fn apply_task_events(
+        &self,
+        events: &[TaskEvent],
+        scope: &TaskScope,
+        now: Timestamp,
+    ) -> Result<Vec<Result<Job>>> {
+        events::apply_task_events(self, events, scope, now).await
+    }
+
+    async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
+        let mut builder =
+            QueryBuilder::<Postgres>::new("SELECT MIN(q.due_at) AS due FROM task_queue AS q WHERE q.runnable");
+        push_claim_filters(&mut builder, "q", request);
+        let row = builder.build().fetch_one(self.pool()?).await?;
+        opt_from_millis(row.try_get("due")?)
+    }
+
+    async fn list_timed_out(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
+        let rows = sqlx::query(
+            "SELECT project_id, job_id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= $1 \
+             AND status IN ('PENDING', 'RUNNING') ORDER BY deadline_at LIMIT $2",
+        )
+        .bind(millis(&now))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.iter().map(job_ref).collect()
+    }
+
+    async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
+        let rows = sqlx::query(
+            "SELECT project_id, job_id FROM task_queue WHERE rescuable AND lease_expires_at <= $1 \
+             ORDER BY lease_expires_at LIMIT $2",
+        )
+        .bind(millis(&now))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.iter().map(job_ref).collect()
+    }
+
+    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+        let mut tx = self.pool()?.begin().await?;
+        // Roots only, skipping any another transaction holds (a finished job refuses every event,
+        // so it is pruned by a later round).
+        let roots: Vec<String> = sqlx::query_scalar(
+            "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < $1 \
+             LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(millis(&cutoff))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if !roots.is_empty() {
+            // A finished tree has no queued task; this only keeps a stray row from outliving it.
+            sqlx::query("DELETE FROM task_queue WHERE root_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM jobs WHERE parent_job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM jobs WHERE job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(millis(&keys_cutoff))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(roots.len() as u64)
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
+        let rows = sqlx::query(
+            "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM task_queue \
+             WHERE runnable AND due_at <= $1 GROUP BY service, job_type",
+        )
+        .bind(millis(&now))
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueStat {
+                    service: row.try_get("service")?,
+                    job_type: row.try_get("job_type")?,
+                    depth: row.try_get::<i64, _>("depth")?.max(0) as u64,
+                    oldest_due_at: from_millis(row.try_get("oldest")?)?,
+                })
+            })
+            .collect()
+    }
+
+    fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
+        Some(self.changes.subscribe())
+    }
+
+    /// The leader holds a session-level advisory lock on a connection of its own; when its process
+    /// or connection dies, PostgreSQL releases the lock and the next node to ask takes over.
+    async fn lead_maintenance(&self) -> Result<bool> {
+        let mut session = self.leader_session.lock().await;
+        if let Some(connection) = session.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut **connection).await.is_ok() {
+                return Ok(true);
+            }
+            *session = None; // the session died, and with it the lock
+        }
+        let mut connection = self.pool()?.acquire().await?;
+        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(MAINTENANCE_LOCK)
+            .fetch_one(&mut *connection)
+            .await?;
+        if acquired {
+            // Keep the session (and so the lock) out of the pool for as long as this node leads.
+            *session = Some(connection);
+        }
+        Ok(acquired)
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()?).await?;
+        Ok(())
+    }
+}
