@@ -8,31 +8,11 @@ use std::time::Duration;
 use jobd_core::{JobEvent, JobType, NewJob, ProjectId, ServiceName};
 use jobd_service::{ClaimRequest, JobService, SystemClock};
 use jobd_store::{PgOptions, PgStore};
-use sqlx::Connection;
-
-fn admin_url() -> String {
-    std::env::var("JOBD_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn fresh_database() -> (String, String) {
-    let name = format!("jobd_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is unreachable at {}: {e}", admin_url()));
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
-    (name, url)
-}
-
-async fn drop_database(name: &str) {
-    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
-    }
-}
+use jobd_test_support::database::{create_test_database, drop_test_database};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_node_wakes_the_other_at_once() {
-    let (name, url) = fresh_database().await;
+    let (name, url) = create_test_database().await;
     let node_a =
         JobService::new(Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap()), Arc::new(SystemClock));
     let node_b =
@@ -81,13 +61,13 @@ async fn a_change_on_one_node_wakes_the_other_at_once() {
         .unwrap()
         .unwrap();
     assert_eq!(seen.message.as_deref(), Some("from node A"));
-    drop_database(&name).await;
+    drop_test_database(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_leads_maintenance_and_a_dead_leader_is_replaced() {
     use jobd_store::JobStore;
-    let (name, url) = fresh_database().await;
+    let (name, url) = create_test_database().await;
     let node_a = PgStore::connect(&url, PgOptions::default()).await.unwrap();
     let node_b = PgStore::connect(&url, PgOptions::default()).await.unwrap();
     assert!(node_a.lead_maintenance().await.unwrap(), "the first to ask leads");
@@ -95,7 +75,7 @@ async fn one_node_leads_maintenance_and_a_dead_leader_is_replaced() {
     assert!(node_a.lead_maintenance().await.unwrap(), "and keeps leading");
 
     // The leader's session dies (as when its node is killed): PostgreSQL drops its lock.
-    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut admin = jobd_test_support::database::connect_test_server(&url).await;
     sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
          AND pid <> pg_backend_pid()",
@@ -110,5 +90,5 @@ async fn one_node_leads_maintenance_and_a_dead_leader_is_replaced() {
     }
     assert!(!node_a.lead_maintenance().await.unwrap(), "the old leader knows it no longer leads");
     drop(admin);
-    drop_database(&name).await;
+    drop_test_database(&name).await;
 }

@@ -7,7 +7,6 @@
 
 mod batch;
 mod codec;
-pub mod conformance;
 mod error;
 mod identity_store;
 pub mod postgres;

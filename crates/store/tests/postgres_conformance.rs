@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use jobd_core::{
     Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ProjectId, ServiceName,
 };
-use jobd_store::conformance::{at, SharedStore};
-use jobd_store::conformance::{create_test_database, drop_test_database, url_for_database};
 use jobd_store::{ClaimRequest, IdempotencyKey, Inserted, JobStore, PgOptions, PgStore, StoreError};
+use jobd_test_support::database::{create_test_database, drop_test_database, url_for_database};
+use jobd_test_support::store_conformance::{at, SharedStore};
 use serde_json::json;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
@@ -61,7 +61,7 @@ async fn finish(fixture: Fixture) {
     drop_database(&fixture.database).await;
 }
 
-jobd_store::store_conformance_tests!(fresh_store, teardown = finish);
+jobd_test_support::store_conformance_tests!(fresh_store, teardown = finish);
 
 /// Runs `test` on a fresh database and drops it afterwards, even when `test` panics.
 async fn with_database<F, Fut>(test: F)

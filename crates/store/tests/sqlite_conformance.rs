@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use jobd_store::conformance::{at, SharedStore};
 use jobd_store::{JobStore, SqliteStore};
+use jobd_test_support::store_conformance::{at, SharedStore};
 
 async fn fresh_store() -> SharedStore {
     let dir = tempfile::tempdir().unwrap();
@@ -13,7 +13,7 @@ async fn fresh_store() -> SharedStore {
     Arc::new(store)
 }
 
-jobd_store::store_conformance_tests!(fresh_store);
+jobd_test_support::store_conformance_tests!(fresh_store);
 
 #[tokio::test]
 async fn writes_survive_reopening_the_file() {

@@ -18,7 +18,7 @@ pub fn with_parameter(url: &str, parameter: &str) -> String {
     format!("{url}{separator}{parameter}")
 }
 
-pub use jobd_store::conformance::connect_test_server as connect;
+pub use jobd_test_support::database::connect_test_server as connect;
 
 /// A database of its own on the shared test server, dropped when this is dropped.
 pub struct TestDatabase {
@@ -28,7 +28,7 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> TestDatabase {
-        let (name, url) = jobd_store::conformance::create_test_database().await;
+        let (name, url) = jobd_test_support::database::create_test_database().await;
         TestDatabase { name, url }
     }
 
@@ -45,7 +45,7 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         let dropping = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(jobd_store::conformance::drop_test_database(&name));
+            runtime.block_on(jobd_test_support::database::drop_test_database(&name));
         });
         let _ = dropping.join();
     }
