@@ -74,11 +74,13 @@ async fn one_node_leads_maintenance_and_a_dead_leader_is_replaced() {
     assert!(!node_b.lead_maintenance().await.unwrap(), "only one leads");
     assert!(node_a.lead_maintenance().await.unwrap(), "and keeps leading");
 
-    // The leader's session dies (as when its node is killed): PostgreSQL drops its lock.
+    // The leader's session dies (as when its node is killed): PostgreSQL drops its lock. Only
+    // this test's database: other tests' sessions (a migrator's advisory lock) are not ours.
     let mut admin = jobd_test_support::database::connect_test_server(&url).await;
     sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
-         AND pid <> pg_backend_pid()",
+         AND pid <> pg_backend_pid() \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .execute(&mut admin)
     .await
