@@ -30,9 +30,12 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// The PostgreSQL server the bench makes its databases on (`JOBD_BENCH_DATABASE_URL`).
+/// The PostgreSQL server the bench makes its databases on (`JOBD_BENCH_DATABASE_URL`). Plain TCP
+/// on loopback by default, as the peers' drivers connect (`benches/peers`): the server has TLS
+/// on, and a client that prefers TLS would measure encryption as well.
 pub fn postgres_admin_url() -> String {
-    std::env::var("JOBD_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("JOBD_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into())
 }
 
 /// A store made for one measurement, removed on drop.
@@ -56,8 +59,10 @@ impl Store {
                     .await
                     .with_context(|| format!("connecting to PostgreSQL at {admin} (set JOBD_BENCH_DATABASE_URL)"))?;
                 sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await?;
-                let (base, _) = admin.rsplit_once('/').context("a database URL ends in /database")?;
-                Some((format!("{base}/{name}"), name))
+                let (server, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
+                let (base, _) = server.rsplit_once('/').context("a database URL ends in /database")?;
+                let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+                Some((format!("{base}/{name}{query}"), name))
             }
         };
         Ok(Store { backend, dir, database })
