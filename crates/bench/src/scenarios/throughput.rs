@@ -240,6 +240,10 @@ pub async fn run(args: &ThroughputArgs, runs: usize) -> anyhow::Result<Report> {
             report.add(&row, "done", "jobs/s", rate);
             report.add(&row, "pickup p50", "ms", summary.p50_ms);
             report.add(&row, "pickup p99", "ms", summary.p99_ms);
+            // Every scenario of the run on this node: the most memory jobd held at any point.
+            let peak = node.peak_rss_bytes()? as f64 / (1024.0 * 1024.0);
+            eprintln!("run {run} {backend}: peak RSS {peak:.1} MiB");
+            report.add(&format!("jobd peak RSS {backend}"), "VmHWM", "MiB", peak);
         }
     }
     Ok(report)
