@@ -143,5 +143,5 @@ async fn jobd_log_still_shows_more() {
     let endpoint = Endpoint::new(&demo.endpoint(), &demo.value("access key"), &demo.value("secret key"));
     wait_running(&endpoint, &demo.value("project id"), &demo.value("ELB UPGRADE (3 sub-jobs)")).await;
     let stderr = demo.interrupt();
-    assert!(stderr.lines().any(|line| line.contains("INFO") && line.contains("task claimed")), "{stderr}");
+    assert!(stderr.lines().any(|line| line.contains("INFO") && line.contains("job created")), "{stderr}");
 }
