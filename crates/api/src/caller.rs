@@ -16,7 +16,7 @@ use jobd_service::identity::IdentityError;
 
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
-use crate::AppState;
+use crate::{ApiConfig, AppState};
 
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 
@@ -70,20 +70,25 @@ fn route_action(method: &Method, matched_path: &str) -> Result<Option<Action>, (
         .ok_or(())
 }
 
-/// Reads a body up to the limit: `413` past it.
+/// Reads a body up to the limit (`413` past it) within the body read timeout (`408` past it).
 pub async fn read_body(
     dialect: Dialect,
     headers: &http::HeaderMap,
     body: Body,
-    limit: usize,
+    config: &ApiConfig,
 ) -> Result<Bytes, ApiError> {
+    let limit = config.max_body_bytes;
     let too_large = || ApiError::new(dialect, ErrorKind::PayloadTooLarge(Some(limit)));
     let declared_length =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_length.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(config.body_read_timeout, Limited::new(body, limit).collect());
+    let Ok(collected) = read.await else {
+        return Err(ApiError::new(dialect, ErrorKind::RequestTimeout(config.body_read_timeout)));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
         Err(error) => Err(ApiError::invalid(dialect, format!("cannot read the request body: {error}"))),
@@ -100,7 +105,7 @@ pub async fn authenticate(
 ) -> Result<Response, ApiError> {
     let dialect = Dialect::of_path(request.uri().path());
     let (parts, body) = request.into_parts();
-    let body = read_body(dialect, &parts.headers, body, state.config.max_body_bytes).await?;
+    let body = read_body(dialect, &parts.headers, body, &state.config).await?;
     let unauthorized = |detail: String| ApiError::new(dialect, ErrorKind::Unauthorized(detail));
 
     let principal = if parts.headers.contains_key(header::AUTHORIZATION) {

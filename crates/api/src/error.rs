@@ -17,6 +17,8 @@ use crate::request_id::RequestId;
 pub enum ErrorKind {
     /// Missing, malformed or wrong credentials (a signature that does not verify, an unknown AK).
     Unauthorized(String),
+    /// The request body did not arrive within the body read timeout.
+    RequestTimeout(std::time::Duration),
     /// A token past its expiry.
     TokenExpired(String),
     /// A token request with a wrong user, password or scope (IAM answers it, not the gateway).
@@ -105,6 +107,7 @@ impl ApiError {
                 | ErrorKind::RouteNotFound
                 | ErrorKind::MethodNotAllowed
                 | ErrorKind::PayloadTooLarge(_)
+                | ErrorKind::RequestTimeout(_)
         )
     }
 
@@ -145,6 +148,11 @@ impl ApiError {
                     Some(limit) => format!("Request entity too large. The limit is {limit} bytes."),
                     None => "Request entity too large.".to_owned(),
                 },
+            ),
+            (RequestTimeout(limit), _) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "APIGW.0201",
+                format!("Request error: the body did not arrive within {} s.", limit.as_secs_f64()),
             ),
             (InvalidJobId(m), Native | Iam) | (InvalidRequest(m), Native | Iam) => {
                 (StatusCode::BAD_REQUEST, "JOBD.INVALID_REQUEST", m.clone())

@@ -132,7 +132,7 @@ async fn create_token(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(DIALECT, &parts.headers, body, state.config.max_body_bytes).await?;
+    let body = read_body(DIALECT, &parts.headers, body, &state.config).await?;
     let invalid = |m: String| ApiError::invalid(DIALECT, m);
     let request: TokenRequest =
         serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid token request: {e}")))?;

@@ -43,11 +43,17 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How far `X-Sdk-Date` may be from the server's clock.
     pub max_clock_skew: chrono::Duration,
+    /// How long a request body may take to arrive, from the end of its head (`408` past it).
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_body_bytes: 1024 * 1024, max_clock_skew: chrono::Duration::minutes(15) }
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            max_clock_skew: chrono::Duration::minutes(15),
+            body_read_timeout: std::time::Duration::from_secs(30),
+        }
     }
 }
 
@@ -87,6 +93,19 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn(request_id::assign_request_id))
         .with_state(state)
+}
+
+/// What answers connections past the server's connection cap: `/healthz` as usual, anything else
+/// `503` with `Retry-After` in the error shape of the path's dialect. Needs no state.
+pub fn overflow_app() -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(|request: axum::extract::Request| async move {
+            let detail = "too many open connections; retry shortly".to_owned();
+            ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::Unavailable(detail))
+        })
+        .layer(middleware::from_fn(error::render_errors))
+        .layer(middleware::from_fn(request_id::assign_request_id))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

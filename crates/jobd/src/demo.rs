@@ -136,6 +136,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         retention: std::time::Duration::from_secs(24 * 3600),
         token_ttl: std::time::Duration::from_secs(24 * 3600),
         rate_limit_per_second: 0,
+        connections: crate::http_server::ConnectionLimits::default(),
+        body_read_timeout: jobd_api::ApiConfig::default().body_read_timeout,
         master_key: None,
         root: Some(root.clone()),
     };

@@ -14,6 +14,7 @@ use jobd_worker::Simulator;
 use tokio::net::TcpListener;
 
 use crate::config::{ConfigError, ServerConfig};
+use crate::http_server;
 
 /// A started server: its address and the service behind it.
 pub struct RunningServer {
@@ -77,8 +78,23 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     let state = AppState {
         service: service.clone(),
         identity,
-        config: Arc::new(ApiConfig { max_body_bytes: config.max_body_bytes, ..ApiConfig::default() }),
+        config: Arc::new(ApiConfig {
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
+            ..ApiConfig::default()
+        }),
     };
+    let file_limit = http_server::raise_file_descriptor_limit();
+    let max_connections = http_server::fit_connection_cap(config.connections.max_connections, file_limit);
+    if max_connections < config.connections.max_connections {
+        tracing::warn!(
+            configured = config.connections.max_connections,
+            max_connections,
+            open_file_limit = file_limit,
+            "the open file limit holds fewer connections than --max-connections: capped lower"
+        );
+    }
+    let limits = http_server::ConnectionLimits { max_connections, ..config.connections };
     let app = jobd_api::app(state);
     let local_addr = listener.local_addr()?;
     let stopping = service.clone();
@@ -88,9 +104,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
             // End long polls, claim waits and event streams, so in-flight requests can finish.
             stopping.begin_shutdown();
         };
-        // `into_make_service`: each connection shares the router (an `Arc`); serving the `Router`
-        // itself rebuilds its whole route table for every connection (~25 KiB per open stream).
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal).await.context("serving HTTP")
+        http_server::serve(listener, app, jobd_api::overflow_app(), limits, signal).await.context("serving HTTP")
     });
     Ok(RunningServer { local_addr, service, task })
 }
