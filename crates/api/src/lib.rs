@@ -11,6 +11,7 @@ mod dialect;
 mod elb;
 mod error;
 mod iam;
+mod load_shedding;
 mod native;
 pub mod openapi;
 mod query;
@@ -45,6 +46,9 @@ pub struct ApiConfig {
     pub max_clock_skew: chrono::Duration,
     /// How long a request body may take to arrive, from the end of its head (`408` past it).
     pub body_read_timeout: std::time::Duration,
+    /// Requests in flight at once before more are shed with `503` (0: no bound); long polls and
+    /// event streams are not counted (`load_shedding`).
+    pub max_in_flight: usize,
 }
 
 impl Default for ApiConfig {
@@ -53,9 +57,13 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             max_clock_skew: chrono::Duration::minutes(15),
             body_read_timeout: std::time::Duration::from_secs(30),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
+
+/// The default of `ApiConfig::max_in_flight` (and of `--max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 /// Everything a handler may use.
 #[derive(Clone)]
@@ -78,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(iam::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     telemetry::prometheus();
+    let in_flight = load_shedding::InFlightLimit::new(state.config.max_in_flight);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -90,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         // The body limit is enforced once, configurably, in `caller::authenticate`.
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(error::panic_to_internal_error))
+        .layer(middleware::from_fn_with_state(in_flight, load_shedding::shed_load))
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn(request_id::assign_request_id))
         .with_state(state)

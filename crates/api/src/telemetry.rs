@@ -41,6 +41,7 @@ fn describe() {
     describe_gauge!("jobd_queue_depth", "Tasks waiting for a worker now, by service and job type");
     describe_gauge!("jobd_queue_oldest_age_seconds", Unit::Seconds, "How long the oldest waiting task has waited");
     describe_counter!("jobd_http_requests_total", "HTTP requests answered, by route, method and status");
+    describe_counter!("jobd_http_requests_shed_total", "Requests answered 503 at once: too many in flight");
     describe_histogram!("jobd_http_request_duration_seconds", Unit::Seconds, "Time to answer an HTTP request");
     describe_counter!("jobd_jobs_created_total", "Jobs created, by service and job type");
     describe_counter!("jobd_jobs_finished_total", "Jobs that ended, by service, job type and status");

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Connections served at once; past it `/healthz` still answers and the rest get `503`.
     #[arg(long, env = "JOBD_MAX_CONNECTIONS", default_value_t = http_server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+    /// Requests in flight at once before more are answered `503` with `Retry-After` (0: no
+    /// bound); long polls and event streams are not counted.
+    #[arg(long, env = "JOBD_MAX_IN_FLIGHT", default_value_t = jobd_api::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
     /// Seconds a connection has to send a complete request head (from its accept, or from the
     /// first byte of its next request).
     #[arg(long, env = "JOBD_HEADER_READ_TIMEOUT_SECONDS", default_value_t = http_server::DEFAULT_HEADER_READ_TIMEOUT_SECONDS)]
@@ -123,6 +127,7 @@ impl fmt::Debug for ServeArgs {
             .field("token_ttl_hours", &self.token_ttl_hours)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("max_connections", &self.max_connections)
+            .field("max_in_flight", &self.max_in_flight)
             .field("header_read_timeout_seconds", &self.header_read_timeout_seconds)
             .field("body_read_timeout_seconds", &self.body_read_timeout_seconds)
             .field("idle_timeout_seconds", &self.idle_timeout_seconds)
@@ -179,6 +184,7 @@ pub struct ServerConfig {
     pub rate_limit_per_second: u32,
     pub connections: ConnectionLimits,
     pub body_read_timeout: Duration,
+    pub max_in_flight: usize,
     pub master_key: Option<String>,
     pub root: Option<RootCredentials>,
 }
@@ -195,6 +201,7 @@ impl fmt::Debug for ServerConfig {
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("connections", &self.connections)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_in_flight", &self.max_in_flight)
             .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
             .field("root", &self.root)
             .finish()
@@ -223,6 +230,7 @@ impl ServerConfig {
             format!("header_read_timeout_seconds = {}", self.connections.header_read_timeout.as_secs()),
             format!("body_read_timeout_seconds = {}", self.body_read_timeout.as_secs()),
             format!("idle_timeout_seconds = {}", self.connections.idle_timeout.as_secs()),
+            format!("max_in_flight = {}", self.max_in_flight),
             format!("master_key = {}", redacted(self.master_key.is_some())),
             format!("root_access_key = {:?}", self.root.as_ref().map(|r| r.access_key.clone()).unwrap_or_default()),
             format!("root_secret_key = {}", redacted(self.root.is_some())),
@@ -285,6 +293,7 @@ impl ServeArgs {
                 idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
             },
             body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
+            max_in_flight: self.max_in_flight,
             master_key: self.master_key,
             root,
         })
@@ -309,6 +318,7 @@ mod tests {
             token_ttl_hours: 1,
             rate_limit_per_second: 0,
             max_connections: 1,
+            max_in_flight: 1,
             header_read_timeout_seconds: 1,
             body_read_timeout_seconds: 1,
             idle_timeout_seconds: 1,

@@ -20,6 +20,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("token_ttl_hours", "JOBD_TOKEN_TTL_HOURS"),
     ("rate_limit_per_second", "JOBD_RATE_LIMIT_PER_SECOND"),
     ("max_connections", "JOBD_MAX_CONNECTIONS"),
+    ("max_in_flight", "JOBD_MAX_IN_FLIGHT"),
     ("header_read_timeout_seconds", "JOBD_HEADER_READ_TIMEOUT_SECONDS"),
     ("body_read_timeout_seconds", "JOBD_BODY_READ_TIMEOUT_SECONDS"),
     ("idle_timeout_seconds", "JOBD_IDLE_TIMEOUT_SECONDS"),

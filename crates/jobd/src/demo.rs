@@ -138,6 +138,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         rate_limit_per_second: 0,
         connections: crate::http_server::ConnectionLimits::default(),
         body_read_timeout: jobd_api::ApiConfig::default().body_read_timeout,
+        max_in_flight: jobd_api::DEFAULT_MAX_IN_FLIGHT,
         master_key: None,
         root: Some(root.clone()),
     };
