@@ -94,6 +94,9 @@ pub struct ServeArgs {
     /// bound); long polls and event streams are not counted.
     #[arg(long, env = "JOBD_MAX_IN_FLIGHT", default_value_t = jobd_api::DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
+    /// Distinct values kept per metric label (`service`, `job_type`); later ones count as `other`.
+    #[arg(long, env = "JOBD_METRICS_MAX_LABEL_VALUES", default_value_t = jobd_service::metric_labels::DEFAULT_MAX_LABEL_VALUES)]
+    pub metrics_max_label_values: usize,
     /// Seconds a connection has to send a complete request head (from its accept, or from the
     /// first byte of its next request).
     #[arg(long, env = "JOBD_HEADER_READ_TIMEOUT_SECONDS", default_value_t = http_server::DEFAULT_HEADER_READ_TIMEOUT_SECONDS)]
@@ -128,6 +131,7 @@ impl fmt::Debug for ServeArgs {
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("max_connections", &self.max_connections)
             .field("max_in_flight", &self.max_in_flight)
+            .field("metrics_max_label_values", &self.metrics_max_label_values)
             .field("header_read_timeout_seconds", &self.header_read_timeout_seconds)
             .field("body_read_timeout_seconds", &self.body_read_timeout_seconds)
             .field("idle_timeout_seconds", &self.idle_timeout_seconds)
@@ -185,6 +189,7 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     pub body_read_timeout: Duration,
     pub max_in_flight: usize,
+    pub metrics_max_label_values: usize,
     pub master_key: Option<String>,
     pub root: Option<RootCredentials>,
 }
@@ -202,6 +207,7 @@ impl fmt::Debug for ServerConfig {
             .field("connections", &self.connections)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_in_flight", &self.max_in_flight)
+            .field("metrics_max_label_values", &self.metrics_max_label_values)
             .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
             .field("root", &self.root)
             .finish()
@@ -231,6 +237,7 @@ impl ServerConfig {
             format!("body_read_timeout_seconds = {}", self.body_read_timeout.as_secs()),
             format!("idle_timeout_seconds = {}", self.connections.idle_timeout.as_secs()),
             format!("max_in_flight = {}", self.max_in_flight),
+            format!("metrics_max_label_values = {}", self.metrics_max_label_values),
             format!("master_key = {}", redacted(self.master_key.is_some())),
             format!("root_access_key = {:?}", self.root.as_ref().map(|r| r.access_key.clone()).unwrap_or_default()),
             format!("root_secret_key = {}", redacted(self.root.is_some())),
@@ -294,6 +301,7 @@ impl ServeArgs {
             },
             body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
             max_in_flight: self.max_in_flight,
+            metrics_max_label_values: self.metrics_max_label_values,
             master_key: self.master_key,
             root,
         })
@@ -319,6 +327,7 @@ mod tests {
             rate_limit_per_second: 0,
             max_connections: 1,
             max_in_flight: 1,
+            metrics_max_label_values: 1,
             header_read_timeout_seconds: 1,
             body_read_timeout_seconds: 1,
             idle_timeout_seconds: 1,

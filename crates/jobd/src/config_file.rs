@@ -21,6 +21,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("rate_limit_per_second", "JOBD_RATE_LIMIT_PER_SECOND"),
     ("max_connections", "JOBD_MAX_CONNECTIONS"),
     ("max_in_flight", "JOBD_MAX_IN_FLIGHT"),
+    ("metrics_max_label_values", "JOBD_METRICS_MAX_LABEL_VALUES"),
     ("header_read_timeout_seconds", "JOBD_HEADER_READ_TIMEOUT_SECONDS"),
     ("body_read_timeout_seconds", "JOBD_BODY_READ_TIMEOUT_SECONDS"),
     ("idle_timeout_seconds", "JOBD_IDLE_TIMEOUT_SECONDS"),

@@ -45,6 +45,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    jobd_service::metric_labels::set_max_values(config.metrics_max_label_values);
     let clock = Arc::new(SystemClock);
     let mut service = JobService::new(store.clone(), clock.clone());
     if config.database.is_some() {
