@@ -49,6 +49,9 @@ pub struct ApiConfig {
     /// Requests in flight at once before more are shed with `503` (0: no bound); long polls and
     /// event streams are not counted (`load_shedding`).
     pub max_in_flight: usize,
+    /// About how many bytes of jobs one native list page may hold: past it the page ends early
+    /// with a `next_marker` (it always holds one job).
+    pub list_page_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +61,7 @@ impl Default for ApiConfig {
             max_clock_skew: chrono::Duration::minutes(15),
             body_read_timeout: std::time::Duration::from_secs(30),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            list_page_bytes: 4 * 1024 * 1024,
         }
     }
 }
