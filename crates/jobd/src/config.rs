@@ -107,6 +107,14 @@ pub struct ServeArgs {
     /// Seconds a keep-alive connection may wait between requests.
     #[arg(long, env = "JOBD_IDLE_TIMEOUT_SECONDS", default_value_t = http_server::DEFAULT_IDLE_TIMEOUT_SECONDS)]
     pub idle_timeout_seconds: u64,
+    /// Failed authentications per second per client address (bursts of 5 times that) before the
+    /// address is answered `429` (0: no limit).
+    #[arg(long, env = "JOBD_FAILED_AUTH_PER_SECOND", default_value_t = 10)]
+    pub failed_auth_per_second: u32,
+    /// Token requests per minute per client address, and failed ones per minute per user name
+    /// (0: no limit).
+    #[arg(long, env = "JOBD_PASSWORD_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub password_attempts_per_minute: u32,
     /// Key material that seals access-key secrets (default: a key file in the data directory).
     #[arg(long, env = "JOBD_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
@@ -129,6 +137,8 @@ impl fmt::Debug for ServeArgs {
             .field("retention_hours", &self.retention_hours)
             .field("token_ttl_hours", &self.token_ttl_hours)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("failed_auth_per_second", &self.failed_auth_per_second)
+            .field("password_attempts_per_minute", &self.password_attempts_per_minute)
             .field("max_connections", &self.max_connections)
             .field("max_in_flight", &self.max_in_flight)
             .field("metrics_max_label_values", &self.metrics_max_label_values)
@@ -186,6 +196,8 @@ pub struct ServerConfig {
     pub retention: std::time::Duration,
     pub token_ttl: std::time::Duration,
     pub rate_limit_per_second: u32,
+    pub failed_auth_per_second: u32,
+    pub password_attempts_per_minute: u32,
     pub connections: ConnectionLimits,
     pub body_read_timeout: Duration,
     pub max_in_flight: usize,
@@ -204,6 +216,8 @@ impl fmt::Debug for ServerConfig {
             .field("retention", &self.retention)
             .field("token_ttl", &self.token_ttl)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("failed_auth_per_second", &self.failed_auth_per_second)
+            .field("password_attempts_per_minute", &self.password_attempts_per_minute)
             .field("connections", &self.connections)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_in_flight", &self.max_in_flight)
@@ -232,6 +246,8 @@ impl ServerConfig {
             format!("retention_hours = {}", self.retention.as_secs() / 3600),
             format!("token_ttl_hours = {}", self.token_ttl.as_secs() / 3600),
             format!("rate_limit_per_second = {}", self.rate_limit_per_second),
+            format!("failed_auth_per_second = {}", self.failed_auth_per_second),
+            format!("password_attempts_per_minute = {}", self.password_attempts_per_minute),
             format!("max_connections = {}", self.connections.max_connections),
             format!("header_read_timeout_seconds = {}", self.connections.header_read_timeout.as_secs()),
             format!("body_read_timeout_seconds = {}", self.body_read_timeout.as_secs()),
@@ -294,6 +310,8 @@ impl ServeArgs {
             retention: std::time::Duration::from_secs(self.retention_hours * 3600),
             token_ttl: std::time::Duration::from_secs(self.token_ttl_hours * 3600),
             rate_limit_per_second: self.rate_limit_per_second,
+            failed_auth_per_second: self.failed_auth_per_second,
+            password_attempts_per_minute: self.password_attempts_per_minute,
             connections: ConnectionLimits {
                 max_connections: self.max_connections,
                 header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
@@ -325,6 +343,8 @@ mod tests {
             retention_hours: 1,
             token_ttl_hours: 1,
             rate_limit_per_second: 0,
+            failed_auth_per_second: 0,
+            password_attempts_per_minute: 0,
             max_connections: 1,
             max_in_flight: 1,
             metrics_max_label_values: 1,

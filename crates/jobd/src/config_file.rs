@@ -19,6 +19,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("retention_hours", "JOBD_RETENTION_HOURS"),
     ("token_ttl_hours", "JOBD_TOKEN_TTL_HOURS"),
     ("rate_limit_per_second", "JOBD_RATE_LIMIT_PER_SECOND"),
+    ("failed_auth_per_second", "JOBD_FAILED_AUTH_PER_SECOND"),
+    ("password_attempts_per_minute", "JOBD_PASSWORD_ATTEMPTS_PER_MINUTE"),
     ("max_connections", "JOBD_MAX_CONNECTIONS"),
     ("max_in_flight", "JOBD_MAX_IN_FLIGHT"),
     ("metrics_max_label_values", "JOBD_METRICS_MAX_LABEL_VALUES"),

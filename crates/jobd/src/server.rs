@@ -67,6 +67,8 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     let identity_config = IdentityConfig {
         token_ttl: config.token_ttl,
         rate_limit_per_second: config.rate_limit_per_second,
+        failed_auth_per_second: config.failed_auth_per_second,
+        password_attempts_per_minute: config.password_attempts_per_minute,
         ..IdentityConfig::default()
     };
     let identity = IdentityService::new(store, clock, master_key, root, identity_config);

@@ -4,6 +4,7 @@
 //! on a broadcast channel, and wakes long-polling claimers when work may have arrived. Background
 //! duties (timeouts, lease rescue, retention) live in `maintenance`.
 
+pub mod abuse;
 pub mod identity;
 pub mod maintenance;
 pub mod metric_labels;
