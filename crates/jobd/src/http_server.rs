@@ -146,6 +146,8 @@ struct Activity {
     head_started: Option<Instant>,
     /// When the last request ended.
     idle_since: Instant,
+    /// Responses the app has produced on this connection (each begins with a head hyper writes).
+    responses: u64,
 }
 
 type SharedActivity = Arc<Mutex<Activity>>;
@@ -194,8 +196,9 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let now = Instant::now();
-    let activity = Arc::new(Mutex::new(Activity { in_flight: 0, head_started: Some(now), idle_since: now }));
-    let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
+    let activity =
+        Arc::new(Mutex::new(Activity { in_flight: 0, head_started: Some(now), idle_since: now, responses: 0 }));
+    let io = TokioIo::new(Watched::new(stream, peer, activity.clone()));
     let service = {
         let activity = activity.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -208,6 +211,7 @@ async fn serve_connection(
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
+                in_flight.0.lock().expect("activity").responses += 1;
                 // The request counts until its response body is done (an event stream's end).
                 Ok::<_, Infallible>(response.map(|body| {
                     axum::body::Body::new(body.map_err(move |error| {
@@ -256,10 +260,41 @@ async fn serve_connection(
     }
 }
 
-/// The connection's socket, noting when the head of a request starts to arrive.
+/// The connection's socket, noting when the head of a request starts to arrive, and putting
+/// hyper's own answers to requests it cannot parse (`400`, `414`, `431`, written with an empty
+/// body before any routing) into the gateway error shape with a request id, with a log line.
+///
+/// Every body jobd writes is JSON or server-sent events, so a write that begins with `HTTP/1.` is
+/// a response head; one more than the app has produced responses is hyper's own.
 struct Watched {
     inner: TcpStream,
+    peer: SocketAddr,
     activity: SharedActivity,
+    heads_written: u64,
+    /// Our answer in place of hyper's, and how much of it is written.
+    replacement: Option<(Vec<u8>, usize)>,
+    /// After the replacement: the rest of hyper's answer is dropped (the connection closes).
+    swallowing: bool,
+}
+
+impl Watched {
+    fn new(inner: TcpStream, peer: SocketAddr, activity: SharedActivity) -> Self {
+        Watched { inner, peer, activity, heads_written: 0, replacement: None, swallowing: false }
+    }
+
+    /// Notes a head about to be written; answers the status of hyper's own answer, if it is one.
+    fn parser_refusal(&mut self, buf: &[u8]) -> Option<axum::http::StatusCode> {
+        if !buf.starts_with(b"HTTP/1.") || buf.len() < 12 {
+            return None;
+        }
+        let responses = self.activity.lock().expect("activity").responses;
+        if self.heads_written < responses {
+            self.heads_written += 1;
+            return None;
+        }
+        let status = std::str::from_utf8(&buf[9..12]).ok()?.parse::<u16>().ok()?;
+        axum::http::StatusCode::from_u16(status).ok().filter(|status| status.is_client_error())
+    }
 }
 
 impl AsyncRead for Watched {
@@ -279,7 +314,30 @@ impl AsyncRead for Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.swallowing {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        if this.replacement.is_none() {
+            if let Some(status) = this.parser_refusal(buf) {
+                let (answer, request_id) = jobd_api::unparsable_request_answer(status);
+                tracing::warn!(peer = %this.peer, request_id, status = status.as_u16(), "request refused by the HTTP parser");
+                this.replacement = Some((answer, 0));
+            }
+        }
+        if let Some((answer, written)) = &mut this.replacement {
+            while *written < answer.len() {
+                match Pin::new(&mut this.inner).poll_write(cx, &answer[*written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => *written += n,
+                    other => return other,
+                }
+            }
+            this.replacement = None;
+            this.swallowing = true;
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -290,17 +348,8 @@ impl AsyncWrite for Watched {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+    // Not vectored: hyper then writes each head and its body in one buffer, which `poll_write`
+    // can recognise.
 }
 
 #[cfg(test)]

@@ -182,3 +182,46 @@ async fn past_the_connection_cap_healthz_answers_and_the_rest_is_503() {
     };
     answer.expect("answered 200 within 5 s of the flood's end");
 }
+
+/// Sends raw bytes and reads the whole answer (the connection closes after it).
+async fn raw_exchange(address: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let _ = stream.write_all(request).await;
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await.expect("answered and closed");
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+#[tokio::test]
+async fn requests_the_http_parser_refuses_get_the_error_shape_a_request_id_and_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.wait_healthy().await;
+    let address = format!("127.0.0.1:{}", server.port);
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let big_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(500_000));
+    let cases: [(&[u8], u16); 3] =
+        [(b"NOT A REQUEST\r\n\r\n", 400), (long_uri.as_bytes(), 414), (big_header.as_bytes(), 431)];
+    for (request, status) in cases {
+        let answer = raw_exchange(&address, request).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{status}: {answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(lower.contains("content-type: application/json"), "{answer}");
+        let request_id = lower
+            .lines()
+            .find_map(|line| line.strip_prefix("x-request-id: ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no request id: {answer}"));
+        let body: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["error_code"], "APIGW.0201", "{body}");
+        assert_eq!(body["request_id"].as_str(), Some(request_id.trim()), "{body}");
+        let log = server.log();
+        assert!(log.contains(request_id.trim()), "the refusal is logged with its request id");
+    }
+    // A normal request on a kept-alive connection is untouched, answer after answer.
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    for _ in 0..3 {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let answer = read_response(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("{\"status\":\"ok\"}"), "{answer}");
+    }
+}
