@@ -76,6 +76,24 @@ impl KeyedBuckets {
         self.use_bucket(key, now, true)
     }
 
+    /// Forgets the keys whose buckets have filled up again (they would start full anyway).
+    pub fn prune(&self, now: Timestamp) {
+        let (rate, burst) = (self.per_second, self.burst);
+        self.buckets
+            .lock()
+            .expect("buckets")
+            .retain(|_, b| b.tokens + seconds_between(b.refreshed, now) * rate < burst);
+    }
+
+    /// How many keys are tracked.
+    pub fn len(&self) -> usize {
+        self.buckets.lock().expect("buckets").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Whether `key`'s bucket holds a token, without taking it.
     pub fn check(&self, key: &str, now: Timestamp) -> Result<(), Duration> {
         self.use_bucket(key, now, false)
@@ -137,7 +155,57 @@ impl SignatureFailures {
         false
     }
 
+    /// Forgets the pairs neither locked nor inside their counting window.
+    pub fn prune(&self, now: Timestamp) {
+        let window = self.window;
+        self.failures
+            .lock()
+            .expect("signature failures")
+            .retain(|_, f| f.locked_until.is_some_and(|until| until > now) || now - f.window_start <= window);
+    }
+
     pub fn record_success(&self, client: &str, access_key: &str) {
         self.failures.lock().expect("signature failures").remove(&(client.to_owned(), access_key.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn buckets_refill_and_are_forgotten_once_full() {
+        let buckets = KeyedBuckets::new(1.0, 2.0);
+        assert!(buckets.take("a", at(0)).is_ok());
+        assert!(buckets.take("a", at(0)).is_ok());
+        assert!(buckets.take("a", at(0)).is_err());
+        assert!(buckets.check("a", at(0)).is_err());
+        assert!(buckets.check("b", at(0)).is_ok(), "an unseen key has its whole burst");
+        assert!(buckets.take("a", at(1)).is_ok(), "one token a second");
+        buckets.prune(at(1));
+        assert_eq!(buckets.len(), 1, "a's bucket is not full yet");
+        buckets.prune(at(10));
+        assert!(buckets.is_empty(), "full buckets are forgotten");
+    }
+
+    #[test]
+    fn failures_lock_one_address_and_key_and_are_forgotten_after_their_window() {
+        let failures = SignatureFailures::new(3, Duration::from_secs(60), Duration::from_secs(60));
+        for _ in 0..3 {
+            failures.record_failure("10.0.0.1", "AK", at(0));
+        }
+        assert!(failures.is_locked("10.0.0.1", "AK", at(1)));
+        assert!(!failures.is_locked("10.0.0.2", "AK", at(1)), "another address is not locked");
+        assert!(!failures.is_locked("10.0.0.1", "OTHER", at(1)), "another key is not locked");
+        assert!(!failures.is_locked("10.0.0.1", "AK", at(61)), "the lock ends");
+        failures.record_failure("10.0.0.3", "AK", at(0));
+        failures.prune(at(30));
+        assert_eq!(failures.failures.lock().unwrap().len(), 2);
+        failures.prune(at(200));
+        assert!(failures.failures.lock().unwrap().is_empty());
     }
 }

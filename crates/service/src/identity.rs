@@ -537,6 +537,17 @@ impl IdentityService {
         let _ = self.abuse.password_failures.take(&format!("{domain}/{name}"), self.now());
     }
 
+    /// Forgets abuse counters with nothing left to remember (full buckets, failures past their
+    /// window); every node runs it for its own counters.
+    pub fn prune_abuse_counters(&self) {
+        let now = self.now();
+        let abuse = &self.abuse;
+        for buckets in [&abuse.requests, &abuse.failed_auth, &abuse.password_attempts, &abuse.password_failures] {
+            buckets.prune(now);
+        }
+        abuse.signatures.prune(now);
+    }
+
     pub async fn prune_expired_tokens(&self) -> Result<u64> {
         Ok(self.store.prune_tokens(self.now() - to_chrono(EXPIRED_TOKEN_GRACE)).await?)
     }
