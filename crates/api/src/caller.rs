@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -16,7 +16,7 @@ use jobd_service::identity::IdentityError;
 
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
-use crate::AppState;
+use crate::{ApiConfig, AppState};
 
 pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 
@@ -70,20 +70,25 @@ fn route_action(method: &Method, matched_path: &str) -> Result<Option<Action>, (
         .ok_or(())
 }
 
-/// Reads a body up to the limit: `413` past it.
+/// Reads a body up to the limit (`413` past it) within the body read timeout (`408` past it).
 pub async fn read_body(
     dialect: Dialect,
     headers: &http::HeaderMap,
     body: Body,
-    limit: usize,
+    config: &ApiConfig,
 ) -> Result<Bytes, ApiError> {
+    let limit = config.max_body_bytes;
     let too_large = || ApiError::new(dialect, ErrorKind::PayloadTooLarge(Some(limit)));
     let declared_length =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_length.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(config.body_read_timeout, Limited::new(body, limit).collect());
+    let Ok(collected) = read.await else {
+        return Err(ApiError::new(dialect, ErrorKind::RequestTimeout(config.body_read_timeout)));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
         Err(error) => Err(ApiError::invalid(dialect, format!("cannot read the request body: {error}"))),
@@ -100,61 +105,26 @@ pub async fn authenticate(
 ) -> Result<Response, ApiError> {
     let dialect = Dialect::of_path(request.uri().path());
     let (parts, body) = request.into_parts();
-    let body = read_body(dialect, &parts.headers, body, state.config.max_body_bytes).await?;
-    let unauthorized = |detail: String| ApiError::new(dialect, ErrorKind::Unauthorized(detail));
+    let body = read_body(dialect, &parts.headers, body, &state.config).await?;
 
-    let principal = if parts.headers.contains_key(header::AUTHORIZATION) {
-        let authorization = Authorization::from_headers(&parts.headers)
-            .map_err(|e| unauthorized(format!("verify aksk signature fail: {e}")))?;
-        let access_key = authorization.access_key.clone();
-        if state.identity.is_locked(&access_key) {
-            return Err(unauthorized(
-                "verify aksk signature fail: the access key is locked after repeated failures; retry later".into(),
-            ));
+    // In-process requests (no TCP peer) share the address `-` for lock-outs and are not
+    // throttled by address.
+    let peer = client_address(&parts.extensions);
+    let client = peer.clone().unwrap_or_else(|| "-".to_owned());
+    if let Some(peer) = &peer {
+        if let Err(wait) = state.identity.check_failed_auth(peer) {
+            return Err(ApiError::new(dialect, ErrorKind::TooManyRequests(wait)));
         }
-        let resolved = state.identity.resolve_access_key(&access_key).await.map_err(|e| identity_error(dialect, e))?;
-        let Some(resolved) = resolved else {
-            state.identity.record_signature_failure(&access_key, false);
-            return Err(unauthorized("verify aksk signature fail: the access key is not valid".into()));
-        };
-        let request_parts = RequestParts {
-            method: parts.method.as_str(),
-            raw_path: parts.uri.path(),
-            raw_query: parts.uri.query(),
-            headers: &parts.headers,
-            body: &body,
-        };
-        let options = VerifyOptions { max_clock_skew: state.config.max_clock_skew, ..VerifyOptions::default() };
-        let verified = jobd_auth::verify(
-            &request_parts,
-            &authorization,
-            resolved.secret_key.as_bytes(),
-            state.identity.now(),
-            &options,
-        );
-        if let Err(error) = verified {
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                let canonical = jobd_auth::canonical_request(
-                    &request_parts,
-                    &authorization.signed_headers,
-                    authorization.algorithm,
-                );
-                tracing::debug!(
-                    access_key,
-                    ?canonical,
-                    "signature did not verify; the canonical request the server built"
-                );
+    }
+    let principal = match principal_of(&state, dialect, &client, &parts, &body).await {
+        Ok(principal) => principal,
+        Err(error) => {
+            let failed = matches!(error.kind, ErrorKind::Unauthorized(_) | ErrorKind::TokenExpired(_));
+            if let Some(peer) = peer.as_deref().filter(|_| failed) {
+                state.identity.record_failed_auth(peer);
             }
-            state.identity.record_signature_failure(&access_key, true);
-            return Err(unauthorized(format!("verify aksk signature fail: {error}")));
+            return Err(error);
         }
-        state.identity.record_signature_success(&access_key);
-        resolved.principal
-    } else if let Some(token) = parts.headers.get(AUTH_TOKEN_HEADER) {
-        let token = token.to_str().map_err(|_| unauthorized("decrypt token fail".into()))?;
-        state.identity.resolve_token(token).await.map_err(|e| identity_error(dialect, e))?
-    } else {
-        return Err(unauthorized("x-auth-token not found".into()));
     };
 
     if let Err(wait) = state.identity.take_rate_token(&principal.label()) {
@@ -191,6 +161,83 @@ pub async fn authenticate(
     let mut request = Request::from_parts(parts, Body::from(body));
     request.extensions_mut().insert(Caller { principal });
     Ok(next.run(request).await)
+}
+
+/// The secret an unknown access key is checked against, so that it costs what a known key with a
+/// wrong signature costs (and fails the same way).
+const UNKNOWN_KEY_SECRET: &str = "jobd: no such access key; this secret signs nothing";
+
+/// Turns the request's proof (a signature or a token) into a principal. An unknown access key and
+/// a known one with a wrong signature are answered alike, after the same work.
+async fn principal_of(
+    state: &AppState,
+    dialect: Dialect,
+    client: &str,
+    parts: &http::request::Parts,
+    body: &Bytes,
+) -> Result<Principal, ApiError> {
+    let unauthorized = |detail: String| ApiError::new(dialect, ErrorKind::Unauthorized(detail));
+    if !parts.headers.contains_key(header::AUTHORIZATION) {
+        let Some(token) = parts.headers.get(AUTH_TOKEN_HEADER) else {
+            return Err(unauthorized("x-auth-token not found".into()));
+        };
+        let token = token.to_str().map_err(|_| unauthorized("decrypt token fail".into()))?;
+        return state.identity.resolve_token(token).await.map_err(|e| identity_error(dialect, e));
+    }
+    let authorization = Authorization::from_headers(&parts.headers)
+        .map_err(|e| unauthorized(format!("verify aksk signature fail: {e}")))?;
+    let access_key = authorization.access_key.clone();
+    if state.identity.is_locked(client, &access_key) {
+        return Err(unauthorized(
+            "verify aksk signature fail: the access key is locked for this address after repeated failures; retry later".into(),
+        ));
+    }
+    let resolved = state.identity.resolve_access_key(&access_key).await.map_err(|e| identity_error(dialect, e))?;
+    let secret_key = resolved.as_ref().map_or(UNKNOWN_KEY_SECRET, |resolved| resolved.secret_key.as_str());
+    let request_parts = RequestParts {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+    };
+    let options = VerifyOptions { max_clock_skew: state.config.max_clock_skew, ..VerifyOptions::default() };
+    let verified =
+        jobd_auth::verify(&request_parts, &authorization, secret_key.as_bytes(), state.identity.now(), &options);
+    match (verified, resolved) {
+        (Ok(()), Some(resolved)) => {
+            state.identity.record_signature_success(client, &access_key);
+            Ok(resolved.principal)
+        }
+        (verified, resolved) => {
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let canonical = jobd_auth::canonical_request(
+                    &request_parts,
+                    &authorization.signed_headers,
+                    authorization.algorithm,
+                );
+                let known = resolved.is_some();
+                tracing::debug!(
+                    access_key,
+                    known,
+                    ?canonical,
+                    "signature did not verify; the canonical request the server built"
+                );
+            }
+            state.identity.record_signature_failure(client, &access_key);
+            let error = match verified {
+                Err(error) => error.to_string(),
+                // Only the unknown key's stand-in secret could get here, by a signature made with it.
+                Ok(()) => jobd_auth::AuthError::SignatureMismatch.to_string(),
+            };
+            Err(unauthorized(format!("verify aksk signature fail: {error}")))
+        }
+    }
+}
+
+/// The client's IP address (the TCP peer); `None` for a request made in-process.
+pub fn client_address(extensions: &http::Extensions) -> Option<String> {
+    extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|ConnectInfo(address)| address.ip().to_string())
 }
 
 /// Maps identity failures met while authenticating.

@@ -17,6 +17,11 @@ use crate::request_id::RequestId;
 pub enum ErrorKind {
     /// Missing, malformed or wrong credentials (a signature that does not verify, an unknown AK).
     Unauthorized(String),
+    /// The request body did not arrive within the body read timeout.
+    RequestTimeout(std::time::Duration),
+    /// A request the HTTP parser refused before routing (`400` malformed, `414` URI too long,
+    /// `431` header fields too large).
+    Unparsable(StatusCode),
     /// A token past its expiry.
     TokenExpired(String),
     /// A token request with a wrong user, password or scope (IAM answers it, not the gateway).
@@ -105,6 +110,8 @@ impl ApiError {
                 | ErrorKind::RouteNotFound
                 | ErrorKind::MethodNotAllowed
                 | ErrorKind::PayloadTooLarge(_)
+                | ErrorKind::RequestTimeout(_)
+                | ErrorKind::Unparsable(_)
         )
     }
 
@@ -145,6 +152,16 @@ impl ApiError {
                     Some(limit) => format!("Request entity too large. The limit is {limit} bytes."),
                     None => "Request entity too large.".to_owned(),
                 },
+            ),
+            (RequestTimeout(limit), _) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "APIGW.0201",
+                format!("Request error: the body did not arrive within {} s.", limit.as_secs_f64()),
+            ),
+            (Unparsable(status), _) => (
+                *status,
+                "APIGW.0201",
+                format!("Request error: {}.", status.canonical_reason().unwrap_or("malformed request").to_lowercase()),
             ),
             (InvalidJobId(m), Native | Iam) | (InvalidRequest(m), Native | Iam) => {
                 (StatusCode::BAD_REQUEST, "JOBD.INVALID_REQUEST", m.clone())
@@ -266,6 +283,24 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         return rendered;
     }
     response
+}
+
+/// The whole HTTP/1.1 answer to a request the HTTP parser refused (`status` 400, 414 or 431):
+/// the gateway error shape with a fresh request id, then the connection closes. Answers the bytes
+/// and the request id (for the log line).
+pub fn unparsable_request_answer(status: StatusCode) -> (Vec<u8>, String) {
+    let request_id = RequestId::generate();
+    let error = ApiError::new(Dialect::Native, ErrorKind::Unparsable(status));
+    let (status, code, message) = error.status_code_message();
+    let body = json!({"error_code": code, "error_msg": message, "request_id": request_id.as_str()}).to_string();
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\nx-request-id: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        request_id.as_str(),
+        body.len()
+    );
+    ([head.into_bytes(), body.into_bytes()].concat(), request_id.as_str().to_owned())
 }
 
 pub async fn route_not_found(request: Request) -> ApiError {

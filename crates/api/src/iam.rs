@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobd_auth::identity::{Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
-use jobd_service::identity::{IssuedToken, ProjectSelector};
+use jobd_service::identity::{IdentityError, IssuedToken, ProjectSelector};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::caller::{identity_error, read_body, Caller};
+use crate::caller::{client_address, identity_error, read_body, Caller};
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
@@ -132,7 +132,7 @@ async fn create_token(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let body = read_body(DIALECT, &parts.headers, body, state.config.max_body_bytes).await?;
+    let body = read_body(DIALECT, &parts.headers, body, &state.config).await?;
     let invalid = |m: String| ApiError::invalid(DIALECT, m);
     let request: TokenRequest =
         serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid token request: {e}")))?;
@@ -151,11 +151,21 @@ async fn create_token(
         Some(NamedRef { name: Some(name), .. }) => ProjectSelector::Name(name),
         _ => return Err(invalid("a project scope (auth.scope.project.id or .name) is required".into())),
     };
-    let issued = state
-        .identity
-        .issue_token(&domain, &password.user.name, &password.user.password, scope)
-        .await
-        .map_err(|e| identity_error(DIALECT, e))?;
+    let client = client_address(&parts.extensions);
+    let name = &password.user.name;
+    if let Err(wait) = state.identity.throttle_password_attempt(client.as_deref(), &domain, name) {
+        tracing::warn!(client, domain, name, "token request throttled");
+        return Err(ApiError::new(DIALECT, ErrorKind::TooManyRequests(wait)));
+    }
+    let issued = match state.identity.issue_token(&domain, name, &password.user.password, scope).await {
+        Ok(issued) => issued,
+        Err(error) => {
+            if matches!(error, IdentityError::BadPassword | IdentityError::WrongScope) {
+                state.identity.record_password_failure(&domain, name);
+            }
+            return Err(identity_error(DIALECT, error));
+        }
+    };
     tracing::info!(user_id = %issued.user.user_id, project_id = %issued.project.id, "token issued");
     let with_catalog = !matches!(query.nocatalog.as_deref(), Some("true") | Some("True") | Some("1"));
     let body = token_body(&issued, with_catalog.then(|| catalog(&parts.headers)));

@@ -11,6 +11,7 @@ mod dialect;
 mod elb;
 mod error;
 mod iam;
+mod load_shedding;
 mod native;
 pub mod openapi;
 mod query;
@@ -33,7 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use caller::{Caller, ROUTE_ACTIONS};
 pub use dialect::Dialect;
-pub use error::{ApiError, ErrorKind};
+pub use error::{unparsable_request_answer, ApiError, ErrorKind};
 pub use request_id::RequestId;
 
 /// Settings of the HTTP layer.
@@ -43,13 +44,30 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// How far `X-Sdk-Date` may be from the server's clock.
     pub max_clock_skew: chrono::Duration,
+    /// How long a request body may take to arrive, from the end of its head (`408` past it).
+    pub body_read_timeout: std::time::Duration,
+    /// Requests in flight at once before more are shed with `503` (0: no bound); long polls and
+    /// event streams are not counted (`load_shedding`).
+    pub max_in_flight: usize,
+    /// About how many bytes of jobs one native list page may hold: past it the page ends early
+    /// with a `next_marker` (it always holds one job).
+    pub list_page_bytes: usize,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_body_bytes: 1024 * 1024, max_clock_skew: chrono::Duration::minutes(15) }
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            max_clock_skew: chrono::Duration::minutes(15),
+            body_read_timeout: std::time::Duration::from_secs(30),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            list_page_bytes: 4 * 1024 * 1024,
+        }
     }
 }
+
+/// The default of `ApiConfig::max_in_flight` (and of `--max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 /// Everything a handler may use.
 #[derive(Clone)]
@@ -72,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         .merge(iam::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     telemetry::prometheus();
+    let in_flight = load_shedding::InFlightLimit::new(state.config.max_in_flight);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -84,9 +103,23 @@ pub fn app(state: AppState) -> Router {
         // The body limit is enforced once, configurably, in `caller::authenticate`.
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(error::panic_to_internal_error))
+        .layer(middleware::from_fn_with_state(in_flight, load_shedding::shed_load))
         .layer(middleware::from_fn(error::render_errors))
         .layer(middleware::from_fn(request_id::assign_request_id))
         .with_state(state)
+}
+
+/// What answers connections past the server's connection cap: `/healthz` as usual, anything else
+/// `503` with `Retry-After` in the error shape of the path's dialect. Needs no state.
+pub fn overflow_app() -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(|request: axum::extract::Request| async move {
+            let detail = "too many open connections; retry shortly".to_owned();
+            ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::Unavailable(detail))
+        })
+        .layer(middleware::from_fn(error::render_errors))
+        .layer(middleware::from_fn(request_id::assign_request_id))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

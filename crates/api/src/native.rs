@@ -110,10 +110,14 @@ pub struct NativeJob {
     entities: Vec<Entity>,
     error_code: Option<String>,
     error_msg: Option<String>,
+    /// Left out of list answers unless asked for (`include=payload`).
+    #[serde(skip_serializing_if = "JobBody::is_omitted")]
     #[schema(value_type = Option<Object>)]
-    payload: Option<Value>,
+    payload: JobBody,
+    /// Left out of list answers unless asked for (`include=result`).
+    #[serde(skip_serializing_if = "JobBody::is_omitted")]
     #[schema(value_type = Option<Object>)]
-    result: Option<Value>,
+    result: JobBody,
     created_at: String,
     started_at: Option<String>,
     ended_at: Option<String>,
@@ -139,6 +143,65 @@ pub struct NativeJob {
     lease_expires_at: Option<String>,
     #[schema(no_recursion)]
     sub_jobs: Vec<NativeJob>,
+}
+
+/// A job's `payload` or `result`: shown (`null` when it has none), or left out of a list answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobBody {
+    Shown(Option<Value>),
+    Omitted,
+}
+
+impl JobBody {
+    fn is_omitted(&self) -> bool {
+        matches!(self, JobBody::Omitted)
+    }
+}
+
+impl Serialize for JobBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JobBody::Shown(value) => value.serialize(serializer),
+            JobBody::Omitted => serializer.serialize_none(),
+        }
+    }
+}
+
+impl NativeJob {
+    /// Leaves out the payloads and results the list caller did not ask for, sub-jobs' too.
+    fn for_list(mut self, include: &ListInclude) -> Self {
+        if !include.payload {
+            self.payload = JobBody::Omitted;
+        }
+        if !include.result {
+            self.result = JobBody::Omitted;
+        }
+        self.sub_jobs = self.sub_jobs.into_iter().map(|sub| sub.for_list(include)).collect();
+        self
+    }
+}
+
+/// What a list answer shows beyond the job's own fields: `include=payload,result` (or repeated).
+#[derive(Debug, Default)]
+struct ListInclude {
+    payload: bool,
+    result: bool,
+}
+
+impl ListInclude {
+    fn parse(params: &QueryPairs) -> Result<Self, ApiError> {
+        let mut include = ListInclude::default();
+        for value in params.all("include").into_iter().flat_map(|raw| raw.split(',')) {
+            match value {
+                "payload" => include.payload = true,
+                "result" => include.result = true,
+                other => {
+                    return Err(ApiError::invalid(DIALECT, format!("include may be payload or result, not {other:?}")))
+                }
+            }
+        }
+        Ok(include)
+    }
 }
 
 /// A sub-job's compensation during a rollback.
@@ -180,8 +243,8 @@ impl From<&Job> for NativeJob {
             entities: job.entities.clone(),
             error_code: job.error_code.clone(),
             error_msg: job.error_msg.clone(),
-            payload: job.payload.clone(),
-            result: job.result.clone(),
+            payload: JobBody::Shown(job.payload.clone()),
+            result: JobBody::Shown(job.result.clone()),
             created_at: time_format::native(&job.created_at),
             started_at: job.started_at.as_ref().map(time_format::native),
             ended_at: job.ended_at.as_ref().map(time_format::native),
@@ -505,6 +568,7 @@ async fn list_jobs(
         );
     }
     let limit = params.bounded(DIALECT, "limit", 1..=MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT)?;
+    let include = ListInclude::parse(&params)?;
     if let Some(marker) = params.one(DIALECT, "marker")? {
         let marker_id = query::job_id(DIALECT, marker)?;
         // A marker in an enterprise project the caller cannot see is as unknown as any other.
@@ -525,8 +589,23 @@ async fn list_jobs(
     job_query.direction = Direction::Older;
     job_query.limit = limit + 1;
     let mut jobs = state.service.list(&job_query).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
-    let has_more = jobs.len() > limit as usize;
+    let mut has_more = jobs.len() > limit as usize;
     jobs.truncate(limit as usize);
-    let next_marker = if has_more { jobs.last().map(|j| j.job_id.to_string()) } else { None };
-    Ok(Json(JobList { jobs: jobs.iter().map(NativeJob::from).collect(), next_marker }))
+    // The page ends early, with a marker, once its jobs pass the byte budget (always one job).
+    let budget = state.config.list_page_bytes;
+    let (mut page, mut page_bytes) = (Vec::with_capacity(jobs.len()), 0usize);
+    let mut last_id = None;
+    for job in jobs {
+        let shown = NativeJob::from(&job).for_list(&include);
+        let size = serde_json::to_vec(&shown).map(|bytes| bytes.len()).unwrap_or(0);
+        if !page.is_empty() && page_bytes + size > budget {
+            has_more = true;
+            break;
+        }
+        page_bytes += size;
+        last_id = Some(job.job_id.to_string());
+        page.push(shown);
+    }
+    let next_marker = if has_more { last_id } else { None };
+    Ok(Json(JobList { jobs: page, next_marker }))
 }

@@ -16,7 +16,7 @@ impl RequestId {
         &self.0
     }
 
-    fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         RequestId(uuid::Uuid::new_v4().simple().to_string())
     }
 

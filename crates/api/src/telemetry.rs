@@ -2,7 +2,7 @@
 //! with a latency histogram, plus everything the service layer counts), recorded through the
 //! `metrics` facade into one process-wide Prometheus recorder.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -10,6 +10,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use jobd_service::metric_labels;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::AppState;
@@ -41,6 +42,7 @@ fn describe() {
     describe_gauge!("jobd_queue_depth", "Tasks waiting for a worker now, by service and job type");
     describe_gauge!("jobd_queue_oldest_age_seconds", Unit::Seconds, "How long the oldest waiting task has waited");
     describe_counter!("jobd_http_requests_total", "HTTP requests answered, by route, method and status");
+    describe_counter!("jobd_http_requests_shed_total", "Requests answered 503 at once: too many in flight");
     describe_histogram!("jobd_http_request_duration_seconds", Unit::Seconds, "Time to answer an HTTP request");
     describe_counter!("jobd_jobs_created_total", "Jobs created, by service and job type");
     describe_counter!("jobd_jobs_finished_total", "Jobs that ended, by service, job type and status");
@@ -65,22 +67,30 @@ pub async fn record_http(request: Request, next: Next) -> Response {
     response
 }
 
-/// Sets the queue gauges from the store; a queue that emptied goes back to 0.
+/// Sets the queue gauges from the store; a queue that emptied goes back to 0. Labels are bounded
+/// (`jobd_service::metric_labels`): queues past the cap are summed under `other`.
 async fn refresh_queue_gauges(state: &AppState) {
     static SEEN: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
     let Ok(stats) = state.service.queue_stats().await else { return };
     let now = state.service.now();
+    let mut queues: HashMap<(String, String), (u64, chrono::DateTime<chrono::Utc>)> = HashMap::new();
+    for stat in &stats {
+        let key = (metric_labels::service(&stat.service), metric_labels::job_type(&stat.job_type));
+        let queue = queues.entry(key).or_insert((0, stat.oldest_due_at));
+        queue.0 += stat.depth;
+        queue.1 = queue.1.min(stat.oldest_due_at);
+    }
     let mut seen = SEEN.get_or_init(Default::default).lock().expect("queue labels");
-    let current: HashSet<(String, String)> = stats.iter().map(|s| (s.service.clone(), s.job_type.clone())).collect();
+    let current: HashSet<(String, String)> = queues.keys().cloned().collect();
     for (service, job_type) in seen.difference(&current) {
         metrics::gauge!("jobd_queue_depth", "service" => service.clone(), "job_type" => job_type.clone()).set(0.0);
         metrics::gauge!("jobd_queue_oldest_age_seconds", "service" => service.clone(), "job_type" => job_type.clone())
             .set(0.0);
     }
-    for stat in &stats {
-        let labels = [("service", stat.service.clone()), ("job_type", stat.job_type.clone())];
-        metrics::gauge!("jobd_queue_depth", &labels).set(stat.depth as f64);
-        let age = (now - stat.oldest_due_at).num_milliseconds().max(0) as f64 / 1000.0;
+    for ((service, job_type), (depth, oldest_due_at)) in queues {
+        let labels = [("service", service), ("job_type", job_type)];
+        metrics::gauge!("jobd_queue_depth", &labels).set(depth as f64);
+        let age = (now - oldest_due_at).num_milliseconds().max(0) as f64 / 1000.0;
         metrics::gauge!("jobd_queue_oldest_age_seconds", &labels).set(age);
     }
     seen.extend(current);

@@ -343,14 +343,20 @@ async fn an_admin_of_one_project_manages_only_that_project() {
 }
 
 #[tokio::test]
-async fn root_is_never_locked_and_unknown_keys_are_not_tracked() {
+async fn bad_signatures_with_root_s_key_lock_out_only_the_address_that_sent_them() {
     let app = TestApp::new().await;
     let url = format!("/v3/{PROJECT}/elb/jobs");
+    let (attacker, operator) = (([10, 0, 0, 1], 1).into(), ([10, 0, 0, 2], 1).into());
     for _ in 0..12 {
-        app.signed_with("wrong", Method::GET, &url, None).await;
-        app.signed_as("NOSUCHKEY", "x", Method::GET, &url, None).await;
+        app.signed_as_from(attacker, common::ACCESS_KEY, "wrong", Method::GET, &url, None).await;
+        app.signed_as_from(attacker, "NOSUCHKEY", "x", Method::GET, &url, None).await;
     }
-    assert_eq!(app.get(&url).await.status, StatusCode::OK, "bad signatures with root's key do not lock root out");
+    let root = (common::ACCESS_KEY, common::SECRET_KEY);
+    let locked = app.signed_as_from(attacker, root.0, root.1, Method::GET, &url, None).await;
+    assert_eq!(locked.status, StatusCode::UNAUTHORIZED, "the failing address is locked out, even with root's key");
+    let answer = app.signed_as_from(operator, root.0, root.1, Method::GET, &url, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "root is not locked for anyone else");
+    assert_eq!(app.get(&url).await.status, StatusCode::OK);
 }
 
 /// Who acts in the principal-management tests: a signed key or a user's token.

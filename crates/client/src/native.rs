@@ -378,6 +378,9 @@ pub struct ListJobsQuery {
     pub limit: Option<u32>,
     /// The `next_marker` of the previous page.
     pub marker: Option<String>,
+    /// Lists leave each job's `payload` and `result` out unless asked for (`include=`).
+    pub include_payload: bool,
+    pub include_result: bool,
 }
 
 impl ListJobsQuery {
@@ -416,6 +419,18 @@ impl ListJobsQuery {
         self
     }
 
+    /// Ask for each job's `payload` (lists leave it out otherwise).
+    pub fn include_payload(mut self) -> Self {
+        self.include_payload = true;
+        self
+    }
+
+    /// Ask for each job's `result` (lists leave it out otherwise).
+    pub fn include_result(mut self) -> Self {
+        self.include_result = true;
+        self
+    }
+
     fn apply(&self, mut call: Call) -> Call {
         if let Some(service) = &self.service {
             call = call.query("service", service.as_str());
@@ -437,6 +452,12 @@ impl ListJobsQuery {
         }
         if let Some(marker) = &self.marker {
             call = call.query("marker", marker.as_str());
+        }
+        if self.include_payload {
+            call = call.query("include", "payload");
+        }
+        if self.include_result {
+            call = call.query("include", "result");
         }
         call
     }

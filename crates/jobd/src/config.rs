@@ -3,9 +3,15 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
+
+use crate::http_server::{self, ConnectionLimits};
+
+/// The default of `--body-read-timeout-seconds` (`ApiConfig::default()` agrees).
+pub const DEFAULT_BODY_READ_TIMEOUT_SECONDS: u64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -81,6 +87,34 @@ pub struct ServeArgs {
     /// Requests per second per credential or token (0: no limit); bursts of twice that pass.
     #[arg(long, env = "JOBD_RATE_LIMIT_PER_SECOND", default_value_t = 1000)]
     pub rate_limit_per_second: u32,
+    /// Connections served at once; past it `/healthz` still answers and the rest get `503`.
+    #[arg(long, env = "JOBD_MAX_CONNECTIONS", default_value_t = http_server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Requests in flight at once before more are answered `503` with `Retry-After` (0: no
+    /// bound); long polls and event streams are not counted.
+    #[arg(long, env = "JOBD_MAX_IN_FLIGHT", default_value_t = jobd_api::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Distinct values kept per metric label (`service`, `job_type`); later ones count as `other`.
+    #[arg(long, env = "JOBD_METRICS_MAX_LABEL_VALUES", default_value_t = jobd_service::metric_labels::DEFAULT_MAX_LABEL_VALUES)]
+    pub metrics_max_label_values: usize,
+    /// Seconds a connection has to send a complete request head (from its accept, or from the
+    /// first byte of its next request).
+    #[arg(long, env = "JOBD_HEADER_READ_TIMEOUT_SECONDS", default_value_t = http_server::DEFAULT_HEADER_READ_TIMEOUT_SECONDS)]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a request body has to arrive once its head has (`408` past it).
+    #[arg(long, env = "JOBD_BODY_READ_TIMEOUT_SECONDS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECONDS)]
+    pub body_read_timeout_seconds: u64,
+    /// Seconds a keep-alive connection may wait between requests.
+    #[arg(long, env = "JOBD_IDLE_TIMEOUT_SECONDS", default_value_t = http_server::DEFAULT_IDLE_TIMEOUT_SECONDS)]
+    pub idle_timeout_seconds: u64,
+    /// Failed authentications per second per client address (bursts of 5 times that) before the
+    /// address is answered `429` (0: no limit).
+    #[arg(long, env = "JOBD_FAILED_AUTH_PER_SECOND", default_value_t = 10)]
+    pub failed_auth_per_second: u32,
+    /// Token requests per minute per client address, and failed ones per minute per user name
+    /// (0: no limit).
+    #[arg(long, env = "JOBD_PASSWORD_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub password_attempts_per_minute: u32,
     /// Key material that seals access-key secrets (default: a key file in the data directory).
     #[arg(long, env = "JOBD_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
@@ -103,6 +137,14 @@ impl fmt::Debug for ServeArgs {
             .field("retention_hours", &self.retention_hours)
             .field("token_ttl_hours", &self.token_ttl_hours)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("failed_auth_per_second", &self.failed_auth_per_second)
+            .field("password_attempts_per_minute", &self.password_attempts_per_minute)
+            .field("max_connections", &self.max_connections)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("metrics_max_label_values", &self.metrics_max_label_values)
+            .field("header_read_timeout_seconds", &self.header_read_timeout_seconds)
+            .field("body_read_timeout_seconds", &self.body_read_timeout_seconds)
+            .field("idle_timeout_seconds", &self.idle_timeout_seconds)
             .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
             .field("root_access_key", &self.root_access_key)
             .field("root_secret_key", &self.root_secret_key.as_ref().map(|_| "<redacted>"))
@@ -154,6 +196,12 @@ pub struct ServerConfig {
     pub retention: std::time::Duration,
     pub token_ttl: std::time::Duration,
     pub rate_limit_per_second: u32,
+    pub failed_auth_per_second: u32,
+    pub password_attempts_per_minute: u32,
+    pub connections: ConnectionLimits,
+    pub body_read_timeout: Duration,
+    pub max_in_flight: usize,
+    pub metrics_max_label_values: usize,
     pub master_key: Option<String>,
     pub root: Option<RootCredentials>,
 }
@@ -168,6 +216,12 @@ impl fmt::Debug for ServerConfig {
             .field("retention", &self.retention)
             .field("token_ttl", &self.token_ttl)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("failed_auth_per_second", &self.failed_auth_per_second)
+            .field("password_attempts_per_minute", &self.password_attempts_per_minute)
+            .field("connections", &self.connections)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("metrics_max_label_values", &self.metrics_max_label_values)
             .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
             .field("root", &self.root)
             .finish()
@@ -192,6 +246,14 @@ impl ServerConfig {
             format!("retention_hours = {}", self.retention.as_secs() / 3600),
             format!("token_ttl_hours = {}", self.token_ttl.as_secs() / 3600),
             format!("rate_limit_per_second = {}", self.rate_limit_per_second),
+            format!("failed_auth_per_second = {}", self.failed_auth_per_second),
+            format!("password_attempts_per_minute = {}", self.password_attempts_per_minute),
+            format!("max_connections = {}", self.connections.max_connections),
+            format!("header_read_timeout_seconds = {}", self.connections.header_read_timeout.as_secs()),
+            format!("body_read_timeout_seconds = {}", self.body_read_timeout.as_secs()),
+            format!("idle_timeout_seconds = {}", self.connections.idle_timeout.as_secs()),
+            format!("max_in_flight = {}", self.max_in_flight),
+            format!("metrics_max_label_values = {}", self.metrics_max_label_values),
             format!("master_key = {}", redacted(self.master_key.is_some())),
             format!("root_access_key = {:?}", self.root.as_ref().map(|r| r.access_key.clone()).unwrap_or_default()),
             format!("root_secret_key = {}", redacted(self.root.is_some())),
@@ -213,6 +275,10 @@ impl ServeArgs {
             ("--max-body-bytes", self.max_body_bytes as u64),
             ("--retention-hours", self.retention_hours),
             ("--token-ttl-hours", self.token_ttl_hours),
+            ("--max-connections", self.max_connections as u64),
+            ("--header-read-timeout-seconds", self.header_read_timeout_seconds),
+            ("--body-read-timeout-seconds", self.body_read_timeout_seconds),
+            ("--idle-timeout-seconds", self.idle_timeout_seconds),
         ] {
             if value == 0 {
                 return Err(ConfigError::NotPositive { flag });
@@ -244,6 +310,16 @@ impl ServeArgs {
             retention: std::time::Duration::from_secs(self.retention_hours * 3600),
             token_ttl: std::time::Duration::from_secs(self.token_ttl_hours * 3600),
             rate_limit_per_second: self.rate_limit_per_second,
+            failed_auth_per_second: self.failed_auth_per_second,
+            password_attempts_per_minute: self.password_attempts_per_minute,
+            connections: ConnectionLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+                idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            },
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
+            max_in_flight: self.max_in_flight,
+            metrics_max_label_values: self.metrics_max_label_values,
             master_key: self.master_key,
             root,
         })
@@ -267,6 +343,14 @@ mod tests {
             retention_hours: 1,
             token_ttl_hours: 1,
             rate_limit_per_second: 0,
+            failed_auth_per_second: 0,
+            password_attempts_per_minute: 0,
+            max_connections: 1,
+            max_in_flight: 1,
+            metrics_max_label_values: 1,
+            header_read_timeout_seconds: 1,
+            body_read_timeout_seconds: 1,
+            idle_timeout_seconds: 1,
             master_key: Some("master-secret".into()),
             root_access_key: Some("AK".into()),
             root_secret_key: Some("very-secret".into()),

@@ -136,6 +136,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         retention: std::time::Duration::from_secs(24 * 3600),
         token_ttl: std::time::Duration::from_secs(24 * 3600),
         rate_limit_per_second: 0,
+        failed_auth_per_second: jobd_service::identity::IdentityConfig::default().failed_auth_per_second,
+        password_attempts_per_minute: jobd_service::identity::IdentityConfig::default().password_attempts_per_minute,
+        connections: crate::http_server::ConnectionLimits::default(),
+        body_read_timeout: jobd_api::ApiConfig::default().body_read_timeout,
+        max_in_flight: jobd_api::DEFAULT_MAX_IN_FLIGHT,
+        metrics_max_label_values: jobd_service::metric_labels::DEFAULT_MAX_LABEL_VALUES,
         master_key: None,
         root: Some(root.clone()),
     };

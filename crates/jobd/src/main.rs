@@ -7,6 +7,7 @@ mod config;
 mod config_file;
 mod connection;
 mod demo;
+mod http_server;
 mod job_cli;
 mod job_progress;
 mod server;

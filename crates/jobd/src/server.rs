@@ -14,6 +14,7 @@ use jobd_worker::Simulator;
 use tokio::net::TcpListener;
 
 use crate::config::{ConfigError, ServerConfig};
+use crate::http_server;
 
 /// A started server: its address and the service behind it.
 pub struct RunningServer {
@@ -44,6 +45,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    jobd_service::metric_labels::set_max_values(config.metrics_max_label_values);
     let clock = Arc::new(SystemClock);
     let mut service = JobService::new(store.clone(), clock.clone());
     if config.database.is_some() {
@@ -65,6 +67,8 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     let identity_config = IdentityConfig {
         token_ttl: config.token_ttl,
         rate_limit_per_second: config.rate_limit_per_second,
+        failed_auth_per_second: config.failed_auth_per_second,
+        password_attempts_per_minute: config.password_attempts_per_minute,
         ..IdentityConfig::default()
     };
     let identity = IdentityService::new(store, clock, master_key, root, identity_config);
@@ -77,8 +81,24 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     let state = AppState {
         service: service.clone(),
         identity,
-        config: Arc::new(ApiConfig { max_body_bytes: config.max_body_bytes, ..ApiConfig::default() }),
+        config: Arc::new(ApiConfig {
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
+            max_in_flight: config.max_in_flight,
+            ..ApiConfig::default()
+        }),
     };
+    let file_limit = http_server::raise_file_descriptor_limit();
+    let max_connections = http_server::fit_connection_cap(config.connections.max_connections, file_limit);
+    if max_connections < config.connections.max_connections {
+        tracing::warn!(
+            configured = config.connections.max_connections,
+            max_connections,
+            open_file_limit = file_limit,
+            "the open file limit holds fewer connections than --max-connections: capped lower"
+        );
+    }
+    let limits = http_server::ConnectionLimits { max_connections, ..config.connections };
     let app = jobd_api::app(state);
     let local_addr = listener.local_addr()?;
     let stopping = service.clone();
@@ -88,9 +108,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
             // End long polls, claim waits and event streams, so in-flight requests can finish.
             stopping.begin_shutdown();
         };
-        // `into_make_service`: each connection shares the router (an `Arc`); serving the `Router`
-        // itself rebuilds its whole route table for every connection (~25 KiB per open stream).
-        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(signal).await.context("serving HTTP")
+        http_server::serve(listener, app, jobd_api::overflow_app(), limits, signal).await.context("serving HTTP")
     });
     Ok(RunningServer { local_addr, service, task })
 }

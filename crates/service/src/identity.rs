@@ -3,6 +3,8 @@
 //! lock on access keys that keep failing their signatures.
 
 use std::collections::HashMap;
+
+use crate::abuse::{KeyedBuckets, SignatureFailures};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,10 +35,17 @@ pub struct IdentityConfig {
     pub token_ttl: Duration,
     /// Requests per second per credential (0: no limit); bursts of twice that are allowed.
     pub rate_limit_per_second: u32,
-    /// This many signature failures for one access key within `lock_window` lock it for `lock_for`.
+    /// This many signature failures for one access key from one client address within
+    /// `lock_window` lock that key for that address for `lock_for`.
     pub lock_after_failures: u32,
     pub lock_window: Duration,
     pub lock_for: Duration,
+    /// Failed authentications (`401`) per second per client address (bursts of 5 times that)
+    /// before that address is answered `429` without checking (0: no limit).
+    pub failed_auth_per_second: u32,
+    /// Token requests (`POST /v3/auth/tokens`) per minute per client address, and failed ones per
+    /// minute per user name; bursts of the same number (0: no limit).
+    pub password_attempts_per_minute: u32,
 }
 
 impl Default for IdentityConfig {
@@ -47,6 +56,8 @@ impl Default for IdentityConfig {
             lock_after_failures: 10,
             lock_window: Duration::from_secs(60),
             lock_for: Duration::from_secs(60),
+            failed_auth_per_second: 10,
+            password_attempts_per_minute: 10,
         }
     }
 }
@@ -108,17 +119,6 @@ pub enum ProjectSelector {
     Name(String),
 }
 
-struct Bucket {
-    tokens: f64,
-    refreshed: Timestamp,
-}
-
-struct Failures {
-    count: u32,
-    window_start: Timestamp,
-    locked_until: Option<Timestamp>,
-}
-
 #[derive(Clone)]
 pub struct IdentityService {
     password_work: Arc<tokio::sync::Semaphore>,
@@ -128,8 +128,20 @@ pub struct IdentityService {
     master_key: MasterKey,
     root: Option<RootKey>,
     config: IdentityConfig,
-    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
-    failures: Arc<Mutex<HashMap<String, Failures>>>,
+    abuse: Arc<AbuseCounters>,
+}
+
+/// What `IdentityService` counts against abuse (`crate::abuse`).
+struct AbuseCounters {
+    /// Requests per principal.
+    requests: KeyedBuckets,
+    /// Failed authentications per client address.
+    failed_auth: KeyedBuckets,
+    /// Token requests per client address.
+    password_attempts: KeyedBuckets,
+    /// Failed token requests per user name (`domain/name`).
+    password_failures: KeyedBuckets,
+    signatures: SignatureFailures,
 }
 
 /// How many password hashes may be computed at once.
@@ -179,9 +191,26 @@ impl IdentityService {
             clock,
             master_key,
             root,
+            abuse: Arc::new(AbuseCounters {
+                requests: KeyedBuckets::new(
+                    f64::from(config.rate_limit_per_second),
+                    f64::from(config.rate_limit_per_second) * 2.0,
+                ),
+                failed_auth: KeyedBuckets::new(
+                    f64::from(config.failed_auth_per_second),
+                    f64::from(config.failed_auth_per_second) * 5.0,
+                ),
+                password_attempts: KeyedBuckets::new(
+                    f64::from(config.password_attempts_per_minute) / 60.0,
+                    f64::from(config.password_attempts_per_minute),
+                ),
+                password_failures: KeyedBuckets::new(
+                    f64::from(config.password_attempts_per_minute) / 60.0,
+                    f64::from(config.password_attempts_per_minute),
+                ),
+                signatures: SignatureFailures::new(config.lock_after_failures, config.lock_window, config.lock_for),
+            }),
             config,
-            buckets: Arc::new(Mutex::new(HashMap::new())),
-            failures: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -457,65 +486,66 @@ impl IdentityService {
 
     /// Takes one request from the caller's bucket; `Err(wait)` when it is empty.
     pub fn take_rate_token(&self, caller: &str) -> Result<(), Duration> {
-        let rate = f64::from(self.config.rate_limit_per_second);
-        if rate <= 0.0 {
-            return Ok(());
-        }
-        let capacity = rate * 2.0;
-        let now = self.now();
-        let mut buckets = self.buckets.lock().expect("rate buckets");
-        let bucket = buckets.entry(caller.to_owned()).or_insert(Bucket { tokens: capacity, refreshed: now });
-        let elapsed = (now - bucket.refreshed).num_milliseconds().max(0) as f64 / 1000.0;
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
-        bucket.refreshed = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(((1.0 - bucket.tokens) / rate).max(0.001)).max(Duration::from_secs(1)))
+        self.abuse.requests.take(caller, self.now())
+    }
+
+    /// Whether an access key is locked for this client address after repeated signature
+    /// failures from it. Counted for every key, known or not (root included), so a lock tells
+    /// nothing about which keys exist, and locks only the address that failed.
+    pub fn is_locked(&self, client: &str, access_key: &str) -> bool {
+        self.abuse.signatures.is_locked(client, access_key, self.now())
+    }
+
+    /// Counts a failed signature from a client address with an access key.
+    pub fn record_signature_failure(&self, client: &str, access_key: &str) {
+        if self.abuse.signatures.record_failure(client, access_key, self.now()) {
+            tracing::warn!(
+                client,
+                access_key,
+                "access key locked for this client address after repeated signature failures"
+            );
         }
     }
 
-    /// Whether an access key is locked after repeated signature failures.
-    pub fn is_locked(&self, access_key: &str) -> bool {
-        let now = self.now();
-        let failures = self.failures.lock().expect("signature failures");
-        failures.get(access_key).and_then(|f| f.locked_until).is_some_and(|until| until > now)
+    pub fn record_signature_success(&self, client: &str, access_key: &str) {
+        self.abuse.signatures.record_success(client, access_key);
     }
 
-    /// Counts a failed signature of a stored key. Root is never locked and unknown keys are not
-    /// tracked: only a real key can be locked, and the map stays bounded.
-    pub fn record_signature_failure(&self, access_key: &str, known: bool) {
-        let is_root = self.root.as_ref().is_some_and(|root| root.access_key == access_key);
-        if !known || is_root {
-            return;
-        }
+    /// `Err(wait)` while a client address has failed authentication too often.
+    pub fn check_failed_auth(&self, client: &str) -> Result<(), Duration> {
+        self.abuse.failed_auth.check(client, self.now())
+    }
+
+    /// Counts a failed authentication (`401`) from a client address.
+    pub fn record_failed_auth(&self, client: &str) {
+        let _ = self.abuse.failed_auth.take(client, self.now());
+    }
+
+    /// Takes one token request of a client address (when known) and checks the user name's
+    /// failures: `Err(wait)` when either is used up. Called before the password is checked.
+    pub fn throttle_password_attempt(&self, client: Option<&str>, domain: &str, name: &str) -> Result<(), Duration> {
         let now = self.now();
-        let mut failures = self.failures.lock().expect("signature failures");
-        if failures.len() >= MAX_TRACKED_KEYS && !failures.contains_key(access_key) {
-            let window = to_chrono(self.config.lock_window);
-            failures.retain(|_, f| f.locked_until.is_some_and(|until| until > now) || now - f.window_start <= window);
-            if failures.len() >= MAX_TRACKED_KEYS {
-                return;
-            }
-        }
-        let entry = failures.entry(access_key.to_owned()).or_insert(Failures {
-            count: 0,
-            window_start: now,
-            locked_until: None,
-        });
-        if now - entry.window_start > to_chrono(self.config.lock_window) {
-            *entry = Failures { count: 0, window_start: now, locked_until: None };
-        }
-        entry.count += 1;
-        if entry.count >= self.config.lock_after_failures {
-            entry.locked_until = Some(now + to_chrono(self.config.lock_for));
-            tracing::warn!(access_key, failures = entry.count, "access key locked after repeated signature failures");
+        self.abuse.password_failures.check(&format!("{domain}/{name}"), now)?;
+        match client {
+            Some(client) => self.abuse.password_attempts.take(client, now),
+            None => Ok(()),
         }
     }
 
-    pub fn record_signature_success(&self, access_key: &str) {
-        self.failures.lock().expect("signature failures").remove(access_key);
+    /// Counts a failed token request against the user name.
+    pub fn record_password_failure(&self, domain: &str, name: &str) {
+        let _ = self.abuse.password_failures.take(&format!("{domain}/{name}"), self.now());
+    }
+
+    /// Forgets abuse counters with nothing left to remember (full buckets, failures past their
+    /// window); every node runs it for its own counters.
+    pub fn prune_abuse_counters(&self) {
+        let now = self.now();
+        let abuse = &self.abuse;
+        for buckets in [&abuse.requests, &abuse.failed_auth, &abuse.password_attempts, &abuse.password_failures] {
+            buckets.prune(now);
+        }
+        abuse.signatures.prune(now);
     }
 
     pub async fn prune_expired_tokens(&self) -> Result<u64> {

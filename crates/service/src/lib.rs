@@ -4,8 +4,10 @@
 //! on a broadcast channel, and wakes long-polling claimers when work may have arrived. Background
 //! duties (timeouts, lease rescue, retention) live in `maintenance`.
 
+pub mod abuse;
 pub mod identity;
 pub mod maintenance;
+pub mod metric_labels;
 mod watch;
 
 use std::sync::Arc;
@@ -114,11 +116,11 @@ async fn timed<T>(operation: &'static str, future: impl std::future::Future<Outp
 /// Counts what an applied event did: finished jobs, retries, timeouts, lease expiries.
 fn count_outcome(tree: &Job, job_id: &JobId, event: &JobEvent, now: Timestamp) {
     if tree.is_terminal() && tree.ended_at == Some(now) {
-        metrics::counter!("jobd_jobs_finished_total", "service" => tree.service.to_string(),
-            "job_type" => tree.job_type.to_string(), "status" => tree.status.as_str())
+        metrics::counter!("jobd_jobs_finished_total", "service" => metric_labels::service(&tree.service),
+            "job_type" => metric_labels::job_type(&tree.job_type), "status" => tree.status.as_str())
         .increment(1);
     }
-    let service = tree.service.to_string();
+    let service = metric_labels::service(&tree.service);
     match event {
         JobEvent::FailAttempt { .. } if tree.find(job_id).is_some_and(|task| !task.is_terminal()) => {
             metrics::counter!("jobd_task_retries_total", "service" => service).increment(1)
@@ -339,8 +341,8 @@ impl JobService {
     }
 
     fn count_created(&self, job: &Job) {
-        metrics::counter!("jobd_jobs_created_total", "service" => job.service.to_string(),
-            "job_type" => job.job_type.to_string())
+        metrics::counter!("jobd_jobs_created_total", "service" => metric_labels::service(&job.service),
+            "job_type" => metric_labels::job_type(&job.job_type))
         .increment(1);
     }
 
@@ -422,7 +424,7 @@ impl JobService {
             let claimed = timed("claim_tasks", self.store.claim_tasks(request, self.clock.now())).await?;
             if !claimed.is_empty() {
                 for task in &claimed {
-                    metrics::counter!("jobd_tasks_claimed_total", "service" => task.tree.service.to_string())
+                    metrics::counter!("jobd_tasks_claimed_total", "service" => metric_labels::service(&task.tree.service))
                         .increment(1);
                     tracing::debug!(job_id = %task.task_id, worker_id = %request.worker_id, attempt = task.task().attempt, "task claimed");
                     self.announce(&task.tree, false);

@@ -79,6 +79,9 @@ async fn apply_if_due(service: &JobService, job: &jobd_store::JobRef, event: Job
     }
 }
 
+/// How often (in ticks of `config.interval`) each node prunes its abuse counters.
+const ABUSE_PRUNE_EVERY_TICKS: u64 = 60;
+
 /// Runs rounds forever, every `config.interval`.
 pub fn spawn(
     service: JobService,
@@ -89,8 +92,17 @@ pub fn spawn(
         let mut ticker = tokio::time::interval(config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut round: u64 = 0;
+        let mut ticks: u64 = 0;
         loop {
             ticker.tick().await;
+            ticks += 1;
+            // Abuse counters are each node's own: every node prunes them.
+            if ticks >= ABUSE_PRUNE_EVERY_TICKS {
+                ticks = 0;
+                if let Some(identity) = &identity {
+                    identity.prune_abuse_counters();
+                }
+            }
             // With several nodes on one store, one of them does each round.
             match service.store().lead_maintenance().await {
                 Ok(true) => {}

@@ -119,6 +119,21 @@ impl TestApp {
         self.send(method, uri, headers, body).await
     }
 
+    /// A request signed with an access key, from the TCP peer `client`.
+    pub async fn signed_as_from(
+        &self,
+        client: std::net::SocketAddr,
+        access_key: &str,
+        secret_key: &str,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let headers = self.headers_for(access_key, secret_key, "127.0.0.1:8080", &method, uri, &body);
+        self.send_from(Some(client), method, uri, headers, body).await
+    }
+
     /// A signed request with more (unsigned) headers.
     pub async fn signed_as_with_headers(
         &self,
@@ -161,8 +176,23 @@ impl TestApp {
     }
 
     pub async fn send(&self, method: Method, uri: &str, headers: HeaderMap, body: Vec<u8>) -> Answer {
+        self.send_from(None, method, uri, headers, body).await
+    }
+
+    /// A request as if from the TCP peer `client` (what jobd's server attaches), or in-process.
+    pub async fn send_from(
+        &self,
+        client: Option<std::net::SocketAddr>,
+        method: Method,
+        uri: &str,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
         *request.headers_mut() = headers;
+        if let Some(client) = client {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(client));
+        }
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
