@@ -186,6 +186,9 @@ impl JobService {
     fn announce(&self, job: &Job, created: bool) {
         // Any change may free work (a sub-job's turn, a cancelled sibling): wake the claimers.
         self.work_may_be_available.notify_waiters();
+        if !self.watchers.is_news(job) {
+            return; // a newer version of this tree was announced already
+        }
         let tree = Arc::new(job.clone());
         self.watchers.publish(&tree);
         // No receiver is fine: nobody is listening yet.

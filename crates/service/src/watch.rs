@@ -11,9 +11,47 @@ use tokio::sync::broadcast;
 /// How many changes of one tree a slow watcher may fall behind before it re-reads the store.
 const PER_JOB_BACKLOG: usize = 256;
 
+/// How many trees' latest announced versions are remembered (the oldest are forgotten first).
+const REMEMBERED_TREES: usize = 65_536;
+
 #[derive(Default)]
 pub(crate) struct Watchers {
     by_tree: Mutex<HashMap<JobId, broadcast::Sender<Arc<Job>>>>,
+    announced: Mutex<AnnouncedVersions>,
+}
+
+/// The latest version announced of each recently changed tree. Writes that commit together (a
+/// group commit, or two nodes' writes) are answered at once and their announcements race: a
+/// tree's older version must not be announced after a newer one (a watcher would see its status
+/// go back). A tree is forgotten only after `REMEMBERED_TREES` others changed since, far longer
+/// than any announcement waits.
+#[derive(Default)]
+struct AnnouncedVersions {
+    latest: HashMap<JobId, i64>,
+    order: std::collections::VecDeque<JobId>,
+}
+
+impl AnnouncedVersions {
+    /// Whether `tree` is newer than every version of it announced so far (and records it).
+    fn advance(&mut self, tree: &Job) -> bool {
+        match self.latest.get_mut(&tree.job_id) {
+            Some(latest) if *latest >= tree.version => false,
+            Some(latest) => {
+                *latest = tree.version;
+                true
+            }
+            None => {
+                if self.order.len() == REMEMBERED_TREES {
+                    if let Some(oldest) = self.order.pop_front() {
+                        self.latest.remove(&oldest);
+                    }
+                }
+                self.latest.insert(tree.job_id.clone(), tree.version);
+                self.order.push_back(tree.job_id.clone());
+                true
+            }
+        }
+    }
 }
 
 /// A subscription to one job tree. Dropping it frees the channel when it was the last.
@@ -30,6 +68,11 @@ impl Watchers {
         TreeWatch { receiver: sender.subscribe(), watchers: self.clone(), root_id: root_id.clone() }
     }
 
+    /// Whether a changed tree is newer than what was announced of it (then it is to be announced).
+    pub(crate) fn is_news(&self, tree: &Job) -> bool {
+        self.announced.lock().expect("announced versions").advance(tree)
+    }
+
     /// Hands a changed tree to its watchers, if it has any.
     pub(crate) fn publish(&self, tree: &Arc<Job>) {
         let by_tree = self.by_tree.lock().expect("watchers");
@@ -40,6 +83,25 @@ impl Watchers {
 
     pub(crate) fn watched_trees(&self) -> usize {
         self.by_tree.lock().expect("watchers").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobd_core::{JobType, NewJob, ProjectId, ServiceName};
+
+    #[test]
+    fn an_older_version_is_not_news_after_a_newer_one() {
+        let project = ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let new = NewJob::new(project, ServiceName::parse("cfw").unwrap(), JobType::parse("T").unwrap());
+        let v1 = new.into_job(chrono::Utc::now()).unwrap();
+        let v2 = Job { version: v1.version + 1, ..v1.clone() };
+        let watchers = Watchers::default();
+        assert!(watchers.is_news(&v1));
+        assert!(watchers.is_news(&v2));
+        assert!(!watchers.is_news(&v1), "announced after its successor");
+        assert!(!watchers.is_news(&v2), "announced twice");
     }
 }
 

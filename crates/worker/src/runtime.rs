@@ -1298,7 +1298,8 @@ mod tests {
         assert_eq!(ids(&mut next_batch(&mut waiting).iter()), ["a"]);
         assert!(waiting.is_empty());
 
-        let mut waiting: VecDeque<Queued> = (0..250).map(|n| queued(&n.to_string(), 10)).collect();
+        let mut waiting: VecDeque<Queued> =
+            (0..2 * MAX_REPORTS_PER_BATCH + 50).map(|n| queued(&n.to_string(), 10)).collect();
         let sizes: Vec<usize> =
             std::iter::from_fn(|| Some(next_batch(&mut waiting).len()).filter(|n| *n > 0)).collect();
         assert_eq!(sizes, [MAX_REPORTS_PER_BATCH, MAX_REPORTS_PER_BATCH, 50]);

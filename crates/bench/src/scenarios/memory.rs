@@ -87,7 +87,9 @@ pub async fn run(args: &MemoryArgs, runs: usize) -> anyhow::Result<Report> {
     let mut report = Report::new("memory", json!({"watchers": args.watchers, "backend": args.backend, "runs": runs}));
     for run in 1..=runs {
         let store = Store::fresh(args.backend).await?;
-        let node = Node::start(&store, &[])?;
+        // Room for every watcher above the default connection cap (10,000).
+        let cap = (args.watchers + 1000).max(10_000).to_string();
+        let node = Node::start(&store, &["--max-connections", &cap])?;
         let client = node.client()?;
         let mut streams = Vec::new();
         for _ in 0..100 {
