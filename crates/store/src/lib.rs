@@ -15,6 +15,8 @@ mod postgres_identity;
 mod postgres_rows;
 pub mod sqlite;
 mod sqlite_identity;
+mod sqlite_readers;
+mod sqlite_rows;
 mod sqlite_writer;
 
 use async_trait::async_trait;
