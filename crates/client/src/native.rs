@@ -490,14 +490,14 @@ impl Client {
     /// transaction, all created or none (a bad item is a `400` naming its index, `jobs[3]: ...`).
     pub async fn create_jobs(&self, project_id: &str, jobs: &[BatchJob]) -> Result<CreatedBatch> {
         let call = Call::post(path(&["v1", project_id, "jobs", "batch"])?).json(&serde_json::json!({"jobs": jobs}))?;
-        Ok(self.send(call).await?.json::<CreatedBatch>()?)
+        self.send(call).await?.json::<CreatedBatch>()
     }
 
     /// [`Client::create_jobs`] with bodies of your own (for example read from a file, one job per
     /// line): a JSON array of job bodies, each with an optional `"client_token"`.
     pub async fn create_jobs_from_json(&self, project_id: &str, jobs: &Value) -> Result<CreatedBatch> {
         let call = Call::post(path(&["v1", project_id, "jobs", "batch"])?).json(&serde_json::json!({"jobs": jobs}))?;
-        Ok(self.send(call).await?.json::<CreatedBatch>()?)
+        self.send(call).await?.json::<CreatedBatch>()
     }
 
     /// `GET /v1/{project_id}/jobs/{job_id}`.

@@ -119,8 +119,20 @@ struct Failures {
     locked_until: Option<Timestamp>,
 }
 
+/// Cheap to clone (one reference count): every request clones it with the app state.
 #[derive(Clone)]
 pub struct IdentityService {
+    inner: Arc<IdentityState>,
+}
+
+impl std::ops::Deref for IdentityService {
+    type Target = IdentityState;
+    fn deref(&self) -> &IdentityState {
+        &self.inner
+    }
+}
+
+pub struct IdentityState {
     password_work: Arc<tokio::sync::Semaphore>,
     last_touched: Arc<Mutex<HashMap<String, Timestamp>>>,
     store: Arc<dyn IdentityStore>,
@@ -172,7 +184,7 @@ impl IdentityService {
         root: Option<RootKey>,
         config: IdentityConfig,
     ) -> Self {
-        IdentityService {
+        let state = IdentityState {
             password_work: Arc::new(tokio::sync::Semaphore::new(PASSWORD_WORK_AT_ONCE)),
             last_touched: Arc::new(Mutex::new(HashMap::new())),
             store,
@@ -182,7 +194,8 @@ impl IdentityService {
             config,
             buckets: Arc::new(Mutex::new(HashMap::new())),
             failures: Arc::new(Mutex::new(HashMap::new())),
-        }
+        };
+        IdentityService { inner: Arc::new(state) }
     }
 
     pub fn now(&self) -> Timestamp {
