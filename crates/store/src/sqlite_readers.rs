@@ -12,15 +12,18 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::{Result, StoreError};
 
-/// Idle connections kept for the next read; more may be open at once while busy.
-const MAX_IDLE: usize = 8;
+/// Idle connections of each kind kept for the next read; more may be open at once while busy.
+const MAX_IDLE: usize = 4;
 /// Prepared statements kept per connection (the point reads, and the latest dynamic lists).
 const STATEMENT_CACHE: usize = 64;
 /// How long a read waits for a lock (a reader only waits while the WAL index is being rebuilt).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Readers see the file's first bytes through a memory map (the pages come from the OS page
-/// cache, shared by every reader, without a `pread` and a copy each); past it they read as usual.
-/// Only reads use it: writes still go through the WAL, fsynced.
+/// Point readers see the file's first bytes through a memory map: the pages come from the OS page
+/// cache without a `pread` and a copy each (SQLite's own cache holds 2 MB per connection, so
+/// nearly every b-tree page of a random lookup was a system call); past it they read as usual.
+/// Only reads use it: writes still go through the WAL, fsynced. Each connection maps the file
+/// anew and RSS counts the shared pages once per mapping (PSS does not), so only the point
+/// readers, about one per async thread, map it; scans read through `pread`.
 const MMAP_BYTES: u64 = 256 << 20;
 
 #[derive(Clone)]
@@ -30,37 +33,55 @@ pub(crate) struct Readers {
 
 struct Pool {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    /// Point reads, on the calling (async) thread; these connections map the file.
+    idle_points: Mutex<Vec<Connection>>,
+    /// Scans, on blocking threads.
+    idle_scans: Mutex<Vec<Connection>>,
 }
 
 impl Readers {
     /// Opens the pool on the database at `path` (which must exist, migrated) and checks that one
     /// connection can read it.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let readers = Readers { inner: Arc::new(Pool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }) };
+        let readers = Readers {
+            inner: Arc::new(Pool {
+                path: path.to_owned(),
+                idle_points: Mutex::new(Vec::new()),
+                idle_scans: Mutex::new(Vec::new()),
+            }),
+        };
         readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))?;
         Ok(readers)
     }
 
-    fn connect(&self) -> Result<Connection> {
+    fn connect(&self, mmap_bytes: u64) -> Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.inner.path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update_and_check(None, "mmap_size", MMAP_BYTES, |_| Ok(()))?;
+        conn.pragma_update_and_check(None, "mmap_size", mmap_bytes, |_| Ok(()))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
-    /// Runs `read` on an idle connection (or a new one) on this thread.
+    /// Runs a point read (a few rows by key) on an idle connection (or a new one) on this thread.
     pub(crate) fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let idle = self.inner.idle.lock().expect("idle readers").pop();
-        let conn = match idle {
+        self.read_on(&self.inner.idle_points, MMAP_BYTES, read)
+    }
+
+    fn read_on<T>(
+        &self,
+        idle: &Mutex<Vec<Connection>>,
+        mmap_bytes: u64,
+        read: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let taken = idle.lock().expect("idle readers").pop();
+        let conn = match taken {
             Some(conn) => conn,
-            None => self.connect()?,
+            None => self.connect(mmap_bytes)?,
         };
         let answer = read(&conn);
         // A connection whose read panicked is dropped with it; the others go back.
-        let mut idle = self.inner.idle.lock().expect("idle readers");
+        let mut idle = idle.lock().expect("idle readers");
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
@@ -74,7 +95,7 @@ impl Readers {
         read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let readers = self.clone();
-        tokio::task::spawn_blocking(move || readers.read(read))
+        tokio::task::spawn_blocking(move || readers.read_on(&readers.inner.idle_scans, 0, read))
             .await
             .map_err(|e| StoreError::Corrupt(format!("a store read failed: {e}")))?
     }
