@@ -119,8 +119,20 @@ pub enum ProjectSelector {
     Name(String),
 }
 
+/// Cheap to clone (one reference count): every request clones it with the app state.
 #[derive(Clone)]
 pub struct IdentityService {
+    inner: Arc<IdentityState>,
+}
+
+impl std::ops::Deref for IdentityService {
+    type Target = IdentityState;
+    fn deref(&self) -> &IdentityState {
+        &self.inner
+    }
+}
+
+pub struct IdentityState {
     password_work: Arc<tokio::sync::Semaphore>,
     last_touched: Arc<Mutex<HashMap<String, Timestamp>>>,
     store: Arc<dyn IdentityStore>,
@@ -184,7 +196,7 @@ impl IdentityService {
         root: Option<RootKey>,
         config: IdentityConfig,
     ) -> Self {
-        IdentityService {
+        let state = IdentityState {
             password_work: Arc::new(tokio::sync::Semaphore::new(PASSWORD_WORK_AT_ONCE)),
             last_touched: Arc::new(Mutex::new(HashMap::new())),
             store,
@@ -211,7 +223,8 @@ impl IdentityService {
                 signatures: SignatureFailures::new(config.lock_after_failures, config.lock_window, config.lock_for),
             }),
             config,
-        }
+        };
+        IdentityService { inner: Arc::new(state) }
     }
 
     pub fn now(&self) -> Timestamp {

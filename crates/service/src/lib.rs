@@ -134,8 +134,21 @@ fn count_outcome(tree: &Job, job_id: &JobId, event: &JobEvent, now: Timestamp) {
 /// The longest a claim may wait for work.
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(60);
 
+/// Cheap to clone (one reference count): every request clones it with the app state.
 #[derive(Clone)]
 pub struct JobService {
+    inner: Arc<JobServiceState>,
+}
+
+impl std::ops::Deref for JobService {
+    type Target = JobServiceState;
+    fn deref(&self) -> &JobServiceState {
+        &self.inner
+    }
+}
+
+#[derive(Clone)]
+pub struct JobServiceState {
     store: Arc<dyn JobStore>,
     clock: Arc<dyn Clock>,
     changes: broadcast::Sender<JobChange>,
@@ -156,7 +169,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 impl JobService {
     pub fn new(store: Arc<dyn JobStore>, clock: Arc<dyn Clock>) -> Self {
         let (changes, _) = broadcast::channel(4096);
-        JobService {
+        let state = JobServiceState {
             store,
             clock,
             changes,
@@ -164,13 +177,14 @@ impl JobService {
             watchers: Arc::new(watch::Watchers::default()),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
             poll_fallback: None,
-        }
+        };
+        JobService { inner: Arc::new(state) }
     }
 
     /// For a store other jobd nodes share: long polls and claim waits also re-read the store every
     /// `interval`, so changes made elsewhere are seen within it.
     pub fn with_poll_fallback(mut self, interval: Duration) -> Self {
-        self.poll_fallback = Some(interval);
+        Arc::make_mut(&mut self.inner).poll_fallback = Some(interval);
         self
     }
 

@@ -86,6 +86,23 @@ impl Watchers {
     }
 }
 
+impl TreeWatch {
+    /// The next change of the tree: the whole tree as it then stood.
+    pub async fn recv(&mut self) -> Result<Arc<Job>, broadcast::error::RecvError> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for TreeWatch {
+    fn drop(&mut self) {
+        let mut by_tree = self.watchers.by_tree.lock().expect("watchers");
+        // This receiver still counts until the end of this function.
+        if by_tree.get(&self.root_id).is_some_and(|sender| sender.receiver_count() <= 1) {
+            by_tree.remove(&self.root_id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,22 +119,5 @@ mod tests {
         assert!(watchers.is_news(&v2));
         assert!(!watchers.is_news(&v1), "announced after its successor");
         assert!(!watchers.is_news(&v2), "announced twice");
-    }
-}
-
-impl TreeWatch {
-    /// The next change of the tree: the whole tree as it then stood.
-    pub async fn recv(&mut self) -> Result<Arc<Job>, broadcast::error::RecvError> {
-        self.receiver.recv().await
-    }
-}
-
-impl Drop for TreeWatch {
-    fn drop(&mut self) {
-        let mut by_tree = self.watchers.by_tree.lock().expect("watchers");
-        // This receiver still counts until the end of this function.
-        if by_tree.get(&self.root_id).is_some_and(|sender| sender.receiver_count() <= 1) {
-            by_tree.remove(&self.root_id);
-        }
     }
 }

@@ -30,6 +30,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store backend error: {0}")]
     Backend(#[source] sqlx::Error),
+    /// A failure of the SQLite store's readers (rusqlite); like `Backend`, never "unavailable".
+    #[error("store backend error: {0}")]
+    Reader(#[source] rusqlite::Error),
     #[error("store migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
 }
@@ -48,6 +51,12 @@ impl From<sqlx::Error> for StoreError {
         } else {
             StoreError::Backend(error)
         }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Reader(error)
     }
 }
 

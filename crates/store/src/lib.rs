@@ -12,6 +12,8 @@ mod identity_store;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_identity;
+mod sqlite_readers;
+mod sqlite_rows;
 mod sqlite_writer;
 
 use async_trait::async_trait;

@@ -2,22 +2,20 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jobd_core::{
-    apply, Execution, Job, JobEvent, JobId, JobStatus, JobType, Lease, ProjectId, ServiceName, TaskFlags, Timestamp,
-};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use jobd_core::{apply, Job, JobEvent, JobId, Lease, ProjectId, TaskFlags, Timestamp};
+use rusqlite::OptionalExtension;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use jobd_core::{Cursor, Direction, JobQuery};
 
 use crate::batch::KeyPlan;
-use crate::codec::{corrupt, enum_text, from_json, from_millis, millis, opt_from_millis, to_json};
+use crate::codec::{corrupt, enum_text, from_millis, millis, opt_from_millis, to_json};
+use crate::sqlite_readers::{push_any, ReadSql, Readers, SqlPieces};
+use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, JOB_COLUMNS, LOAD_TREE_SQL};
 use crate::sqlite_writer::GroupCommit;
 use crate::{
     ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
@@ -27,17 +25,12 @@ use crate::{
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
 
-const JOB_COLUMNS: &str = "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
-     status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
-     created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
-     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-     on_failure, phase, compensation";
-
 #[derive(Clone)]
 pub struct SqliteStore {
     /// One connection: identity writes use it directly, job writes through `commits`.
     pub(crate) writer: SqlitePool,
-    pub(crate) readers: SqlitePool,
+    /// Every read, on connections of its own (rusqlite, on the calling thread).
+    pub(crate) readers: Readers,
     /// Job writes, grouped into shared commits.
     commits: GroupCommit,
 }
@@ -75,60 +68,10 @@ impl SqliteStore {
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        let readers = Readers::open(&data_dir.join(DATABASE_FILE))?;
         let commits = GroupCommit::start(writer.clone());
         Ok(SqliteStore { writer, readers, commits })
     }
-}
-
-fn job_from_row(row: &SqliteRow) -> Result<Job> {
-    let parent: Option<String> = row.try_get("parent_job_id")?;
-    Ok(Job {
-        job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
-        parent_job_id: parent.map(|p| JobId::parse(&p)).transpose().map_err(|e| corrupt("parent_job_id", e))?,
-        project_id: ProjectId::parse(row.try_get("project_id")?).map_err(|e| corrupt("project_id", e))?,
-        enterprise_project_id: row.try_get("enterprise_project_id")?,
-        service: ServiceName::parse(row.try_get("service")?).map_err(|e| corrupt("service", e))?,
-        job_type: JobType::parse(row.try_get("job_type")?).map_err(|e| corrupt("job_type", e))?,
-        status: JobStatus::from_str(row.try_get("status")?).map_err(|e| corrupt("status", e))?,
-        message: row.try_get("message")?,
-        resource_id: row.try_get("resource_id")?,
-        entities: from_json("entities", row.try_get("entities")?)?.unwrap_or_default(),
-        error_code: row.try_get("error_code")?,
-        error_msg: row.try_get("error_msg")?,
-        payload: from_json("payload", row.try_get("payload")?)?,
-        result: from_json("result", row.try_get("result")?)?,
-        simulate: from_json("simulate", row.try_get("simulate")?)?,
-        created_at: from_millis(row.try_get("created_at")?)?,
-        started_at: opt_from_millis(row.try_get("started_at")?)?,
-        ended_at: opt_from_millis(row.try_get("ended_at")?)?,
-        updated_at: from_millis(row.try_get("updated_at")?)?,
-        version: row.try_get("version")?,
-        priority: row.try_get("priority")?,
-        run_at: opt_from_millis(row.try_get("run_at")?)?,
-        available_at: from_millis(row.try_get("available_at")?)?,
-        max_attempts: row.try_get("max_attempts")?,
-        attempt: row.try_get("attempt")?,
-        retry_backoff: from_json("retry_backoff", row.try_get("retry_backoff")?)?.unwrap_or_default(),
-        timeout_seconds: row.try_get("timeout_seconds")?,
-        execution: Execution::parse(row.try_get("execution")?).ok_or_else(|| corrupt("execution", "unknown value"))?,
-        lease: match (
-            row.try_get::<Option<String>, _>("lease_worker_id")?,
-            row.try_get::<Option<String>, _>("lease_token")?,
-            row.try_get::<Option<i64>, _>("lease_expires_at")?,
-        ) {
-            (Some(worker_id), Some(token), Some(expires_at)) => {
-                Some(Lease { worker_id, token, expires_at: from_millis(expires_at)? })
-            }
-            _ => None,
-        },
-        on_failure: from_json("on_failure", Some(format!("\"{}\"", row.try_get::<String, _>("on_failure")?)))?
-            .ok_or_else(|| corrupt("on_failure", "missing"))?,
-        phase: from_json("phase", Some(format!("\"{}\"", row.try_get::<String, _>("phase")?)))?
-            .ok_or_else(|| corrupt("phase", "missing"))?,
-        compensation: from_json("compensation", row.try_get("compensation")?)?,
-        sub_jobs: Vec::new(),
-    })
 }
 
 async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
@@ -246,17 +189,18 @@ async fn insert_tree(conn: &mut SqliteConnection, job: &Job) -> Result<()> {
 }
 
 /// `AND service IN (..) AND job_type IN (..) AND simulated = ?` for a claim request.
-fn push_claim_filters(builder: &mut QueryBuilder<'_, Sqlite>, request: &ClaimRequest) {
-    builder.push(" AND simulated = ").push_bind(request.simulated);
+fn push_claim_filters(builder: &mut impl SqlPieces, request: &ClaimRequest) {
+    builder.sql(" AND simulated = ");
+    builder.bind_int(i64::from(request.simulated));
     if let Some(projects) = &request.project_ids {
         if projects.is_empty() {
-            builder.push(" AND 0");
+            builder.sql(" AND 0");
         }
         push_any(builder, "project_id", projects.iter().map(|p| p.to_string()));
     }
     if let Some(enterprise_projects) = &request.enterprise_project_ids {
         if enterprise_projects.is_empty() {
-            builder.push(" AND 0");
+            builder.sql(" AND 0");
         }
         push_any(builder, "enterprise_project_id", enterprise_projects.iter().cloned());
     }
@@ -264,35 +208,61 @@ fn push_claim_filters(builder: &mut QueryBuilder<'_, Sqlite>, request: &ClaimReq
     push_any(builder, "job_type", request.job_types.iter().cloned());
 }
 
-async fn job_refs(rows: Vec<SqliteRow>) -> Result<Vec<JobRef>> {
-    rows.iter()
-        .map(|row| {
-            Ok(JobRef {
-                project_id: ProjectId::parse(row.try_get("project_id")?).map_err(|e| corrupt("project_id", e))?,
-                job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
-            })
-        })
-        .collect()
+/// The tree holding `job_id`, in the writer's transaction.
+async fn load_tree(conn: &mut SqliteConnection, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
+    let rows = sqlx::query(LOAD_TREE_SQL.as_str())
+        .bind(job_id.as_str())
+        .bind(project_id.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+    tree_from_rows(rows.iter().map(job_from_row).collect::<Result<_>>()?, job_id)
+}
+
+// ---- reads (rusqlite, on the calling thread or a blocking one) ----
+
+/// Runs a dynamic read and maps each row.
+fn read_rows<T>(
+    conn: &rusqlite::Connection,
+    sql: &ReadSql,
+    map: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut statement = conn.prepare_cached(&sql.text)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(sql.params.iter()))?;
+    let mut mapped = Vec::new();
+    while let Some(row) = rows.next()? {
+        mapped.push(map(row)?);
+    }
+    Ok(mapped)
+}
+
+/// The tree holding `job_id`, on a reader.
+fn read_tree(conn: &rusqlite::Connection, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
+    let mut statement = conn.prepare_cached(LOAD_TREE_SQL.as_str())?;
+    let mut rows = statement.query((job_id.as_str(), project_id.as_str()))?;
+    let mut jobs = Vec::new();
+    while let Some(row) = rows.next()? {
+        jobs.push(job_from_row(row)?);
+    }
+    tree_from_rows(jobs, job_id)
 }
 
 /// Loads the sub-jobs of the given parents and attaches them in order.
-async fn attach_sub_jobs<'e, E>(executor: E, parents: &mut [Job]) -> Result<()>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
+fn attach_sub_jobs(conn: &rusqlite::Connection, parents: &mut [Job]) -> Result<()> {
     if parents.is_empty() {
         return Ok(());
     }
-    let mut builder = QueryBuilder::<Sqlite>::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IN ("));
-    let mut ids = builder.separated(", ");
-    for parent in parents.iter() {
-        ids.push_bind(parent.job_id.as_str());
+    let mut sql = ReadSql::default();
+    sql.sql(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IN ("));
+    for (i, parent) in parents.iter().enumerate() {
+        if i > 0 {
+            sql.sql(", ");
+        }
+        sql.bind_text(parent.job_id.to_string());
     }
-    builder.push(") ORDER BY parent_job_id, position");
-    let rows = builder.build().fetch_all(executor).await?;
+    sql.sql(") ORDER BY parent_job_id, position");
+    let subs = read_rows(conn, &sql, |row| job_from_row(row))?;
     let index: HashMap<JobId, usize> = parents.iter().enumerate().map(|(i, p)| (p.job_id.clone(), i)).collect();
-    for row in &rows {
-        let sub = job_from_row(row)?;
+    for sub in subs {
         if let Some(&i) = sub.parent_job_id.as_ref().and_then(|parent_id| index.get(parent_id)) {
             parents[i].sub_jobs.push(sub);
         }
@@ -300,47 +270,62 @@ where
     Ok(())
 }
 
-/// The whole tree holding `job_id` (the job itself or one of its sub-jobs), in one query: the
-/// root first (a NULL parent sorts first), then its sub-jobs in order.
-async fn load_tree(conn: &mut SqliteConnection, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
-    let rows = sqlx::query(&format!(
-        "WITH target(root) AS (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = ?1 AND project_id = ?2) \
-         SELECT {JOB_COLUMNS}, position FROM jobs WHERE job_id = (SELECT root FROM target) \
-         UNION ALL \
-         SELECT {JOB_COLUMNS}, position FROM jobs WHERE parent_job_id = (SELECT root FROM target) \
-         ORDER BY parent_job_id, position"
-    ))
-    .bind(job_id.as_str())
-    .bind(project_id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut jobs = rows.iter().map(job_from_row);
-    let Some(root) = jobs.next().transpose()? else { return Ok(None) };
-    let mut root = root;
-    root.sub_jobs = jobs.collect::<Result<_>>()?;
-    if root.parent_job_id.is_some() || root.sub_jobs.iter().any(|sub| sub.parent_job_id.as_ref() != Some(&root.job_id))
-    {
-        return Err(StoreError::Corrupt(format!("the tree of job {job_id} is malformed")));
+fn list_jobs(conn: &rusqlite::Connection, query: &JobQuery) -> Result<Vec<Job>> {
+    let mut sql = ReadSql::default();
+    sql.sql(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IS NULL AND project_id = "));
+    sql.bind_text(query.project_id.to_string());
+    if let Some(service) = &query.service {
+        sql.sql(" AND service = ");
+        sql.bind_text(service.to_string());
     }
-    Ok(Some(root))
+    if let Some(eps) = &query.enterprise_project_ids {
+        if eps.is_empty() {
+            return Ok(Vec::new());
+        }
+        push_any(&mut sql, "enterprise_project_id", eps.iter().cloned());
+    }
+    push_any(&mut sql, "job_id", query.job_ids.iter().map(|id| id.to_string()));
+    push_any(&mut sql, "job_type", query.job_types.iter().cloned());
+    push_any(&mut sql, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
+    push_any(&mut sql, "resource_id", query.resource_ids.iter().cloned());
+    push_any(&mut sql, "error_code", query.error_codes.iter().cloned());
+    if let Some(since) = &query.created_since {
+        sql.sql(" AND created_at >= ");
+        sql.bind_int(millis(since));
+    }
+    let (compare, order) = match query.direction {
+        Direction::Older => ("<", "DESC"),
+        Direction::Newer => (">", "ASC"),
+    };
+    if let Some(cursor) = &query.cursor {
+        let at = millis(&cursor.created_at);
+        sql.sql(&format!(" AND (created_at {compare} "));
+        sql.bind_int(at);
+        sql.sql(" OR (created_at = ");
+        sql.bind_int(at);
+        sql.sql(&format!(" AND seq {compare} "));
+        sql.bind_int(cursor.seq);
+        sql.sql("))");
+    }
+    sql.sql(&format!(" ORDER BY created_at {order}, seq {order} LIMIT "));
+    sql.bind_int(i64::from(query.limit));
+    let mut jobs = read_rows(conn, &sql, |row| job_from_row(row))?;
+    if query.direction == Direction::Newer {
+        jobs.reverse();
+    }
+    attach_sub_jobs(conn, &mut jobs)?;
+    Ok(jobs)
 }
 
-/// `AND column IN (values)`; an empty value also matches a job without one (NULL).
-fn push_any<'a>(builder: &mut QueryBuilder<'a, Sqlite>, column: &str, values: impl Iterator<Item = String>) {
-    let values: Vec<String> = values.collect();
-    if values.is_empty() {
-        return;
+/// Job references (`project_id, job_id` rows) of a static query with two integer parameters.
+fn read_job_refs(conn: &rusqlite::Connection, sql: &str, first: i64, second: i64) -> Result<Vec<JobRef>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query((first, second))?;
+    let mut refs = Vec::new();
+    while let Some(row) = rows.next()? {
+        refs.push(job_ref_from_row(row)?);
     }
-    builder.push(format!(" AND ({column} IN ("));
-    let mut list = builder.separated(", ");
-    for value in &values {
-        list.push_bind(value.clone());
-    }
-    builder.push(")");
-    if values.iter().any(String::is_empty) {
-        builder.push(format!(" OR {column} IS NULL"));
-    }
-    builder.push(")");
+    Ok(refs)
 }
 
 /// What a stored idempotency key says of a new request with it: the job it created (`Existing`),
@@ -480,7 +465,8 @@ async fn claim_tasks(tx: &mut SqliteConnection, request: ClaimRequest, now: Time
         .push_bind(millis(&now))
         .push(") ORDER BY priority DESC, available_at, seq LIMIT ")
         .push_bind(i64::from(request.max_tasks));
-    let candidates = job_refs(builder.build().fetch_all(&mut *tx).await?).await?;
+    let rows = builder.build().fetch_all(&mut *tx).await?;
+    let candidates = rows.iter().map(job_ref_from_row).collect::<Result<Vec<_>>>()?;
     let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
     let mut claimed = Vec::with_capacity(candidates.len());
     for candidate in candidates {
@@ -536,8 +522,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
-        let mut conn = self.readers.acquire().await?;
-        let Some(tree) = load_tree(&mut conn, project_id, job_id).await? else { return Ok(None) };
+        let Some(tree) = self.readers.read(|conn| read_tree(conn, project_id, job_id))? else { return Ok(None) };
         if &tree.job_id == job_id {
             return Ok(Some(tree));
         }
@@ -545,71 +530,28 @@ impl JobStore for SqliteStore {
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {
-        let mut builder = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IS NULL AND project_id = "
-        ));
-        builder.push_bind(query.project_id.as_str());
-        if let Some(service) = &query.service {
-            builder.push(" AND service = ").push_bind(service.as_str());
-        }
-        if let Some(eps) = &query.enterprise_project_ids {
-            if eps.is_empty() {
-                return Ok(Vec::new());
-            }
-            push_any(&mut builder, "enterprise_project_id", eps.iter().cloned());
-        }
-        push_any(&mut builder, "job_id", query.job_ids.iter().map(|id| id.to_string()));
-        push_any(&mut builder, "job_type", query.job_types.iter().cloned());
-        push_any(&mut builder, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
-        push_any(&mut builder, "resource_id", query.resource_ids.iter().cloned());
-        push_any(&mut builder, "error_code", query.error_codes.iter().cloned());
-        if let Some(since) = &query.created_since {
-            builder.push(" AND created_at >= ").push_bind(millis(since));
-        }
-        let (compare, order) = match query.direction {
-            Direction::Older => ("<", "DESC"),
-            Direction::Newer => (">", "ASC"),
-        };
-        if let Some(cursor) = &query.cursor {
-            let at = millis(&cursor.created_at);
-            builder
-                .push(format!(" AND (created_at {compare} "))
-                .push_bind(at)
-                .push(" OR (created_at = ")
-                .push_bind(at)
-                .push(format!(" AND seq {compare} "))
-                .push_bind(cursor.seq)
-                .push("))");
-        }
-        builder.push(format!(" ORDER BY created_at {order}, seq {order} LIMIT ")).push_bind(i64::from(query.limit));
-        let mut conn = self.readers.acquire().await?;
-        let rows = builder.build().fetch_all(&mut *conn).await?;
-        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
-        if query.direction == Direction::Newer {
-            jobs.reverse();
-        }
-        attach_sub_jobs(&mut *conn, &mut jobs).await?;
-        Ok(jobs)
+        let query = query.clone();
+        self.readers.read_blocking(move |conn| list_jobs(conn, &query)).await
     }
 
     async fn project_of(&self, job_id: &JobId) -> Result<Option<ProjectId>> {
-        let project: Option<String> = sqlx::query_scalar("SELECT project_id FROM jobs WHERE job_id = ?")
-            .bind(job_id.as_str())
-            .fetch_optional(&self.readers)
-            .await?;
+        let project: Option<String> = self.readers.read(|conn| {
+            let mut statement = conn.prepare_cached("SELECT project_id FROM jobs WHERE job_id = ?")?;
+            Ok(statement.query_row([job_id.as_str()], |row| row.get(0)).optional()?)
+        })?;
         project.map(|p| ProjectId::parse(&p).map_err(|e| corrupt("project_id", e))).transpose()
     }
 
     async fn cursor_of(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Cursor>> {
-        let row = sqlx::query(
-            "SELECT created_at, seq FROM jobs WHERE job_id = ? AND project_id = ? AND parent_job_id IS NULL",
-        )
-        .bind(job_id.as_str())
-        .bind(project_id.as_str())
-        .fetch_optional(&self.readers)
-        .await?;
-        row.map(|row| Ok(Cursor { created_at: from_millis(row.try_get("created_at")?)?, seq: row.try_get("seq")? }))
-            .transpose()
+        let row: Option<(i64, i64)> = self.readers.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT created_at, seq FROM jobs WHERE job_id = ? AND project_id = ? AND parent_job_id IS NULL",
+            )?;
+            Ok(statement
+                .query_row((job_id.as_str(), project_id.as_str()), |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?)
+        })?;
+        row.map(|(created_at, seq)| Ok(Cursor { created_at: from_millis(created_at)?, seq })).transpose()
     }
 
     async fn apply_event(
@@ -639,36 +581,45 @@ impl JobStore for SqliteStore {
     }
 
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
-        let mut builder = QueryBuilder::<Sqlite>::new(
-            "SELECT MIN(MAX(available_at, COALESCE(lease_expires_at, 0))) AS due FROM jobs WHERE runnable = 1",
-        );
-        push_claim_filters(&mut builder, request);
-        let row = builder.build().fetch_one(&self.readers).await?;
-        opt_from_millis(row.try_get("due")?)
+        let mut sql = ReadSql::default();
+        sql.sql("SELECT MIN(MAX(available_at, COALESCE(lease_expires_at, 0))) AS due FROM jobs WHERE runnable = 1");
+        push_claim_filters(&mut sql, request);
+        let due = self
+            .readers
+            .read_blocking(move |conn| {
+                let mut statement = conn.prepare_cached(&sql.text)?;
+                Ok(statement.query_row(rusqlite::params_from_iter(sql.params.iter()), |row| row.get(0))?)
+            })
+            .await?;
+        opt_from_millis(due)
     }
 
     async fn list_timed_out(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
-        let rows = sqlx::query(
-            "SELECT project_id, job_id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= ? \
-             AND status IN ('PENDING', 'RUNNING') ORDER BY deadline_at LIMIT ?",
-        )
-        .bind(millis(&now))
-        .bind(i64::from(limit))
-        .fetch_all(&self.readers)
-        .await?;
-        job_refs(rows).await
+        self.readers
+            .read_blocking(move |conn| {
+                read_job_refs(
+                    conn,
+                    "SELECT project_id, job_id FROM jobs WHERE deadline_at IS NOT NULL AND deadline_at <= ? \
+                     AND status IN ('PENDING', 'RUNNING') ORDER BY deadline_at LIMIT ?",
+                    millis(&now),
+                    i64::from(limit),
+                )
+            })
+            .await
     }
 
     async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>> {
-        let rows = sqlx::query(
-            "SELECT project_id, job_id FROM jobs WHERE rescuable = 1 AND lease_expires_at <= ? \
-             ORDER BY lease_expires_at LIMIT ?",
-        )
-        .bind(millis(&now))
-        .bind(i64::from(limit))
-        .fetch_all(&self.readers)
-        .await?;
-        job_refs(rows).await
+        self.readers
+            .read_blocking(move |conn| {
+                read_job_refs(
+                    conn,
+                    "SELECT project_id, job_id FROM jobs WHERE rescuable = 1 AND lease_expires_at <= ? \
+                     ORDER BY lease_expires_at LIMIT ?",
+                    millis(&now),
+                    i64::from(limit),
+                )
+            })
+            .await
     }
 
     async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
@@ -676,25 +627,26 @@ impl JobStore for SqliteStore {
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
-        let rows = sqlx::query(
-            "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM jobs \
-             WHERE runnable = 1 AND available_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?) \
-             GROUP BY service, job_type",
-        )
-        .bind(millis(&now))
-        .bind(millis(&now))
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QueueStat {
-                    service: row.try_get("service")?,
-                    job_type: row.try_get("job_type")?,
-                    depth: row.try_get::<i64, _>("depth")?.max(0) as u64,
-                    oldest_due_at: from_millis(row.try_get("oldest")?)?,
-                })
+        self.readers
+            .read_blocking(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM jobs \
+                     WHERE runnable = 1 AND available_at <= ?1 AND (lease_expires_at IS NULL OR lease_expires_at <= ?1) \
+                     GROUP BY service, job_type",
+                )?;
+                let mut rows = statement.query([millis(&now)])?;
+                let mut stats = Vec::new();
+                while let Some(row) = rows.next()? {
+                    stats.push(QueueStat {
+                        service: row.get(0)?,
+                        job_type: row.get(1)?,
+                        depth: row.get::<_, i64>(2)?.max(0) as u64,
+                        oldest_due_at: from_millis(row.get(3)?)?,
+                    });
+                }
+                Ok(stats)
             })
-            .collect()
+            .await
     }
 
     async fn lead_maintenance(&self) -> Result<bool> {
@@ -706,7 +658,6 @@ impl JobStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.readers).await?;
-        Ok(())
+        self.readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
     }
 }

@@ -3,68 +3,122 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobd_auth::identity::{CredentialRecord, ProjectRecord, Role, TokenRecord, UserRecord};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use rusqlite::Row;
 
 use crate::codec::{conflict, from_millis, millis};
 use crate::{IdentityStore, Result, SqliteStore, StoreError};
+
+// Identity rows are read on the store's readers (rusqlite), by column position: each
+// column list and its decoder below go together.
+
 fn time(ms: i64) -> Result<DateTime<Utc>> {
     from_millis(ms)
 }
 
-fn role(row: &SqliteRow) -> Result<Role> {
-    row.try_get::<String, _>("role")?.parse().map_err(|e| StoreError::Corrupt(format!("role: {e}")))
+fn role(row: &Row<'_>, index: usize) -> Result<Role> {
+    row.get::<_, String>(index)?.parse().map_err(|e| StoreError::Corrupt(format!("role: {e}")))
 }
 
-fn list(row: &SqliteRow, column: &str) -> Result<Vec<String>> {
-    serde_json::from_str(&row.try_get::<String, _>(column)?).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
-}
-fn project(row: &SqliteRow) -> Result<ProjectRecord> {
-    Ok(ProjectRecord {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        created_at: time(row.try_get("created_at")?)?,
-    })
+fn list(row: &Row<'_>, index: usize, column: &str) -> Result<Vec<String>> {
+    let text = row.get_ref(index)?.as_str().map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))?;
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-fn user(row: &SqliteRow) -> Result<UserRecord> {
+macro_rules! project_columns {
+    () => {
+        "id, name, created_at"
+    };
+}
+
+fn project(row: &Row<'_>) -> Result<ProjectRecord> {
+    Ok(ProjectRecord { id: row.get(0)?, name: row.get(1)?, created_at: time(row.get(2)?)? })
+}
+
+macro_rules! user_columns {
+    () => {
+        "user_id, name, domain, password_hash, project_id, role, enterprise_project_ids, created_at"
+    };
+}
+
+fn user(row: &Row<'_>) -> Result<UserRecord> {
     Ok(UserRecord {
-        user_id: row.try_get("user_id")?,
-        name: row.try_get("name")?,
-        domain: row.try_get("domain")?,
-        password_hash: row.try_get("password_hash")?,
-        project_id: row.try_get("project_id")?,
-        role: role(row)?,
-        enterprise_project_ids: list(row, "enterprise_project_ids")?,
-        created_at: time(row.try_get("created_at")?)?,
+        user_id: row.get(0)?,
+        name: row.get(1)?,
+        domain: row.get(2)?,
+        password_hash: row.get(3)?,
+        project_id: row.get(4)?,
+        role: role(row, 5)?,
+        enterprise_project_ids: list(row, 6, "enterprise_project_ids")?,
+        created_at: time(row.get(7)?)?,
     })
 }
 
-fn credential(row: &SqliteRow) -> Result<CredentialRecord> {
+macro_rules! credential_columns {
+    () => {
+        "access_key, sealed_secret, owner, project_ids, role, enterprise_project_ids, enabled, created_at, last_used_at"
+    };
+}
+
+fn credential(row: &Row<'_>) -> Result<CredentialRecord> {
     Ok(CredentialRecord {
-        access_key: row.try_get("access_key")?,
-        sealed_secret: row.try_get("sealed_secret")?,
-        owner: row.try_get("owner")?,
-        project_ids: list(row, "project_ids")?,
-        role: role(row)?,
-        enterprise_project_ids: list(row, "enterprise_project_ids")?,
-        enabled: row.try_get("enabled")?,
-        created_at: time(row.try_get("created_at")?)?,
-        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(time).transpose()?,
+        access_key: row.get(0)?,
+        sealed_secret: row.get(1)?,
+        owner: row.get(2)?,
+        project_ids: list(row, 3, "project_ids")?,
+        role: role(row, 4)?,
+        enterprise_project_ids: list(row, 5, "enterprise_project_ids")?,
+        enabled: row.get(6)?,
+        created_at: time(row.get(7)?)?,
+        last_used_at: row.get::<_, Option<i64>>(8)?.map(time).transpose()?,
     })
 }
 
-fn token(row: &SqliteRow) -> Result<TokenRecord> {
+macro_rules! token_columns {
+    () => {
+        "token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, expires_at, revoked"
+    };
+}
+
+fn token(row: &Row<'_>) -> Result<TokenRecord> {
     Ok(TokenRecord {
-        token_hash: row.try_get("token_hash")?,
-        user_id: row.try_get("user_id")?,
-        project_id: row.try_get("project_id")?,
-        role: role(row)?,
-        enterprise_project_ids: list(row, "enterprise_project_ids")?,
-        issued_at: time(row.try_get("issued_at")?)?,
-        expires_at: time(row.try_get("expires_at")?)?,
-        revoked: row.try_get("revoked")?,
+        token_hash: row.get(0)?,
+        user_id: row.get(1)?,
+        project_id: row.get(2)?,
+        role: role(row, 3)?,
+        enterprise_project_ids: list(row, 4, "enterprise_project_ids")?,
+        issued_at: time(row.get(5)?)?,
+        expires_at: time(row.get(6)?)?,
+        revoked: row.get(7)?,
     })
+}
+
+impl SqliteStore {
+    /// At most one row of `sql` with `params`, decoded.
+    fn read_one<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        decode: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.readers.read(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut rows = statement.query(params)?;
+            rows.next()?.map(decode).transpose()
+        })
+    }
+
+    /// Every row of `sql`, decoded.
+    fn read_all<T>(&self, sql: &str, decode: impl Fn(&Row<'_>) -> Result<T>) -> Result<Vec<T>> {
+        self.readers.read(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let mut rows = statement.query([])?;
+            let mut all = Vec::new();
+            while let Some(row) = rows.next()? {
+                all.push(decode(row)?);
+            }
+            Ok(all)
+        })
+    }
 }
 
 #[async_trait]
@@ -81,18 +135,15 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
-        let rows = sqlx::query("SELECT * FROM projects ORDER BY name").fetch_all(&self.readers).await?;
-        rows.iter().map(project).collect()
+        self.read_all(concat!("SELECT ", project_columns!(), " FROM projects ORDER BY name"), project)
     }
 
     async fn get_project(&self, id: &str) -> Result<Option<ProjectRecord>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE id = ?").bind(id).fetch_optional(&self.readers).await?;
-        row.as_ref().map(project).transpose()
+        self.read_one(concat!("SELECT ", project_columns!(), " FROM projects WHERE id = ?"), [id], project)
     }
 
     async fn find_project_by_name(&self, name: &str) -> Result<Option<ProjectRecord>> {
-        let row = sqlx::query("SELECT * FROM projects WHERE name = ?").bind(name).fetch_optional(&self.readers).await?;
-        row.as_ref().map(project).transpose()
+        self.read_one(concat!("SELECT ", project_columns!(), " FROM projects WHERE name = ?"), [name], project)
     }
 
     async fn insert_user(&self, u: &UserRecord) -> Result<()> {
@@ -115,17 +166,15 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY domain, name").fetch_all(&self.readers).await?;
-        rows.iter().map(user).collect()
+        self.read_all(concat!("SELECT ", user_columns!(), " FROM users ORDER BY domain, name"), user)
     }
 
     async fn find_user(&self, domain: &str, name: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query("SELECT * FROM users WHERE domain = ? AND name = ?")
-            .bind(domain)
-            .bind(name)
-            .fetch_optional(&self.readers)
-            .await?;
-        row.as_ref().map(user).transpose()
+        self.read_one(
+            concat!("SELECT ", user_columns!(), " FROM users WHERE domain = ? AND name = ?"),
+            [domain, name],
+            user,
+        )
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<bool> {
@@ -157,17 +206,18 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn get_credential(&self, access_key: &str) -> Result<Option<CredentialRecord>> {
-        let row = sqlx::query("SELECT * FROM credentials WHERE access_key = ?")
-            .bind(access_key)
-            .fetch_optional(&self.readers)
-            .await?;
-        row.as_ref().map(credential).transpose()
+        self.read_one(
+            concat!("SELECT ", credential_columns!(), " FROM credentials WHERE access_key = ?"),
+            [access_key],
+            credential,
+        )
     }
 
     async fn list_credentials(&self) -> Result<Vec<CredentialRecord>> {
-        let rows =
-            sqlx::query("SELECT * FROM credentials ORDER BY created_at, access_key").fetch_all(&self.readers).await?;
-        rows.iter().map(credential).collect()
+        self.read_all(
+            concat!("SELECT ", credential_columns!(), " FROM credentials ORDER BY created_at, access_key"),
+            credential,
+        )
     }
 
     async fn set_credential_enabled(&self, access_key: &str, enabled: bool) -> Result<bool> {
@@ -217,11 +267,7 @@ impl IdentityStore for SqliteStore {
     }
 
     async fn get_token(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.readers)
-            .await?;
-        row.as_ref().map(token).transpose()
+        self.read_one(concat!("SELECT ", token_columns!(), " FROM tokens WHERE token_hash = ?"), [token_hash], token)
     }
 
     async fn revoke_token(&self, token_hash: &str) -> Result<bool> {

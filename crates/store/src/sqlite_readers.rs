@@ -1,0 +1,164 @@
+//! The SQLite store's readers: plain synchronous connections (rusqlite) opened read-only on the
+//! WAL file, kept in a small pool and used on the calling thread. A point read (a job tree, a
+//! credential, a token) takes microseconds, far less than handing it to another thread and back,
+//! which is what an async driver does for every statement and row. Statements are prepared once
+//! per connection and cached.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Result, StoreError};
+
+/// Idle connections of each kind kept for the next read; more may be open at once while busy.
+const MAX_IDLE: usize = 4;
+/// Prepared statements kept per connection (the point reads, and the latest dynamic lists).
+const STATEMENT_CACHE: usize = 64;
+/// How long a read waits for a lock (a reader only waits while the WAL index is being rebuilt).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Point readers see the file's first bytes through a memory map: the pages come from the OS page
+/// cache without a `pread` and a copy each (SQLite's own cache holds 2 MB per connection, so
+/// nearly every b-tree page of a random lookup was a system call); past it they read as usual.
+/// Only reads use it: writes still go through the WAL, fsynced. Each connection maps the file
+/// anew and RSS counts the shared pages once per mapping (PSS does not), so only the point
+/// readers, about one per async thread, map it; scans read through `pread`.
+const MMAP_BYTES: u64 = 256 << 20;
+
+#[derive(Clone)]
+pub(crate) struct Readers {
+    inner: Arc<Pool>,
+}
+
+struct Pool {
+    path: PathBuf,
+    /// Point reads, on the calling (async) thread; these connections map the file.
+    idle_points: Mutex<Vec<Connection>>,
+    /// Scans, on blocking threads.
+    idle_scans: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Opens the pool on the database at `path` (which must exist, migrated) and checks that one
+    /// connection can read it.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let readers = Readers {
+            inner: Arc::new(Pool {
+                path: path.to_owned(),
+                idle_points: Mutex::new(Vec::new()),
+                idle_scans: Mutex::new(Vec::new()),
+            }),
+        };
+        readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))?;
+        Ok(readers)
+    }
+
+    fn connect(&self, mmap_bytes: u64) -> Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.inner.path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update_and_check(None, "mmap_size", mmap_bytes, |_| Ok(()))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    /// Runs a point read (a few rows by key) on an idle connection (or a new one) on this thread.
+    pub(crate) fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read_on(&self.inner.idle_points, MMAP_BYTES, read)
+    }
+
+    fn read_on<T>(
+        &self,
+        idle: &Mutex<Vec<Connection>>,
+        mmap_bytes: u64,
+        read: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let taken = idle.lock().expect("idle readers").pop();
+        let conn = match taken {
+            Some(conn) => conn,
+            None => self.connect(mmap_bytes)?,
+        };
+        let answer = read(&conn);
+        // A connection whose read panicked is dropped with it; the others go back.
+        let mut idle = idle.lock().expect("idle readers");
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        answer
+    }
+
+    /// Runs `read` on a blocking thread: for reads that may scan many rows (lists, counts), so
+    /// they never hold up the async threads.
+    pub(crate) async fn read_blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.clone();
+        tokio::task::spawn_blocking(move || readers.read_on(&readers.inner.idle_scans, 0, read))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("a store read failed: {e}")))?
+    }
+}
+
+/// An SQL text with its parameters, built piece by piece (the dynamic lists).
+#[derive(Default)]
+pub(crate) struct ReadSql {
+    pub(crate) text: String,
+    pub(crate) params: Vec<rusqlite::types::Value>,
+}
+
+/// What `push_any` and the claim filters build on: the writer's sqlx `QueryBuilder` or a
+/// reader's `ReadSql`.
+pub(crate) trait SqlPieces {
+    fn sql(&mut self, text: &str);
+    fn bind_text(&mut self, value: String);
+    fn bind_int(&mut self, value: i64);
+}
+
+impl SqlPieces for ReadSql {
+    fn sql(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+    fn bind_text(&mut self, value: String) {
+        self.text.push('?');
+        self.params.push(rusqlite::types::Value::Text(value));
+    }
+    fn bind_int(&mut self, value: i64) {
+        self.text.push('?');
+        self.params.push(rusqlite::types::Value::Integer(value));
+    }
+}
+
+impl SqlPieces for sqlx::QueryBuilder<'_, sqlx::Sqlite> {
+    fn sql(&mut self, text: &str) {
+        self.push(text);
+    }
+    fn bind_text(&mut self, value: String) {
+        self.push_bind(value);
+    }
+    fn bind_int(&mut self, value: i64) {
+        self.push_bind(value);
+    }
+}
+
+/// `AND column IN (values)`; an empty value also matches a job without one (NULL).
+pub(crate) fn push_any(builder: &mut impl SqlPieces, column: &str, values: impl Iterator<Item = String>) {
+    let values: Vec<String> = values.collect();
+    if values.is_empty() {
+        return;
+    }
+    let matches_null = values.iter().any(String::is_empty);
+    builder.sql(&format!(" AND ({column} IN ("));
+    for (i, value) in values.into_iter().enumerate() {
+        if i > 0 {
+            builder.sql(", ");
+        }
+        builder.bind_text(value);
+    }
+    builder.sql(")");
+    if matches_null {
+        builder.sql(&format!(" OR {column} IS NULL"));
+    }
+    builder.sql(")");
+}
