@@ -16,7 +16,7 @@ use crate::batch::KeyPlan;
 use crate::codec::{corrupt, enum_text, from_millis, millis, opt_from_millis, to_json};
 use crate::sqlite_readers::{push_any, ReadSql, Readers, SqlPieces};
 use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, JOB_COLUMNS, LOAD_TREE_SQL};
-use crate::sqlite_writer::GroupCommit;
+use crate::sqlite_writer::{GroupCommit, QueueLimits};
 use crate::{
     ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
     StoreError, TaskEvent, TaskScope,
@@ -69,7 +69,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let readers = Readers::open(&data_dir.join(DATABASE_FILE))?;
-        let commits = GroupCommit::start(writer.clone());
+        let commits = GroupCommit::start(writer.clone(), QueueLimits::default());
         Ok(SqliteStore { writer, readers, commits })
     }
 }

@@ -21,6 +21,21 @@ use crate::error::{Result, StoreError};
 /// The most writes sharing one commit.
 const MAX_BATCH: usize = 256;
 
+/// Back-pressure: how many writes may wait for the writer, and how long a write waits for room
+/// before it is refused as `Unavailable` (`503` with `Retry-After`). Memory stays bounded under
+/// overload, and a caller learns it in bounded time; nothing queued is dropped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub(crate) capacity: usize,
+    pub(crate) wait: std::time::Duration,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits { capacity: MAX_BATCH, wait: std::time::Duration::from_secs(2) }
+    }
+}
+
 /// One write: SQL run on the writer connection inside an open transaction.
 pub(crate) type WriteFn<T> = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send>;
 
@@ -68,27 +83,33 @@ impl<T: Send + 'static> Pending for Write<T> {
 /// The handle the store writes through; the batching task ends when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
-    queue: mpsc::UnboundedSender<Box<dyn Pending>>,
+    queue: mpsc::Sender<Box<dyn Pending>>,
+    wait: std::time::Duration,
 }
 
 impl GroupCommit {
     /// Starts the batching task on `writer` (a pool of one connection).
-    pub(crate) fn start(writer: SqlitePool) -> Self {
-        let (queue, receiver) = mpsc::unbounded_channel();
+    pub(crate) fn start(writer: SqlitePool, limits: QueueLimits) -> Self {
+        let (queue, receiver) = mpsc::channel(limits.capacity.max(1));
         tokio::spawn(run_batches(writer, receiver));
-        GroupCommit { queue }
+        GroupCommit { queue, wait: limits.wait }
     }
 
     /// Runs `work` in the next batch and answers once it is committed.
     pub(crate) async fn write<T: Send + 'static>(&self, work: WriteFn<T>) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let pending = Box::new(Write { work: Some(work), outcome: None, reply });
-        self.queue.send(pending).map_err(|_| StoreError::Unavailable("the store is closed".to_owned()))?;
+        self.queue.send_timeout(pending, self.wait).await.map_err(|error| match error {
+            mpsc::error::SendTimeoutError::Timeout(_) => {
+                StoreError::Unavailable(format!("the store's write queue stayed full for {:?}; try again", self.wait))
+            }
+            mpsc::error::SendTimeoutError::Closed(_) => StoreError::Unavailable("the store is closed".to_owned()),
+        })?;
         answer.await.map_err(|_| StoreError::Unavailable("the store's writer stopped".to_owned()))?
     }
 }
 
-async fn run_batches(writer: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Box<dyn Pending>>) {
+async fn run_batches(writer: SqlitePool, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let outcome = run_batch(&writer, &mut batch).await.map_err(|error| error.to_string());
@@ -144,7 +165,7 @@ mod tests {
     async fn writer() -> (SqlitePool, GroupCommit) {
         let pool = SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
         sqlx::query("CREATE TABLE t (n INTEGER)").execute(&pool).await.unwrap();
-        (pool.clone(), GroupCommit::start(pool))
+        (pool.clone(), GroupCommit::start(pool, QueueLimits::default()))
     }
 
     fn insert(n: i64, then_fail: bool) -> WriteFn<i64> {
@@ -187,5 +208,47 @@ mod tests {
         assert_eq!(commits.write(insert(4, false)).await.unwrap(), 4);
         sqlx::query("INSERT INTO t (n) VALUES (5)").execute(&pool).await.unwrap();
         assert_eq!(rows(&pool).await, vec![1, 3, 4, 5]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_write_queue_refuses_in_bounded_time_and_loses_nothing_queued() {
+        let pool = SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER)").execute(&pool).await.unwrap();
+        let limits = QueueLimits { capacity: 2, wait: std::time::Duration::from_millis(200) };
+        let commits = GroupCommit::start(pool.clone(), limits);
+        // The writer is busy with a write that waits for the test.
+        let (release, released) = oneshot::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let blocking: WriteFn<i64> = Box::new(move |conn| {
+            Box::pin(async move {
+                let _ = started.send(());
+                let _ = released.await;
+                sqlx::query("INSERT INTO t (n) VALUES (0)").execute(&mut *conn).await?;
+                Ok(0)
+            })
+        });
+        let busy = tokio::spawn({
+            let commits = commits.clone();
+            async move { commits.write(blocking).await }
+        });
+        running.await.unwrap();
+        // Two writes fill the queue; the third waits its 200 ms and is refused.
+        let queued: Vec<_> = (1..=2)
+            .map(|n| {
+                let commits = commits.clone();
+                tokio::spawn(async move { commits.write(insert(n, false)).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let started_at = std::time::Instant::now();
+        let refused = commits.write(insert(3, false)).await;
+        assert!(matches!(&refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        assert!(started_at.elapsed() < std::time::Duration::from_secs(2), "refused in bounded time");
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), 0);
+        for (n, write) in queued.into_iter().enumerate() {
+            assert_eq!(write.await.unwrap().unwrap(), n as i64 + 1, "every queued write is applied");
+        }
+        assert_eq!(rows(&pool).await, vec![0, 1, 2]);
     }
 }
