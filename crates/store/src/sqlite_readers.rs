@@ -95,9 +95,14 @@ impl Readers {
         read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let readers = self.clone();
-        tokio::task::spawn_blocking(move || readers.read_on(&readers.inner.idle_scans, 0, read))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("a store read failed: {e}")))?
+        tokio::task::spawn_blocking(move || readers.read_on(&readers.inner.idle_scans, 0, read)).await.map_err(|e| {
+            if e.is_cancelled() {
+                // The runtime is shutting down: not a fault of the store.
+                StoreError::Unavailable("the store's reader was stopped (shutting down)".to_owned())
+            } else {
+                StoreError::Corrupt(format!("a store read panicked: {e}"))
+            }
+        })?
     }
 }
 
