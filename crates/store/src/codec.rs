@@ -6,6 +6,15 @@ use jobd_core::Timestamp;
 
 use crate::{Result, StoreError};
 
+/// The columns of a job row, in the order both backends read them (`job_from_row`): the same
+/// names on SQLite and PostgreSQL.
+pub(crate) const JOB_COLUMNS: &str =
+    "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
+     status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
+     created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
+     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
+     on_failure, phase, compensation";
+
 pub(crate) fn millis(t: &Timestamp) -> i64 {
     t.timestamp_millis()
 }

@@ -13,9 +13,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use jobd_core::{Cursor, Direction, JobQuery};
 
 use crate::batch::KeyPlan;
-use crate::codec::{corrupt, enum_text, from_millis, millis, opt_from_millis, to_json};
+use crate::codec::{corrupt, enum_text, from_millis, millis, opt_from_millis, to_json, JOB_COLUMNS};
 use crate::sqlite_readers::{push_any, ReadSql, Readers, SqlPieces};
-use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, JOB_COLUMNS, LOAD_TREE_SQL};
+use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, LOAD_TREE_SQL};
 use crate::sqlite_writer::{GroupCommit, QueueLimits};
 use crate::{
     ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,

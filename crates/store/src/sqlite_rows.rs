@@ -8,16 +8,8 @@ use std::sync::LazyLock;
 use jobd_core::{Execution, Job, JobId, JobStatus, JobType, Lease, ProjectId, ServiceName};
 use sqlx::Row;
 
-use crate::codec::{corrupt, from_json, from_millis, opt_from_millis};
+use crate::codec::{corrupt, from_json, from_millis, opt_from_millis, JOB_COLUMNS};
 use crate::{JobRef, Result, StoreError};
-
-/// The columns of a job row, in the order `job_from_row` reads them.
-pub(crate) const JOB_COLUMNS: &str =
-    "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
-     status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
-     created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
-     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-     on_failure, phase, compensation";
 
 /// The whole tree holding `?1` (the job itself or one of its sub-jobs) in project `?2`, in one
 /// query: the root first (a NULL parent sorts first), then its sub-jobs in order.

@@ -37,7 +37,7 @@ mod rows;
 use self::claims::*;
 use self::notifier::*;
 use self::rows::*;
-use crate::codec::{corrupt, from_json, from_millis, millis, opt_from_millis};
+use crate::codec::{corrupt, from_json, from_millis, millis, opt_from_millis, JOB_COLUMNS};
 use crate::{
     ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
     StoreError, TaskEvent, TaskScope, MAX_BATCH,

@@ -10,14 +10,6 @@ use jobd_core::TaskFlags;
 use super::*;
 use crate::codec::{enum_text, to_json};
 
-/// Every column of a job row, in the order `job_from_row` reads them.
-pub(super) const JOB_COLUMNS: &str =
-    "seq, job_id, parent_job_id, project_id, enterprise_project_id, service, job_type, \
-     status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
-     created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
-     attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-     on_failure, phase, compensation";
-
 /// Job rows, column by column: the binds of one set-based statement.
 #[derive(Default)]
 pub(super) struct RowColumns {
