@@ -171,13 +171,6 @@ const MAX_TEXT_CHARS: usize = 1024;
 /// is 1 MiB; a batch it still finds too large is sent report by report).
 const REPORT_BATCH_BYTES: usize = 256 * 1024;
 
-/// How many report batches may be on their way to the server at once.
-const REPORT_BATCHES_IN_FLIGHT: usize = 2;
-
-/// How many claim loops one group of services may run (when `max_in_flight` has room for more
-/// than one full claim).
-const MAX_CLAIMERS_PER_GROUP: usize = 2;
-
 /// A handler's link to its task: progress reports and the stop signal.
 #[derive(Clone)]
 pub struct TaskContext {
@@ -511,11 +504,7 @@ impl WorkerRuntimeBuilder {
             }
         }
         let claim_groups = claim_groups(&self.services);
-        let per_group = config.max_in_flight / claim_groups.len();
-        let per_claim = per_group.clamp(1, MAX_TASKS_PER_CLAIM as usize);
-        // Room for more than one full claim per group: a second claim loop keeps tasks coming while
-        // the first one's call is on its way (claims of one loop are one after another).
-        let claimers_per_group = (per_group / MAX_TASKS_PER_CLAIM as usize).clamp(1, MAX_CLAIMERS_PER_GROUP);
+        let per_claim = (config.max_in_flight / claim_groups.len()).clamp(1, MAX_TASKS_PER_CLAIM as usize);
         let (queue, queued) = mpsc::unbounded_channel();
         let reporter = Reporter { client: self.client.clone(), queue, batched: Arc::new(AtomicBool::new(true)) };
         let shared = Shared {
@@ -527,7 +516,7 @@ impl WorkerRuntimeBuilder {
             services: self.services,
             counters: Counters::default(),
         };
-        Ok(WorkerRuntime { shared: Arc::new(shared), claim_groups, per_claim, claimers_per_group, queued })
+        Ok(WorkerRuntime { shared: Arc::new(shared), claim_groups, per_claim, queued })
     }
 }
 
@@ -592,7 +581,6 @@ pub struct WorkerRuntime {
     shared: Arc<Shared>,
     claim_groups: Vec<ClaimGroup>,
     per_claim: usize,
-    claimers_per_group: usize,
     /// The reports queue's receiving end, for the reporter task `run_until` starts.
     queued: mpsc::UnboundedReceiver<Queued>,
 }
@@ -656,7 +644,6 @@ impl WorkerRuntime {
         let claimers: Vec<_> = self
             .claim_groups
             .into_iter()
-            .flat_map(|group| std::iter::repeat_n(group, self.claimers_per_group))
             .map(|group| {
                 tokio::spawn(claim_loop(
                     shared.clone(),
@@ -1029,36 +1016,21 @@ async fn send_alone(client: &Client, report: &TaskReport) -> Result<(), jobd_cli
 /// The reporter task: sends whatever is queued as one batch as soon as the previous batch call
 /// returns (no fixed delay), and hands each report's answer back to its task.
 async fn report_loop(client: Client, batched: Arc<AtomicBool>, mut queue: mpsc::UnboundedReceiver<Queued>) {
-    let in_flight = Arc::new(Semaphore::new(REPORT_BATCHES_IN_FLIGHT));
-    let mut sending = tokio::task::JoinSet::new();
     let mut waiting = VecDeque::new();
     loop {
         if waiting.is_empty() {
             match queue.recv().await {
                 Some(queued) => waiting.push_back(queued),
-                None => {
-                    // Every end is reported before the runtime returns.
-                    while sending.join_next().await.is_some() {}
-                    return;
-                }
+                None => return,
             }
         }
         while let Ok(queued) = queue.try_recv() {
             waiting.push_back(queued);
         }
         let batch = next_batch(&mut waiting);
-        let (reports, answers): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|queued| (queued.report, queued.answer)).unzip();
+        let (reports, answers) = batch.into_iter().map(|queued| (queued.report, queued.answer)).unzip();
         if batched.load(Ordering::Relaxed) {
-            // Up to REPORT_BATCHES_IN_FLIGHT batches on their way at once: the next one is formed
-            // while the server applies the previous one.
-            let permit = in_flight.clone().acquire_owned().await.expect("the permits are never closed");
-            let (client, batched) = (client.clone(), batched.clone());
-            sending.spawn(async move {
-                send_batch(&client, &batched, reports, answers).await;
-                drop(permit);
-            });
-            while sending.try_join_next().is_some() {}
+            send_batch(&client, &batched, reports, answers).await;
         } else {
             send_each(&client, reports, answers);
         }
