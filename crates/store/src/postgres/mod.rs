@@ -236,10 +236,28 @@ impl JobStore for PgStore {
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
-        let mut tx = self.pool()?.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
-        let tree = load_tree(&mut tx, project_id, job_id, TreeLock::None).await?;
-        tx.commit().await?;
-        let Some(tree) = tree else { return Ok(None) };
+        // One statement, so one snapshot and one round trip: the root and its sub-jobs as one
+        // committed state (a transaction around two statements cost four round trips a read).
+        let rows = sqlx::query(&format!(
+            "WITH target AS (SELECT COALESCE(parent_job_id, job_id) AS root FROM jobs \
+             WHERE job_id = $1 AND project_id = $2) \
+             SELECT {JOB_COLUMNS}, position FROM jobs WHERE job_id = (SELECT root FROM target) \
+             UNION ALL \
+             SELECT {JOB_COLUMNS}, position FROM jobs WHERE parent_job_id = (SELECT root FROM target) \
+             ORDER BY parent_job_id NULLS FIRST, position"
+        ))
+        .bind(job_id.as_str())
+        .bind(project_id.as_str())
+        .fetch_all(self.pool()?)
+        .await?;
+        let mut jobs = rows.iter().map(job_from_row);
+        let Some(root) = jobs.next().transpose()? else { return Ok(None) };
+        let tree = Job { sub_jobs: jobs.collect::<Result<_>>()?, ..root };
+        if tree.parent_job_id.is_some()
+            || tree.sub_jobs.iter().any(|sub| sub.parent_job_id.as_ref() != Some(&tree.job_id))
+        {
+            return Err(StoreError::Corrupt(format!("the tree of job {job_id} is malformed")));
+        }
         if &tree.job_id == job_id {
             return Ok(Some(tree));
         }

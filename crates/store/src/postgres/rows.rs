@@ -393,8 +393,6 @@ pub(super) async fn insert_tree(conn: &mut PgConnection, job: &Job) -> Result<()
 /// How `load_tree` locks the rows it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TreeLock {
-    /// Plain reads (inside a snapshot transaction, for a consistent tree).
-    None,
     /// Keeps writers out until the transaction ends.
     Share,
     /// The tree is ours to change: waits for the current holder.
@@ -404,7 +402,6 @@ pub(super) enum TreeLock {
 impl TreeLock {
     fn clause(self) -> &'static str {
         match self {
-            TreeLock::None => "",
             TreeLock::Share => " FOR SHARE",
             TreeLock::Update => " FOR UPDATE",
         }
