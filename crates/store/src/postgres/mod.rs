@@ -169,66 +169,13 @@ fn push_any(builder: &mut QueryBuilder<'_, Postgres>, column: &str, values: impl
 #[async_trait]
 impl JobStore for PgStore {
     async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
-        let mut tx = self.pool()?.begin().await?;
-        if let Some(key) = idempotency {
-            // Another node may be inserting the same key: its row makes our insert wait for its
-            // commit, then do nothing, and the next round finds its job.
-            let mut recorded = false;
-            for _ in 0..3 {
-                let existing = sqlx::query(
-                    "SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = $1 AND client_token = $2",
-                )
-                .bind(key.project_id.as_str())
-                .bind(&key.client_token)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = existing {
-                    let hash: String = row.try_get("request_hash")?;
-                    if hash != key.request_hash {
-                        return Ok(Inserted::KeyConflict);
-                    }
-                    let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
-                    match load_tree(&mut tx, &key.project_id, &job_id, TreeLock::Share).await? {
-                        // A key names the top-level job it created: the tree is that job.
-                        Some(tree) => return Ok(Inserted::Existing(Box::new(tree))),
-                        // The job was pruned: the key is forgotten with it.
-                        None => {
-                            sqlx::query(
-                                "DELETE FROM idempotency_keys WHERE project_id = $1 AND client_token = $2 \
-                                 AND job_id = $3",
-                            )
-                            .bind(key.project_id.as_str())
-                            .bind(&key.client_token)
-                            .bind(job_id.as_str())
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
-                .bind(key.project_id.as_str())
-                .bind(&key.client_token)
-                .bind(&key.request_hash)
-                .bind(job.job_id.as_str())
-                .bind(millis(&job.created_at))
-                .execute(&mut *tx)
-                .await?;
-                if inserted.rows_affected() == 1 {
-                    recorded = true;
-                    break;
-                }
-            }
-            if !recorded {
-                return Err(StoreError::Conflict(format!("idempotency key {} (contended)", key.client_token)));
-            }
+        // One job is a batch of one: the same statements, the same handling of keys.
+        let tree = NewTree { job: job.clone(), idempotency: idempotency.cloned() };
+        match inserts::insert_jobs(self, std::slice::from_ref(&tree)).await {
+            Ok(mut answers) => Ok(answers.pop().expect("one answer per tree")),
+            Err(StoreError::KeyConflict { .. }) => Ok(Inserted::KeyConflict),
+            Err(error) => Err(error),
         }
-        insert_tree(&mut tx, job).await?;
-        tx.commit().await?;
-        self.notifier.changed(job);
-        Ok(Inserted::Created)
     }
 
     async fn insert_jobs(&self, trees: &[NewTree]) -> Result<Vec<Inserted>> {
@@ -342,9 +289,8 @@ impl JobStore for PgStore {
         now: Timestamp,
     ) -> Result<Job> {
         let mut tx = self.pool()?.begin().await?;
-        let tree = load_tree(&mut tx, project_id, job_id, TreeLock::Update)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+        let tree =
+            lock_tree(&mut tx, project_id, job_id).await?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
         let next = apply(&tree, job_id, event, now)?;
         write_tree_changes(&mut tx, &tree, &next).await?;
         tx.commit().await?;

@@ -384,42 +384,13 @@ pub(super) async fn write_tree_changes(conn: &mut PgConnection, before: &Job, af
     rows.update(conn).await
 }
 
-pub(super) async fn insert_tree(conn: &mut PgConnection, job: &Job) -> Result<()> {
-    let mut rows = RowColumns::default();
-    rows.push_new_tree(job)?;
-    rows.insert(conn).await
-}
-
-/// How `load_tree` locks the rows it reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum TreeLock {
-    /// Keeps writers out until the transaction ends.
-    Share,
-    /// The tree is ours to change: waits for the current holder.
-    Update,
-}
-
-impl TreeLock {
-    fn clause(self) -> &'static str {
-        match self {
-            TreeLock::Share => " FOR SHARE",
-            TreeLock::Update => " FOR UPDATE",
-        }
-    }
-}
-
-/// The whole tree a job (or sub-job) of this project belongs to: its root first (locked first),
-/// then the root's sub-jobs in order.
-pub(super) async fn load_tree(
-    conn: &mut PgConnection,
-    project_id: &ProjectId,
-    job_id: &JobId,
-    lock: TreeLock,
-) -> Result<Option<Job>> {
+/// The whole tree a job (or sub-job) of this project belongs to, locked for this transaction to
+/// change (`FOR UPDATE`, waiting for the current holder): its root first (locked first), then the
+/// root's sub-jobs in order.
+pub(super) async fn lock_tree(conn: &mut PgConnection, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
     let root = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = \
-         (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = $1 AND project_id = $2){}",
-        lock.clause()
+         (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = $1 AND project_id = $2) FOR UPDATE"
     ))
     .bind(job_id.as_str())
     .bind(project_id.as_str())
@@ -427,13 +398,11 @@ pub(super) async fn load_tree(
     .await?;
     let Some(root) = root else { return Ok(None) };
     let mut root = job_from_row(&root)?;
-    let subs = sqlx::query(&format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = $1 ORDER BY position{}",
-        lock.clause()
-    ))
-    .bind(root.job_id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+    let subs =
+        sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = $1 ORDER BY position FOR UPDATE"))
+            .bind(root.job_id.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
     root.sub_jobs = subs.iter().map(job_from_row).collect::<Result<_>>()?;
     Ok(root.find(job_id).is_some().then_some(root))
 }
