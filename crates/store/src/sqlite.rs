@@ -8,13 +8,12 @@ use async_trait::async_trait;
 use jobd_core::{apply, Job, JobEvent, JobId, Lease, ProjectId, TaskFlags, Timestamp};
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use jobd_core::{Cursor, Direction, JobQuery};
 
 use crate::batch::KeyPlan;
 use crate::codec::{corrupt, enum_text, from_millis, millis, opt_from_millis, to_json, JOB_COLUMNS};
-use crate::sqlite_readers::{push_any, ReadSql, Readers, SqlPieces};
+use crate::sqlite_readers::{push_any, Readers, SqlText};
 use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, LOAD_TREE_SQL};
 use crate::sqlite_writer::{GroupCommit, QueueLimits};
 use crate::{
@@ -68,128 +67,156 @@ impl SqliteStore {
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let readers = Readers::open(&data_dir.join(DATABASE_FILE))?;
-        let commits = GroupCommit::start(writer.clone(), QueueLimits::default());
+        let path = data_dir.join(DATABASE_FILE);
+        let readers = Readers::open(&path)?;
+        let commits = GroupCommit::start(Box::new(move || open_job_writer(&path)), QueueLimits::default())?;
         Ok(SqliteStore { writer, readers, commits })
     }
 }
 
-async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
-    sqlx::query(
+/// The job writer's connection: WAL, every commit fsynced (`synchronous = FULL`), foreign keys on.
+fn open_job_writer(path: &Path) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// `Conflict` naming `what` for a unique violation; other errors as usual.
+fn unique(what: impl FnOnce() -> String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match &e {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            ) =>
+        {
+            StoreError::Conflict(what())
+        }
+        _ => StoreError::from(e),
+    }
+}
+
+fn insert_row(conn: &rusqlite::Connection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
+    let mut statement = conn.prepare_cached(
         "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
          status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
          created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
          attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
          runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(job.job_id.as_str())
-    .bind(job.parent_job_id.as_ref().map(|p| p.as_str()))
-    .bind(position)
-    .bind(job.project_id.as_str())
-    .bind(&job.enterprise_project_id)
-    .bind(job.service.as_str())
-    .bind(job.job_type.as_str())
-    .bind(job.status.as_str())
-    .bind(&job.message)
-    .bind(&job.resource_id)
-    .bind(to_json(&job.entities))
-    .bind(&job.error_code)
-    .bind(&job.error_msg)
-    .bind(job.payload.as_ref().map(to_json))
-    .bind(job.result.as_ref().map(to_json))
-    .bind(job.simulate.as_ref().map(to_json))
-    .bind(millis(&job.created_at))
-    .bind(job.started_at.as_ref().map(millis))
-    .bind(job.ended_at.as_ref().map(millis))
-    .bind(millis(&job.updated_at))
-    .bind(job.version)
-    .bind(job.priority)
-    .bind(job.run_at.as_ref().map(millis))
-    .bind(millis(&job.available_at))
-    .bind(job.max_attempts)
-    .bind(job.attempt)
-    .bind(to_json(&job.retry_backoff))
-    .bind(job.timeout_seconds)
-    .bind(job.execution.as_str())
-    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
-    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
-    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
-    .bind(flags.runnable)
-    .bind(job.simulate.is_some())
-    .bind(job.deadline().as_ref().map(millis))
-    .bind(enum_text(&job.on_failure))
-    .bind(enum_text(&job.phase))
-    .bind(job.compensation.as_ref().map(to_json))
-    .bind(flags.rescuable)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(job.job_id.to_string()),
-        _ => StoreError::Backend(e),
-    })?;
+    )?;
+    statement
+        .execute(rusqlite::params![
+            job.job_id.as_str(),
+            job.parent_job_id.as_ref().map(|p| p.as_str()),
+            position,
+            job.project_id.as_str(),
+            &job.enterprise_project_id,
+            job.service.as_str(),
+            job.job_type.as_str(),
+            job.status.as_str(),
+            &job.message,
+            &job.resource_id,
+            to_json(&job.entities),
+            &job.error_code,
+            &job.error_msg,
+            job.payload.as_ref().map(to_json),
+            job.result.as_ref().map(to_json),
+            job.simulate.as_ref().map(to_json),
+            millis(&job.created_at),
+            job.started_at.as_ref().map(millis),
+            job.ended_at.as_ref().map(millis),
+            millis(&job.updated_at),
+            job.version,
+            job.priority,
+            job.run_at.as_ref().map(millis),
+            millis(&job.available_at),
+            job.max_attempts,
+            job.attempt,
+            to_json(&job.retry_backoff),
+            job.timeout_seconds,
+            job.execution.as_str(),
+            job.lease.as_ref().map(|l| l.worker_id.as_str()),
+            job.lease.as_ref().map(|l| l.token.as_str()),
+            job.lease.as_ref().map(|l| millis(&l.expires_at)),
+            flags.runnable,
+            job.simulate.is_some(),
+            job.deadline().as_ref().map(millis),
+            enum_text(&job.on_failure),
+            enum_text(&job.phase),
+            job.compensation.as_ref().map(to_json),
+            flags.rescuable,
+        ])
+        .map_err(unique(|| job.job_id.to_string()))?;
     Ok(())
 }
 
-async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i64, flags: TaskFlags) -> Result<()> {
-    let done = sqlx::query(
+fn update_row(conn: &rusqlite::Connection, job: &Job, previous_version: i64, flags: TaskFlags) -> Result<()> {
+    let mut statement = conn.prepare_cached(
         "UPDATE jobs SET status = ?, message = ?, error_code = ?, error_msg = ?, result = ?, \
          started_at = ?, ended_at = ?, updated_at = ?, version = ?, available_at = ?, attempt = ?, \
          lease_worker_id = ?, lease_token = ?, lease_expires_at = ?, runnable = ?, deadline_at = ?, \
          phase = ?, compensation = ?, rescuable = ? WHERE job_id = ? AND version = ?",
-    )
-    .bind(job.status.as_str())
-    .bind(&job.message)
-    .bind(&job.error_code)
-    .bind(&job.error_msg)
-    .bind(job.result.as_ref().map(to_json))
-    .bind(job.started_at.as_ref().map(millis))
-    .bind(job.ended_at.as_ref().map(millis))
-    .bind(millis(&job.updated_at))
-    .bind(job.version)
-    .bind(millis(&job.available_at))
-    .bind(job.attempt)
-    .bind(job.lease.as_ref().map(|l| l.worker_id.as_str()))
-    .bind(job.lease.as_ref().map(|l| l.token.as_str()))
-    .bind(job.lease.as_ref().map(|l| millis(&l.expires_at)))
-    .bind(flags.runnable)
-    .bind(job.deadline().as_ref().map(millis))
-    .bind(enum_text(&job.phase))
-    .bind(job.compensation.as_ref().map(to_json))
-    .bind(flags.rescuable)
-    .bind(job.job_id.as_str())
-    .bind(previous_version)
-    .execute(&mut *conn)
-    .await?;
-    if done.rows_affected() != 1 {
+    )?;
+    let changed = statement.execute(rusqlite::params![
+        job.status.as_str(),
+        &job.message,
+        &job.error_code,
+        &job.error_msg,
+        job.result.as_ref().map(to_json),
+        job.started_at.as_ref().map(millis),
+        job.ended_at.as_ref().map(millis),
+        millis(&job.updated_at),
+        job.version,
+        millis(&job.available_at),
+        job.attempt,
+        job.lease.as_ref().map(|l| l.worker_id.as_str()),
+        job.lease.as_ref().map(|l| l.token.as_str()),
+        job.lease.as_ref().map(|l| millis(&l.expires_at)),
+        flags.runnable,
+        job.deadline().as_ref().map(millis),
+        enum_text(&job.phase),
+        job.compensation.as_ref().map(to_json),
+        flags.rescuable,
+        job.job_id.as_str(),
+        previous_version,
+    ])?;
+    if changed != 1 {
         return Err(StoreError::Corrupt(format!("job {} changed under a write", job.job_id)));
     }
     Ok(())
 }
 
 /// Writes every row of a tree that changed (its own fields, or whether it may run).
-async fn write_tree_changes(conn: &mut SqliteConnection, before: &Job, after: &Job) -> Result<()> {
+fn write_tree_changes(conn: &rusqlite::Connection, before: &Job, after: &Job) -> Result<()> {
     let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
     let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
     for ((old, new), (old_flag, new_flag)) in pairs {
         if !old.same_row(new) || old_flag != new_flag {
-            update_row(conn, new, old.version, *new_flag).await?;
+            update_row(conn, new, old.version, *new_flag)?;
         }
     }
     Ok(())
 }
 
-async fn insert_tree(conn: &mut SqliteConnection, job: &Job) -> Result<()> {
+fn insert_tree(conn: &rusqlite::Connection, job: &Job) -> Result<()> {
     let flags = job.task_flags();
-    insert_row(conn, job, 0, flags[0]).await?;
+    insert_row(conn, job, 0, flags[0])?;
     for (position, sub) in job.sub_jobs.iter().enumerate() {
-        insert_row(conn, sub, position as i64, flags[position + 1]).await?;
+        insert_row(conn, sub, position as i64, flags[position + 1])?;
     }
     Ok(())
 }
 
 /// `AND service IN (..) AND job_type IN (..) AND simulated = ?` for a claim request.
-fn push_claim_filters(builder: &mut impl SqlPieces, request: &ClaimRequest) {
+fn push_claim_filters(builder: &mut SqlText, request: &ClaimRequest) {
     builder.sql(" AND simulated = ");
     builder.bind_int(i64::from(request.simulated));
     if let Some(projects) = &request.project_ids {
@@ -208,22 +235,12 @@ fn push_claim_filters(builder: &mut impl SqlPieces, request: &ClaimRequest) {
     push_any(builder, "job_type", request.job_types.iter().cloned());
 }
 
-/// The tree holding `job_id`, in the writer's transaction.
-async fn load_tree(conn: &mut SqliteConnection, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
-    let rows = sqlx::query(LOAD_TREE_SQL.as_str())
-        .bind(job_id.as_str())
-        .bind(project_id.as_str())
-        .fetch_all(&mut *conn)
-        .await?;
-    tree_from_rows(rows.iter().map(job_from_row).collect::<Result<_>>()?, job_id)
-}
-
 // ---- reads (rusqlite, on the calling thread or a blocking one) ----
 
 /// Runs a dynamic read and maps each row.
 fn read_rows<T>(
     conn: &rusqlite::Connection,
-    sql: &ReadSql,
+    sql: &SqlText,
     map: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut statement = conn.prepare_cached(&sql.text)?;
@@ -251,7 +268,7 @@ fn attach_sub_jobs(conn: &rusqlite::Connection, parents: &mut [Job]) -> Result<(
     if parents.is_empty() {
         return Ok(());
     }
-    let mut sql = ReadSql::default();
+    let mut sql = SqlText::default();
     sql.sql(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IN ("));
     for (i, parent) in parents.iter().enumerate() {
         if i > 0 {
@@ -271,7 +288,7 @@ fn attach_sub_jobs(conn: &rusqlite::Connection, parents: &mut [Job]) -> Result<(
 }
 
 fn list_jobs(conn: &rusqlite::Connection, query: &JobQuery) -> Result<Vec<Job>> {
-    let mut sql = ReadSql::default();
+    let mut sql = SqlText::default();
     sql.sql(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IS NULL AND project_id = "));
     sql.bind_text(query.project_id.to_string());
     if let Some(service) = &query.service {
@@ -331,103 +348,101 @@ fn read_job_refs(conn: &rusqlite::Connection, sql: &str, first: i64, second: i64
 /// What a stored idempotency key says of a new request with it: the job it created (`Existing`),
 /// `KeyConflict` for another request, or `None` when the key is free (a key whose job was
 /// pruned is forgotten here).
-async fn stored_key(tx: &mut SqliteConnection, key: &IdempotencyKey) -> Result<Option<Inserted>> {
-    let existing =
-        sqlx::query("SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
-            .bind(key.project_id.as_str())
-            .bind(&key.client_token)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some(row) = existing else { return Ok(None) };
-    let hash: String = row.try_get("request_hash")?;
+fn stored_key(tx: &rusqlite::Connection, key: &IdempotencyKey) -> Result<Option<Inserted>> {
+    let existing: Option<(String, String)> = tx
+        .prepare_cached("SELECT request_hash, job_id FROM idempotency_keys WHERE project_id = ? AND client_token = ?")?
+        .query_row((key.project_id.as_str(), &key.client_token), |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((hash, job_id)) = existing else { return Ok(None) };
     if hash != key.request_hash {
         return Ok(Some(Inserted::KeyConflict));
     }
-    let job_id = JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?;
-    if let Some(job) = load_tree(tx, &key.project_id, &job_id).await? {
+    let job_id = JobId::parse(&job_id).map_err(|e| corrupt("job_id", e))?;
+    if let Some(job) = read_tree(tx, &key.project_id, &job_id)? {
         return Ok(Some(Inserted::Existing(Box::new(job))));
     }
-    sqlx::query("DELETE FROM idempotency_keys WHERE project_id = ? AND client_token = ?")
-        .bind(key.project_id.as_str())
-        .bind(&key.client_token)
-        .execute(&mut *tx)
-        .await?;
+    tx.prepare_cached("DELETE FROM idempotency_keys WHERE project_id = ? AND client_token = ?")?
+        .execute((key.project_id.as_str(), &key.client_token))?;
     Ok(None)
 }
 
-async fn record_key(tx: &mut SqliteConnection, key: &IdempotencyKey, job: &Job) -> Result<()> {
-    sqlx::query(
+fn record_key(tx: &rusqlite::Connection, key: &IdempotencyKey, job: &Job) -> Result<()> {
+    tx.prepare_cached(
         "INSERT INTO idempotency_keys (project_id, client_token, request_hash, job_id, created_at) \
          VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(key.project_id.as_str())
-    .bind(&key.client_token)
-    .bind(&key.request_hash)
-    .bind(job.job_id.as_str())
-    .bind(millis(&job.created_at))
-    .execute(&mut *tx)
-    .await?;
+    )?
+    .execute((
+        key.project_id.as_str(),
+        &key.client_token,
+        &key.request_hash,
+        job.job_id.as_str(),
+        millis(&job.created_at),
+    ))?;
     Ok(())
 }
 
 /// Inserts a job tree, or answers the job an idempotency key already names.
-async fn insert_job(tx: &mut SqliteConnection, job: Job, idempotency: Option<IdempotencyKey>) -> Result<Inserted> {
-    if let Some(key) = &idempotency {
-        if let Some(answer) = stored_key(tx, key).await? {
+fn insert_job(tx: &rusqlite::Connection, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
+    if let Some(key) = idempotency {
+        if let Some(answer) = stored_key(tx, key)? {
             return Ok(answer);
         }
-        record_key(tx, key, &job).await?;
+        record_key(tx, key, job)?;
     }
-    insert_tree(tx, &job).await?;
+    insert_tree(tx, job)?;
     Ok(Inserted::Created)
 }
 
 /// Inserts a batch of job trees, all or none (the write's savepoint is rolled back on an error).
-async fn insert_jobs(tx: &mut SqliteConnection, trees: Vec<NewTree>) -> Result<Vec<Inserted>> {
-    let plan = KeyPlan::new(&trees)?;
+fn insert_jobs(tx: &rusqlite::Connection, trees: &[NewTree]) -> Result<Vec<Inserted>> {
+    let plan = KeyPlan::new(trees)?;
     let mut answers: Vec<Option<Inserted>> = vec![None; trees.len()];
     for &index in &plan.first_uses {
         let key = trees[index].idempotency.as_ref().expect("a first use has a key");
-        match stored_key(tx, key).await? {
+        match stored_key(tx, key)? {
             Some(Inserted::KeyConflict) => return Err(StoreError::KeyConflict { index }),
             Some(answer) => answers[index] = Some(answer),
-            None => record_key(tx, key, &trees[index].job).await?,
+            None => record_key(tx, key, &trees[index].job)?,
         }
     }
     for (index, tree) in trees.iter().enumerate() {
         if plan.creates(index, &answers) {
-            insert_tree(tx, &tree.job).await?;
+            insert_tree(tx, &tree.job)?;
         }
     }
-    Ok(plan.finish(&trees, answers))
+    Ok(plan.finish(trees, answers))
+}
+
+/// The tree holding `job_id`, whichever project it is in.
+fn read_tree_of(tx: &rusqlite::Connection, job_id: &JobId) -> Result<Option<Job>> {
+    let project: Option<String> = tx
+        .prepare_cached("SELECT project_id FROM jobs WHERE job_id = ?")?
+        .query_row([job_id.as_str()], |row| row.get(0))
+        .optional()?;
+    match project {
+        Some(project) => {
+            let project_id = ProjectId::parse(&project).map_err(|e| corrupt("project_id", e))?;
+            read_tree(tx, &project_id, job_id)
+        }
+        None => Ok(None),
+    }
 }
 
 /// Applies worker events one after another, each seeing the ones before it; a refused event
 /// writes nothing.
-async fn apply_task_events(
-    tx: &mut SqliteConnection,
-    events: Vec<TaskEvent>,
-    scope: TaskScope,
+fn apply_task_events(
+    tx: &rusqlite::Connection,
+    events: &[TaskEvent],
+    scope: &TaskScope,
     now: Timestamp,
 ) -> Result<Vec<Result<Job>>> {
     let mut answers = Vec::with_capacity(events.len());
     for TaskEvent { job_id, event } in events {
-        let project: Option<String> = sqlx::query_scalar("SELECT project_id FROM jobs WHERE job_id = ?")
-            .bind(job_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let tree = match project {
-            Some(project) => {
-                let project_id = ProjectId::parse(&project).map_err(|e| corrupt("project_id", e))?;
-                load_tree(tx, &project_id, &job_id).await?
-            }
-            None => None,
-        };
-        let answer = match tree {
-            Some(tree) if tree.find(&job_id).is_some_and(|task| scope.allows(task)) => {
-                match apply(&tree, &job_id, &event, now) {
+        let answer = match read_tree_of(tx, job_id)? {
+            Some(tree) if tree.find(job_id).is_some_and(|task| scope.allows(task)) => {
+                match apply(&tree, job_id, event, now) {
                     Ok(next) => {
-                        write_tree_changes(tx, &tree, &next).await?;
+                        write_tree_changes(tx, &tree, &next)?;
                         Ok(next)
                     }
                     Err(refused) => Err(StoreError::from(refused)),
@@ -441,36 +456,35 @@ async fn apply_task_events(
 }
 
 /// Applies one event to the tree holding `job_id` and writes what changed.
-async fn apply_event(
-    tx: &mut SqliteConnection,
-    project_id: ProjectId,
-    job_id: JobId,
-    event: JobEvent,
+fn apply_event(
+    tx: &rusqlite::Connection,
+    project_id: &ProjectId,
+    job_id: &JobId,
+    event: &JobEvent,
     now: Timestamp,
 ) -> Result<Job> {
-    let tree = load_tree(tx, &project_id, &job_id).await?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
-    let next = apply(&tree, &job_id, &event, now)?;
-    write_tree_changes(tx, &tree, &next).await?;
+    let tree = read_tree(tx, project_id, job_id)?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
+    let next = apply(&tree, job_id, event, now)?;
+    write_tree_changes(tx, &tree, &next)?;
     Ok(next)
 }
 
 /// Leases up to `request.max_tasks` runnable tasks, best first.
-async fn claim_tasks(tx: &mut SqliteConnection, request: ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
-    let mut builder = QueryBuilder::<Sqlite>::new("SELECT project_id, job_id FROM jobs WHERE runnable = 1");
-    push_claim_filters(&mut builder, &request);
-    builder
-        .push(" AND available_at <= ")
-        .push_bind(millis(&now))
-        .push(" AND (lease_expires_at IS NULL OR lease_expires_at <= ")
-        .push_bind(millis(&now))
-        .push(") ORDER BY priority DESC, available_at, seq LIMIT ")
-        .push_bind(i64::from(request.max_tasks));
-    let rows = builder.build().fetch_all(&mut *tx).await?;
-    let candidates = rows.iter().map(job_ref_from_row).collect::<Result<Vec<_>>>()?;
+fn claim_tasks(tx: &rusqlite::Connection, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
+    let mut sql = SqlText::default();
+    sql.sql("SELECT project_id, job_id FROM jobs WHERE runnable = 1");
+    push_claim_filters(&mut sql, request);
+    sql.sql(" AND available_at <= ");
+    sql.bind_int(millis(&now));
+    sql.sql(" AND (lease_expires_at IS NULL OR lease_expires_at <= ");
+    sql.bind_int(millis(&now));
+    sql.sql(") ORDER BY priority DESC, available_at, seq LIMIT ");
+    sql.bind_int(i64::from(request.max_tasks));
+    let candidates = read_rows(tx, &sql, |row| job_ref_from_row(row))?;
     let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
     let mut claimed = Vec::with_capacity(candidates.len());
     for candidate in candidates {
-        let Some(tree) = load_tree(tx, &candidate.project_id, &candidate.job_id).await? else { continue };
+        let Some(tree) = read_tree(tx, &candidate.project_id, &candidate.job_id)? else { continue };
         let lease = Lease {
             worker_id: request.worker_id.clone(),
             token: uuid::Uuid::new_v4().simple().to_string(),
@@ -478,7 +492,7 @@ async fn claim_tasks(tx: &mut SqliteConnection, request: ClaimRequest, now: Time
         };
         match apply(&tree, &candidate.job_id, &JobEvent::Claim { lease }, now) {
             Ok(next) => {
-                write_tree_changes(tx, &tree, &next).await?;
+                write_tree_changes(tx, &tree, &next)?;
                 claimed.push(ClaimedTask { tree: next, task_id: candidate.job_id });
             }
             // The derived columns said yes, the state machine said no: skip, never hand out.
@@ -490,22 +504,19 @@ async fn claim_tasks(tx: &mut SqliteConnection, request: ClaimRequest, now: Time
 
 /// Deletes up to `limit` finished job trees ended before `cutoff`, and idempotency keys before
 /// `keys_cutoff`.
-async fn prune(tx: &mut SqliteConnection, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
-    let roots: Vec<String> = sqlx::query_scalar(
-        "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
-    )
-    .bind(millis(&cutoff))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *tx)
-    .await?;
+fn prune(tx: &rusqlite::Connection, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+    let roots: Vec<String> = {
+        let mut statement = tx.prepare_cached(
+            "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
+        )?;
+        let rows = statement.query_map((millis(&cutoff), i64::from(limit)), |row| row.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
     for root in &roots {
-        sqlx::query("DELETE FROM jobs WHERE parent_job_id = ?").bind(root).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM jobs WHERE job_id = ?").bind(root).execute(&mut *tx).await?;
+        tx.prepare_cached("DELETE FROM jobs WHERE parent_job_id = ?")?.execute([root])?;
+        tx.prepare_cached("DELETE FROM jobs WHERE job_id = ?")?.execute([root])?;
     }
-    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
-        .bind(millis(&keys_cutoff))
-        .execute(&mut *tx)
-        .await?;
+    tx.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?")?.execute([millis(&keys_cutoff)])?;
     Ok(roots.len() as u64)
 }
 
@@ -513,12 +524,12 @@ async fn prune(tx: &mut SqliteConnection, cutoff: Timestamp, keys_cutoff: Timest
 impl JobStore for SqliteStore {
     async fn insert_job(&self, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
         let (job, idempotency) = (job.clone(), idempotency.cloned());
-        self.commits.write(Box::new(move |tx| Box::pin(insert_job(tx, job, idempotency)))).await
+        self.commits.write(Box::new(move |tx| insert_job(tx, &job, idempotency.as_ref()))).await
     }
 
     async fn insert_jobs(&self, trees: &[NewTree]) -> Result<Vec<Inserted>> {
         let trees = trees.to_vec();
-        self.commits.write(Box::new(move |tx| Box::pin(insert_jobs(tx, trees)))).await
+        self.commits.write(Box::new(move |tx| insert_jobs(tx, &trees))).await
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
@@ -562,7 +573,7 @@ impl JobStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Job> {
         let (project_id, job_id, event) = (project_id.clone(), job_id.clone(), event.clone());
-        self.commits.write(Box::new(move |tx| Box::pin(apply_event(tx, project_id, job_id, event, now)))).await
+        self.commits.write(Box::new(move |tx| apply_event(tx, &project_id, &job_id, &event, now))).await
     }
 
     async fn apply_task_events(
@@ -572,16 +583,16 @@ impl JobStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Vec<Result<Job>>> {
         let (events, scope) = (events.to_vec(), scope.clone());
-        self.commits.write(Box::new(move |tx| Box::pin(apply_task_events(tx, events, scope, now)))).await
+        self.commits.write(Box::new(move |tx| apply_task_events(tx, &events, &scope, now))).await
     }
 
     async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
         let request = request.clone();
-        self.commits.write(Box::new(move |tx| Box::pin(claim_tasks(tx, request, now)))).await
+        self.commits.write(Box::new(move |tx| claim_tasks(tx, &request, now))).await
     }
 
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
-        let mut sql = ReadSql::default();
+        let mut sql = SqlText::default();
         sql.sql("SELECT MIN(MAX(available_at, COALESCE(lease_expires_at, 0))) AS due FROM jobs WHERE runnable = 1");
         push_claim_filters(&mut sql, request);
         let due = self
@@ -623,7 +634,7 @@ impl JobStore for SqliteStore {
     }
 
     async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
-        self.commits.write(Box::new(move |tx| Box::pin(prune(tx, cutoff, keys_cutoff, limit)))).await
+        self.commits.write(Box::new(move |tx| prune(tx, cutoff, keys_cutoff, limit))).await
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {

@@ -106,49 +106,29 @@ impl Readers {
     }
 }
 
-/// An SQL text with its parameters, built piece by piece (the dynamic lists).
+/// An SQL text with its parameters, built piece by piece (the dynamic lists and claims).
 #[derive(Default)]
-pub(crate) struct ReadSql {
+pub(crate) struct SqlText {
     pub(crate) text: String,
     pub(crate) params: Vec<rusqlite::types::Value>,
 }
 
-/// What `push_any` and the claim filters build on: the writer's sqlx `QueryBuilder` or a
-/// reader's `ReadSql`.
-pub(crate) trait SqlPieces {
-    fn sql(&mut self, text: &str);
-    fn bind_text(&mut self, value: String);
-    fn bind_int(&mut self, value: i64);
-}
-
-impl SqlPieces for ReadSql {
-    fn sql(&mut self, text: &str) {
+impl SqlText {
+    pub(crate) fn sql(&mut self, text: &str) {
         self.text.push_str(text);
     }
-    fn bind_text(&mut self, value: String) {
+    pub(crate) fn bind_text(&mut self, value: String) {
         self.text.push('?');
         self.params.push(rusqlite::types::Value::Text(value));
     }
-    fn bind_int(&mut self, value: i64) {
+    pub(crate) fn bind_int(&mut self, value: i64) {
         self.text.push('?');
         self.params.push(rusqlite::types::Value::Integer(value));
     }
 }
 
-impl SqlPieces for sqlx::QueryBuilder<'_, sqlx::Sqlite> {
-    fn sql(&mut self, text: &str) {
-        self.push(text);
-    }
-    fn bind_text(&mut self, value: String) {
-        self.push_bind(value);
-    }
-    fn bind_int(&mut self, value: i64) {
-        self.push_bind(value);
-    }
-}
-
 /// `AND column IN (values)`; an empty value also matches a job without one (NULL).
-pub(crate) fn push_any(builder: &mut impl SqlPieces, column: &str, values: impl Iterator<Item = String>) {
+pub(crate) fn push_any(builder: &mut SqlText, column: &str, values: impl Iterator<Item = String>) {
     let values: Vec<String> = values.collect();
     if values.is_empty() {
         return;

@@ -1,12 +1,11 @@
 //! The SQLite row mapping, written once: which columns a job row is read from, how a row becomes a
-//! `Job` or a `JobRef`, and how a tree's rows become one tree. Both SQLite drivers use it: the
-//! writer's transactions (sqlx) and the readers (rusqlite), through `SqliteColumns`.
+//! `Job` or a `JobRef`, and how a tree's rows become one tree; the writer's transactions and the
+//! readers (both rusqlite) use it.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
 
 use jobd_core::{Execution, Job, JobId, JobStatus, JobType, Lease, ProjectId, ServiceName};
-use sqlx::Row;
 
 use crate::codec::{corrupt, from_json, from_millis, opt_from_millis, JOB_COLUMNS};
 use crate::{JobRef, Result, StoreError};
@@ -23,27 +22,12 @@ pub(crate) static LOAD_TREE_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A result row of either driver, read by column position.
+/// A result row, read by column position.
 pub(crate) trait SqliteColumns {
     fn text(&self, index: usize) -> Result<String>;
     fn opt_text(&self, index: usize) -> Result<Option<String>>;
     fn int(&self, index: usize) -> Result<i64>;
     fn opt_int(&self, index: usize) -> Result<Option<i64>>;
-}
-
-impl SqliteColumns for sqlx::sqlite::SqliteRow {
-    fn text(&self, index: usize) -> Result<String> {
-        Ok(self.try_get(index)?)
-    }
-    fn opt_text(&self, index: usize) -> Result<Option<String>> {
-        Ok(self.try_get(index)?)
-    }
-    fn int(&self, index: usize) -> Result<i64> {
-        Ok(self.try_get(index)?)
-    }
-    fn opt_int(&self, index: usize) -> Result<Option<i64>> {
-        Ok(self.try_get(index)?)
-    }
 }
 
 impl SqliteColumns for rusqlite::Row<'_> {

@@ -1,19 +1,22 @@
 //! Group commit for the SQLite store: SQLite has one writer, and each commit waits for an fsync,
-//! so writes that arrive together are run one after another inside one transaction and share one
-//! commit. Each write runs inside its own savepoint: a write that fails (or panics) is rolled back
-//! alone. Every write, failed or not, is answered only once the commit's outcome is known: a
-//! failure may depend on an earlier write of the batch (a cancel before a complete), so it must
-//! not be told before that write is durable; if the commit fails, every write is answered
-//! "unavailable, try again".
+//! so job writes that arrive together are run one after another inside one transaction and share
+//! one commit. The writer is a plain synchronous connection (rusqlite) owned by a thread of its
+//! own: a write is a closure run on that thread, so its statements (prepared once, cached) cost
+//! microseconds each, with no hand-off to another thread per statement.
+//!
+//! Each write runs inside its own savepoint: a write that fails (or panics) is rolled back alone.
+//! Every write, failed or not, is answered only once the commit's outcome is known: a failure may
+//! depend on an earlier write of the batch (a cancel before a complete), so it must not be told
+//! before that write is durable; if the commit fails, every write is answered "unavailable, try
+//! again".
 //!
 //! Writes run in arrival order, each seeing the ones before it, exactly as if each had its own
 //! transaction. A caller that stops waiting does not cancel its write.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
-use sqlx::{SqliteConnection, SqlitePool};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, StoreError};
@@ -27,22 +30,25 @@ const MAX_BATCH: usize = 256;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueLimits {
     pub(crate) capacity: usize,
-    pub(crate) wait: std::time::Duration,
+    pub(crate) wait: Duration,
 }
 
 impl Default for QueueLimits {
     fn default() -> Self {
-        QueueLimits { capacity: MAX_BATCH, wait: std::time::Duration::from_secs(2) }
+        QueueLimits { capacity: MAX_BATCH, wait: Duration::from_secs(2) }
     }
 }
 
-/// One write: SQL run on the writer connection inside an open transaction.
-pub(crate) type WriteFn<T> = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send>;
+/// One write: statements run on the writer connection inside an open transaction.
+pub(crate) type WriteFn<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
+
+/// Opens the writer connection (again, after a failure that left it unusable).
+pub(crate) type OpenWriter = Box<dyn Fn() -> Result<Connection> + Send>;
 
 /// A queued write, its result type erased.
 trait Pending: Send {
     /// Runs the write; `false` when it failed or panicked (its changes must be rolled back).
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
+    fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the write once the commit's outcome is known.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
 }
@@ -54,20 +60,18 @@ struct Write<T> {
 }
 
 impl<T: Send + 'static> Pending for Write<T> {
-    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
-        Box::pin(async move {
-            let work = self.work.take().expect("a write runs once");
-            let outcome = match AssertUnwindSafe(work(conn)).catch_unwind().await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    tracing::error!("a store write panicked; it was rolled back");
-                    Err(StoreError::Corrupt("a store write panicked".to_owned()))
-                }
-            };
-            let succeeded = outcome.is_ok();
-            self.outcome = Some(outcome);
-            succeeded
-        })
+    fn run(&mut self, conn: &Connection) -> bool {
+        let work = self.work.take().expect("a write runs once");
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| work(conn))) {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!("a store write panicked; it was rolled back");
+                Err(StoreError::Corrupt("a store write panicked".to_owned()))
+            }
+        };
+        let succeeded = outcome.is_ok();
+        self.outcome = Some(outcome);
+        succeeded
     }
 
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
@@ -80,19 +84,23 @@ impl<T: Send + 'static> Pending for Write<T> {
     }
 }
 
-/// The handle the store writes through; the batching task ends when the last handle is dropped.
+/// The handle the store writes through; the writer thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Box<dyn Pending>>,
-    wait: std::time::Duration,
+    wait: Duration,
 }
 
 impl GroupCommit {
-    /// Starts the batching task on `writer` (a pool of one connection).
-    pub(crate) fn start(writer: SqlitePool, limits: QueueLimits) -> Self {
+    /// Opens the writer connection and starts the writer thread on it.
+    pub(crate) fn start(open: OpenWriter, limits: QueueLimits) -> Result<Self> {
+        let conn = open()?;
         let (queue, receiver) = mpsc::channel(limits.capacity.max(1));
-        tokio::spawn(run_batches(writer, receiver));
-        GroupCommit { queue, wait: limits.wait }
+        std::thread::Builder::new()
+            .name("jobd-sqlite-writer".to_owned())
+            .spawn(move || run_batches(conn, open, receiver))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer thread: {e}")))?;
+        Ok(GroupCommit { queue, wait: limits.wait })
     }
 
     /// Runs `work` in the next batch and answers once it is committed.
@@ -109,12 +117,28 @@ impl GroupCommit {
     }
 }
 
-async fn run_batches(writer: SqlitePool, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
+fn run_batches(mut conn: Connection, open: OpenWriter, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcome = run_batch(&writer, &mut batch).await.map_err(|error| error.to_string());
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_writes(&conn, &mut batch).map_err(|error| error.to_string());
         if let Err(error) = &outcome {
             tracing::error!(%error, writes = batch.len(), "a group commit failed");
+            let _ = execute(&conn, "ROLLBACK");
+            if !conn.is_autocommit() {
+                // The transaction is still open: later writes would run inside a transaction
+                // nobody commits. Open the connection anew (the old one rolls back as it closes).
+                match open() {
+                    Ok(fresh) => conn = fresh,
+                    Err(error) => tracing::error!(%error, "cannot reopen the SQLite writer"),
+                }
+            }
         }
         for write in batch.drain(..) {
             write.finish(outcome.clone());
@@ -122,76 +146,67 @@ async fn run_batches(writer: SqlitePool, mut receiver: mpsc::Receiver<Box<dyn Pe
     }
 }
 
-/// Runs the writes in one transaction, each in a savepoint, and commits. The bookkeeping between
-/// two writes is one round trip to SQLite's thread (`RELEASE` and the next `SAVEPOINT` together).
-async fn run_batch(writer: &SqlitePool, batch: &mut [Box<dyn Pending>]) -> Result<()> {
-    let mut conn = writer.acquire().await?;
-    let result = run_writes(&mut conn, batch).await;
-    if result.is_err() && execute(&mut conn, "ROLLBACK").await.is_err() {
-        // The transaction may still be open: never hand this connection out again (the pool
-        // opens a fresh one), or later writes would run inside a transaction nobody commits.
-        conn.close_on_drop();
-    }
-    result
-}
-
-async fn run_writes(conn: &mut SqliteConnection, batch: &mut [Box<dyn Pending>]) -> Result<()> {
-    execute(conn, "BEGIN IMMEDIATE; SAVEPOINT write").await?;
-    let count = batch.len();
-    for (index, write) in batch.iter_mut().enumerate() {
-        if !write.run(conn).await {
-            execute(conn, "ROLLBACK TO write").await?;
+/// Runs the writes in one transaction, each in a savepoint, and commits.
+fn run_writes(conn: &Connection, batch: &mut [Box<dyn Pending>]) -> Result<()> {
+    execute(conn, "BEGIN IMMEDIATE")?;
+    for write in batch.iter_mut() {
+        execute(conn, "SAVEPOINT write")?;
+        if !write.run(conn) {
+            execute(conn, "ROLLBACK TO write")?;
         }
-        let next = if index + 1 == count { "RELEASE write; COMMIT" } else { "RELEASE write; SAVEPOINT write" };
-        execute(conn, next).await?;
+        execute(conn, "RELEASE write")?;
     }
-    Ok(())
+    execute(conn, "COMMIT")
 }
 
-/// Runs statements without parameters in one round trip.
-fn execute<'c>(conn: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'c, Result<()>> {
-    Box::pin(async move {
-        sqlx::query(sql).execute(conn).await?;
-        Ok(())
-    })
+/// Runs a statement without parameters (prepared once per connection).
+fn execute(conn: &Connection, sql: &'static str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use sqlx::sqlite::SqlitePoolOptions;
-
     use super::*;
 
-    async fn writer() -> (SqlitePool, GroupCommit) {
-        let pool = SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t (n INTEGER)").execute(&pool).await.unwrap();
-        (pool.clone(), GroupCommit::start(pool, QueueLimits::default()))
+    fn open_memory(name: &'static str) -> OpenWriter {
+        // A shared in-memory database: every connection to the name sees the same data.
+        Box::new(move || {
+            let conn = Connection::open(format!("file:{name}?mode=memory&cache=shared"))?;
+            conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)", [])?;
+            Ok(conn)
+        })
     }
 
     fn insert(n: i64, then_fail: bool) -> WriteFn<i64> {
         Box::new(move |conn| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO t (n) VALUES (?)").bind(n).execute(&mut *conn).await?;
-                if then_fail {
-                    return Err(StoreError::Conflict(n.to_string()));
-                }
-                Ok(n)
-            })
+            conn.execute("INSERT INTO t (n) VALUES (?)", [n])?;
+            if then_fail {
+                return Err(StoreError::Conflict(n.to_string()));
+            }
+            Ok(n)
         })
     }
 
-    async fn rows(pool: &SqlitePool) -> Vec<i64> {
-        sqlx::query_scalar("SELECT n FROM t ORDER BY n").fetch_all(pool).await.unwrap()
+    async fn rows(commits: &GroupCommit) -> Vec<i64> {
+        commits
+            .write(Box::new(|conn| {
+                let mut statement = conn.prepare("SELECT n FROM t ORDER BY n")?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+            }))
+            .await
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_or_panicking_write_is_rolled_back_alone() {
-        let (pool, commits) = writer().await;
+        let open = open_memory("rolled_back_alone");
+        let _keep = open().unwrap(); // the shared memory database lives while a connection does
+        let commits = GroupCommit::start(open, QueueLimits::default()).unwrap();
         let panicking: WriteFn<i64> = Box::new(|conn| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO t (n) VALUES (99)").execute(&mut *conn).await?;
-                panic!("a bug in a write");
-            })
+            conn.execute("INSERT INTO t (n) VALUES (99)", [])?;
+            panic!("a bug in a write");
         });
         let (first, failing, panicked, last) = tokio::join!(
             commits.write(insert(1, false)),
@@ -203,29 +218,26 @@ mod tests {
         assert!(matches!(failing, Err(StoreError::Conflict(_))), "{failing:?}");
         assert!(matches!(panicked, Err(StoreError::Corrupt(_))), "{panicked:?}");
         assert_eq!(last.unwrap(), 3);
-        assert_eq!(rows(&pool).await, vec![1, 3]);
+        assert_eq!(rows(&commits).await, vec![1, 3]);
         // The writer carries on, outside any leftover transaction.
         assert_eq!(commits.write(insert(4, false)).await.unwrap(), 4);
-        sqlx::query("INSERT INTO t (n) VALUES (5)").execute(&pool).await.unwrap();
-        assert_eq!(rows(&pool).await, vec![1, 3, 4, 5]);
+        assert_eq!(rows(&commits).await, vec![1, 3, 4]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_write_queue_refuses_in_bounded_time_and_loses_nothing_queued() {
-        let pool = SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t (n INTEGER)").execute(&pool).await.unwrap();
-        let limits = QueueLimits { capacity: 2, wait: std::time::Duration::from_millis(200) };
-        let commits = GroupCommit::start(pool.clone(), limits);
+        let open = open_memory("bounded_queue");
+        let _keep = open().unwrap();
+        let limits = QueueLimits { capacity: 2, wait: Duration::from_millis(200) };
+        let commits = GroupCommit::start(open, limits).unwrap();
         // The writer is busy with a write that waits for the test.
-        let (release, released) = oneshot::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
         let (started, running) = oneshot::channel::<()>();
         let blocking: WriteFn<i64> = Box::new(move |conn| {
-            Box::pin(async move {
-                let _ = started.send(());
-                let _ = released.await;
-                sqlx::query("INSERT INTO t (n) VALUES (0)").execute(&mut *conn).await?;
-                Ok(0)
-            })
+            let _ = started.send(());
+            let _ = released.recv();
+            conn.execute("INSERT INTO t (n) VALUES (0)", [])?;
+            Ok(0)
         });
         let busy = tokio::spawn({
             let commits = commits.clone();
@@ -239,16 +251,16 @@ mod tests {
                 tokio::spawn(async move { commits.write(insert(n, false)).await })
             })
             .collect();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let started_at = std::time::Instant::now();
         let refused = commits.write(insert(3, false)).await;
         assert!(matches!(&refused, Err(StoreError::Unavailable(_))), "{refused:?}");
-        assert!(started_at.elapsed() < std::time::Duration::from_secs(2), "refused in bounded time");
+        assert!(started_at.elapsed() < Duration::from_secs(2), "refused in bounded time");
         release.send(()).unwrap();
         assert_eq!(busy.await.unwrap().unwrap(), 0);
         for (n, write) in queued.into_iter().enumerate() {
             assert_eq!(write.await.unwrap().unwrap(), n as i64 + 1, "every queued write is applied");
         }
-        assert_eq!(rows(&pool).await, vec![0, 1, 2]);
+        assert_eq!(rows(&commits).await, vec![0, 1, 2]);
     }
 }
