@@ -111,7 +111,12 @@ fn report_batch() -> RefOr<Schema> {
         .min_items(Some(1))
         .max_items(Some(worker::MAX_REPORTS_PER_BATCH))
         .description(Some("Each task at most once."));
-    ObjectBuilder::new().property("reports", reports).required("reports").into()
+    let answer = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(worker::ReportAnswer::ALL.map(worker::ReportAnswer::as_str)))
+        .default(Some(worker::ReportAnswer::Job.as_str().into()))
+        .description(Some("What each `200` result carries: the task (`job`) or only its status word (`status`)."));
+    ObjectBuilder::new().property("reports", reports).required("reports").property("answer", answer).into()
 }
 
 fn add<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {

@@ -125,6 +125,29 @@ pub(crate) struct FailBody {
 #[serde(deny_unknown_fields)]
 struct ReportBatchBody {
     reports: Vec<Map<String, Value>>,
+    #[serde(default)]
+    answer: ReportAnswer,
+}
+
+/// What a batch report's `200` results carry: the task as its single route answers it (`job`,
+/// the default), or only the task's status word (`status`), for workers that need no more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ReportAnswer {
+    #[default]
+    Job,
+    Status,
+}
+
+impl ReportAnswer {
+    pub(crate) const ALL: [ReportAnswer; 2] = [ReportAnswer::Job, ReportAnswer::Status];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ReportAnswer::Job => "job",
+            ReportAnswer::Status => "status",
+        }
+    }
 }
 
 /// How an attempt ended, as a worker reports it: the single route's last segment, a batch report's
@@ -222,9 +245,13 @@ pub(crate) struct TaskReportResult {
     job_id: String,
     /// The single route's HTTP status: `200`, or the error's (`400`, `404`, `409`...).
     status: u16,
-    /// On `200`: the task, as the single route's `{"job"}`.
+    /// On `200`: the task, as the single route's `{"job"}` (unless the batch asked for
+    /// `"answer": "status"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<NativeJob>,
+    /// On `200` with `"answer": "status"`: the task's status word.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_status: Option<&'static str>,
     /// Otherwise: the error, as the single route's error body.
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<&'static str>,
@@ -233,12 +260,13 @@ pub(crate) struct TaskReportResult {
 }
 
 impl TaskReportResult {
-    fn new(job_id: String, answer: Result<Job, ApiError>) -> Self {
+    fn new(job_id: String, answer: Result<Job, ApiError>, mode: ReportAnswer) -> Self {
         match answer {
             Ok(task) => TaskReportResult {
                 job_id,
                 status: StatusCode::OK.as_u16(),
-                job: Some(NativeJob::from(&task)),
+                job: (mode == ReportAnswer::Job).then(|| NativeJob::from(&task)),
+                job_status: (mode == ReportAnswer::Status).then(|| task.status.as_str()),
                 error_code: None,
                 error_msg: None,
             },
@@ -251,6 +279,7 @@ impl TaskReportResult {
                     job_id,
                     status: status.as_u16(),
                     job: None,
+                    job_status: None,
                     error_code: Some(code),
                     error_msg: Some(message),
                 }
@@ -591,7 +620,9 @@ async fn report_batch(
     let results = reports
         .into_iter()
         .zip(answers)
-        .map(|((job_id, _, _), answer)| TaskReportResult::new(job_id, answer.expect("every slot is answered")))
+        .map(|((job_id, _, _), answer)| {
+            TaskReportResult::new(job_id, answer.expect("every slot is answered"), body.answer)
+        })
         .collect();
     Ok(Json(TaskReportResults { results }))
 }

@@ -372,6 +372,38 @@ async fn a_batch_applies_each_report_as_its_single_route_would() {
 }
 
 #[tokio::test]
+async fn a_batch_asking_for_status_words_gets_them_instead_of_the_tasks() {
+    let app = TestApp::new().await;
+    for _ in 0..3 {
+        app.create(json!({"service": "cfw", "job_type": "CreateFirewall", "max_attempts": 2})).await;
+    }
+    let claimed = claim(&app, json!({"worker_id": "w1", "services": ["cfw"], "max_tasks": 10})).await;
+    let tasks = claimed.body["tasks"].as_array().unwrap().clone();
+    let reports = json!([
+        {"job_id": tasks[0]["job_id"], "lease_token": token(&tasks[0]), "outcome": "complete"},
+        {"job_id": tasks[1]["job_id"], "lease_token": token(&tasks[1]), "outcome": "fail", "error_code": "CFW.X",
+         "error_msg": "flaky"},
+        {"job_id": tasks[2]["job_id"], "lease_token": "not-the-lease", "outcome": "complete"},
+    ]);
+    let url = "/v1/worker/tasks/batch";
+    let answer = app.signed(Method::POST, url, Some(json!({"reports": reports, "answer": "status"}))).await;
+    assert_eq!(statuses(&answer), [200, 200, 409], "{}", answer.body);
+    let results = answer.body["results"].as_array().unwrap();
+    assert_eq!(results[0]["job_status"], "SUCCEEDED");
+    assert_eq!(results[1]["job_status"], "RUNNING", "a retryable failure waits for the next attempt");
+    assert!(results.iter().all(|r| r.get("job").is_none()), "no task in the answer: {}", answer.body);
+    assert_eq!(results[2]["error_code"], "JOBD.LEASE_LOST");
+    assert!(results[2].get("job_status").is_none());
+    // The default (and `"answer": "job"`) carries the whole task, as before.
+    let again = json!({"reports": [reports[0].clone()], "answer": "job"});
+    let answer = app.signed(Method::POST, url, Some(again)).await;
+    assert_eq!(answer.body["results"][0]["job"]["status"], "SUCCEEDED", "{}", answer.body);
+    assert!(answer.body["results"][0].get("job_status").is_none());
+    let bad = app.signed(Method::POST, url, Some(json!({"reports": [reports[0].clone()], "answer": "all"}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}
+
+#[tokio::test]
 async fn a_malformed_batch_is_400_and_applies_nothing() {
     let app = TestApp::new().await;
     let job = app.create(json!({"service": "cfw", "job_type": "CreateFirewall"})).await;

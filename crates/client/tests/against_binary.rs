@@ -259,6 +259,31 @@ async fn a_batch_reports_each_task_as_its_own_call_would() {
 }
 
 #[tokio::test]
+async fn a_batch_answered_with_status_words_reports_the_same() {
+    let jobd = Jobd::start().await;
+    let client = jobd.client();
+    let project = jobd.project();
+    for job_type in ["A", "B", "C"] {
+        project.create_job(&NewJob::new("cfw", job_type).max_attempts(1), None).await.unwrap();
+    }
+    let tasks = client.claim(&claim_request().max_tasks(10)).await.unwrap();
+    let [a, b, c] = [&tasks[0], &tasks[1], &tasks[2]];
+    project.cancel_job(&c.job_id).await.unwrap();
+    let reports = [
+        TaskReport::complete(a, None, None),
+        TaskReport::fail(b, "CFW.BROKEN", "it broke", false),
+        TaskReport::complete(c, None, None),
+    ];
+    let results = client.report_batch_statuses(&reports).await.unwrap();
+    assert_eq!(results[0].as_deref().unwrap(), "SUCCEEDED");
+    assert_eq!(results[1].as_deref().unwrap(), "FAILED");
+    let gone = results[2].as_ref().unwrap_err();
+    assert_eq!(gone.task_gone(), Some(TaskGone::Cancelled), "{gone:?}");
+    let job = project.get_job(&a.job_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "the report was applied");
+}
+
+#[tokio::test]
 async fn a_cancel_reaches_the_worker_as_task_gone() {
     let jobd = Jobd::start().await;
     let client = jobd.client();

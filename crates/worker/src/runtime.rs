@@ -1017,6 +1017,8 @@ async fn send_alone(client: &Client, report: &TaskReport) -> Result<(), jobd_cli
 /// returns (no fixed delay), and hands each report's answer back to its task.
 async fn report_loop(client: Client, batched: Arc<AtomicBool>, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let mut waiting = VecDeque::new();
+    // Batches ask for status words only, until a server refuses the field (a jobd older than it).
+    let brief = AtomicBool::new(true);
     loop {
         if waiting.is_empty() {
             match queue.recv().await {
@@ -1030,7 +1032,7 @@ async fn report_loop(client: Client, batched: Arc<AtomicBool>, mut queue: mpsc::
         let batch = next_batch(&mut waiting);
         let (reports, answers) = batch.into_iter().map(|queued| (queued.report, queued.answer)).unzip();
         if batched.load(Ordering::Relaxed) {
-            send_batch(&client, &batched, reports, answers).await;
+            send_batch(&client, &batched, &brief, reports, answers).await;
         } else {
             send_each(&client, reports, answers);
         }
@@ -1069,13 +1071,20 @@ fn next_batch(waiting: &mut VecDeque<Queued>) -> Vec<Queued> {
 async fn send_batch(
     client: &Client,
     batched: &AtomicBool,
+    brief: &AtomicBool,
     reports: Vec<TaskReport>,
     answers: Vec<oneshot::Sender<Reported>>,
 ) {
-    match client.report_batch(&reports).await {
+    let mut sent = report_batch(client, brief.load(Ordering::Relaxed), &reports).await;
+    if matches!(&sent, Err(error) if error.status() == Some(400)) && brief.load(Ordering::Relaxed) {
+        tracing::info!("the server refused status-only batch answers (an older jobd); asking for whole tasks");
+        brief.store(false, Ordering::Relaxed);
+        sent = report_batch(client, false, &reports).await;
+    }
+    match sent {
         Ok(results) => {
             for (answer, result) in answers.into_iter().zip(results) {
-                let _ = answer.send(result.map(drop).map_err(Arc::new));
+                let _ = answer.send(result.map_err(Arc::new));
             }
         }
         Err(error) if error.status() == Some(404) => {
@@ -1099,6 +1108,20 @@ async fn send_batch(
                 let _ = answer.send(Err(error.clone()));
             }
         }
+    }
+}
+
+/// One batch call; per report, whether the server took it (answered with status words when
+/// `brief`, with whole tasks otherwise).
+async fn report_batch(
+    client: &Client,
+    brief: bool,
+    reports: &[TaskReport],
+) -> jobd_client::Result<Vec<jobd_client::Result<()>>> {
+    if brief {
+        Ok(client.report_batch_statuses(reports).await?.into_iter().map(|result| result.map(drop)).collect())
+    } else {
+        Ok(client.report_batch(reports).await?.into_iter().map(|result| result.map(drop)).collect())
     }
 }
 
