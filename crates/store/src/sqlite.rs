@@ -490,7 +490,7 @@ async fn claim_tasks(tx: &mut SqliteConnection, request: ClaimRequest, now: Time
 
 /// Deletes up to `limit` finished job trees ended before `cutoff`, and idempotency keys before
 /// `keys_cutoff`.
-async fn prune(tx: &mut SqliteConnection, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+async fn prune_finished_jobs(tx: &mut SqliteConnection, cutoff: Timestamp, limit: u32) -> Result<u64> {
     let roots: Vec<String> = sqlx::query_scalar(
         "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
     )
@@ -502,11 +502,15 @@ async fn prune(tx: &mut SqliteConnection, cutoff: Timestamp, keys_cutoff: Timest
         sqlx::query("DELETE FROM jobs WHERE parent_job_id = ?").bind(root).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM jobs WHERE job_id = ?").bind(root).execute(&mut *tx).await?;
     }
-    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
-        .bind(millis(&keys_cutoff))
+    Ok(roots.len() as u64)
+}
+
+async fn prune_idempotency_keys(tx: &mut SqliteConnection, cutoff: Timestamp) -> Result<u64> {
+    let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+        .bind(millis(&cutoff))
         .execute(&mut *tx)
         .await?;
-    Ok(roots.len() as u64)
+    Ok(deleted.rows_affected())
 }
 
 #[async_trait]
@@ -622,8 +626,12 @@ impl JobStore for SqliteStore {
             .await
     }
 
-    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
-        self.commits.write(Box::new(move |tx| Box::pin(prune(tx, cutoff, keys_cutoff, limit)))).await
+    async fn prune_finished_jobs(&self, cutoff: Timestamp, limit: u32) -> Result<u64> {
+        self.commits.write(Box::new(move |tx| Box::pin(prune_finished_jobs(tx, cutoff, limit)))).await
+    }
+
+    async fn prune_idempotency_keys(&self, cutoff: Timestamp) -> Result<u64> {
+        self.commits.write(Box::new(move |tx| Box::pin(prune_idempotency_keys(tx, cutoff)))).await
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
