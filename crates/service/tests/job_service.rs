@@ -36,7 +36,7 @@ async fn a_task_named_by_id_alone_is_found_in_its_own_project() {
         assert_eq!((&found.job_id, &found.project_id), (&job.job_id, &job.project_id));
         let step = &job.sub_jobs[1];
         let found = service.get_task(&step.job_id).await.unwrap();
-        assert_eq!(found.job_id, job.job_id, "a sub-job's id answers its whole tree");
+        assert_eq!(found.job_id, step.job_id, "a sub-job is found by its own id");
         assert_eq!(found.project_id, job.project_id);
     }
     let unknown = JobId::parse("00000000-0000-4000-8000-000000000000").unwrap();

@@ -70,6 +70,9 @@ async fn job_timeouts_fails_a_job_past_its_timeout_once() {
     let node = node().await;
     let job = create(&node, NewJob { timeout_seconds: Some(30), ..new_job() }).await;
     let untimed = create(&node, new_job()).await;
+    node.clock.advance(HOUR);
+    assert_eq!(job_timeouts::run(&node.service).await.unwrap(), 0, "the timeout counts from the start");
+    assert_eq!(claim(&node, 3600).await, 2);
     node.clock.advance(Duration::from_millis(29_999));
     assert_eq!(job_timeouts::run(&node.service).await.unwrap(), 0, "not yet due");
     node.clock.advance(Duration::from_millis(1));
@@ -80,7 +83,7 @@ async fn job_timeouts_fails_a_job_past_its_timeout_once() {
     assert_eq!(job_timeouts::run(&node.service).await.unwrap(), 0, "a failed job is not timed out again");
     node.clock.advance(100 * HOUR);
     assert_eq!(job_timeouts::run(&node.service).await.unwrap(), 0, "a job without a timeout never times out");
-    assert_eq!(node.service.get(&project(), &untimed.job_id).await.unwrap().status, JobStatus::Pending);
+    assert_eq!(node.service.get(&project(), &untimed.job_id).await.unwrap().status, JobStatus::Running);
 }
 
 #[tokio::test]
@@ -206,6 +209,7 @@ async fn every_duty_is_listed_with_its_interval_and_scope() {
 async fn spawned_duties_run_at_their_intervals() {
     let node = node().await;
     let job = create(&node, NewJob { timeout_seconds: Some(1), ..new_job() }).await;
+    assert_eq!(claim(&node, 3600).await, 1);
     node.clock.advance(Duration::from_secs(2));
     let config = MaintenanceConfig { interval: Duration::from_millis(20), ..MaintenanceConfig::default() };
     let tasks = maintenance::spawn(node.service.clone(), Some(node.identity.clone()), config);
