@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobd_core::{JobEvent, JobId, JobType, NewJob, NewSubJob, ProjectId, ServiceName};
-use jobd_service::{ClaimRequest, JobService, ServiceError, TaskScope};
+use jobd_service::{JobService, ServiceError, TaskScope};
 use jobd_store::SqliteStore;
 use jobd_test_support::clock::ManualClock;
+use jobd_test_support::store_conformance::claim_request;
 
 fn project(n: u8) -> ProjectId {
     ProjectId::parse(&format!("{n:02x}").repeat(16)).unwrap()
@@ -47,17 +48,7 @@ async fn a_task_named_by_id_alone_is_found_in_its_own_project() {
 async fn a_worker_event_outside_its_scope_is_not_found() {
     let (service, _dir) = service().await;
     let job = service.create(NewJob { sub_jobs: vec![], ..two_steps(project(1)) }, None).await.unwrap().job;
-    let request = ClaimRequest {
-        worker_id: "w".into(),
-        project_ids: None,
-        enterprise_project_ids: None,
-        services: vec![],
-        job_types: vec![],
-        simulated: false,
-        lease_seconds: 30,
-        max_tasks: 1,
-    };
-    let claimed = service.claim(&request, Duration::ZERO).await.unwrap();
+    let claimed = service.claim(&claim_request("w", false), Duration::ZERO).await.unwrap();
     let token = claimed[0].task().lease.as_ref().unwrap().token.clone();
     let beat = JobEvent::Heartbeat { lease_token: token, lease_expires_at: None, message: Some("half".into()) };
     let elsewhere = TaskScope { project_ids: Some(vec![project(2)]), ..TaskScope::default() };

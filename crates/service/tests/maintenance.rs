@@ -15,6 +15,7 @@ use jobd_service::maintenance::{
 use jobd_service::{ClaimRequest, ClientToken, JobService, ServiceError};
 use jobd_store::SqliteStore;
 use jobd_test_support::clock::ManualClock;
+use jobd_test_support::store_conformance::claim_request;
 
 const HOUR: Duration = Duration::from_secs(60 * 60);
 
@@ -52,16 +53,7 @@ async fn create(node: &Node, job: NewJob) -> Job {
 }
 
 async fn claim(node: &Node, lease_seconds: u32) -> usize {
-    let request = ClaimRequest {
-        worker_id: "w".into(),
-        project_ids: None,
-        enterprise_project_ids: None,
-        services: vec![],
-        job_types: vec![],
-        simulated: false,
-        lease_seconds,
-        max_tasks: 10,
-    };
+    let request = ClaimRequest { lease_seconds, max_tasks: 10, ..claim_request("w", false) };
     node.service.claim(&request, Duration::ZERO).await.unwrap().len()
 }
 

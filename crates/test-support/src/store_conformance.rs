@@ -285,7 +285,8 @@ pub async fn lists_carry_sub_jobs_in_order(store: SharedStore) {
     assert_eq!(listed, vec![job]);
 }
 
-fn claim_request(worker: &str, simulated: bool) -> ClaimRequest {
+/// A claim of any task by `worker`: a 30 s lease, one task.
+pub fn claim_request(worker: &str, simulated: bool) -> ClaimRequest {
     ClaimRequest {
         worker_id: worker.into(),
         project_ids: None,

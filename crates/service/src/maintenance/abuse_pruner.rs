@@ -8,9 +8,7 @@ use crate::identity::IdentityService;
 pub const NAME: &str = "abuse_pruner";
 
 pub fn duty(identity: &IdentityService, config: &MaintenanceConfig) -> Duty {
-    let identity = identity.clone();
-    Duty::new(NAME, config.abuse_prune_interval, Scope::EveryNode, move || {
-        let identity = identity.clone();
-        async move { Ok::<_, crate::identity::IdentityError>(identity.prune_abuse_counters()) }
+    Duty::new(NAME, config.abuse_prune_interval, Scope::EveryNode, identity.clone(), |identity| async move {
+        Ok::<_, crate::identity::IdentityError>(identity.prune_abuse_counters())
     })
 }

@@ -9,10 +9,9 @@ use crate::{JobService, Result};
 pub const NAME: &str = "job_cleaner";
 
 pub fn duty(service: &JobService, config: &MaintenanceConfig) -> Duty {
-    let (service, retention) = (service.clone(), config.retention);
-    Duty::new(NAME, config.retention_interval, Scope::Leader, move || {
-        let service = service.clone();
-        async move { run(&service, retention).await }
+    let state = (service.clone(), config.retention);
+    Duty::new(NAME, config.retention_interval, Scope::Leader, state, |(service, retention)| async move {
+        run(&service, retention).await
     })
 }
 

@@ -12,10 +12,9 @@ pub const NAME: &str = "key_pruner";
 pub const MIN_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub fn duty(service: &JobService, config: &MaintenanceConfig) -> Duty {
-    let (service, window) = (service.clone(), config.idempotency_window);
-    Duty::new(NAME, config.retention_interval, Scope::Leader, move || {
-        let service = service.clone();
-        async move { run(&service, window).await }
+    let state = (service.clone(), config.idempotency_window);
+    Duty::new(NAME, config.retention_interval, Scope::Leader, state, |(service, window)| async move {
+        run(&service, window).await
     })
 }
 

@@ -4,27 +4,17 @@
 
 use jobd_core::JobEvent;
 
-use super::{apply_if_due, Duty, MaintenanceConfig, Scope, BATCH};
+use super::{apply_to_due, Duty, MaintenanceConfig, Scope, BATCH};
 use crate::{JobService, Result};
 
 pub const NAME: &str = "lease_rescuer";
 
 pub fn duty(service: &JobService, config: &MaintenanceConfig) -> Duty {
-    let service = service.clone();
-    Duty::new(NAME, config.interval, Scope::Leader, move || {
-        let service = service.clone();
-        async move { run(&service).await }
-    })
+    Duty::new(NAME, config.interval, Scope::Leader, service.clone(), |service| async move { run(&service).await })
 }
 
 /// One run at the service's clock: fails up to a batch of such tasks; answers how many.
 pub async fn run(service: &JobService) -> Result<u64> {
-    let mut expired = 0;
-    for job in service.store().list_expired_last_leases(service.now(), BATCH).await? {
-        if apply_if_due(service, &job, JobEvent::ExpireLease).await? {
-            tracing::info!(job_id = %job.job_id, "last attempt's lease expired");
-            expired += 1;
-        }
-    }
-    Ok(expired)
+    let due = service.store().list_expired_last_leases(service.now(), BATCH).await?;
+    apply_to_due(service, due, JobEvent::ExpireLease, "last attempt's lease expired").await
 }

@@ -100,14 +100,16 @@ impl std::fmt::Debug for Duty {
 }
 
 impl Duty {
-    pub fn new<F, Fut, E>(name: &'static str, interval: Duration, scope: Scope, run: F) -> Duty
+    /// A duty whose run is `run(state.clone())`: `state` is what it works on (the service, a
+    /// setting).
+    pub fn new<S, Fut, E>(name: &'static str, interval: Duration, scope: Scope, state: S, run: fn(S) -> Fut) -> Duty
     where
-        F: Fn() -> Fut + Send + Sync + 'static,
+        S: Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<u64, E>> + Send + 'static,
         E: Into<DutyError>,
     {
         let run = move || -> Pin<Box<dyn Future<Output = Result<u64, DutyError>> + Send>> {
-            let running = run();
+            let running = run(state.clone());
             Box::pin(async move { running.await.map_err(Into::into) })
         };
         Duty { name, interval, scope, run: Box::new(run) }
@@ -178,17 +180,26 @@ async fn run_forever(service: JobService, duty: Duty) {
     }
 }
 
-/// Applies a duty's event; a job that moved on meanwhile (finished, or no longer due) is skipped.
-async fn apply_if_due(
+/// Applies a duty's event to each job it found due; a job that moved on meanwhile (finished, or
+/// no longer due) is skipped. Answers how many took the event.
+async fn apply_to_due(
     service: &JobService,
-    job: &jobd_store::JobRef,
+    due: Vec<jobd_store::JobRef>,
     event: jobd_core::JobEvent,
-) -> Result<bool, ServiceError> {
-    match service.record(&job.project_id, &job.job_id, event).await {
-        Ok(_) => Ok(true),
-        Err(ServiceError::Conflict(_)) | Err(ServiceError::NotFound(_)) => Ok(false),
-        Err(other) => Err(other),
+    what: &str,
+) -> Result<u64, ServiceError> {
+    let mut applied = 0;
+    for job in due {
+        match service.record(&job.project_id, &job.job_id, event.clone()).await {
+            Ok(_) => {
+                tracing::info!(job_id = %job.job_id, "{what}");
+                applied += 1;
+            }
+            Err(ServiceError::Conflict(_)) | Err(ServiceError::NotFound(_)) => {}
+            Err(other) => return Err(other),
+        }
     }
+    Ok(applied)
 }
 
 /// A `Duration` as chrono's, saturating.

@@ -7,9 +7,7 @@ use crate::identity::IdentityService;
 pub const NAME: &str = "token_pruner";
 
 pub fn duty(identity: &IdentityService, config: &MaintenanceConfig) -> Duty {
-    let identity = identity.clone();
-    Duty::new(NAME, config.retention_interval, Scope::Leader, move || {
-        let identity = identity.clone();
-        async move { identity.prune_expired_tokens().await }
+    Duty::new(NAME, config.retention_interval, Scope::Leader, identity.clone(), |identity| async move {
+        identity.prune_expired_tokens().await
     })
 }
