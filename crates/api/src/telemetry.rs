@@ -51,6 +51,9 @@ fn describe() {
     describe_counter!("jobd_job_timeouts_total", "Jobs failed with JOB.TIMEOUT");
     describe_counter!("jobd_lease_expiries_total", "Tasks failed because the last attempt's lease expired");
     describe_histogram!("jobd_store_operation_duration_seconds", Unit::Seconds, "Time of one store operation");
+    describe_counter!("jobd_maintenance_runs_total", "Runs of each background duty, by duty and outcome");
+    describe_counter!("jobd_maintenance_items_total", "What each background duty handled (jobs, keys, tokens...)");
+    describe_histogram!("jobd_maintenance_run_duration_seconds", Unit::Seconds, "Time of one background duty's run");
 }
 
 /// Counts and times every routed request.

@@ -118,8 +118,7 @@ async fn cancellation_and_timeouts_reach_the_worker_as_409() {
     app.create(json!({"service": "elb", "job_type": "UPGRADE", "timeout_seconds": 30})).await;
     let task = claim_one(&app).await;
     app.clock.set_ms(30_000);
-    let report = maintenance::run_round(&app.service).await.unwrap();
-    assert_eq!(report.timed_out, 1);
+    assert_eq!(maintenance::job_timeouts::run(&app.service).await.unwrap(), 1, "one job timed out");
     let beat = task_call(&app, &task, "heartbeat", json!({"lease_token": token(&task)})).await;
     assert_eq!(beat.body["error_code"], "JOBD.JOB_TIMED_OUT");
     let job = app.get(&format!("/v1/{PROJECT}/jobs/{}", task["job_id"].as_str().unwrap())).await;
@@ -132,8 +131,7 @@ async fn the_last_attempts_expired_lease_fails_the_job() {
     let job = app.create(json!({"service": "cfw", "job_type": "CreateFirewall", "max_attempts": 1})).await;
     claim(&app, json!({"worker_id": "w", "services": ["cfw"], "lease_seconds": 5})).await;
     app.clock.set_ms(5_000);
-    let report = maintenance::run_round(&app.service).await.unwrap();
-    assert_eq!(report.leases_expired, 1);
+    assert_eq!(maintenance::lease_rescuer::run(&app.service).await.unwrap(), 1, "one lease expired");
     let answer = app.get(&format!("/v1/{PROJECT}/jobs/{}", job["job_id"].as_str().unwrap())).await;
     assert_eq!(answer.body["job"]["error_code"], "JOB.LEASE_EXPIRED");
 }

@@ -1,5 +1,7 @@
 //! Waits between tries: exponential, capped, with jitter (each wait is drawn between half and all
-//! of the exponential value, so many waiting clients spread out instead of calling together).
+//! of the exponential value, so many waiting clients spread out instead of calling together). The
+//! waiter uses it, and so does `jobd-worker`'s runtime (claims, heartbeats, reports): one backoff
+//! for everything that retries jobd's API.
 
 use std::time::Duration;
 
@@ -7,7 +9,7 @@ use rand::Rng;
 
 /// An exponential backoff: `initial × 2^n`, at most `max`, jittered.
 #[derive(Debug, Clone)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     initial: Duration,
     max: Duration,
     tries: u32,

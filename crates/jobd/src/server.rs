@@ -8,9 +8,8 @@ use jobd_api::{ApiConfig, AppState};
 use jobd_auth::secrets::MasterKey;
 use jobd_service::identity::{IdentityConfig, IdentityService, RootKey};
 use jobd_service::maintenance::{self, MaintenanceConfig};
-use jobd_service::{JobService, SystemClock};
+use jobd_service::{JobService, Simulator, SystemClock};
 use jobd_store::{PgOptions, PgStore, SqliteStore, Store};
-use jobd_worker::Simulator;
 use tokio::net::TcpListener;
 
 use crate::config::{ConfigError, ServerConfig};

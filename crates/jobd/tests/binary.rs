@@ -1,12 +1,10 @@
 //! The real `jobd` binary on a real socket: serve, sign, create, watch the simulator finish a job,
 //! and keep every acknowledged job across a clean restart and across `kill -9`.
 
-mod support;
-
 use std::time::Duration;
 
+use jobd_test_support::server::{Server, PROJECT};
 use serde_json::{json, Value};
-use support::{Server, PROJECT};
 
 fn simulated(duration_ms: u64) -> Value {
     json!({"service": "cfw", "job_type": "CreateFirewall",

@@ -1,13 +1,11 @@
 //! The admin commands as a new user runs them: `jobd project|user|credential` against the real
 //! binary, then a reader key and a token (from `POST /v3/auth/tokens`) read a job.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use jobd_test_support::server::{Server, ACCESS_KEY, SECRET_KEY};
 use serde_json::{json, Value};
-use support::{Server, ACCESS_KEY, SECRET_KEY};
 
 fn jobd(base: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobd"))
@@ -152,7 +150,7 @@ async fn a_new_user_sets_up_a_tenant_and_reads_a_job_with_a_key_and_a_token() {
     assert!(!ok && err.contains("409") && err.contains("request"), "{err}");
 
     // Nothing secret ever reached the server's (debug-level) log.
-    let log = std::fs::read_to_string(support::log_path(dir.path())).unwrap();
+    let log = std::fs::read_to_string(jobd_test_support::server::log_path(dir.path())).unwrap();
     assert!(log.contains("request answered"), "the log was written");
     for secret in [sk, SECRET_KEY, "a long password", token.as_str()] {
         assert!(!log.contains(secret), "a secret appears in the log: {secret}");

@@ -3,12 +3,10 @@
 //! `408`, long polls outlive the idle timeout, and past the connection cap `/healthz` still answers
 //! while everything else is `503` with `Retry-After`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use jobd_test_support::server::{Launch, Server, PROJECT};
 use serde_json::{json, Value};
-use support::{Launch, Server, PROJECT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

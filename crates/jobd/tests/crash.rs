@@ -3,13 +3,11 @@
 //! (reporting one end per call, and in batches). Afterwards every acknowledged job
 //! exists and is terminal, no observed status ever went backwards, and no job was completed twice.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::chaos::{Ledger, Load};
-use support::Server;
+use jobd_test_support::chaos::{Ledger, Load};
+use jobd_test_support::server::Server;
 
 const JOBS: usize = 1500;
 const PRODUCERS: usize = 3;

@@ -2,14 +2,12 @@
 //! at the default level), and the keys and project id it prints read the jobs it names.
 //! `JOBD_LOG` still asks for more.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Endpoint;
+use jobd_test_support::server::Endpoint;
 
 /// A running `jobd demo` and what its banner said.
 struct Demo {

@@ -2,9 +2,7 @@
 //! started with a soft limit of 256, it runs with the hard one. Its own test binary: it lowers
 //! its own limit so that jobd inherits it.
 
-mod support;
-
-use support::Server;
+use jobd_test_support::server::Server;
 
 /// The soft and hard "Max open files" of a process, from /proc.
 fn open_file_limits(pid: u32) -> (String, String) {

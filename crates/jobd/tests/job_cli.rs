@@ -2,15 +2,13 @@
 //! view, list, cancel, watch, wait and its exit codes, JSON output, the profile file and its
 //! precedence, shell completions, and `wait`'s live display under a pseudo-terminal (`script`).
 
-mod support;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use jobd_test_support::server::{Server, ACCESS_KEY, PROJECT, SECRET_KEY};
 use serde_json::{json, Value};
-use support::{Server, ACCESS_KEY, PROJECT, SECRET_KEY};
 
 /// A `jobd` command with the server's address and the root key in the environment, and a home
 /// of its own (so no profile file of the person running the tests is read).

@@ -5,15 +5,13 @@
 //! terminal, none is lost, none was completed twice, and no status the watcher saw (reading the
 //! nodes in turn) went backwards.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jobd_test_support::chaos::{Ledger, Load};
+use jobd_test_support::database::{with_parameter, TestDatabase};
+use jobd_test_support::server::{Launch, Server};
 use sqlx::{Connection, PgConnection};
-use support::chaos::{Ledger, Load};
-use support::postgres::{with_parameter, TestDatabase};
-use support::{Launch, Server};
 
 const NODES: usize = 3;
 const JOBS: usize = 600;

@@ -6,16 +6,14 @@
 //! is not ready; jobd reconnects by itself, and afterwards every acknowledged job is terminal,
 //! none is lost, none was completed twice, and no status went backwards.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jobd_test_support::chaos::{Ledger, Load, SharedLedger};
+use jobd_test_support::private_cluster::PrivateCluster;
+use jobd_test_support::server::{Endpoint, Launch, Server, PROJECT};
 use serde_json::Value;
-use support::chaos::{Ledger, Load, SharedLedger};
-use support::postgres::PrivateCluster;
-use support::{Endpoint, Launch, Server, PROJECT};
 
 const JOBS: usize = 400;
 const PRODUCERS: usize = 2;

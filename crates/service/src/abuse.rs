@@ -77,12 +77,13 @@ impl KeyedBuckets {
     }
 
     /// Forgets the keys whose buckets have filled up again (they would start full anyway).
-    pub fn prune(&self, now: Timestamp) {
+    /// Forgets full buckets; answers how many.
+    pub fn prune(&self, now: Timestamp) -> usize {
         let (rate, burst) = (self.per_second, self.burst);
-        self.buckets
-            .lock()
-            .expect("buckets")
-            .retain(|_, b| b.tokens + seconds_between(b.refreshed, now) * rate < burst);
+        let mut buckets = self.buckets.lock().expect("buckets");
+        let before = buckets.len();
+        buckets.retain(|_, b| b.tokens + seconds_between(b.refreshed, now) * rate < burst);
+        before - buckets.len()
     }
 
     /// How many keys are tracked.
@@ -156,12 +157,13 @@ impl SignatureFailures {
     }
 
     /// Forgets the pairs neither locked nor inside their counting window.
-    pub fn prune(&self, now: Timestamp) {
+    /// Forgets failures past their window and lock; answers how many.
+    pub fn prune(&self, now: Timestamp) -> usize {
         let window = self.window;
-        self.failures
-            .lock()
-            .expect("signature failures")
-            .retain(|_, f| f.locked_until.is_some_and(|until| until > now) || now - f.window_start <= window);
+        let mut failures = self.failures.lock().expect("signature failures");
+        let before = failures.len();
+        failures.retain(|_, f| f.locked_until.is_some_and(|until| until > now) || now - f.window_start <= window);
+        before - failures.len()
     }
 
     pub fn record_success(&self, client: &str, access_key: &str) {

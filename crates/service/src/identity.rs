@@ -551,14 +551,13 @@ impl IdentityService {
     }
 
     /// Forgets abuse counters with nothing left to remember (full buckets, failures past their
-    /// window); every node runs it for its own counters.
-    pub fn prune_abuse_counters(&self) {
+    /// window); every node runs it for its own counters. Answers how many keys were forgotten.
+    pub fn prune_abuse_counters(&self) -> u64 {
         let now = self.now();
         let abuse = &self.abuse;
-        for buckets in [&abuse.requests, &abuse.failed_auth, &abuse.password_attempts, &abuse.password_failures] {
-            buckets.prune(now);
-        }
-        abuse.signatures.prune(now);
+        let buckets = [&abuse.requests, &abuse.failed_auth, &abuse.password_attempts, &abuse.password_failures];
+        let forgotten: usize = buckets.iter().map(|buckets| buckets.prune(now)).sum();
+        (forgotten + abuse.signatures.prune(now)) as u64
     }
 
     pub async fn prune_expired_tokens(&self) -> Result<u64> {

@@ -2,12 +2,14 @@
 //!
 //! It stamps time from its clock, turns store errors into service errors, announces every change
 //! on a broadcast channel, and wakes long-polling claimers when work may have arrived. Background
-//! duties (timeouts, lease rescue, retention) live in `maintenance`.
+//! duties (timeouts, lease rescue, retention) live in `maintenance`; the built-in simulator, an
+//! in-process worker on the same claim path, in `simulator`.
 
 pub mod abuse;
 pub mod identity;
 pub mod maintenance;
 pub mod metric_labels;
+pub mod simulator;
 mod watch;
 
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use jobd_core::{
 };
 pub use jobd_store::{ClaimRequest, ClaimedTask, TaskEvent, TaskScope, MAX_BATCH};
 use jobd_store::{IdempotencyKey, Inserted, JobStore, NewTree, StoreError};
+pub use simulator::Simulator;
 use tokio::sync::{broadcast, Notify};
 pub use watch::TreeWatch;
 

@@ -8,15 +8,16 @@ use std::time::Duration;
 use jobd_core::{JobEvent, JobType, NewJob, ProjectId, ServiceName};
 use jobd_service::{ClaimRequest, JobService, SystemClock};
 use jobd_store::{PgOptions, PgStore};
-use jobd_test_support::database::{create_test_database, drop_test_database};
+use jobd_test_support::database::{connect_test_server, TestDatabase};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_node_wakes_the_other_at_once() {
-    let (name, url) = create_test_database().await;
+    let database = TestDatabase::create().await;
+    let url = &database.url;
     let node_a =
-        JobService::new(Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap()), Arc::new(SystemClock));
+        JobService::new(Arc::new(PgStore::connect(url, PgOptions::default()).await.unwrap()), Arc::new(SystemClock));
     let node_b =
-        JobService::new(Arc::new(PgStore::connect(&url, PgOptions::default()).await.unwrap()), Arc::new(SystemClock));
+        JobService::new(Arc::new(PgStore::connect(url, PgOptions::default()).await.unwrap()), Arc::new(SystemClock));
     node_b.follow_other_nodes();
 
     let request = ClaimRequest {
@@ -61,22 +62,21 @@ async fn a_change_on_one_node_wakes_the_other_at_once() {
         .unwrap()
         .unwrap();
     assert_eq!(seen.message.as_deref(), Some("from node A"));
-    drop_test_database(&name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_leads_maintenance_and_a_dead_leader_is_replaced() {
     use jobd_store::JobStore;
-    let (name, url) = create_test_database().await;
-    let node_a = PgStore::connect(&url, PgOptions::default()).await.unwrap();
-    let node_b = PgStore::connect(&url, PgOptions::default()).await.unwrap();
+    let database = TestDatabase::create().await;
+    let node_a = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    let node_b = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
     assert!(node_a.lead_maintenance().await.unwrap(), "the first to ask leads");
     assert!(!node_b.lead_maintenance().await.unwrap(), "only one leads");
     assert!(node_a.lead_maintenance().await.unwrap(), "and keeps leading");
 
     // The leader's session dies (as when its node is killed): PostgreSQL drops its lock. Only
     // this test's database: other tests' sessions (a migrator's advisory lock) are not ours.
-    let mut admin = jobd_test_support::database::connect_test_server(&url).await;
+    let mut admin = connect_test_server(&database.url).await;
     sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted \
          AND pid <> pg_backend_pid() \
@@ -92,5 +92,4 @@ async fn one_node_leads_maintenance_and_a_dead_leader_is_replaced() {
     }
     assert!(!node_a.lead_maintenance().await.unwrap(), "the old leader knows it no longer leads");
     drop(admin);
-    drop_test_database(&name).await;
 }

@@ -194,9 +194,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// Open tasks whose last attempt's lease has expired.
     async fn list_expired_last_leases(&self, now: Timestamp, limit: u32) -> Result<Vec<JobRef>>;
 
-    /// Deletes up to `limit` top-level jobs (with their sub-jobs) that ended before `cutoff`,
-    /// and idempotency keys older than `keys_cutoff`; answers how many jobs went.
-    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64>;
+    /// Deletes up to `limit` top-level jobs (with their sub-jobs) that ended before `cutoff`;
+    /// answers how many top-level jobs went.
+    async fn prune_finished_jobs(&self, cutoff: Timestamp, limit: u32) -> Result<u64>;
+
+    /// Deletes the idempotency keys (`X-Client-Token`s) made before `cutoff`; answers how many.
+    async fn prune_idempotency_keys(&self, cutoff: Timestamp) -> Result<u64>;
 
     /// Tasks waiting for a worker now (runnable, due, no live lease), by service and job type, with
     /// the earliest time one of them became due.

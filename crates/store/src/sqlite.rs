@@ -502,9 +502,8 @@ fn claim_tasks(tx: &rusqlite::Connection, request: &ClaimRequest, now: Timestamp
     Ok(claimed)
 }
 
-/// Deletes up to `limit` finished job trees ended before `cutoff`, and idempotency keys before
-/// `keys_cutoff`.
-fn prune(tx: &rusqlite::Connection, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+/// Deletes up to `limit` finished job trees ended before `cutoff`.
+fn prune_finished_jobs(tx: &rusqlite::Connection, cutoff: Timestamp, limit: u32) -> Result<u64> {
     let roots: Vec<String> = {
         let mut statement = tx.prepare_cached(
             "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
@@ -516,8 +515,13 @@ fn prune(tx: &rusqlite::Connection, cutoff: Timestamp, keys_cutoff: Timestamp, l
         tx.prepare_cached("DELETE FROM jobs WHERE parent_job_id = ?")?.execute([root])?;
         tx.prepare_cached("DELETE FROM jobs WHERE job_id = ?")?.execute([root])?;
     }
-    tx.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?")?.execute([millis(&keys_cutoff)])?;
     Ok(roots.len() as u64)
+}
+
+/// Deletes the idempotency keys recorded before `cutoff`.
+fn prune_idempotency_keys(tx: &rusqlite::Connection, cutoff: Timestamp) -> Result<u64> {
+    let deleted = tx.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?")?.execute([millis(&cutoff)])?;
+    Ok(deleted as u64)
 }
 
 #[async_trait]
@@ -633,8 +637,12 @@ impl JobStore for SqliteStore {
             .await
     }
 
-    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
-        self.commits.write(Box::new(move |tx| prune(tx, cutoff, keys_cutoff, limit))).await
+    async fn prune_finished_jobs(&self, cutoff: Timestamp, limit: u32) -> Result<u64> {
+        self.commits.write(Box::new(move |tx| prune_finished_jobs(tx, cutoff, limit))).await
+    }
+
+    async fn prune_idempotency_keys(&self, cutoff: Timestamp) -> Result<u64> {
+        self.commits.write(Box::new(move |tx| prune_idempotency_keys(tx, cutoff))).await
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {

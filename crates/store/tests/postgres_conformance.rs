@@ -358,7 +358,7 @@ async fn nodes_pruning_at_once_delete_each_job_once() {
             pruners.push(tokio::spawn(async move {
                 let mut pruned = 0;
                 loop {
-                    let n = node.prune(at(1_000), at(0), 3).await.unwrap();
+                    let n = node.prune_finished_jobs(at(1_000), 3).await.unwrap();
                     if n == 0 {
                         return pruned;
                     }
@@ -371,7 +371,7 @@ async fn nodes_pruning_at_once_delete_each_job_once() {
             total += pruner.await.unwrap();
         }
         assert_eq!(total, 40);
-        assert_eq!(nodes[0].prune(at(1_000), at(0), 100).await.unwrap(), 0);
+        assert_eq!(nodes[0].prune_finished_jobs(at(1_000), 100).await.unwrap(), 0);
         let mut query = JobQuery::new(project());
         query.limit = 100;
         assert!(nodes[1].list_jobs(&query).await.unwrap().is_empty());

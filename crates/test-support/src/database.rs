@@ -1,5 +1,8 @@
 //! PostgreSQL test databases, for every test that needs one: a fresh database per test on the
-//! server at `JOBD_TEST_DATABASE_URL` (default: the local one), dropped after it.
+//! server at `JOBD_TEST_DATABASE_URL` (default: the local one; its user must be allowed to
+//! create databases), dropped after it: by hand (`create_test_database`, `drop_test_database`)
+//! or when a [`TestDatabase`] is dropped. A server that cannot be reached fails the test with
+//! what to do about it; nothing is skipped.
 
 /// The test server when `JOBD_TEST_DATABASE_URL` is not set.
 pub const DEFAULT_TEST_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -67,4 +70,39 @@ pub async fn drop_test_database(name: &str) {
     server.close().await.ok();
 }
 
-// ---- the suite ----
+/// `url` with one more query parameter (`application_name=node-1`, say).
+pub fn with_parameter(url: &str, parameter: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
+}
+
+/// A database of its own on the shared test server, dropped when this is dropped.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let (name, url) = create_test_database().await;
+        TestDatabase { name, url }
+    }
+
+    /// A connection to this database.
+    pub async fn connect(&self) -> sqlx::PgConnection {
+        connect_test_server(&self.url).await
+    }
+}
+
+impl Drop for TestDatabase {
+    /// Best effort (a leftover database is only clutter), on a thread of its own: this may run
+    /// inside the test's runtime, which must not be blocked on.
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dropping = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(drop_test_database(&name));
+        });
+        let _ = dropping.join();
+    }
+}

@@ -285,7 +285,8 @@ pub async fn lists_carry_sub_jobs_in_order(store: SharedStore) {
     assert_eq!(listed, vec![job]);
 }
 
-fn claim_request(worker: &str, simulated: bool) -> ClaimRequest {
+/// A claim of any task by `worker`: a 30 s lease, one task.
+pub fn claim_request(worker: &str, simulated: bool) -> ClaimRequest {
     ClaimRequest {
         worker_id: worker.into(),
         project_ids: None,
@@ -420,9 +421,22 @@ pub async fn idempotency_keys_return_the_first_job(store: SharedStore) {
     let other_project = IdempotencyKey { project_id: project(10), ..key.clone() };
     let elsewhere = sample_job(&project(10), "cfw", "createFirewall", 0, 2);
     assert_eq!(store.insert_job(&elsewhere, Some(&other_project)).await.unwrap(), Inserted::Created);
-    assert_eq!(store.prune(at(0), at(1), 100).await.unwrap(), 0);
+    assert_eq!(store.prune_idempotency_keys(at(1)).await.unwrap(), 1, "the key made at 0; the one made at 2 stays");
     let again = sample_job(&p, "cfw", "createFirewall", 0, 3);
     assert_eq!(store.insert_job(&again, Some(&key)).await.unwrap(), Inserted::Created, "keys are pruned by age");
+}
+
+pub async fn project_of_names_the_project_of_any_job(store: SharedStore) {
+    let (mine, theirs) = (project(12), project(13));
+    let job = sample_job(&mine, "elb", "UPGRADE", 2, 0);
+    let other = sample_job(&theirs, "elb", "UPGRADE", 0, 1);
+    store.insert_job(&job, None).await.unwrap();
+    store.insert_job(&other, None).await.unwrap();
+    assert_eq!(store.project_of(&job.job_id).await.unwrap(), Some(mine.clone()));
+    assert_eq!(store.project_of(&job.sub_jobs[1].job_id).await.unwrap(), Some(mine), "a sub-job's too");
+    assert_eq!(store.project_of(&other.job_id).await.unwrap(), Some(theirs));
+    let unknown = JobId::parse("00000000-0000-4000-8000-000000000000").unwrap();
+    assert_eq!(store.project_of(&unknown).await.unwrap(), None);
 }
 
 pub async fn timeouts_are_found_and_old_jobs_pruned(store: SharedStore) {
@@ -436,8 +450,8 @@ pub async fn timeouts_are_found_and_old_jobs_pruned(store: SharedStore) {
     assert!(store.list_timed_out(at(5_999), 10).await.unwrap().is_empty());
     assert_eq!(store.list_timed_out(at(6_000), 10).await.unwrap().len(), 1);
     store.apply_event(&p, &finished.job_id, &JobEvent::Cancel, at(2_000)).await.unwrap();
-    assert_eq!(store.prune(at(2_000), at(0), 100).await.unwrap(), 0, "ended at the cutoff is kept");
-    assert_eq!(store.prune(at(2_001), at(0), 100).await.unwrap(), 1);
+    assert_eq!(store.prune_finished_jobs(at(2_000), 100).await.unwrap(), 0, "ended at the cutoff is kept");
+    assert_eq!(store.prune_finished_jobs(at(2_001), 100).await.unwrap(), 1);
     assert!(store.get_job(&p, &finished.job_id).await.unwrap().is_none());
     assert!(store.get_job(&p, &finished.sub_jobs[0].job_id).await.unwrap().is_none(), "sub-jobs go with it");
     assert!(store.get_job(&p, &timed.job_id).await.unwrap().is_some(), "open jobs stay");
@@ -825,6 +839,7 @@ macro_rules! store_conformance_tests {
             an_expired_lease_is_taken_over_by_the_next_claim,
             idempotency_keys_return_the_first_job,
             timeouts_are_found_and_old_jobs_pruned,
+            project_of_names_the_project_of_any_job,
             rollback_compensations_are_claimed_last_first,
             identities_are_kept_and_unique,
             a_token_never_outlives_its_deleted_user,

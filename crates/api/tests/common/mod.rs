@@ -3,17 +3,16 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::Router;
-use chrono::{TimeZone, Utc};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use jobd_api::{ApiConfig, AppState};
 use jobd_auth::secrets::MasterKey;
 use jobd_auth::Signer;
-use jobd_core::{Clock, Timestamp};
+use jobd_core::Clock;
 use jobd_service::identity::{IdentityConfig, IdentityService, RootKey};
 use jobd_service::JobService;
 use jobd_store::SqliteStore;
@@ -24,21 +23,7 @@ pub const ACCESS_KEY: &str = "TESTROOTACCESSKEY";
 pub const SECRET_KEY: &str = "test-root-secret-key";
 pub const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 
-/// A clock the test moves by hand.
-#[derive(Clone)]
-pub struct ManualClock(Arc<Mutex<Timestamp>>);
-
-impl ManualClock {
-    pub fn set_ms(&self, offset_ms: i64) {
-        *self.0.lock().unwrap() = Utc.timestamp_millis_opt(1_711_182_042_000 + offset_ms).unwrap();
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap()
-    }
-}
+pub use jobd_test_support::clock::ManualClock;
 
 pub struct TestApp {
     pub router: Router,
@@ -67,7 +52,7 @@ impl TestApp {
     pub async fn with_identity_config(config: ApiConfig, identity_config: IdentityConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        let clock = ManualClock(Arc::new(Mutex::new(Utc::now())));
+        let clock = ManualClock::starting_now();
         clock.set_ms(0);
         let service = JobService::new(store.clone(), Arc::new(clock.clone()));
         let root = RootKey { access_key: ACCESS_KEY.into(), secret_key: SECRET_KEY.into() };

@@ -343,7 +343,7 @@ impl JobStore for PgStore {
         rows.iter().map(job_ref).collect()
     }
 
-    async fn prune(&self, cutoff: Timestamp, keys_cutoff: Timestamp, limit: u32) -> Result<u64> {
+    async fn prune_finished_jobs(&self, cutoff: Timestamp, limit: u32) -> Result<u64> {
         let mut tx = self.pool()?.begin().await?;
         // Roots only, skipping any another transaction holds (a finished job refuses every event,
         // so it is pruned by a later round).
@@ -361,12 +361,16 @@ impl JobStore for PgStore {
             sqlx::query("DELETE FROM jobs WHERE parent_job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM jobs WHERE job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(millis(&keys_cutoff))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(roots.len() as u64)
+    }
+
+    async fn prune_idempotency_keys(&self, cutoff: Timestamp) -> Result<u64> {
+        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(millis(&cutoff))
+            .execute(self.pool()?)
+            .await?;
+        Ok(deleted.rows_affected())
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {

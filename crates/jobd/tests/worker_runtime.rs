@@ -3,17 +3,14 @@
 //! reach their handler, a shutdown drains (or, past its timeout, abandons) in-flight tasks, and
 //! many quick tasks' ends go in batch calls.
 
-#[path = "../../client/tests/support/mod.rs"]
-mod support;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobd_client::{Client, JobStatus, NewJob, NewSubJob, OnFailure, Phase, RetryBackoff, Task, TaskGone};
+use jobd_test_support::server::{wait_terminal, Jobd};
 use jobd_worker::runtime::{RunReport, StopReason, TaskContext, TaskError, WorkerRuntime, WorkerRuntimeBuilder};
 use serde_json::json;
-use support::{wait_terminal, Jobd};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -397,14 +394,14 @@ impl Drop for ExampleWorker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_worker_example_runs_jobs_retries_and_stops_on_ctrl_c() {
-    let example = support::example_binary("jobd-worker", "echo_worker");
+    let example = jobd_test_support::server::example_binary("jobd-worker", "echo_worker");
     let jobd = Jobd::start().await;
     let project = jobd.project();
     let child = std::process::Command::new(example)
         .args(["--services", "cfw,waf", "--step-ms=50", "--worker-id", "example-worker"])
         .env("JOBD_ENDPOINT", &jobd.endpoint)
-        .env("JOBD_ACCESS_KEY", support::ACCESS_KEY)
-        .env("JOBD_SECRET_KEY", support::SECRET_KEY)
+        .env("JOBD_ACCESS_KEY", jobd_test_support::server::ACCESS_KEY)
+        .env("JOBD_SECRET_KEY", jobd_test_support::server::SECRET_KEY)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -427,8 +424,10 @@ async fn the_echo_worker_example_runs_jobs_retries_and_stops_on_ctrl_c() {
 
     // Ctrl-C while a job runs: the job still finishes, then the worker exits 0.
     let slow = project.create_job(&NewJob::new("cfw", "Slow"), None).await.unwrap().job;
-    support::wait_for_job(&project, &slow.job_id, Duration::from_secs(20), |job| job.status == JobStatus::Running)
-        .await;
+    jobd_test_support::server::wait_for_job(&project, &slow.job_id, Duration::from_secs(20), |job| {
+        job.status == JobStatus::Running
+    })
+    .await;
     let interrupted = std::process::Command::new("kill").args(["-INT", &worker.0.id().to_string()]).status().unwrap();
     assert!(interrupted.success());
     let deadline = Instant::now() + Duration::from_secs(20);

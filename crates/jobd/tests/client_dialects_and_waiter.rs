@@ -3,8 +3,6 @@
 //! IAM token auth, the event stream and long poll, and `wait_for` on jobs that succeed, fail, are
 //! cancelled or outlast the timeout — with each wait strategy.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -14,8 +12,8 @@ use jobd_client::{
     cfw, waf, Auth, Client, Entity, JobStatus, NewJob, NewSubJob, NewUser, ProjectClient, ProjectEventsQuery,
     SimulateOutcome, SimulateSpec, WaitError, WaitOptions, WaitStrategy,
 };
+use jobd_test_support::server::{Jobd, PROJECT};
 use serde_json::json;
-use support::{Jobd, PROJECT};
 
 fn simulated(duration_ms: u64) -> SimulateSpec {
     SimulateSpec { duration_ms, ..SimulateSpec::default() }

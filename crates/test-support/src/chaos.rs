@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{Endpoint, PROJECT};
+use crate::server::{Endpoint, PROJECT};
 
 /// A status's place in `PENDING → RUNNING → terminal`; statuses never go back.
 pub fn rank(status: &str) -> u8 {

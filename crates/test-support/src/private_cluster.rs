@@ -1,55 +1,9 @@
-//! PostgreSQL for the binary tests: a fresh database per test on the shared test server (as the
-//! store's conformance suite makes them), and a private cluster a test may stop and restart.
-//!
-//! The shared server comes from `JOBD_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); its user must be allowed to create databases.
-//! Each test creates `jobd_test_<random>` there and drops it at the end. A private cluster needs
-//! PostgreSQL's server binaries (`initdb`, `pg_ctl`). Nothing here is ever skipped: a missing
-//! server or binary fails the test with what to do about it.
+//! A PostgreSQL cluster of a test's own, which the test may stop, crash and restart (the shared
+//! test server's databases are in `database`). It needs PostgreSQL's server binaries (`initdb`,
+//! `pg_ctl`); nothing here is ever skipped: a missing binary fails the test with what to do.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-use sqlx::postgres::PgConnection;
-
-/// `url` with one more query parameter (`application_name=node-1`, say).
-pub fn with_parameter(url: &str, parameter: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{parameter}")
-}
-
-pub use jobd_test_support::database::connect_test_server as connect;
-
-/// A database of its own on the shared test server, dropped when this is dropped.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> TestDatabase {
-        let (name, url) = jobd_test_support::database::create_test_database().await;
-        TestDatabase { name, url }
-    }
-
-    /// A connection to this database.
-    pub async fn connect(&self) -> PgConnection {
-        connect(&self.url).await
-    }
-}
-
-impl Drop for TestDatabase {
-    /// Best effort (a leftover database is only clutter), on a thread of its own: this may run
-    /// inside the test's runtime, which must not be blocked on.
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let dropping = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(jobd_test_support::database::drop_test_database(&name));
-        });
-        let _ = dropping.join();
-    }
-}
 
 /// The directory holding `initdb` and `pg_ctl`: `JOBD_PG_BINDIR`, `pg_config --bindir`, `PATH`,
 /// or the newest `/usr/lib/postgresql/*/bin`. Panics, saying where it looked, when there is none.

@@ -1,16 +1,14 @@
 //! `jobd-client` against the real `jobd` binary on a socket: native create, get, list and cancel,
 //! idempotent replays, typed API errors, and the worker calls' round trips (batch reports too).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use jobd_client::{
     ClaimRequest, Client, Credentials, Entity, Error, Execution, JobStatus, ListJobsQuery, NewJob, NewSubJob,
     RetryBackoff, TaskGone, TaskLease, TaskReport,
 };
+use jobd_test_support::server::{Jobd, PROJECT};
 use serde_json::json;
-use support::{Jobd, PROJECT};
 
 fn claim_request() -> ClaimRequest {
     ClaimRequest::new("client-test-worker", ["cfw"]).lease_seconds(30)
@@ -101,12 +99,14 @@ async fn api_errors_are_typed_with_the_request_id() {
     assert!(missing.is_not_found());
     assert!(missing.to_string().contains("request id"), "{missing}");
 
-    let wrong_key = Client::new(&jobd.endpoint, Credentials::new(support::ACCESS_KEY, "not-the-secret")).unwrap();
+    let wrong_key =
+        Client::new(&jobd.endpoint, Credentials::new(jobd_test_support::server::ACCESS_KEY, "not-the-secret")).unwrap();
     let refused = wrong_key.project(PROJECT).list_jobs(&ListJobsQuery::default()).await.unwrap_err();
     assert!(refused.is_unauthorized(), "{refused:?}");
     assert_eq!(refused.error_code(), Some("APIGW.0301"));
     assert!(refused.request_id().is_some());
-    let unknown_key = Client::new(&jobd.endpoint, Credentials::new("NOBODY", support::SECRET_KEY)).unwrap();
+    let unknown_key =
+        Client::new(&jobd.endpoint, Credentials::new("NOBODY", jobd_test_support::server::SECRET_KEY)).unwrap();
     let refused = unknown_key.project(PROJECT).get_job("00000000-0000-4000-8000-000000000000").await.unwrap_err();
     assert_eq!(refused.status(), Some(401), "{refused:?}");
 

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use crate::{ClaimRequest, ClaimedTask, JobService, ServiceError, TaskScope};
 use jobd_core::{JobEvent, JobId, Phase, SimulateOutcome, SimulateSpec, Timestamp};
-use jobd_service::{ClaimRequest, ClaimedTask, JobService, ServiceError, TaskScope};
 
 const WORKER_ID: &str = "jobd-simulator";
 const LEASE_SECONDS: u32 = 10;

@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobd_core::*;
-use jobd_service::{JobService, SystemClock};
+use jobd_service::{JobService, Simulator, SystemClock};
 use jobd_store::SqliteStore;
-use jobd_worker::Simulator;
 
 async fn service() -> (JobService, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

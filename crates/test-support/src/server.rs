@@ -1,21 +1,66 @@
-//! Shared by the binary tests: start the real `jobd` binary and talk to it with signed requests.
+//! The one way a test starts jobd: the real `jobd` binary on a free port of its own choosing,
+//! with root keys, its log beside its data directory; [`Server`] to drive it with signed raw
+//! calls ([`Endpoint`]), [`Jobd`] to drive it through `jobd-client`.
+//!
+//! The binary is the one Cargo built for the test: tests that start jobd live in the `jobd`
+//! crate (`crates/jobd/tests`), for which Cargo builds `target/<profile>/jobd` before any test
+//! runs (`CARGO_BIN_EXE_jobd`), so it is never missing nor older than the code under test, with
+//! a plain `cargo test --workspace` or `cargo test -p jobd` alike.
 
-#![allow(dead_code)]
-
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue};
 use jobd_auth::Signer;
+use jobd_client::{Client, Credentials, Job, ProjectClient};
 use serde_json::Value;
-
-pub mod chaos;
-pub mod postgres;
 
 pub const ACCESS_KEY: &str = "BINARYTESTAK";
 pub const SECRET_KEY: &str = "binary-test-secret";
 pub const PROJECT: &str = "fedcba9876543210fedcba9876543210";
+
+/// The `jobd` binary under test: `CARGO_BIN_EXE_jobd` when Cargo sets it for the running test
+/// (newer Cargo does), else `target/<profile>/jobd` beside this test's `deps/` folder, where Cargo
+/// puts it for the tests of crate `jobd`. Panics, saying what to do, when it is not there.
+pub fn jobd_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let binary = std::env::var_os("CARGO_BIN_EXE_jobd")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| profile_dir().join(format!("jobd{}", std::env::consts::EXE_SUFFIX)));
+        assert!(
+            binary.is_file(),
+            "there is no jobd binary at {}: a test that starts jobd belongs in crates/jobd/tests, for which \
+             Cargo builds the binary first (`cargo test -p jobd`, `cargo test --workspace`)",
+            binary.display()
+        );
+        binary
+    })
+}
+
+/// An example of this workspace, as `cargo test --workspace` builds it (every member's examples
+/// are built with its tests): `target/<profile>/examples/<name>`. Panics, saying how to build it,
+/// when it is not there; run with `--workspace` (or build it first) so it is current.
+pub fn example_binary(package: &str, name: &str) -> PathBuf {
+    let example = profile_dir().join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        example.is_file(),
+        "there is no {}: build it with `cargo build -p {package} --example {name}` (`cargo test --workspace` \
+         builds every example)",
+        example.display()
+    );
+    example
+}
+
+/// `target/<profile>`: the folder above the running test's `deps/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let deps = exe.parent().expect("a test binary sits in a folder");
+    let dir = if deps.ends_with("deps") { deps.parent().unwrap_or(deps) } else { deps };
+    dir.to_path_buf()
+}
 
 /// Where a test server's stderr goes: beside its data directory, kept across restarts.
 pub fn log_path(data_dir: &Path) -> std::path::PathBuf {
@@ -45,7 +90,7 @@ impl Server {
     /// a master key, say).
     pub fn start_with(data_dir: &Path, port: u16, launch: &Launch) -> Server {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path(data_dir)).expect("a log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jobd"))
+        let mut child = Command::new(jobd_binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)
             .args(&launch.args)
@@ -94,6 +139,11 @@ impl Server {
             access_key: ACCESS_KEY.to_owned(),
             secret_key: SECRET_KEY.to_owned(),
         }
+    }
+
+    /// A `jobd-client` client with the root keys.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base, Credentials::new(ACCESS_KEY, SECRET_KEY)).expect("a valid endpoint")
     }
 
     pub async fn job(&self, job_id: &str) -> Value {
@@ -148,6 +198,63 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A jobd on a data directory of its own (removed when this is dropped), healthy, for tests that
+/// drive it through `jobd-client`.
+pub struct Jobd {
+    server: Server,
+    /// Its base URL, `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Jobd {
+    /// Starts jobd on a free port and waits until it is healthy.
+    pub async fn start() -> Jobd {
+        let data_dir = tempfile::tempdir().expect("a temp dir");
+        let server = Server::start(&data_dir.path().join("data"));
+        server.wait_healthy().await;
+        Jobd { endpoint: server.base.clone(), server, _data_dir: data_dir }
+    }
+
+    /// A client with the root keys.
+    pub fn client(&self) -> Client {
+        self.server.client()
+    }
+
+    /// The root keys' client of [`PROJECT`].
+    pub fn project(&self) -> ProjectClient {
+        self.client().project(PROJECT)
+    }
+
+    /// The server, for raw calls and its log.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+}
+
+/// Polls the job until `done` holds for it, at most `timeout`.
+pub async fn wait_for_job(
+    project: &ProjectClient,
+    job_id: &str,
+    timeout: Duration,
+    done: impl Fn(&Job) -> bool,
+) -> Job {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let job = project.get_job(job_id).await.expect("the job reads");
+        if done(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {job_id} did not get there in {timeout:?}: {job:#?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until the job is terminal.
+pub async fn wait_terminal(project: &ProjectClient, job_id: &str) -> Job {
+    wait_for_job(project, job_id, Duration::from_secs(30), Job::is_terminal).await
 }
 
 /// More for `Server::start_with`: flags after the defaults, and environment variables.
