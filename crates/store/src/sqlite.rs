@@ -74,14 +74,19 @@ impl SqliteStore {
     }
 }
 
+/// `Job::tree_status` of a root, stored on its row (sub-job rows keep NULL).
+fn stored_tree_status(job: &Job) -> Option<&'static str> {
+    job.parent_job_id.is_none().then(|| job.tree_status().as_str())
+}
+
 async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
          status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
          created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
          attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-         runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable, tree_status) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(job.job_id.as_str())
     .bind(job.parent_job_id.as_ref().map(|p| p.as_str()))
@@ -122,6 +127,7 @@ async fn insert_row(conn: &mut SqliteConnection, job: &Job, position: i64, flags
     .bind(enum_text(&job.phase))
     .bind(job.compensation.as_ref().map(to_json))
     .bind(flags.rescuable)
+    .bind(stored_tree_status(job))
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -136,7 +142,7 @@ async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i6
         "UPDATE jobs SET status = ?, message = ?, error_code = ?, error_msg = ?, result = ?, \
          started_at = ?, ended_at = ?, updated_at = ?, version = ?, available_at = ?, attempt = ?, \
          lease_worker_id = ?, lease_token = ?, lease_expires_at = ?, runnable = ?, deadline_at = ?, \
-         phase = ?, compensation = ?, rescuable = ? WHERE job_id = ? AND version = ?",
+         phase = ?, compensation = ?, rescuable = ?, tree_status = ? WHERE job_id = ? AND version = ?",
     )
     .bind(job.status.as_str())
     .bind(&job.message)
@@ -157,6 +163,7 @@ async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i6
     .bind(enum_text(&job.phase))
     .bind(job.compensation.as_ref().map(to_json))
     .bind(flags.rescuable)
+    .bind(stored_tree_status(job))
     .bind(job.job_id.as_str())
     .bind(previous_version)
     .execute(&mut *conn)
@@ -167,12 +174,14 @@ async fn update_row(conn: &mut SqliteConnection, job: &Job, previous_version: i6
     Ok(())
 }
 
-/// Writes every row of a tree that changed (its own fields, or whether it may run).
+/// Writes every row of a tree that changed (its own fields, whether it may run, or for the root
+/// where the tree stands).
 async fn write_tree_changes(conn: &mut SqliteConnection, before: &Job, after: &Job) -> Result<()> {
     let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
+    let tree_status_changed = before.tree_status() != after.tree_status();
     let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
-    for ((old, new), (old_flag, new_flag)) in pairs {
-        if !old.same_row(new) || old_flag != new_flag {
+    for (index, ((old, new), (old_flag, new_flag))) in pairs.enumerate() {
+        if !old.same_row(new) || old_flag != new_flag || (index == 0 && tree_status_changed) {
             update_row(conn, new, old.version, *new_flag).await?;
         }
     }
@@ -287,6 +296,7 @@ fn list_jobs(conn: &rusqlite::Connection, query: &JobQuery) -> Result<Vec<Job>> 
     push_any(&mut sql, "job_id", query.job_ids.iter().map(|id| id.to_string()));
     push_any(&mut sql, "job_type", query.job_types.iter().cloned());
     push_any(&mut sql, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
+    push_any(&mut sql, "tree_status", query.tree_statuses.iter().map(|s| s.as_str().to_owned()));
     push_any(&mut sql, "resource_id", query.resource_ids.iter().cloned());
     push_any(&mut sql, "error_code", query.error_codes.iter().cloned());
     if let Some(since) = &query.created_since {

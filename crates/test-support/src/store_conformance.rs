@@ -799,6 +799,124 @@ pub async fn a_batch_of_events_on_one_tree_applies_in_order(store: SharedStore) 
     assert_eq!(store.get_job(&p, &parallel.job_id).await.unwrap().as_ref(), Some(last));
 }
 
+/// A tree of job type `kind` in `p` whose sub-jobs (`{kind}_0`, ...) are worked by real workers
+/// with one attempt each.
+fn worker_tree(p: &ProjectId, kind: &str, sub_jobs: usize, on_failure: jobd_core::OnFailure, created: i64) -> Job {
+    let mut tree = sample_job(p, "elb", kind, sub_jobs, created);
+    tree.on_failure = on_failure;
+    tree.simulate = None;
+    tree.max_attempts = 1;
+    for (i, sub) in tree.sub_jobs.iter_mut().enumerate() {
+        sub.job_type = JobType::parse(&format!("{kind}_{i}")).unwrap();
+        sub.simulate = None;
+        sub.max_attempts = 1;
+    }
+    tree
+}
+
+/// Claims the one task of `job_type` due now.
+async fn take(store: &SharedStore, job_type: &str, now: i64) -> ClaimedTask {
+    let mut request = claim_request("w", false);
+    request.job_types = vec![job_type.to_owned()];
+    let mut tasks = store.claim_tasks(&request, at(now)).await.unwrap();
+    assert_eq!(tasks.len(), 1, "one {job_type} task due at {now}");
+    tasks.pop().unwrap()
+}
+
+/// The event that ends a claimed task: complete, or fail for good.
+fn outcome(task: &ClaimedTask, ok: bool) -> JobEvent {
+    let lease_token = task.task().lease.as_ref().unwrap().token.clone();
+    if ok {
+        JobEvent::Complete { lease_token, result: None, message: None }
+    } else {
+        JobEvent::FailAttempt {
+            lease_token,
+            error_code: "E".into(),
+            error_msg: "x".into(),
+            retryable: false,
+            jitter: 0.0,
+        }
+    }
+}
+
+/// Ends a claimed task through the batch verb (one event in the batch).
+async fn report(store: &SharedStore, task: &ClaimedTask, ok: bool, now: i64) -> Job {
+    let event = TaskEvent { job_id: task.task_id.clone(), event: outcome(task, ok) };
+    let mut answers = store.apply_task_events(&[event], &TaskScope::default(), at(now)).await.unwrap();
+    answers.pop().unwrap().unwrap()
+}
+
+pub async fn lists_filter_by_where_the_tree_stands_on_every_write_path(store: SharedStore) {
+    use jobd_core::{OnFailure, TreeStatus};
+    let p = project(24);
+    // Written by the single insert, the batch insert, claims, single events and event batches.
+    let pending = worker_tree(&p, "PENDING", 0, OnFailure::Fail, 0);
+    let cancelled = worker_tree(&p, "CANCELLED", 2, OnFailure::Fail, 1);
+    store.insert_job(&pending, None).await.unwrap();
+    store.insert_job(&cancelled, None).await.unwrap();
+    let running = worker_tree(&p, "RUNNING", 0, OnFailure::Fail, 2);
+    let done = worker_tree(&p, "DONE", 0, OnFailure::Fail, 3);
+    let failed = worker_tree(&p, "FAILED", 0, OnFailure::Fail, 4);
+    let rolling = worker_tree(&p, "ROLLING", 2, OnFailure::Rollback, 5);
+    let rollback_failed = worker_tree(&p, "ROLLFAIL", 2, OnFailure::Rollback, 6);
+    let rolled_back = worker_tree(&p, "ROLLED", 2, OnFailure::Rollback, 7);
+    let batch: Vec<NewTree> = [&running, &done, &failed, &rolling, &rollback_failed, &rolled_back]
+        .into_iter()
+        .map(|job| NewTree { job: job.clone(), idempotency: None })
+        .collect();
+    store.insert_jobs(&batch).await.unwrap();
+
+    store.apply_event(&p, &cancelled.job_id, &JobEvent::Cancel, at(10)).await.unwrap();
+    take(&store, "RUNNING", 11).await;
+    let task = take(&store, "DONE", 12).await;
+    report(&store, &task, true, 13).await;
+    let task = take(&store, "FAILED", 14).await;
+    store.apply_event(&p, &task.task_id, &outcome(&task, false), at(15)).await.unwrap();
+    for (kind, compensation_ok) in [("ROLLING", None), ("ROLLFAIL", Some(false)), ("ROLLED", Some(true))] {
+        let first = take(&store, &format!("{kind}_0"), 20).await;
+        report(&store, &first, true, 21).await;
+        let second = take(&store, &format!("{kind}_1"), 22).await;
+        let tree = report(&store, &second, false, 23).await;
+        assert_eq!(tree.tree_status(), TreeStatus::RollingBack, "{kind}: compensating the first sub-job");
+        if let Some(ok) = compensation_ok {
+            let compensation = take(&store, &format!("{kind}_0"), 24).await;
+            store.apply_event(&p, &compensation.task_id, &outcome(&compensation, ok), at(25)).await.unwrap();
+        }
+    }
+
+    let expected = [
+        (&pending, TreeStatus::Pending),
+        (&running, TreeStatus::Running),
+        (&rolling, TreeStatus::RollingBack),
+        (&done, TreeStatus::Succeeded),
+        (&failed, TreeStatus::Failed),
+        (&rolled_back, TreeStatus::Failed),
+        (&rollback_failed, TreeStatus::RollbackFailed),
+        (&cancelled, TreeStatus::Cancelled),
+    ];
+    for (job, status) in expected {
+        let stored = store.get_job(&p, &job.job_id).await.unwrap().unwrap();
+        assert_eq!(stored.tree_status(), status, "{}", job.job_type);
+    }
+    for status in TreeStatus::ALL {
+        let query = JobQuery { tree_statuses: vec![status], ..JobQuery::new(p.clone()) };
+        let mut listed: Vec<JobId> = store.list_jobs(&query).await.unwrap().into_iter().map(|j| j.job_id).collect();
+        let mut wanted: Vec<JobId> =
+            expected.iter().filter(|(_, s)| *s == status).map(|(job, _)| job.job_id.clone()).collect();
+        listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        wanted.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(listed, wanted, "{status}");
+    }
+    // Several values: any matches; combined with the plain status: both must.
+    let query = JobQuery {
+        tree_statuses: vec![TreeStatus::RollbackFailed, TreeStatus::RollingBack],
+        statuses: vec![JobStatus::Failed],
+        ..JobQuery::new(p.clone())
+    };
+    let listed: Vec<JobId> = store.list_jobs(&query).await.unwrap().into_iter().map(|j| j.job_id).collect();
+    assert_eq!(listed, vec![rollback_failed.job_id.clone()]);
+}
+
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`, or,
 /// with `teardown = $finish`, `(SharedStore, F)` where `$finish(F)` is awaited after the case.
 #[macro_export]
@@ -831,7 +949,8 @@ macro_rules! store_conformance_tests {
             queue_stats_count_waiting_tasks,
             a_batch_insert_is_all_or_nothing_with_keys_per_item,
             a_batch_of_task_events_answers_each_event,
-            a_batch_of_events_on_one_tree_applies_in_order
+            a_batch_of_events_on_one_tree_applies_in_order,
+            lists_filter_by_where_the_tree_stands_on_every_write_path
         );
     };
     (@cases [$make:path] []; $($case:ident),*) => {
