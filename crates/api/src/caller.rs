@@ -201,7 +201,11 @@ async fn principal_of(
         headers: &parts.headers,
         body,
     };
-    let options = VerifyOptions { max_clock_skew: state.config.max_clock_skew, ..VerifyOptions::default() };
+    let options = VerifyOptions {
+        max_clock_skew: state.config.max_clock_skew,
+        derive_region: state.config.region.clone(),
+        derive_service: Some(dialect.service_name().to_owned()),
+    };
     let verified =
         jobd_auth::verify(&request_parts, &authorization, secret_key.as_bytes(), state.identity.now(), &options);
     match (verified, resolved) {

@@ -18,10 +18,10 @@ pub struct VerifyOptions {
     /// How far `X-Sdk-Date` may be from `now`, either way (default 15 min).
     pub max_clock_skew: Duration,
     /// Region id for `V11-HMAC-SHA256` key derivation (e.g. `cn-north-4`).
-    /// V11 is rejected as unsupported unless both this and
-    /// `derive_service` are set.
+    /// Without it V11 is refused with [`AuthError::NoRegionForDerivedSigning`].
     pub derive_region: Option<String>,
-    /// Service name for `V11-HMAC-SHA256` key derivation (e.g. `cfw`).
+    /// Service name for `V11-HMAC-SHA256` key derivation (e.g. `cfw`); without it V11 is
+    /// unsupported.
     pub derive_service: Option<String>,
 }
 
@@ -52,10 +52,15 @@ pub fn verify(
 ) -> Result<(), AuthError> {
     let algorithm = auth.algorithm;
     let derivation = match algorithm {
-        SigningAlgorithm::DerivedHmacSha256 => match (&options.derive_region, &options.derive_service) {
-            (Some(region), Some(service)) => Some((region.as_str(), service.as_str())),
-            _ => return Err(AuthError::UnsupportedAlgorithm(algorithm.as_str().to_owned())),
-        },
+        SigningAlgorithm::DerivedHmacSha256 => {
+            let region = options.derive_region.as_deref().ok_or(AuthError::NoRegionForDerivedSigning)?;
+            let service = options
+                .derive_service
+                .as_deref()
+                .ok_or_else(|| AuthError::UnsupportedAlgorithm(algorithm.as_str().to_owned()))?;
+            check_claimed_scope(auth.credential_scope.as_deref(), region, service)?;
+            Some((region, service))
+        }
         SigningAlgorithm::HmacSha256 | SigningAlgorithm::HmacSm3 => None,
     };
 
@@ -100,4 +105,24 @@ pub fn verify(
     } else {
         Err(AuthError::SignatureMismatch)
     }
+}
+
+/// A V11 `Credential` scope (`yyyymmdd/region/service`) must name the region and service the
+/// server derives keys for: anything else could never verify, and says why better than a
+/// signature mismatch would. (Its day is checked by the signature, which covers `X-Sdk-Date`.)
+fn check_claimed_scope(claimed: Option<&str>, region: &str, service: &str) -> Result<(), AuthError> {
+    let Some(claimed) = claimed else { return Ok(()) };
+    let mut parts = claimed.split('/').skip(1);
+    let (claimed_region, claimed_service) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    if claimed_region != region {
+        return Err(AuthError::CredentialScope(format!(
+            "the request was signed for region {claimed_region:?}; this server serves region {region:?}"
+        )));
+    }
+    if claimed_service != service {
+        return Err(AuthError::CredentialScope(format!(
+            "the request was signed for service {claimed_service:?}; this path belongs to service {service:?}"
+        )));
+    }
+    Ok(())
 }

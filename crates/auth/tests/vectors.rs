@@ -319,19 +319,37 @@ fn v11_needs_configured_region_and_service() {
     let vectors = load_vectors();
     let v = vectors.iter().find(|v| v.auth.algorithm == SigningAlgorithm::DerivedHmacSha256).expect("a V11 vector");
 
+    // No region configured: the error says so (whatever the service).
     for options in [
         VerifyOptions::default(),
-        VerifyOptions { derive_region: v.options.derive_region.clone(), ..VerifyOptions::default() },
         VerifyOptions { derive_service: v.options.derive_service.clone(), ..VerifyOptions::default() },
     ] {
-        assert_eq!(
-            verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &options),
-            Err(AuthError::UnsupportedAlgorithm("V11-HMAC-SHA256".into()))
-        );
+        let refused = verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &options);
+        assert_eq!(refused, Err(AuthError::NoRegionForDerivedSigning));
+        assert!(refused.unwrap_err().to_string().contains("JOBD_REGION"));
     }
+    let region_only = VerifyOptions { derive_region: v.options.derive_region.clone(), ..VerifyOptions::default() };
+    assert_eq!(
+        verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &region_only),
+        Err(AuthError::UnsupportedAlgorithm("V11-HMAC-SHA256".into()))
+    );
 
+    // Another region or service than the one signed for: named, not a bare mismatch.
     let other_region = VerifyOptions { derive_region: Some("cn-south-1".into()), ..v.options.clone() };
-    assert_eq!(verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &other_region), Err(AuthError::SignatureMismatch));
+    let refused = verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &other_region).unwrap_err();
+    assert!(matches!(&refused, AuthError::CredentialScope(m) if m.contains("cn-south-1")), "{refused}");
+    let other_service = VerifyOptions { derive_service: Some("elb".into()), ..v.options.clone() };
+    let refused = verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &other_service).unwrap_err();
+    assert!(matches!(&refused, AuthError::CredentialScope(m) if m.contains("elb")), "{refused}");
+
+    // A scope that claims this server's region over a key derived for another: a mismatch.
+    let mut forged = v.auth.clone();
+    forged.credential_scope = Some("20240102/cn-south-1/cfw".into());
+    let forged_options = VerifyOptions { derive_region: Some("cn-south-1".into()), ..v.options.clone() };
+    assert_eq!(
+        verify(&v.parts(), &forged, v.sk.as_bytes(), v.date, &forged_options),
+        Err(AuthError::SignatureMismatch)
+    );
 
     // The derivation does not leak into the other algorithms.
     let plain = vectors.iter().find(|v| v.auth.algorithm == SigningAlgorithm::HmacSha256).unwrap();
@@ -478,6 +496,7 @@ fn unsigned_payload_with_empty_body_accepts_both_sdk_conventions() {
         let auth = Authorization {
             algorithm: SigningAlgorithm::HmacSha256,
             access_key: "AK_ROUND".into(),
+            credential_scope: None,
             signed_headers: signed.clone(),
             signature: sig,
         };
