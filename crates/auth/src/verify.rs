@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Duration, Utc};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::canonical::{build_canonical_request, payload_hash, string_to_sign};
+use crate::canonical::{candidate_canonical_requests, payload_hash, string_to_sign};
 use crate::{derive_signing_key, parse_sdk_date, AuthError, Authorization, RequestParts, SigningAlgorithm};
 
 /// The header carrying the signing time.
@@ -93,9 +93,10 @@ pub fn verify(
         None => Cow::Borrowed(secret_key),
     };
 
+    // Every candidate is computed and compared, whichever matches: the time taken depends only on
+    // the request's shape (whether its path holds an escape, whether it declared a body hash).
     let mut matched = Choice::from(0);
-    for hash in std::iter::once(&payload.primary).chain(payload.alternate.as_ref()) {
-        let canonical = build_canonical_request(parts, &auth.signed_headers, hash)?;
+    for canonical in candidate_canonical_requests(parts, &auth.signed_headers, &payload)? {
         let to_sign = string_to_sign(algorithm, sdk_date, scope.as_deref(), &canonical);
         let expected = algorithm.mac(&key, to_sign.as_bytes());
         matched |= expected.as_slice().ct_eq(provided.as_slice());

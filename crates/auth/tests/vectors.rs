@@ -621,3 +621,54 @@ fn malformed_signature_on_verify_is_not_a_panic() {
     auth.signature = v.auth.signature[..62].to_owned();
     assert_eq!(verify(&v.parts(), &auth, v.sk.as_bytes(), v.date, &v.options), Err(AuthError::SignatureMismatch));
 }
+
+/// A signature over `canonical` (with `SDK-HMAC-SHA256`, key `SK_ROUND`) for the request parts.
+fn signed_over(canonical: &str, signed: &[String]) -> Authorization {
+    let sts = string_to_sign(SigningAlgorithm::HmacSha256, &format_sdk_date(now()), None, canonical);
+    Authorization {
+        algorithm: SigningAlgorithm::HmacSha256,
+        access_key: "AK_ROUND".into(),
+        credential_scope: None,
+        signed_headers: signed.to_vec(),
+        signature: hmac_sha256_hex(b"SK_ROUND", sts.as_bytes()),
+    }
+}
+
+#[test]
+fn escaped_paths_verify_in_every_official_cores_form_and_no_other() {
+    let mut headers = base_headers();
+    headers.insert("x-sdk-date", format_sdk_date(now()).parse().unwrap());
+    let signed: Vec<String> =
+        ["content-type", "host", "x-project-id", "x-sdk-date"].iter().map(|s| s.to_string()).collect();
+    // A job id holding an escape: `a%2fb` as sent (lowercase hex, as a caller may write it).
+    let raw_path = "/v3/0123456789abcdef0123456789abcdef/jobs/a%2fb%20c";
+    let parts = RequestParts { method: "GET", raw_path, raw_query: None, headers: &headers, body: b"" };
+    let python_go = canonical_request(&parts, &signed, SigningAlgorithm::HmacSha256).unwrap();
+    assert!(python_go.contains("\n/v3/0123456789abcdef0123456789abcdef/jobs/a/b%20c/\n"), "{python_go}");
+    // The Java core encodes the path it sends segment by segment, escapes and all.
+    let java = python_go.replace("/jobs/a/b%20c/", "/jobs/a%252fb%2520c/");
+    for canonical in [&python_go, &java] {
+        verify(&parts, &signed_over(canonical, &signed), b"SK_ROUND", now(), &VerifyOptions::default())
+            .unwrap_or_else(|e| panic!("{e}: {canonical}"));
+    }
+    // Forms no core produces: the escapes kept as sent, or normalised to uppercase, or escaped
+    // three times.
+    for looser in ["/jobs/a%2fb%20c/", "/jobs/a%2Fb%20c/", "/jobs/a%25252fb%252520c/"] {
+        let canonical = python_go.replace("/jobs/a/b%20c/", looser);
+        assert_eq!(
+            verify(&parts, &signed_over(&canonical, &signed), b"SK_ROUND", now(), &VerifyOptions::default()),
+            Err(AuthError::SignatureMismatch),
+            "{looser}"
+        );
+    }
+    // Without an escape in the path, the Java form is the Python one: nothing more is accepted.
+    let plain = RequestParts { raw_path: "/v3/p/jobs/a:b", ..parts };
+    let canonical = canonical_request(&plain, &signed, SigningAlgorithm::HmacSha256).unwrap();
+    assert!(canonical.contains("\n/v3/p/jobs/a%3Ab/\n"));
+    verify(&plain, &signed_over(&canonical, &signed), b"SK_ROUND", now(), &VerifyOptions::default()).unwrap();
+    let raw_kept = canonical.replace("/a%3Ab/", "/a:b/");
+    assert_eq!(
+        verify(&plain, &signed_over(&raw_kept, &signed), b"SK_ROUND", now(), &VerifyOptions::default()),
+        Err(AuthError::SignatureMismatch)
+    );
+}
