@@ -49,6 +49,7 @@ mod canonical;
 mod date;
 mod error;
 pub mod identity;
+pub mod mfa;
 pub mod secrets;
 mod signer;
 mod verify;

@@ -503,6 +503,7 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         project_id: project.id.clone(),
         role: Role::Reader,
         enterprise_project_ids: vec!["eps-1".into(), "eps-2".into()],
+        totp_secret: None,
         created_at: at(1),
     };
     store.insert_user(&user).await.unwrap();
@@ -545,12 +546,16 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         issued_at: at(4),
         expires_at: at(10_000),
         revoked: false,
+        domain_scoped: false,
     };
     assert!(store.insert_token(&token).await.unwrap());
     assert_eq!(store.get_token("h1").await.unwrap(), Some(token.clone()));
+    let domain_token = TokenRecord { token_hash: "h2".into(), domain_scoped: true, ..token.clone() };
+    assert!(store.insert_token(&domain_token).await.unwrap());
+    assert_eq!(store.get_token("h2").await.unwrap(), Some(domain_token), "the scope round-trips");
     assert!(store.delete_user("u1").await.unwrap());
     assert!(store.get_token("h1").await.unwrap().unwrap().revoked, "a deleted user's tokens are revoked");
-    assert_eq!(store.prune_tokens(at(10_001)).await.unwrap(), 1);
+    assert_eq!(store.prune_tokens(at(10_001)).await.unwrap(), 2);
     assert!(store.delete_credential("AK1").await.unwrap());
     assert!(store.list_credentials().await.unwrap().is_empty());
 }
@@ -568,6 +573,7 @@ pub async fn a_token_never_outlives_its_deleted_user(store: SharedStore) {
         project_id: project.id.clone(),
         role: Role::Reader,
         enterprise_project_ids: Vec::new(),
+        totp_secret: None,
         created_at: at(1),
     };
     let token = |i: usize| TokenRecord {
@@ -579,6 +585,7 @@ pub async fn a_token_never_outlives_its_deleted_user(store: SharedStore) {
         issued_at: at(2),
         expires_at: at(10_000),
         revoked: false,
+        domain_scoped: false,
     };
     // The plain order first: after the deletion, no token is accepted for the user.
     store.insert_user(&user(0)).await.unwrap();
@@ -616,6 +623,49 @@ pub async fn a_token_never_outlives_its_deleted_user(store: SharedStore) {
         }
     }
     println!("token vs user deletion: {inserted} tokens inserted then revoked, {refused} refused");
+}
+
+/// A virtual MFA device: bound (and rebound) durably, each step's code used once, later steps
+/// only, and a use raced by several callers won by exactly one.
+pub async fn mfa_steps_are_used_once_and_in_order(store: SharedStore) {
+    let project = ProjectRecord { id: "d".repeat(32), name: "delta".into(), created_at: at(0) };
+    store.insert_project(&project).await.unwrap();
+    let user = UserRecord {
+        user_id: "mfa-user".into(),
+        name: "mia".into(),
+        domain: "acme".into(),
+        password_hash: "$argon2id$x".into(),
+        project_id: project.id.clone(),
+        role: Role::Reader,
+        enterprise_project_ids: Vec::new(),
+        totp_secret: None,
+        created_at: at(1),
+    };
+    store.insert_user(&user).await.unwrap();
+    assert!(!store.use_mfa_step("mfa-user", 10).await.unwrap(), "no device: no code is accepted");
+    assert!(!store.bind_mfa_device("nobody", &[1, 2, 3]).await.unwrap());
+    assert!(store.bind_mfa_device("mfa-user", &[1, 2, 3]).await.unwrap());
+    assert_eq!(store.find_user("acme", "mia").await.unwrap().unwrap().totp_secret, Some(vec![1, 2, 3]));
+    assert!(store.use_mfa_step("mfa-user", 10).await.unwrap());
+    assert!(!store.use_mfa_step("mfa-user", 10).await.unwrap(), "the same step twice");
+    assert!(!store.use_mfa_step("mfa-user", 9).await.unwrap(), "an earlier step after a later one");
+    assert!(store.use_mfa_step("mfa-user", 11).await.unwrap());
+    // Rebinding replaces the secret and starts afresh.
+    assert!(store.bind_mfa_device("mfa-user", &[4, 5, 6]).await.unwrap());
+    assert_eq!(store.list_users().await.unwrap()[0].totp_secret, Some(vec![4, 5, 6]));
+    assert!(store.use_mfa_step("mfa-user", 5).await.unwrap());
+    // Racing uses of one step: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.use_mfa_step("mfa-user", 100).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(won, 1, "each code is accepted once");
 }
 
 pub async fn queue_stats_count_waiting_tasks(store: SharedStore) {
@@ -950,7 +1000,8 @@ macro_rules! store_conformance_tests {
             a_batch_insert_is_all_or_nothing_with_keys_per_item,
             a_batch_of_task_events_answers_each_event,
             a_batch_of_events_on_one_tree_applies_in_order,
-            lists_filter_by_where_the_tree_stands_on_every_write_path
+            lists_filter_by_where_the_tree_stands_on_every_write_path,
+            mfa_steps_are_used_once_and_in_order
         );
     };
     (@cases [$make:path] []; $($case:ident),*) => {
