@@ -10,9 +10,6 @@ use crate::error::Result;
 pub struct Project {
     pub id: String,
     pub name: String,
-    /// Whether a virtual MFA device is bound (its tokens then need a code).
-    #[serde(default)]
-    pub mfa: bool,
     #[serde(default)]
     pub created_at: Option<String>,
 }
@@ -35,6 +32,9 @@ pub struct User {
     /// Enterprise projects it and its tokens may see (empty: all).
     #[serde(default)]
     pub enterprise_project_ids: Vec<String>,
+    /// Whether a virtual MFA device is bound (its tokens then need a code).
+    #[serde(default)]
+    pub mfa: bool,
     #[serde(default)]
     pub created_at: Option<String>,
 }
