@@ -12,6 +12,7 @@ Environment:
   JOBD_KEEP_DATA  if set, keep the server's temporary data dir (and its log) after the run
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from jobd_testlib import (REPO, ROOT_AK, ROOT_SK, HEALTH_TIMEOUT_S, JobdServer, new_project_id,
-                          wait_until)
+from jobd_testlib import (REPO, ROOT_AK, ROOT_SK, HEALTH_TIMEOUT_S, JOBD_TEST_REGION, JobdServer,
+                          new_project_id, wait_until)
 
 
 def _free_port():
@@ -44,9 +45,10 @@ def _jobd_bin():
 _SERVER = None  # the JobdServer of this session, for the failure-report hook
 
 
-@pytest.fixture(scope="session")
-def jobd():
-    global _SERVER
+@contextlib.contextmanager
+def _running_jobd(extra_env=None):
+    """A jobd server on a free port with a fresh data dir (and the caller's environment, so a
+    JOBD_DATABASE_URL puts it on PostgreSQL), stopped afterwards."""
     binary = _jobd_bin()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
         pytest.fail(f"jobd binary not found or not executable: {binary} "
@@ -60,6 +62,7 @@ def jobd():
     env["JOBD_ROOT_SECRET_KEY"] = ROOT_SK
     env.setdefault("RUST_BACKTRACE", "1")
     env.setdefault("NO_COLOR", "1")
+    env.update(extra_env or {})
     stderr_fh = open(stderr_path, "wb")
     cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
     proc = subprocess.Popen(cmd, stdout=stderr_fh, stderr=stderr_fh, stdin=subprocess.DEVNULL, env=env)
@@ -87,11 +90,9 @@ def jobd():
                         f"(last: {last_err})\n--- jobd output ---\n{server.stderr_since(0)}", pytrace=False)
         time.sleep(0.05)
 
-    _SERVER = server
     try:
         yield server
     finally:
-        _SERVER = None
         proc.terminate()
         try:
             proc.wait(timeout=5)
@@ -104,6 +105,26 @@ def jobd():
             print(f"\njobd data dir kept: {data_dir}")
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def jobd():
+    """The session's server: no region configured (`--region` / JOBD_REGION unset)."""
+    global _SERVER
+    with _running_jobd({"JOBD_REGION": ""}) as server:
+        _SERVER = server
+        try:
+            yield server
+        finally:
+            _SERVER = None
+
+
+@pytest.fixture(scope="module")
+def jobd_regional():
+    """A second server, started with JOBD_REGION (derived, V11-HMAC-SHA256, signing verifies for
+    it) and without the per-address token-request throttle (the IAM tests ask for many tokens)."""
+    with _running_jobd({"JOBD_REGION": JOBD_TEST_REGION, "JOBD_PASSWORD_ATTEMPTS_PER_MINUTE": "0"}) as server:
+        yield server
 
 
 @pytest.fixture

@@ -20,11 +20,14 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcfw.v1 import CfwClient
 from huaweicloudsdkwaf.v1 import WafClient
 from huaweicloudsdkelb.v3 import ElbClient
+from huaweicloudsdkiam.v3 import IamClient
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT_AK = "JOBDTESTROOTAK0000000001"
 ROOT_SK = "jobd-test-root-secret-key-0123456789abcdef"
 HEALTH_TIMEOUT_S = 30.0
+# The region the second server (`jobd_regional`) serves.
+JOBD_TEST_REGION = "cn-jobd-1"
 
 # Time formats of the contract.
 SECOND_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -124,6 +127,25 @@ class JobdServer:
         self.keys[project_id] = (resp.json()["access_key"], resp.json()["secret_key"])
         return project_id, name
 
+    def new_key(self, project_id, role):
+        """A further credential of ``role`` in the project (via the admin API, as root): (ak, sk)."""
+        resp = self.signed_request("POST", "/v1/admin/credentials", ak=ROOT_AK, sk=ROOT_SK,
+                                   body={"project_ids": [project_id], "role": role})
+        assert resp.status_code == 201, resp.text
+        return resp.json()["access_key"], resp.json()["secret_key"]
+
+    def new_user(self, project_id, name, password, role="reader", domain=None):
+        """A user of the project (via the admin API, as root); returns its admin view."""
+        body = {"name": name, "domain": domain or ("dom-" + new_project_id()[:10]), "password": password,
+                "project_id": project_id, "role": role}
+        resp = self.signed_request("POST", "/v1/admin/users", ak=ROOT_AK, sk=ROOT_SK, body=body)
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    def worker(self, ak, sk, path, body):
+        """A worker API call (``/v1/worker/...``) with a worker key; returns the response."""
+        return self.signed_request("POST", path, body=body, ak=ak, sk=sk)
+
     def signed_request(self, method, path, project_id=None, query=None, body=None,
                        ak=None, sk=None, extra_headers=None, timeout=15):
         """Send a request signed by huaweicloudsdkcore's Signer, like the SDK would.
@@ -210,3 +232,6 @@ class JobdServer:
 
     def elb_client(self, project_id, ak=None, sk=None):
         return self._build(ElbClient, project_id, ak, sk)
+
+    def iam_client(self, project_id, ak=None, sk=None):
+        return self._build(IamClient, project_id, ak, sk)

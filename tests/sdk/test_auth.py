@@ -122,3 +122,77 @@ def test_native_api_with_wrong_secret_is_401(jobd, project_id):
     assert r.status_code == 401, r.text
     assert r.json()["error_code"] == "APIGW.0301", r.text
     assert r.headers.get("X-Request-Id")
+
+
+# ---------------------------------------------------------------------------
+# Derived signing (V11-HMAC-SHA256): what the SDKs send with with_derived_predicate
+# ---------------------------------------------------------------------------
+
+def _derived_elb_client(server, project_id, region_id, seen):
+    """An ElbClient that signs every request with the derived algorithm for ``region_id``
+    (service name ``elb``), recording the Authorization headers it sends into ``seen``."""
+    from huaweicloudsdkcore.auth.credentials import BasicCredentials
+    from huaweicloudsdkcore.http.http_config import HttpConfig
+    from huaweicloudsdkcore.http.http_handler import HttpHandler
+    from huaweicloudsdkcore.region.region import Region
+    from huaweicloudsdkelb.v3 import ElbClient
+
+    ak, sk = server.key_for(project_id)
+    config = HttpConfig.get_default_config()
+    config.timeout = (5, 20)
+    credentials = BasicCredentials(ak, sk, project_id).with_derived_predicate(lambda request: True)
+    handler = HttpHandler().add_request_handler(
+        lambda **kwargs: seen.append(kwargs["request"].header_params.get("Authorization")))
+    return (ElbClient.new_builder()
+            ._with_derived_auth_service_name("elb")
+            .with_http_config(config)
+            .with_http_handler(handler)
+            .with_credentials(credentials)
+            .with_region(Region(region_id, server.base_url))
+            .build())
+
+
+def test_derived_signing_verifies_for_the_configured_region(jobd_regional):
+    from jobd_testlib import JOBD_TEST_REGION
+    project_id, _ = jobd_regional.new_scoped_project()
+    job = jobd_regional.native_create(project_id, {"service": "elb", "job_type": "UPGRADE"})
+    seen = []
+    client = _derived_elb_client(jobd_regional, project_id, JOBD_TEST_REGION, seen)
+    assert client.show_job(ShowJobRequest(job_id=job["job_id"])).job.job_id == job["job_id"]
+    assert client.list_jobs(ListJobsRequest(limit=5)).jobs[0].job_id == job["job_id"]
+    assert seen and all(a.startswith("V11-HMAC-SHA256 Credential=") for a in seen), seen
+    assert f"/{JOBD_TEST_REGION}/elb," in seen[0], seen[0]
+
+    # Signed for another region: refused, saying which region this server serves.
+    other = _derived_elb_client(jobd_regional, project_id, "cn-other-2", [])
+    with pytest.raises(ClientRequestException) as exc:
+        other.show_job(ShowJobRequest(job_id=job["job_id"]))
+    assert exc.value.status_code == 401, str(exc.value)
+    assert exc.value.error_code == "APIGW.0301"
+    assert JOBD_TEST_REGION in exc.value.error_msg and "cn-other-2" in exc.value.error_msg, exc.value.error_msg
+
+
+def test_derived_signing_without_a_configured_region_says_so(jobd, project_id):
+    job = jobd.native_create(project_id, {"service": "elb", "job_type": "UPGRADE"})
+    client = _derived_elb_client(jobd, project_id, "cn-jobd-1", [])
+    with pytest.raises(ClientRequestException) as exc:
+        client.show_job(ShowJobRequest(job_id=job["job_id"]))
+    e = exc.value
+    assert e.status_code == 401, str(e)
+    assert e.error_code == "APIGW.0301"
+    assert "region" in e.error_msg and "JOBD_REGION" in e.error_msg and "--region" in e.error_msg, e.error_msg
+
+
+# ---------------------------------------------------------------------------
+# Paths with percent-escapes: the signature still verifies (and only then is the id judged)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("job_id", ["a b/c", "already%20escaped", "50%", "x+y:z", "é"])
+def test_escaped_path_parameters_verify_and_reach_the_handler(jobd, project_id, job_id):
+    """The SDK quotes path parameters (an escape in a value is escaped again) and signs the path
+    decoded once: jobd verifies it, so the answer is the dialect's 400 for a malformed id, not 401."""
+    elb = jobd.elb_client(project_id)
+    with pytest.raises(ClientRequestException) as exc:
+        elb.show_job(ShowJobRequest(job_id=job_id))
+    assert exc.value.status_code == 400, str(exc.value)
+    assert exc.value.error_code == "ELB.8902", str(exc.value)

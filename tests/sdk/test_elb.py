@@ -354,8 +354,9 @@ def test_list_filter_status(jobd, project_id, elb):
 
     succeeded = _native_order(jobd, project_id, [j for j, b in zip(jobs, bodies) if b.get("simulate") is ok])
     pending = _native_order(jobd, project_id, [j for j, b in zip(jobs, bodies) if "simulate" not in b])
-    assert _page(elb, status="SUCCESS")[1] == succeeded
+    # A main job that succeeded shows COMPLETE; SUCCESS is a sub-job's word, no main job shows it.
     assert _page(elb, status="COMPLETE")[1] == succeeded
+    assert _page(elb, status="SUCCESS")[1] == []
     assert _page(elb, status="RUNNING")[1] == pending
     assert _page(elb, status="CANCEL")[1] == []
 
@@ -450,3 +451,88 @@ def test_list_includes_sub_jobs(jobd, project_id, elb):
     assert [s.job_type for s in main.sub_jobs] == ["UPGRADE_INIT", "UPGRADE_TRAFFIC_SWITCH", "UPGRADE_COMPLETE"]
     assert [s.status for s in main.sub_jobs] == ["SUCCESS"] * 3
     assert [(e.resource_id, e.resource_type) for e in main.sub_jobs[0].entities] == [(lb, "loadbalancer")]
+
+
+# ---------------------------------------------------------------------------
+# The status filter agrees with ShowJob: the eight words of the ELB SDK
+# ---------------------------------------------------------------------------
+
+FILTER_WORDS = ["INIT", "RUNNING", "FAIL", "SUCCESS", "ROLLBACKING", "COMPLETE", "ROLLBACK_FAIL", "CANCEL"]
+
+
+def _take(jobd, worker_key, job_type):
+    """Claims the one task of ``job_type`` through the worker API."""
+    ak, sk = worker_key
+    resp = jobd.worker(ak, sk, "/v1/worker/claim",
+                       {"worker_id": "sdk-tests", "services": ["elb"], "job_types": [job_type], "max_tasks": 1})
+    assert resp.status_code == 200, f"claim {job_type}: {resp.status_code} {resp.text}"
+    return resp.json()["task"]
+
+
+def _end(jobd, worker_key, task, ok):
+    ak, sk = worker_key
+    if ok:
+        resp = jobd.worker(ak, sk, f"/v1/worker/tasks/{task['job_id']}/complete", {"lease_token": task["lease_token"]})
+    else:
+        resp = jobd.worker(ak, sk, f"/v1/worker/tasks/{task['job_id']}/fail",
+                           {"lease_token": task["lease_token"], "error_code": "ELB.1001", "error_msg": "refused",
+                            "retryable": False})
+    assert resp.status_code == 200, resp.text
+
+
+def test_the_eight_status_words_round_trip_between_show_and_list(jobd, project_id, elb):
+    """Jobs driven into every state through the worker API: ListJobs with status=X answers
+    exactly the jobs ShowJob shows as X, for each of the eight words the ELB SDK documents."""
+    worker_key = jobd.new_key(project_id, "worker")
+    tag = uuid.uuid4().hex[:6].upper()
+
+    def create(kind, sub_jobs=0, rollback=False):
+        body = {"service": "elb", "job_type": f"{kind}_{tag}"}
+        if sub_jobs:
+            body["sub_jobs"] = [{"job_type": f"{kind}_{tag}_{i}"} for i in range(sub_jobs)]
+        if rollback:
+            body["on_failure"] = "rollback"
+        return jobd.native_create(project_id, body)["job_id"]
+
+    pending = create("PENDING")
+    running = create("RUNNING")
+    _take(jobd, worker_key, f"RUNNING_{tag}")
+    complete = create("COMPLETE")
+    _end(jobd, worker_key, _take(jobd, worker_key, f"COMPLETE_{tag}"), ok=True)
+    failed = create("FAILED")
+    _end(jobd, worker_key, _take(jobd, worker_key, f"FAILED_{tag}"), ok=False)
+    cancelled = create("CANCELLED")
+    jobd.native_cancel(project_id, cancelled)
+    sagas = {}
+    for kind, compensation_ok in [("ROLLING", None), ("ROLLFAIL", False), ("ROLLED", True)]:
+        sagas[kind] = create(kind, sub_jobs=2, rollback=True)
+        _end(jobd, worker_key, _take(jobd, worker_key, f"{kind}_{tag}_0"), ok=True)
+        _end(jobd, worker_key, _take(jobd, worker_key, f"{kind}_{tag}_1"), ok=False)
+        if compensation_ok is not None:
+            compensation = _take(jobd, worker_key, f"{kind}_{tag}_0")
+            assert compensation["phase"] == "rollback", compensation
+            _end(jobd, worker_key, compensation, ok=compensation_ok)
+
+    shown = {job_id: show(elb, job_id).job.status
+             for job_id in [pending, running, complete, failed, cancelled, *sagas.values()]}
+    assert shown == {pending: "RUNNING", running: "RUNNING", complete: "COMPLETE", failed: "FAIL",
+                     cancelled: "CANCEL", sagas["ROLLING"]: "ROLLBACKING", sagas["ROLLFAIL"]: "ROLLBACK_FAIL",
+                     sagas["ROLLED"]: "FAIL"}
+    for word in FILTER_WORDS:
+        listed = set(_page(elb, status=word)[1])
+        expected = {job_id for job_id, status in shown.items() if status == word}
+        assert listed == expected, (word, listed, expected)
+        for job_id in listed:
+            assert show(elb, job_id).job.status == word
+    # Words together: any of them.
+    assert set(_page(elb, status=["ROLLBACKING", "ROLLBACK_FAIL"])[1]) == {sagas["ROLLING"], sagas["ROLLFAIL"]}
+    assert set(_page(elb, status=["INIT", "SUCCESS"])[1]) == set()
+
+
+def test_an_unknown_status_word_is_400_naming_the_eight(elb):
+    with pytest.raises(ClientRequestException) as error:
+        elb.list_jobs(ListJobsRequest(status="DONE"))
+    assert error.value.status_code == 400
+    assert error.value.error_code == "ELB.8902"
+    for word in FILTER_WORDS:
+        assert word in error.value.error_msg

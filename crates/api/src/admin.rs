@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/admin/projects", post(create_project).get(list_projects))
         .route("/v1/admin/users", post(create_user).get(list_users))
         .route("/v1/admin/users/{user_id}", delete(delete_user))
+        .route("/v1/admin/users/{user_id}/mfa", post(bind_mfa_device))
         .route("/v1/admin/credentials", post(create_credential).get(list_credentials))
         .route("/v1/admin/credentials/{access_key}/disable", post(disable_credential))
         .route("/v1/admin/credentials/{access_key}/enable", post(enable_credential))
@@ -91,7 +92,7 @@ fn role(raw: &str) -> Result<Role, ApiError> {
 fn user_view(user: &UserRecord) -> Value {
     json!({"id": user.user_id, "name": user.name, "domain": user.domain, "project_id": user.project_id,
            "role": user.role.as_str(), "enterprise_project_ids": user.enterprise_project_ids,
-           "created_at": time_format::native(&user.created_at)})
+           "mfa": user.totp_secret.is_some(), "created_at": time_format::native(&user.created_at)})
 }
 
 fn credential_view(c: &CredentialRecord) -> Value {
@@ -189,6 +190,21 @@ async fn delete_user(
     require_managed(&caller, &user.reach(), format!("user {user_id}"))?;
     state.identity.delete_user(&user_id).await.map_err(|e| identity_error(DIALECT, e))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `201 {"user_id", "otpauth_uri"}`: a new virtual MFA device for the user (replacing any other),
+/// shown this once; from then on the user's tokens need its current code.
+async fn bind_mfa_device(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(user_id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
+    let user = users.iter().find(|u| u.user_id == user_id).ok_or_else(|| not_found(format!("user {user_id}")))?;
+    require_managed(&caller, &user.reach(), format!("user {user_id}"))?;
+    let device = state.identity.bind_mfa_device(&user_id).await.map_err(|e| identity_error(DIALECT, e))?;
+    tracing::info!(user_id, caller = %caller.principal.label(), "virtual MFA device bound");
+    Ok((StatusCode::CREATED, Json(json!({"user_id": user_id, "otpauth_uri": device.otpauth_uri}))))
 }
 
 #[derive(Debug, Deserialize)]

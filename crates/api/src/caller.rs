@@ -50,13 +50,19 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
     ("POST", "/v1/admin/users", Some(Action::Administer)),
     ("GET", "/v1/admin/users", Some(Action::Administer)),
     ("DELETE", "/v1/admin/users/{user_id}", Some(Action::Administer)),
+    ("POST", "/v1/admin/users/{user_id}/mfa", Some(Action::Administer)),
     ("POST", "/v1/admin/credentials", Some(Action::Administer)),
     ("GET", "/v1/admin/credentials", Some(Action::Administer)),
     ("POST", "/v1/admin/credentials/{access_key}/disable", Some(Action::Administer)),
     ("POST", "/v1/admin/credentials/{access_key}/enable", Some(Action::Administer)),
     ("DELETE", "/v1/admin/credentials/{access_key}", Some(Action::Administer)),
-    // Any authenticated caller: its own projects, and revoking a token it holds.
+    // Any authenticated caller: what it may see of projects, domains and regions, and revoking a
+    // token it holds.
     ("GET", "/v3/projects", None),
+    ("GET", "/v3/auth/projects", None),
+    ("GET", "/v3/auth/domains", None),
+    ("GET", "/v3/regions", None),
+    ("GET", "/v3/regions/{region_id}", None),
     ("DELETE", "/v3/auth/tokens", None),
 ];
 
@@ -137,6 +143,13 @@ pub async fn authenticate(
         Ok(Some(action)) if !principal.may(action) => {
             return Err(forbidden(format!("the {} role may not call {} {matched}", principal.role, parts.method)))
         }
+        // A domain-scoped token: the admin API and the IAM listings, no project's jobs.
+        Ok(Some(Action::Read | Action::Write | Action::Work)) if principal.is_domain_scoped() => {
+            return Err(forbidden(
+                "a domain-scoped token reads no project's jobs: get a project-scoped token (auth.scope.project)"
+                    .to_owned(),
+            ))
+        }
         Ok(_) => {}
         // The path exists with other methods: the router answers 405 itself.
         Err(()) if ROUTE_ACTIONS.iter().any(|(_, path, _)| *path == matched) => {}
@@ -201,7 +214,11 @@ async fn principal_of(
         headers: &parts.headers,
         body,
     };
-    let options = VerifyOptions { max_clock_skew: state.config.max_clock_skew, ..VerifyOptions::default() };
+    let options = VerifyOptions {
+        max_clock_skew: state.config.max_clock_skew,
+        derive_region: state.config.region.clone(),
+        derive_service: Some(dialect.service_name().to_owned()),
+    };
     let verified =
         jobd_auth::verify(&request_parts, &authorization, secret_key.as_bytes(), state.identity.now(), &options);
     match (verified, resolved) {
@@ -245,7 +262,10 @@ pub fn identity_error(dialect: Dialect, error: IdentityError) -> ApiError {
     let kind = match error {
         IdentityError::ExpiredToken(at) => ErrorKind::TokenExpired(format!("token expires, expires_at: {at}")),
         IdentityError::InvalidToken => ErrorKind::Unauthorized("decrypt token fail".into()),
-        IdentityError::BadPassword | IdentityError::WrongScope => ErrorKind::BadCredentials(error.to_string()),
+        IdentityError::BadPassword
+        | IdentityError::WrongScope
+        | IdentityError::MfaRequired
+        | IdentityError::MfaFailed => ErrorKind::BadCredentials(error.to_string()),
         IdentityError::Invalid(e) => ErrorKind::InvalidRequest(e.to_string()),
         IdentityError::Conflict(what) => ErrorKind::Conflict(format!("{what} already exists")),
         IdentityError::NotFound(what) => ErrorKind::ResourceNotFound(what),

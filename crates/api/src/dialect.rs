@@ -11,16 +11,29 @@ pub enum Dialect {
     Waf,
     /// Elastic Load Balance: `GET /v3/{project_id}/elb/jobs[/{job_id}]`.
     Elb,
-    /// Identity (IAM-compatible): `/v3/auth/tokens`, `/v3/projects`.
+    /// Identity (IAM-compatible): `/v3/auth/...`, `/v3/projects`, `/v3/regions`.
     Iam,
 }
 
 impl Dialect {
+    /// The service name a `V11-HMAC-SHA256` credential scope names for this dialect's paths
+    /// (what the official SDKs' clients are built with: `elb`, `cfw`, `waf`, `iam`; `jobd` for
+    /// jobd's own APIs).
+    pub fn service_name(self) -> &'static str {
+        match self {
+            Dialect::Native => "jobd",
+            Dialect::Cfw => "cfw",
+            Dialect::Waf => "waf",
+            Dialect::Elb => "elb",
+            Dialect::Iam => "iam",
+        }
+    }
+
     /// The dialect a path belongs to (also for paths no route matches).
     pub fn of_path(path: &str) -> Dialect {
         let mut segments = path.trim_start_matches('/').split('/');
         let version = segments.next().unwrap_or_default();
-        if version == "v3" && matches!(path.split('/').nth(2), Some("auth") | Some("projects")) {
+        if version == "v3" && matches!(path.split('/').nth(2), Some("auth") | Some("projects") | Some("regions")) {
             return Dialect::Iam;
         }
         let _project = segments.next();
@@ -81,6 +94,10 @@ mod tests {
             ("/", Dialect::Native),
             ("/v3/auth/tokens", Dialect::Iam),
             ("/v3/projects", Dialect::Iam),
+            ("/v3/auth/projects", Dialect::Iam),
+            ("/v3/auth/domains", Dialect::Iam),
+            ("/v3/regions", Dialect::Iam),
+            ("/v3/regions/cn-north-4", Dialect::Iam),
         ];
         for (path, dialect) in cases {
             assert_eq!(Dialect::of_path(path), dialect, "{path}");

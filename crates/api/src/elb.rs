@@ -3,7 +3,7 @@
 //! `{"jobs", "page_info", "request_id"}`.
 //!
 //! Main-job words: `RUNNING` (pending or running, never `INIT`: Terraform's waiter treats it as
-//! an error), `COMPLETE`, `FAIL`, `CANCEL`. Sub-job words: `INIT`, `RUNNING`, `SUCCESS`, `FAIL`,
+//! an error), `ROLLBACKING`, `COMPLETE`, `FAIL`, `ROLLBACK_FAIL`, `CANCEL`. Sub-job words: `INIT`, `RUNNING`, `SUCCESS`, `FAIL`,
 //! `CANCEL`. Times are `yyyy-mm-ddThh:mm:ssZ`; a main job's `begin_time` is its creation time, a
 //! sub-job's the time it started. Empty error fields are `""`, as on the page.
 //!
@@ -11,15 +11,18 @@
 //! the jobs after it, `page_reverse=true` the page of jobs just before it. `page_info` carries
 //! the first and last id of the page as `previous_marker` / `next_marker` on every non-empty
 //! page. `limit` is 0–2000 (default 2000; 0 means the maximum). The `status` filter takes the
-//! sub-job words (and `COMPLETE`): `INIT` is pending, `RUNNING` pending or running. `begin_time`
-//! selects jobs created at or after that time. Every filter may be repeated (any value matches).
+//! eight words the ELB SDK documents and selects a job exactly when ShowJob shows its main job
+//! with that word: `RUNNING` (pending or running), `ROLLBACKING`, `COMPLETE`, `FAIL`,
+//! `ROLLBACK_FAIL`, `CANCEL`; `INIT` and `SUCCESS`, which only sub-jobs show, select none.
+//! `begin_time` selects jobs created at or after that time. Every filter may be repeated (any
+//! value matches).
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, Phase, ServiceName};
+use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, ServiceName, TreeStatus};
 use serde::Serialize;
 
 use crate::caller::Caller;
@@ -40,19 +43,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v3/{project_id}/elb/jobs/{job_id}", get(show_job))
 }
 
-/// The ELB words for statuses: the one place they are decided. A rolling-back main job is
-/// `ROLLBACKING`; one whose rollback failed ends `ROLLBACK_FAIL`.
-fn main_job_status_word(job: &Job) -> &'static str {
-    let rolling_back = job.phase == Phase::Rollback;
-    let compensation_failed =
-        job.sub_jobs.iter().filter_map(|sub| sub.compensation.as_ref()).any(|c| c.status == JobStatus::Failed);
-    match job.status {
-        JobStatus::Pending | JobStatus::Running if rolling_back => "ROLLBACKING",
-        JobStatus::Pending | JobStatus::Running => "RUNNING",
-        JobStatus::Succeeded => "COMPLETE",
-        JobStatus::Failed if compensation_failed => "ROLLBACK_FAIL",
-        JobStatus::Failed => "FAIL",
-        JobStatus::Cancelled => "CANCEL",
+/// The ELB words for statuses: the one place they are decided. A main job shows where its tree
+/// stands: `RUNNING` while pending or running, `ROLLBACKING` while its sub-jobs are compensated,
+/// `ROLLBACK_FAIL` once a compensation failed.
+fn main_job_status_word(status: TreeStatus) -> &'static str {
+    match status {
+        TreeStatus::Pending | TreeStatus::Running => "RUNNING",
+        TreeStatus::RollingBack => "ROLLBACKING",
+        TreeStatus::Succeeded => "COMPLETE",
+        TreeStatus::Failed => "FAIL",
+        TreeStatus::RollbackFailed => "ROLLBACK_FAIL",
+        TreeStatus::Cancelled => "CANCEL",
     }
 }
 
@@ -66,16 +67,16 @@ fn sub_job_status_word(status: JobStatus) -> &'static str {
     }
 }
 
-/// The statuses a `status` filter word selects.
-fn statuses_for_filter(word: &str) -> Option<&'static [JobStatus]> {
-    Some(match word {
-        "INIT" => &[JobStatus::Pending],
-        "RUNNING" => &[JobStatus::Pending, JobStatus::Running],
-        "SUCCESS" | "COMPLETE" => &[JobStatus::Succeeded],
-        "FAIL" => &[JobStatus::Failed],
-        "CANCEL" => &[JobStatus::Cancelled],
-        _ => return None,
-    })
+/// The eight words of the `status` filter, as the ELB SDK documents them.
+const FILTER_WORDS: [&str; 8] =
+    ["INIT", "RUNNING", "FAIL", "SUCCESS", "ROLLBACKING", "COMPLETE", "ROLLBACK_FAIL", "CANCEL"];
+
+/// The tree statuses a `status` filter word selects: exactly the main jobs ShowJob shows with
+/// that word (`main_job_status_word`), so `INIT` and `SUCCESS`, sub-job words only, select none.
+fn tree_statuses_for_filter(word: &str) -> Option<Vec<TreeStatus>> {
+    FILTER_WORDS
+        .contains(&word)
+        .then(|| TreeStatus::ALL.into_iter().filter(|status| main_job_status_word(*status) == word).collect())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -110,7 +111,7 @@ pub(crate) struct SubJob {
 impl From<&Job> for MainJob {
     fn from(job: &Job) -> Self {
         MainJob {
-            status: main_job_status_word(job),
+            status: main_job_status_word(job.tree_status()),
             begin_time: time_format::seed(&job.created_at),
             end_time: job.ended_at.as_ref().map(time_format::seed),
             job_id: job.job_id.to_string(),
@@ -209,12 +210,14 @@ async fn list_jobs(
     job_query.job_types = owned(params.all("job_type"));
     job_query.error_codes = owned(params.all("error_code"));
     job_query.resource_ids = owned(params.all("resource_id"));
-    for word in params.all("status") {
-        let statuses = statuses_for_filter(word).ok_or_else(|| {
-            invalid(format!("status {word:?} is not one of INIT, RUNNING, SUCCESS, COMPLETE, FAIL, CANCEL"))
-        })?;
-        job_query.statuses.extend_from_slice(statuses);
+    let status_words = params.all("status");
+    for word in &status_words {
+        let statuses = tree_statuses_for_filter(word)
+            .ok_or_else(|| invalid(format!("status {word:?} is not one of {}", FILTER_WORDS.join(", "))))?;
+        job_query.tree_statuses.extend(statuses);
     }
+    // Only words no main job shows (`INIT`, `SUCCESS`): nothing matches.
+    let matches_nothing = !status_words.is_empty() && job_query.tree_statuses.is_empty();
     for raw in params.all("begin_time") {
         let since = time_format::parse_filter_time(raw)
             .ok_or_else(|| invalid(format!("begin_time {raw:?} is not a time like 2024-01-01T00:00:00Z")))?;
@@ -239,7 +242,11 @@ async fn list_jobs(
     }
 
     job_query.enterprise_project_ids = restrict_enterprise_projects(&caller, job_query.enterprise_project_ids);
-    let jobs = state.service.list(&job_query).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let jobs = if matches_nothing {
+        Vec::new()
+    } else {
+        state.service.list(&job_query).await.map_err(|e| ApiError::from_service(DIALECT, e))?
+    };
     let page_info = PageInfo {
         previous_marker: jobs.first().map(|j| j.job_id.to_string()),
         next_marker: jobs.last().map(|j| j.job_id.to_string()),
@@ -250,4 +257,22 @@ async fn list_jobs(
         page_info,
         request_id: request_id.as_str().to_owned(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_word_selects_exactly_the_main_jobs_shown_with_it() {
+        for word in FILTER_WORDS {
+            let selected = tree_statuses_for_filter(word).expect("a documented word");
+            for status in TreeStatus::ALL {
+                assert_eq!(selected.contains(&status), main_job_status_word(status) == word, "{word} / {status}");
+            }
+        }
+        assert_eq!(tree_statuses_for_filter("INIT"), Some(Vec::new()));
+        assert_eq!(tree_statuses_for_filter("SUCCESS"), Some(Vec::new()));
+        assert_eq!(tree_statuses_for_filter("running"), None);
+    }
 }

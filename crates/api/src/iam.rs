@@ -1,18 +1,21 @@
-//! The IAM-compatible identity API: `POST /v3/auth/tokens` (password → token in
-//! `X-Subject-Token`), `DELETE /v3/auth/tokens` (revoke), and `GET /v3/projects?name=` (the caller's
-//! projects, so an SDK configured without a project id can resolve it).
+//! The IAM-compatible identity API: `POST /v3/auth/tokens` (password, plus a virtual MFA code for a
+//! user with a device → token in `X-Subject-Token`, scoped to a project or to the user's domain),
+//! `DELETE /v3/auth/tokens` (revoke), and what the official SDK cores and the IAM SDK list:
+//! `GET /v3/projects?name=` and `GET /v3/auth/projects` (the caller's projects, so an SDK
+//! configured without a project id can resolve it), `GET /v3/auth/domains` (the caller's domains,
+//! for `GlobalCredentials`), `GET /v3/regions[/{region_id}]` (the one region jobd serves).
 
 use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::{Extension, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jobd_auth::identity::{Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
-use jobd_service::identity::{IdentityError, IssuedToken, ProjectSelector};
+use jobd_auth::identity::{domain_id, Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
+use jobd_service::identity::{IdentityError, IssuedToken, ProjectSelector, TotpProof};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::caller::{client_address, identity_error, read_body, Caller};
 use crate::dialect::Dialect;
@@ -31,6 +34,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v3/auth/tokens", axum::routing::delete(revoke_token))
         .route("/v3/projects", get(list_projects))
+        .route("/v3/auth/projects", get(list_auth_projects))
+        .route("/v3/auth/domains", get(list_auth_domains))
+        .route("/v3/regions", get(list_regions))
+        .route("/v3/regions/{region_id}", get(show_region))
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +57,19 @@ struct IdentityBody {
     methods: Vec<String>,
     #[serde(default)]
     password: Option<PasswordBody>,
+    #[serde(default)]
+    totp: Option<TotpBody>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TotpBody {
+    user: TotpUser,
+}
+
+#[derive(Debug, Deserialize)]
+struct TotpUser {
+    id: String,
+    passcode: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +96,8 @@ struct NamedRef {
 struct ScopeBody {
     #[serde(default)]
     project: Option<NamedRef>,
+    #[serde(default)]
+    domain: Option<NamedRef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,13 +106,13 @@ struct TokenQuery {
     nocatalog: Option<String>,
 }
 
-/// A stable id for a domain name (jobd keeps domains as names).
-fn domain_id(domain: &str) -> String {
-    hex::encode(&Sha256::digest(domain.as_bytes())[..16])
-}
-
 fn iam_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// The region jobd answers for: `--region`, else `jobd`.
+fn region_of(state: &AppState) -> &str {
+    state.config.region.as_deref().unwrap_or("jobd")
 }
 
 fn token_body(issued: &IssuedToken, catalog: Option<Value>) -> Value {
@@ -98,11 +120,15 @@ fn token_body(issued: &IssuedToken, catalog: Option<Value>) -> Value {
     let mut token = json!({
         "expires_at": iam_time(&issued.record.expires_at),
         "issued_at": iam_time(&issued.record.issued_at),
-        "methods": ["password"],
-        "project": {"id": issued.project.id, "name": issued.project.name, "domain": domain},
+        "methods": issued.methods,
         "roles": [{"id": issued.record.role.as_str(), "name": issued.record.role.as_str()}],
         "user": {"id": issued.user.user_id, "name": issued.user.name, "domain": domain, "password_expires_at": ""},
     });
+    if issued.record.domain_scoped {
+        token["domain"] = domain;
+    } else {
+        token["project"] = json!({"id": issued.project.id, "name": issued.project.name, "domain": domain});
+    }
     if let Some(catalog) = catalog {
         token["catalog"] = catalog;
     }
@@ -110,7 +136,7 @@ fn token_body(issued: &IssuedToken, catalog: Option<Value>) -> Value {
 }
 
 /// Every service jobd answers for, at the address the caller used.
-fn catalog(headers: &HeaderMap) -> Value {
+fn catalog(headers: &HeaderMap, region: &str) -> Value {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let url = format!("http://{host}");
     let services = ["cfw", "waf", "elb", "jobd"];
@@ -119,8 +145,8 @@ fn catalog(headers: &HeaderMap) -> Value {
             .iter()
             .map(|service| {
                 json!({"type": service, "name": service, "id": service,
-                       "endpoints": [{"id": format!("{service}-public"), "interface": "public", "region": "jobd",
-                                      "region_id": "jobd", "url": url}]})
+                       "endpoints": [{"id": format!("{service}-public"), "interface": "public", "region": region,
+                                      "region_id": region, "url": url}]})
             })
             .collect(),
     )
@@ -136,9 +162,16 @@ async fn create_token(
     let invalid = |m: String| ApiError::invalid(DIALECT, m);
     let request: TokenRequest =
         serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid token request: {e}")))?;
-    if !request.auth.identity.methods.iter().any(|m| m == "password") {
-        return Err(invalid("only the \"password\" method is supported".into()));
+    let methods = &request.auth.identity.methods;
+    if !methods.iter().any(|m| m == "password") || methods.iter().any(|m| m != "password" && m != "totp") {
+        return Err(invalid("the methods are \"password\", or \"password\" and \"totp\"".into()));
     }
+    let totp = match (methods.iter().any(|m| m == "totp"), request.auth.identity.totp) {
+        (true, Some(totp)) => Some(TotpProof { user_id: totp.user.id, passcode: totp.user.passcode }),
+        (true, None) => return Err(invalid("the totp method needs auth.identity.totp.user".into())),
+        (false, Some(_)) => return Err(invalid("auth.identity.totp is given without the totp method".into())),
+        (false, None) => None,
+    };
     let password =
         request.auth.identity.password.ok_or_else(|| invalid("auth.identity.password is required".into()))?;
     let domain = password
@@ -146,10 +179,17 @@ async fn create_token(
         .domain
         .name
         .ok_or_else(|| invalid("auth.identity.password.user.domain.name is required".into()))?;
-    let scope = match request.auth.scope.and_then(|s| s.project) {
-        Some(NamedRef { id: Some(id), .. }) => ProjectSelector::Id(id),
-        Some(NamedRef { name: Some(name), .. }) => ProjectSelector::Name(name),
-        _ => return Err(invalid("a project scope (auth.scope.project.id or .name) is required".into())),
+    let scope = match request.auth.scope.map(|s| (s.project, s.domain)) {
+        Some((Some(NamedRef { id: Some(id), .. }), None)) => ProjectSelector::Id(id),
+        Some((Some(NamedRef { name: Some(name), .. }), None)) => ProjectSelector::Name(name),
+        Some((None, Some(NamedRef { id, name }))) if id.is_some() || name.is_some() => {
+            ProjectSelector::Domain { id, name }
+        }
+        _ => {
+            return Err(invalid(
+                "one scope is required: auth.scope.project (id or name) or auth.scope.domain (id or name)".into(),
+            ))
+        }
     };
     let client = client_address(&parts.extensions);
     let name = &password.user.name;
@@ -157,18 +197,19 @@ async fn create_token(
         tracing::warn!(client, domain, name, "token request throttled");
         return Err(ApiError::new(DIALECT, ErrorKind::TooManyRequests(wait)));
     }
-    let issued = match state.identity.issue_token(&domain, name, &password.user.password, scope).await {
+    let issued = match state.identity.issue_token_with_mfa(&domain, name, &password.user.password, scope, totp).await {
         Ok(issued) => issued,
         Err(error) => {
-            if matches!(error, IdentityError::BadPassword | IdentityError::WrongScope) {
+            if matches!(error, IdentityError::BadPassword | IdentityError::WrongScope | IdentityError::MfaFailed) {
                 state.identity.record_password_failure(&domain, name);
             }
             return Err(identity_error(DIALECT, error));
         }
     };
-    tracing::info!(user_id = %issued.user.user_id, project_id = %issued.project.id, "token issued");
+    tracing::info!(user_id = %issued.user.user_id, project_id = %issued.project.id,
+                   domain_scoped = issued.record.domain_scoped, methods = ?issued.methods, "token issued");
     let with_catalog = !matches!(query.nocatalog.as_deref(), Some("true") | Some("True") | Some("1"));
-    let body = token_body(&issued, with_catalog.then(|| catalog(&parts.headers)));
+    let body = token_body(&issued, with_catalog.then(|| catalog(&parts.headers, region_of(&state))));
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     let value =
         HeaderValue::from_str(&issued.token).map_err(|e| ApiError::new(DIALECT, ErrorKind::Internal(e.to_string())))?;
@@ -230,15 +271,118 @@ async fn list_projects(
     Query(query): Query<ProjectsQuery>,
     _body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let all = state.identity.list_projects().await.map_err(|e| identity_error(DIALECT, e))?;
-    let mine: Vec<ProjectRecord> = match &caller.principal.projects {
-        ProjectScope::All => all,
-        ProjectScope::Only(ids) => all.into_iter().filter(|p| ids.contains(&p.id)).collect(),
-    };
+    let mine = visible_projects(&state, &caller).await?;
     let projects: Vec<Value> = mine
         .iter()
         .filter(|p| query.name.as_ref().is_none_or(|name| &p.name == name))
         .map(|p| json!({"id": p.id, "name": p.name, "enabled": true, "description": "", "is_domain": false}))
         .collect();
     Ok(Json(json!({"projects": projects, "links": {"self": "/v3/projects"}})))
+}
+
+/// The projects the caller may act in (`ProjectScope::Only`, or every project for root).
+async fn visible_projects(state: &AppState, caller: &Caller) -> Result<Vec<ProjectRecord>, ApiError> {
+    let all = state.identity.list_projects().await.map_err(|e| identity_error(DIALECT, e))?;
+    Ok(match &caller.principal.projects {
+        ProjectScope::All => all,
+        ProjectScope::Only(ids) => all.into_iter().filter(|p| ids.contains(&p.id)).collect(),
+    })
+}
+
+/// The domains the caller belongs to: a token's, its user's; a key's, those of the users of its
+/// projects (every domain for root). jobd keeps domains as the users' domain names.
+async fn visible_domains(state: &AppState, caller: &Caller) -> Result<Vec<String>, ApiError> {
+    let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
+    let mut domains: Vec<String> = match &caller.principal.kind {
+        PrincipalKind::Token { user_id, .. } => {
+            users.into_iter().filter(|u| &u.user_id == user_id).map(|u| u.domain).collect()
+        }
+        PrincipalKind::Root | PrincipalKind::AccessKey { .. } => {
+            users.into_iter().filter(|u| caller.principal.may_access_project(&u.project_id)).map(|u| u.domain).collect()
+        }
+    };
+    domains.sort();
+    domains.dedup();
+    Ok(domains)
+}
+
+/// The `scheme://host` the caller used, for `links`.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// `GET /v3/auth/projects` (IAM's KeystoneListAuthProjects): the projects the caller may act in,
+/// each with the domain of the users in it (the caller's own domain for a token).
+async fn list_auth_projects(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let base = base_url(&headers);
+    let projects = visible_projects(&state, &caller).await?;
+    let users = state.identity.list_users().await.map_err(|e| identity_error(DIALECT, e))?;
+    let own_domain = match &caller.principal.kind {
+        PrincipalKind::Token { user_id, .. } => users.iter().find(|u| &u.user_id == user_id).map(|u| u.domain.clone()),
+        _ => None,
+    };
+    let projects: Vec<Value> = projects
+        .iter()
+        .map(|p| {
+            let domain = own_domain
+                .clone()
+                .or_else(|| users.iter().find(|u| u.project_id == p.id).map(|u| u.domain.clone()))
+                .map(|domain| domain_id(&domain))
+                .unwrap_or_default();
+            json!({"id": p.id, "name": p.name, "domain_id": domain, "parent_id": domain, "enabled": true,
+                   "is_domain": false, "description": "",
+                   "links": {"self": format!("{base}/v3/projects/{}", p.id)}})
+        })
+        .collect();
+    Ok(Json(json!({"projects": projects, "links": {"self": format!("{base}/v3/auth/projects")}})))
+}
+
+/// `GET /v3/auth/domains` (IAM's KeystoneListAuthDomains; the SDK cores read the first one's id for
+/// `GlobalCredentials`).
+async fn list_auth_domains(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let base = base_url(&headers);
+    let domains: Vec<Value> = visible_domains(&state, &caller)
+        .await?
+        .iter()
+        .map(|name| {
+            let id = domain_id(name);
+            json!({"id": id, "name": name, "enabled": true, "description": "",
+                   "links": {"self": format!("{base}/v3/domains/{id}")}})
+        })
+        .collect();
+    Ok(Json(json!({"domains": domains, "links": {"self": format!("{base}/v3/auth/domains")}})))
+}
+
+fn region_body(base: &str, region: &str) -> Value {
+    json!({"id": region, "type": "public", "description": "", "parent_region_id": null,
+           "locales": {"zh-cn": region, "en-us": region},
+           "links": {"self": format!("{base}/v3/regions/{region}")}})
+}
+
+/// `GET /v3/regions` (IAM's KeystoneListRegions): the one region jobd serves.
+async fn list_regions(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let base = base_url(&headers);
+    Json(json!({"regions": [region_body(&base, region_of(&state))],
+                "links": {"self": format!("{base}/v3/regions"), "previous": null, "next": null}}))
+}
+
+/// `GET /v3/regions/{region_id}` (IAM's KeystoneShowRegion): jobd's region, any other is `404`.
+async fn show_region(
+    State(state): State<AppState>,
+    Path(region_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    if region_id != region_of(&state) {
+        return Err(ApiError::new(DIALECT, ErrorKind::ResourceNotFound(format!("region {region_id}"))));
+    }
+    Ok(Json(json!({"region": region_body(&base_url(&headers), &region_id)})))
 }

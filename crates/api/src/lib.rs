@@ -52,6 +52,9 @@ pub struct ApiConfig {
     /// About how many bytes of jobs one native list page may hold: past it the page ends early
     /// with a `next_marker` (it always holds one job).
     pub list_page_bytes: usize,
+    /// The region id jobd serves: `V11-HMAC-SHA256` signatures are verified for it (none: refused,
+    /// saying so).
+    pub region: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +65,7 @@ impl Default for ApiConfig {
             body_read_timeout: std::time::Duration::from_secs(30),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             list_page_bytes: 4 * 1024 * 1024,
+            region: None,
         }
     }
 }

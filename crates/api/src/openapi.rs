@@ -27,7 +27,12 @@ pub const PUBLIC_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/readyz", "Readiness: the store answers"),
     ("GET", "/metrics", "Prometheus metrics"),
     ("GET", "/openapi.json", "This document"),
-    ("POST", "/v3/auth/tokens", "Get a token for a user (IAM password method); the token is in X-Subject-Token"),
+    (
+        "POST",
+        "/v3/auth/tokens",
+        "Get a token for a user (IAM password method, plus totp for a user with a virtual MFA device; \
+         scoped to a project or to the user's domain); the token is in X-Subject-Token",
+    ),
 ];
 
 /// The schema of a route's success body, and its status.
@@ -47,6 +52,7 @@ fn success(method: &str, path: &str) -> (&'static str, Option<&'static str>) {
         ("POST", p) if p.starts_with("/v1/worker/tasks/") && !p.ends_with("/heartbeat") => ("200", Some("JobEnvelope")),
         (_, p) if p.ends_with("/events") => ("200", None),
         ("POST", "/v1/admin/projects" | "/v1/admin/users" | "/v1/admin/credentials") => ("201", None),
+        ("POST", "/v1/admin/users/{user_id}/mfa") => ("201", None),
         ("DELETE", _) => ("204", None),
         ("POST", p) if p.ends_with("/disable") || p.ends_with("/enable") => ("204", None),
         ("POST", "/v3/auth/tokens") => ("201", None),

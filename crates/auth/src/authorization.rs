@@ -15,9 +15,11 @@ pub struct Authorization {
     /// The signing algorithm named first in the header.
     pub algorithm: SigningAlgorithm,
     /// The access key (AK); for V11 the part of `Credential` before the
-    /// first `/` (the rest, the credential scope, is checked for shape only:
-    /// the verifier derives the scope from its own configuration).
+    /// first `/`.
     pub access_key: String,
+    /// For V11, the rest of `Credential`: `yyyymmdd/region/service`. The verifier derives the
+    /// scope from its own configuration; this one only names a mismatch.
+    pub credential_scope: Option<String>,
     /// The `SignedHeaders` names, in the order sent (the SDKs send them
     /// lowercased and sorted). Never empty.
     pub signed_headers: Vec<String>,
@@ -70,21 +72,22 @@ impl Authorization {
             }
         }
 
-        let access_key = match algorithm {
+        let (access_key, credential_scope) = match algorithm {
             SigningAlgorithm::HmacSha256 | SigningAlgorithm::HmacSm3 => {
                 if credential.is_some() {
                     return Err(malformed("Credential is only valid for V11-HMAC-SHA256"));
                 }
                 let ak = access.ok_or_else(|| malformed("missing Access"))?;
                 check_access_key(ak)?;
-                ak
+                (ak, None)
             }
             SigningAlgorithm::DerivedHmacSha256 => {
                 if access.is_some() {
                     return Err(malformed("V11-HMAC-SHA256 uses Credential, not Access"));
                 }
                 let cred = credential.ok_or_else(|| malformed("missing Credential"))?;
-                parse_credential(cred)?
+                let (ak, scope) = parse_credential(cred)?;
+                (ak, Some(scope.to_owned()))
             }
         };
 
@@ -95,7 +98,13 @@ impl Authorization {
             return Err(malformed("Signature is not a hex string"));
         }
 
-        Ok(Self { algorithm, access_key: access_key.to_owned(), signed_headers, signature: signature.to_owned() })
+        Ok(Self {
+            algorithm,
+            access_key: access_key.to_owned(),
+            credential_scope,
+            signed_headers,
+            signature: signature.to_owned(),
+        })
     }
 
     /// Read and parse the `Authorization` header of a request.
@@ -124,8 +133,9 @@ pub(crate) fn check_access_key(ak: &str) -> Result<(), AuthError> {
     }
 }
 
-/// `AK/yyyymmdd/region/service` → `AK`, checking the shape of the scope.
-fn parse_credential(cred: &str) -> Result<&str, AuthError> {
+/// `AK/yyyymmdd/region/service` → (`AK`, `yyyymmdd/region/service`), checking the shape of the
+/// scope.
+fn parse_credential(cred: &str) -> Result<(&str, &str), AuthError> {
     let mut parts = cred.split('/');
     let (Some(ak), Some(day), Some(region), Some(service), None) =
         (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
@@ -139,7 +149,7 @@ fn parse_credential(cred: &str) -> Result<&str, AuthError> {
     if region.is_empty() || service.is_empty() {
         return Err(malformed("Credential region and service must not be empty"));
     }
-    Ok(ak)
+    Ok((ak, &cred[ak.len() + 1..]))
 }
 
 fn parse_signed_headers(raw: &str) -> Result<Vec<String>, AuthError> {
@@ -179,6 +189,7 @@ mod tests {
         .unwrap();
         assert_eq!(a.algorithm, SigningAlgorithm::DerivedHmacSha256);
         assert_eq!(a.access_key, "AK1");
+        assert_eq!(a.credential_scope.as_deref(), Some("20240102/cn-north-4/cfw"));
     }
 
     #[test]

@@ -35,11 +35,33 @@ fn encode(bytes: &[u8], out: &mut String) {
 }
 
 /// Percent-decode the whole raw path, split on `/`, re-encode every segment
-/// and make sure the result ends with `/`.
+/// and make sure the result ends with `/`: what the Python and Go cores sign
+/// (they encode the path before it is sent, and sign it unencoded).
 pub(crate) fn canonical_uri(raw_path: &str) -> String {
     let decoded: Vec<u8> = percent_decode_str(raw_path).collect();
-    let mut out = String::with_capacity(decoded.len() + 8);
-    for (i, segment) in decoded.split(|b| *b == b'/').enumerate() {
+    encode_segments(&decoded)
+}
+
+/// Split the raw path as sent on `/`, encode every segment without decoding
+/// it first, and make sure the result ends with `/`: what the Java core signs
+/// (it encodes the segments of the path it sends, so an escape already in it
+/// is escaped once more: `%20` becomes `%2520`).
+pub(crate) fn canonical_uri_as_sent(raw_path: &str) -> String {
+    encode_segments(raw_path.as_bytes())
+}
+
+/// The canonical URIs the official cores may have signed for this raw path:
+/// the decoded form always, and the as-sent form too when the path holds an
+/// escape (without one the two are the same).
+pub(crate) fn canonical_uris(raw_path: &str) -> (String, Option<String>) {
+    let decoded = canonical_uri(raw_path);
+    let as_sent = raw_path.contains('%').then(|| canonical_uri_as_sent(raw_path)).filter(|uri| *uri != decoded);
+    (decoded, as_sent)
+}
+
+fn encode_segments(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len() + 8);
+    for (i, segment) in path.split(|b| *b == b'/').enumerate() {
         if i > 0 {
             out.push('/');
         }
@@ -149,6 +171,27 @@ pub(crate) fn payload_hash(parts: &RequestParts<'_>, algorithm: SigningAlgorithm
     })
 }
 
+/// Every canonical request the official cores may have signed for this request: one per
+/// canonical URI (`canonical_uris`) and payload hash (`payload_hash`), Python's first.
+pub(crate) fn candidate_canonical_requests(
+    parts: &RequestParts<'_>,
+    signed_headers: &[String],
+    payload: &PayloadHash,
+) -> Result<Vec<String>, AuthError> {
+    let headers = canonical_headers(parts.headers, signed_headers)?;
+    let query = canonical_query(parts.raw_query);
+    let method = parts.method.to_ascii_uppercase();
+    let signed = signed_headers.join(";");
+    let (decoded_uri, as_sent_uri) = canonical_uris(parts.raw_path);
+    let mut candidates = Vec::with_capacity(4);
+    for uri in std::iter::once(&decoded_uri).chain(as_sent_uri.as_ref()) {
+        for hash in std::iter::once(&payload.primary).chain(payload.alternate.as_ref()) {
+            candidates.push(format!("{method}\n{uri}\n{query}\n{headers}\n{signed}\n{hash}"));
+        }
+    }
+    Ok(candidates)
+}
+
 pub(crate) fn build_canonical_request(
     parts: &RequestParts<'_>,
     signed_headers: &[String],
@@ -218,6 +261,16 @@ mod tests {
         assert_eq!(canonical_uri("/%E4%B8%AD"), "/%E4%B8%AD/");
         assert_eq!(canonical_uri("/%e4%b8%ad"), "/%E4%B8%AD/");
         assert_eq!(canonical_uri("/bad%zz"), "/bad%25zz/");
+    }
+
+    #[test]
+    fn uri_as_sent_escapes_escapes_again() {
+        assert_eq!(canonical_uri_as_sent("/jobs/a%20b%2Fc"), "/jobs/a%2520b%252Fc/");
+        assert_eq!(canonical_uri_as_sent("/v3/p/jobs/x"), "/v3/p/jobs/x/");
+        assert_eq!(canonical_uri_as_sent("/"), "/");
+        // Without an escape the two forms agree, so only one is a candidate.
+        assert_eq!(canonical_uris("/v3/p/jobs/a:b"), ("/v3/p/jobs/a%3Ab/".to_owned(), None));
+        assert_eq!(canonical_uris("/jobs/a%20b"), ("/jobs/a%20b/".to_owned(), Some("/jobs/a%2520b/".to_owned())));
     }
 
     #[test]

@@ -18,6 +18,17 @@ pub enum AuthError {
     /// enabled (V11-HMAC-SHA256 without a configured region/service).
     #[error("unsupported signing algorithm: {0}")]
     UnsupportedAlgorithm(String),
+    /// A `V11-HMAC-SHA256` request reached a server that has no region configured: the
+    /// derived key cannot be computed without it.
+    #[error(
+        "derived signing (V11-HMAC-SHA256) needs the region this server serves, and none is configured \
+         (start jobd with --region or JOBD_REGION)"
+    )]
+    NoRegionForDerivedSigning,
+    /// The `Credential` scope of a `V11-HMAC-SHA256` request names another region or service than
+    /// the one verifying it.
+    #[error("credential scope mismatch: {0}")]
+    CredentialScope(String),
     /// The request carries no `X-Sdk-Date` header.
     #[error("missing X-Sdk-Date header")]
     MissingDate,

@@ -86,6 +86,12 @@ impl FromStr for Role {
     }
 }
 
+/// The id jobd gives a domain (it keeps domains as names only): stable, 32 hex characters.
+pub fn domain_id(domain: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(domain.as_bytes())[..16])
+}
+
 /// A project: jobs live in one, callers are granted some.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectRecord {
@@ -105,6 +111,8 @@ pub struct UserRecord {
     pub role: Role,
     /// Enterprise projects it and its tokens may see; empty means all of its project's.
     pub enterprise_project_ids: Vec<String>,
+    /// Its virtual MFA device's TOTP secret, sealed (`SecretBox`); `None`: no device bound.
+    pub totp_secret: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -125,6 +133,7 @@ impl fmt::Debug for UserRecord {
             .field("project_id", &self.project_id)
             .field("role", &self.role)
             .field("enterprise_project_ids", &self.enterprise_project_ids)
+            .field("totp_secret", &self.totp_secret.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -178,6 +187,9 @@ pub struct TokenRecord {
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub revoked: bool,
+    /// Scoped to its user's domain (`auth.scope.domain`): the admin API and the IAM listings,
+    /// no project's jobs.
+    pub domain_scoped: bool,
 }
 
 impl TokenRecord {
@@ -258,8 +270,9 @@ pub enum PrincipalKind {
     Root,
     /// A stored access-key credential.
     AccessKey { access_key: String },
-    /// A token issued to a user.
-    Token { user_id: String, token_hash: String },
+    /// A token issued to a user; `domain_scoped` when it was scoped to the user's domain (it
+    /// reads no project's jobs).
+    Token { user_id: String, token_hash: String, domain_scoped: bool },
 }
 
 /// An authenticated caller and everything its rights depend on.
@@ -319,6 +332,12 @@ impl Principal {
         } else {
             Oversight::ReachesFurther
         }
+    }
+
+    /// Whether the principal is a domain-scoped token: it may use the admin API and the IAM
+    /// listings, and no project's jobs.
+    pub fn is_domain_scoped(&self) -> bool {
+        matches!(self.kind, PrincipalKind::Token { domain_scoped: true, .. })
     }
 
     /// Whether the principal may act in every project (root, or an unscoped key).

@@ -14,7 +14,11 @@
 //!      `/`, each segment re-encoded keeping only RFC 3986 unreserved
 //!      characters (`A-Z a-z 0-9 - _ . ~`, uppercase hex), joined with `/`,
 //!      with a trailing `/` added if missing (`/jobs/a%20b%2Fc` →
-//!      `/jobs/a%20b/c/`);
+//!      `/jobs/a%20b/c/`): what the Python and Go cores sign. The Java core
+//!      encodes the segments of the path as it sends them, without decoding
+//!      them, so an escape in the path is escaped again (`/jobs/a%2520b%252Fc/`);
+//!      when the path holds an escape, that form is accepted too, and no other;
+//!      both are always computed and compared in constant time;
 //!    - the canonical query: the raw query split on `&` and the first `=`,
 //!      decoded (`+` stays a literal plus), sorted by key then value and
 //!      re-encoded like path segments as `k=v` joined with `&` (a key without
@@ -45,6 +49,7 @@ mod canonical;
 mod date;
 mod error;
 pub mod identity;
+pub mod mfa;
 pub mod secrets;
 mod signer;
 mod verify;

@@ -47,21 +47,29 @@ impl MasterKey {
 
     /// Seals a secret: a random 96-bit nonce followed by the AES-256-GCM ciphertext.
     pub fn seal(&self, secret: &str) -> Vec<u8> {
+        self.seal_bytes(secret.as_bytes())
+    }
+
+    pub fn unseal(&self, sealed: &[u8]) -> Result<String, SecretError> {
+        String::from_utf8(self.unseal_bytes(sealed)?).map_err(|_| SecretError::Unseal)
+    }
+
+    /// Seals any secret (an MFA device's key is raw bytes): a random nonce, then AES-256-GCM.
+    pub fn seal_bytes(&self, secret: &[u8]) -> Vec<u8> {
         let cipher = Aes256Gcm::new_from_slice(&self.0).expect("a 32-byte key");
         let mut nonce = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut nonce);
         let mut sealed = nonce.to_vec();
-        sealed.extend(cipher.encrypt(Nonce::from_slice(&nonce), secret.as_bytes()).expect("encryption cannot fail"));
+        sealed.extend(cipher.encrypt(Nonce::from_slice(&nonce), secret).expect("encryption cannot fail"));
         sealed
     }
 
-    pub fn unseal(&self, sealed: &[u8]) -> Result<String, SecretError> {
+    pub fn unseal_bytes(&self, sealed: &[u8]) -> Result<Vec<u8>, SecretError> {
         if sealed.len() < 12 {
             return Err(SecretError::Unseal);
         }
         let cipher = Aes256Gcm::new_from_slice(&self.0).expect("a 32-byte key");
-        let plain = cipher.decrypt(Nonce::from_slice(&sealed[..12]), &sealed[12..]).map_err(|_| SecretError::Unseal)?;
-        String::from_utf8(plain).map_err(|_| SecretError::Unseal)
+        cipher.decrypt(Nonce::from_slice(&sealed[..12]), &sealed[12..]).map_err(|_| SecretError::Unseal)
     }
 }
 

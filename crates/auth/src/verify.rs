@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Duration, Utc};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::canonical::{build_canonical_request, payload_hash, string_to_sign};
+use crate::canonical::{candidate_canonical_requests, payload_hash, string_to_sign};
 use crate::{derive_signing_key, parse_sdk_date, AuthError, Authorization, RequestParts, SigningAlgorithm};
 
 /// The header carrying the signing time.
@@ -18,10 +18,10 @@ pub struct VerifyOptions {
     /// How far `X-Sdk-Date` may be from `now`, either way (default 15 min).
     pub max_clock_skew: Duration,
     /// Region id for `V11-HMAC-SHA256` key derivation (e.g. `cn-north-4`).
-    /// V11 is rejected as unsupported unless both this and
-    /// `derive_service` are set.
+    /// Without it V11 is refused with [`AuthError::NoRegionForDerivedSigning`].
     pub derive_region: Option<String>,
-    /// Service name for `V11-HMAC-SHA256` key derivation (e.g. `cfw`).
+    /// Service name for `V11-HMAC-SHA256` key derivation (e.g. `cfw`); without it V11 is
+    /// unsupported.
     pub derive_service: Option<String>,
 }
 
@@ -52,10 +52,15 @@ pub fn verify(
 ) -> Result<(), AuthError> {
     let algorithm = auth.algorithm;
     let derivation = match algorithm {
-        SigningAlgorithm::DerivedHmacSha256 => match (&options.derive_region, &options.derive_service) {
-            (Some(region), Some(service)) => Some((region.as_str(), service.as_str())),
-            _ => return Err(AuthError::UnsupportedAlgorithm(algorithm.as_str().to_owned())),
-        },
+        SigningAlgorithm::DerivedHmacSha256 => {
+            let region = options.derive_region.as_deref().ok_or(AuthError::NoRegionForDerivedSigning)?;
+            let service = options
+                .derive_service
+                .as_deref()
+                .ok_or_else(|| AuthError::UnsupportedAlgorithm(algorithm.as_str().to_owned()))?;
+            check_claimed_scope(auth.credential_scope.as_deref(), region, service)?;
+            Some((region, service))
+        }
         SigningAlgorithm::HmacSha256 | SigningAlgorithm::HmacSm3 => None,
     };
 
@@ -88,9 +93,10 @@ pub fn verify(
         None => Cow::Borrowed(secret_key),
     };
 
+    // Every candidate is computed and compared, whichever matches: the time taken depends only on
+    // the request's shape (whether its path holds an escape, whether it declared a body hash).
     let mut matched = Choice::from(0);
-    for hash in std::iter::once(&payload.primary).chain(payload.alternate.as_ref()) {
-        let canonical = build_canonical_request(parts, &auth.signed_headers, hash)?;
+    for canonical in candidate_canonical_requests(parts, &auth.signed_headers, &payload)? {
         let to_sign = string_to_sign(algorithm, sdk_date, scope.as_deref(), &canonical);
         let expected = algorithm.mac(&key, to_sign.as_bytes());
         matched |= expected.as_slice().ct_eq(provided.as_slice());
@@ -100,4 +106,24 @@ pub fn verify(
     } else {
         Err(AuthError::SignatureMismatch)
     }
+}
+
+/// A V11 `Credential` scope (`yyyymmdd/region/service`) must name the region and service the
+/// server derives keys for: anything else could never verify, and says why better than a
+/// signature mismatch would. (Its day is checked by the signature, which covers `X-Sdk-Date`.)
+fn check_claimed_scope(claimed: Option<&str>, region: &str, service: &str) -> Result<(), AuthError> {
+    let Some(claimed) = claimed else { return Ok(()) };
+    let mut parts = claimed.split('/').skip(1);
+    let (claimed_region, claimed_service) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    if claimed_region != region {
+        return Err(AuthError::CredentialScope(format!(
+            "the request was signed for region {claimed_region:?}; this server serves region {region:?}"
+        )));
+    }
+    if claimed_service != service {
+        return Err(AuthError::CredentialScope(format!(
+            "the request was signed for service {claimed_service:?}; this path belongs to service {service:?}"
+        )));
+    }
+    Ok(())
 }

@@ -319,19 +319,37 @@ fn v11_needs_configured_region_and_service() {
     let vectors = load_vectors();
     let v = vectors.iter().find(|v| v.auth.algorithm == SigningAlgorithm::DerivedHmacSha256).expect("a V11 vector");
 
+    // No region configured: the error says so (whatever the service).
     for options in [
         VerifyOptions::default(),
-        VerifyOptions { derive_region: v.options.derive_region.clone(), ..VerifyOptions::default() },
         VerifyOptions { derive_service: v.options.derive_service.clone(), ..VerifyOptions::default() },
     ] {
-        assert_eq!(
-            verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &options),
-            Err(AuthError::UnsupportedAlgorithm("V11-HMAC-SHA256".into()))
-        );
+        let refused = verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &options);
+        assert_eq!(refused, Err(AuthError::NoRegionForDerivedSigning));
+        assert!(refused.unwrap_err().to_string().contains("JOBD_REGION"));
     }
+    let region_only = VerifyOptions { derive_region: v.options.derive_region.clone(), ..VerifyOptions::default() };
+    assert_eq!(
+        verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &region_only),
+        Err(AuthError::UnsupportedAlgorithm("V11-HMAC-SHA256".into()))
+    );
 
+    // Another region or service than the one signed for: named, not a bare mismatch.
     let other_region = VerifyOptions { derive_region: Some("cn-south-1".into()), ..v.options.clone() };
-    assert_eq!(verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &other_region), Err(AuthError::SignatureMismatch));
+    let refused = verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &other_region).unwrap_err();
+    assert!(matches!(&refused, AuthError::CredentialScope(m) if m.contains("cn-south-1")), "{refused}");
+    let other_service = VerifyOptions { derive_service: Some("elb".into()), ..v.options.clone() };
+    let refused = verify(&v.parts(), &v.auth, v.sk.as_bytes(), v.date, &other_service).unwrap_err();
+    assert!(matches!(&refused, AuthError::CredentialScope(m) if m.contains("elb")), "{refused}");
+
+    // A scope that claims this server's region over a key derived for another: a mismatch.
+    let mut forged = v.auth.clone();
+    forged.credential_scope = Some("20240102/cn-south-1/cfw".into());
+    let forged_options = VerifyOptions { derive_region: Some("cn-south-1".into()), ..v.options.clone() };
+    assert_eq!(
+        verify(&v.parts(), &forged, v.sk.as_bytes(), v.date, &forged_options),
+        Err(AuthError::SignatureMismatch)
+    );
 
     // The derivation does not leak into the other algorithms.
     let plain = vectors.iter().find(|v| v.auth.algorithm == SigningAlgorithm::HmacSha256).unwrap();
@@ -478,6 +496,7 @@ fn unsigned_payload_with_empty_body_accepts_both_sdk_conventions() {
         let auth = Authorization {
             algorithm: SigningAlgorithm::HmacSha256,
             access_key: "AK_ROUND".into(),
+            credential_scope: None,
             signed_headers: signed.clone(),
             signature: sig,
         };
@@ -601,4 +620,55 @@ fn malformed_signature_on_verify_is_not_a_panic() {
     // A truncated signature is simply a mismatch.
     auth.signature = v.auth.signature[..62].to_owned();
     assert_eq!(verify(&v.parts(), &auth, v.sk.as_bytes(), v.date, &v.options), Err(AuthError::SignatureMismatch));
+}
+
+/// A signature over `canonical` (with `SDK-HMAC-SHA256`, key `SK_ROUND`) for the request parts.
+fn signed_over(canonical: &str, signed: &[String]) -> Authorization {
+    let sts = string_to_sign(SigningAlgorithm::HmacSha256, &format_sdk_date(now()), None, canonical);
+    Authorization {
+        algorithm: SigningAlgorithm::HmacSha256,
+        access_key: "AK_ROUND".into(),
+        credential_scope: None,
+        signed_headers: signed.to_vec(),
+        signature: hmac_sha256_hex(b"SK_ROUND", sts.as_bytes()),
+    }
+}
+
+#[test]
+fn escaped_paths_verify_in_every_official_cores_form_and_no_other() {
+    let mut headers = base_headers();
+    headers.insert("x-sdk-date", format_sdk_date(now()).parse().unwrap());
+    let signed: Vec<String> =
+        ["content-type", "host", "x-project-id", "x-sdk-date"].iter().map(|s| s.to_string()).collect();
+    // A job id holding an escape: `a%2fb` as sent (lowercase hex, as a caller may write it).
+    let raw_path = "/v3/0123456789abcdef0123456789abcdef/jobs/a%2fb%20c";
+    let parts = RequestParts { method: "GET", raw_path, raw_query: None, headers: &headers, body: b"" };
+    let python_go = canonical_request(&parts, &signed, SigningAlgorithm::HmacSha256).unwrap();
+    assert!(python_go.contains("\n/v3/0123456789abcdef0123456789abcdef/jobs/a/b%20c/\n"), "{python_go}");
+    // The Java core encodes the path it sends segment by segment, escapes and all.
+    let java = python_go.replace("/jobs/a/b%20c/", "/jobs/a%252fb%2520c/");
+    for canonical in [&python_go, &java] {
+        verify(&parts, &signed_over(canonical, &signed), b"SK_ROUND", now(), &VerifyOptions::default())
+            .unwrap_or_else(|e| panic!("{e}: {canonical}"));
+    }
+    // Forms no core produces: the escapes kept as sent, or normalised to uppercase, or escaped
+    // three times.
+    for looser in ["/jobs/a%2fb%20c/", "/jobs/a%2Fb%20c/", "/jobs/a%25252fb%252520c/"] {
+        let canonical = python_go.replace("/jobs/a/b%20c/", looser);
+        assert_eq!(
+            verify(&parts, &signed_over(&canonical, &signed), b"SK_ROUND", now(), &VerifyOptions::default()),
+            Err(AuthError::SignatureMismatch),
+            "{looser}"
+        );
+    }
+    // Without an escape in the path, the Java form is the Python one: nothing more is accepted.
+    let plain = RequestParts { raw_path: "/v3/p/jobs/a:b", ..parts };
+    let canonical = canonical_request(&plain, &signed, SigningAlgorithm::HmacSha256).unwrap();
+    assert!(canonical.contains("\n/v3/p/jobs/a%3Ab/\n"));
+    verify(&plain, &signed_over(&canonical, &signed), b"SK_ROUND", now(), &VerifyOptions::default()).unwrap();
+    let raw_kept = canonical.replace("/a%3Ab/", "/a:b/");
+    assert_eq!(
+        verify(&plain, &signed_over(&raw_kept, &signed), b"SK_ROUND", now(), &VerifyOptions::default()),
+        Err(AuthError::SignatureMismatch)
+    );
 }

@@ -14,6 +14,13 @@ pub struct Project {
     pub created_at: Option<String>,
 }
 
+/// A virtual MFA device just bound to a user: the URI an authenticator app reads (shown once).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MfaDevice {
+    pub user_id: String,
+    pub otpauth_uri: String,
+}
+
 /// A user who gets tokens with a password (the password itself is never answered).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -25,6 +32,9 @@ pub struct User {
     /// Enterprise projects it and its tokens may see (empty: all).
     #[serde(default)]
     pub enterprise_project_ids: Vec<String>,
+    /// Whether a virtual MFA device is bound (its tokens then need a code).
+    #[serde(default)]
+    pub mfa: bool,
     #[serde(default)]
     pub created_at: Option<String>,
 }
@@ -111,6 +121,12 @@ impl Client {
 
     pub async fn list_users(&self) -> Result<Vec<User>> {
         Ok(self.send(Call::get(path(&["v1", "admin", "users"])?)).await?.json::<Users>()?.users)
+    }
+
+    /// Binds a new virtual MFA device to a user (replacing any other): its `otpauth://` URI,
+    /// shown this once.
+    pub async fn bind_mfa_device(&self, user_id: &str) -> Result<MfaDevice> {
+        self.send(Call::post(path(&["v1", "admin", "users", user_id, "mfa"])?)).await?.json()
     }
 
     pub async fn delete_user(&self, user_id: &str) -> Result<()> {

@@ -132,7 +132,7 @@ mod waiter;
 mod watch;
 mod worker;
 
-pub use admin::{Credential, NewCredential, NewUser, Project, User};
+pub use admin::{Credential, MfaDevice, NewCredential, NewUser, Project, User};
 pub use backoff::Backoff;
 pub use client::{ApiRequest, Auth, Call, Client, ClientBuilder, Credentials, ProjectClient, DEFAULT_TIMEOUT};
 pub use dialect::MAX_JOBD_WAIT_SECONDS;

@@ -7,7 +7,7 @@ use crate::clock::Timestamp;
 use crate::ids::{JobId, JobType, ProjectId, ServiceName};
 use crate::lease::Lease;
 use crate::retry_policy::RetryBackoff;
-use crate::status::JobStatus;
+use crate::status::{JobStatus, TreeStatus};
 
 /// How a parent's sub-jobs run: one after another (the default), or all at once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -262,6 +262,26 @@ impl Job {
             }
         }
         all
+    }
+
+    /// Where the tree stands as a whole: its status, with a rollback in progress (`RollingBack`)
+    /// and a failed one (`RollbackFailed`: a sub-job's compensation failed) told apart.
+    pub fn tree_status(&self) -> TreeStatus {
+        let rolling_back = self.phase == Phase::Rollback;
+        let compensation_failed = self
+            .sub_jobs
+            .iter()
+            .filter_map(|sub| sub.compensation.as_ref())
+            .any(|compensation| compensation.status == JobStatus::Failed);
+        match self.status {
+            JobStatus::Pending | JobStatus::Running if rolling_back => TreeStatus::RollingBack,
+            JobStatus::Pending => TreeStatus::Pending,
+            JobStatus::Running => TreeStatus::Running,
+            JobStatus::Succeeded => TreeStatus::Succeeded,
+            JobStatus::Failed if compensation_failed => TreeStatus::RollbackFailed,
+            JobStatus::Failed => TreeStatus::Failed,
+            JobStatus::Cancelled => TreeStatus::Cancelled,
+        }
     }
 
     /// Whether two versions of one job differ in anything stored on its own row.

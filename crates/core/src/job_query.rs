@@ -4,7 +4,7 @@
 
 use crate::clock::Timestamp;
 use crate::ids::{JobId, ProjectId, ServiceName};
-use crate::status::JobStatus;
+use crate::status::{JobStatus, TreeStatus};
 
 /// The place of a top-level job in the newest-first order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct JobQuery {
     pub job_ids: Vec<JobId>,
     pub job_types: Vec<String>,
     pub statuses: Vec<JobStatus>,
+    /// The root's `Job::tree_status` (a derived column the store keeps on root rows).
+    pub tree_statuses: Vec<TreeStatus>,
     pub resource_ids: Vec<String>,
     pub error_codes: Vec<String>,
     pub created_since: Option<Timestamp>,
@@ -49,6 +51,7 @@ impl JobQuery {
             job_ids: Vec::new(),
             job_types: Vec::new(),
             statuses: Vec::new(),
+            tree_statuses: Vec::new(),
             resource_ids: Vec::new(),
             error_codes: Vec::new(),
             created_since: None,

@@ -23,4 +23,4 @@ pub use lease::Lease;
 pub use new_job::{NewJob, NewSubJob};
 pub use retry_policy::RetryBackoff;
 pub use state_machine::{apply, JobEvent};
-pub use status::JobStatus;
+pub use status::{JobStatus, TreeStatus};

@@ -54,6 +54,59 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// Where a whole job tree stands, as its root's status and its rollback tell it: the five
+/// statuses, with a rollback in progress and a failed rollback told apart. Dialects that show
+/// rollback (ELB's `ROLLBACKING`, `ROLLBACK_FAIL`) filter lists by it; the store keeps it in a
+/// derived column on every root row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TreeStatus {
+    Pending,
+    Running,
+    /// Open, compensating the sub-jobs that had succeeded.
+    RollingBack,
+    Succeeded,
+    /// Failed, and no compensation failed (none ran, or every one succeeded or was cancelled).
+    Failed,
+    /// Failed because a compensation failed.
+    RollbackFailed,
+    Cancelled,
+}
+
+impl TreeStatus {
+    pub const ALL: [TreeStatus; 7] = [
+        TreeStatus::Pending,
+        TreeStatus::Running,
+        TreeStatus::RollingBack,
+        TreeStatus::Succeeded,
+        TreeStatus::Failed,
+        TreeStatus::RollbackFailed,
+        TreeStatus::Cancelled,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TreeStatus::Pending => "PENDING",
+            TreeStatus::Running => "RUNNING",
+            TreeStatus::RollingBack => "ROLLING_BACK",
+            TreeStatus::Succeeded => "SUCCEEDED",
+            TreeStatus::Failed => "FAILED",
+            TreeStatus::RollbackFailed => "ROLLBACK_FAILED",
+            TreeStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<TreeStatus> {
+        TreeStatus::ALL.into_iter().find(|status| status.as_str() == raw)
+    }
+}
+
+impl fmt::Display for TreeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown job status {0:?}; expected one of PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED")]
 pub struct UnknownStatus(pub String);
@@ -75,6 +128,14 @@ mod tests {
             assert_eq!(status.as_str().parse::<JobStatus>(), Ok(status));
         }
         assert!("DONE".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
+    fn tree_statuses_round_trip_through_their_names() {
+        for status in TreeStatus::ALL {
+            assert_eq!(TreeStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(TreeStatus::parse("ROLLBACKING"), None);
     }
 
     #[test]

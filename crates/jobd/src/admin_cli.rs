@@ -58,6 +58,21 @@ pub enum UserCommand {
     },
     /// Delete a user (and revoke its tokens).
     Delete { user_id: String },
+    /// The user's virtual MFA device (TOTP).
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Bind a new virtual MFA device to a user (replacing any other): prints its otpauth:// URI,
+    /// shown this once, for an authenticator app. From then on the user's tokens need its code.
+    Bind {
+        #[arg(value_name = "USER")]
+        user_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +183,16 @@ pub async fn user(connection: &Connection, command: UserCommand) -> anyhow::Resu
             Ok(())
         }
         UserCommand::Delete { user_id } => Ok(client.delete_user(&user_id).await?),
+        UserCommand::Mfa(MfaCommand::Bind { user_id, json }) => {
+            let device = client.bind_mfa_device(&user_id).await?;
+            if json {
+                print_json(&device)
+            } else {
+                println!("{}", device.otpauth_uri);
+                println!("(add it to an authenticator app; it is shown this once)");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// (0: no limit).
     #[arg(long, env = "JOBD_PASSWORD_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
     pub password_attempts_per_minute: u32,
+    /// The region id jobd serves (e.g. `cn-north-4`): `V11-HMAC-SHA256` (derived) signatures are
+    /// verified for it; without it they are refused.
+    #[arg(long, env = "JOBD_REGION")]
+    pub region: Option<String>,
     /// Key material that seals access-key secrets (default: a key file in the data directory).
     #[arg(long, env = "JOBD_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
@@ -202,6 +206,7 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     pub max_in_flight: usize,
     pub metrics_max_label_values: usize,
+    pub region: Option<String>,
     pub master_key: Option<String>,
     pub root: Option<RootCredentials>,
 }
@@ -222,6 +227,7 @@ impl fmt::Debug for ServerConfig {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("metrics_max_label_values", &self.metrics_max_label_values)
+            .field("region", &self.region)
             .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
             .field("root", &self.root)
             .finish()
@@ -254,6 +260,7 @@ impl ServerConfig {
             format!("idle_timeout_seconds = {}", self.connections.idle_timeout.as_secs()),
             format!("max_in_flight = {}", self.max_in_flight),
             format!("metrics_max_label_values = {}", self.metrics_max_label_values),
+            format!("region = {:?}", self.region.clone().unwrap_or_default()),
             format!("master_key = {}", redacted(self.master_key.is_some())),
             format!("root_access_key = {:?}", self.root.as_ref().map(|r| r.access_key.clone()).unwrap_or_default()),
             format!("root_secret_key = {}", redacted(self.root.is_some())),
@@ -320,6 +327,7 @@ impl ServeArgs {
             body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
             max_in_flight: self.max_in_flight,
             metrics_max_label_values: self.metrics_max_label_values,
+            region: self.region.filter(|region| !region.is_empty()),
             master_key: self.master_key,
             root,
         })
@@ -351,6 +359,7 @@ mod tests {
             header_read_timeout_seconds: 1,
             body_read_timeout_seconds: 1,
             idle_timeout_seconds: 1,
+            region: None,
             master_key: Some("master-secret".into()),
             root_access_key: Some("AK".into()),
             root_secret_key: Some("very-secret".into()),

@@ -27,6 +27,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("header_read_timeout_seconds", "JOBD_HEADER_READ_TIMEOUT_SECONDS"),
     ("body_read_timeout_seconds", "JOBD_BODY_READ_TIMEOUT_SECONDS"),
     ("idle_timeout_seconds", "JOBD_IDLE_TIMEOUT_SECONDS"),
+    ("region", "JOBD_REGION"),
     ("master_key", "JOBD_MASTER_KEY"),
     ("root_access_key", "JOBD_ROOT_ACCESS_KEY"),
     ("root_secret_key", "JOBD_ROOT_SECRET_KEY"),

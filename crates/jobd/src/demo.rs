@@ -142,6 +142,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         body_read_timeout: jobd_api::ApiConfig::default().body_read_timeout,
         max_in_flight: jobd_api::DEFAULT_MAX_IN_FLIGHT,
         metrics_max_label_values: jobd_service::metric_labels::DEFAULT_MAX_LABEL_VALUES,
+        region: None,
         master_key: None,
         root: Some(root.clone()),
     };

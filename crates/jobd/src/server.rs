@@ -84,6 +84,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
             max_in_flight: config.max_in_flight,
+            region: config.region.clone(),
             ..ApiConfig::default()
         }),
     };

@@ -156,3 +156,83 @@ async fn a_new_user_sets_up_a_tenant_and_reads_a_job_with_a_key_and_a_token() {
         assert!(!log.contains(secret), "a secret appears in the log: {secret}");
     }
 }
+
+#[tokio::test]
+async fn user_mfa_bind_prints_a_device_whose_codes_then_guard_the_users_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.wait_healthy().await;
+    let base = server.base.clone();
+    let (ok, out, err) = jobd(&base, &["project", "create", "--name", "team-m", "--json"], None);
+    assert!(ok, "{err}");
+    let project_id = json_of(&out)["id"].as_str().unwrap().to_owned();
+    let (ok, out, err) = jobd(
+        &base,
+        &[
+            "user",
+            "create",
+            "--name",
+            "mo",
+            "--domain",
+            "acme",
+            "--password-stdin",
+            "--project",
+            &project_id,
+            "--role",
+            "reader",
+            "--json",
+        ],
+        Some("a long password\n"),
+    );
+    assert!(ok, "{err}");
+    let user_id = json_of(&out)["id"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = jobd(&base, &["user", "mfa", "bind", &user_id], None);
+    assert!(ok, "{err}");
+    let uri = out.lines().next().unwrap().to_owned();
+    assert!(uri.starts_with("otpauth://totp/jobd:mo%40acme?secret="), "{out}");
+    assert!(out.contains("shown this once"), "{out}");
+    let device = totp_rs::TOTP::from_url(&uri).unwrap();
+    let (ok, out, _) = jobd(&base, &["user", "list", "--json"], None);
+    assert!(ok);
+    assert_eq!(json_of(&out)["users"][0]["mfa"], true);
+    let (ok, _, err) = jobd(&base, &["user", "mfa", "bind", "no-such-user"], None);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    let http = reqwest::Client::new();
+    let token_request = |totp: Option<Value>| {
+        let mut methods = vec!["password"];
+        let mut identity = json!({"password": {"user": {
+            "name": "mo", "password": "a long password", "domain": {"name": "acme"}}}});
+        if let Some(totp) = totp {
+            methods.push("totp");
+            identity["totp"] = totp;
+        }
+        identity["methods"] = json!(methods);
+        json!({"auth": {"identity": identity, "scope": {"project": {"id": project_id}}}})
+    };
+    let post = |body: Value| {
+        let http = http.clone();
+        let url = format!("{base}/v3/auth/tokens?nocatalog=true");
+        async move { http.post(url).json(&body).send().await.unwrap() }
+    };
+    // Password alone: refused now.
+    let refused = post(token_request(None)).await;
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("MFA"), "{body}");
+    // The current code: a token whose methods say both were verified.
+    let code = device.generate_current().unwrap();
+    let proof = json!({"user": {"id": user_id, "passcode": code}});
+    let issued = post(token_request(Some(proof.clone()))).await;
+    assert_eq!(issued.status(), 201);
+    let body: Value = issued.json().await.unwrap();
+    assert_eq!(body["token"]["methods"], json!(["password", "totp"]));
+    // The same code once more: refused.
+    assert_eq!(post(token_request(Some(proof))).await.status(), 401);
+
+    // The device's secret never reached the server's log.
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap();
+    let log = std::fs::read_to_string(jobd_test_support::server::log_path(dir.path())).unwrap();
+    assert!(!log.contains(secret), "the MFA secret appears in the log");
+}

@@ -74,6 +74,13 @@ pub enum IdentityError {
     BadPassword,
     #[error("the user has no access to that project")]
     WrongScope,
+    /// The user has a virtual MFA device and the request proved no code (`password` alone).
+    #[error("the user has a virtual MFA device: authenticate with the methods password and totp")]
+    MfaRequired,
+    /// The `totp` part names another user or a user without a device, or its code is wrong,
+    /// outside ±1 step, or used before.
+    #[error("the MFA verification code is wrong, expired or already used, or not this user's")]
+    MfaFailed,
     #[error("the token is not valid")]
     InvalidToken,
     #[error("the token expired at {0}")]
@@ -104,7 +111,24 @@ pub struct IssuedToken {
     pub token: String,
     pub record: TokenRecord,
     pub user: UserRecord,
+    /// The project it is scoped to; for a domain-scoped token, its user's project (whose admin
+    /// API reach it keeps).
     pub project: ProjectRecord,
+    /// What was verified: `password`, and `totp` for a user with a virtual MFA device.
+    pub methods: Vec<&'static str>,
+}
+
+/// The `totp` part of a token request: whose device, and its current code.
+pub struct TotpProof {
+    pub user_id: String,
+    pub passcode: String,
+}
+
+/// A new virtual MFA device, shown once.
+pub struct BoundMfaDevice {
+    pub user: UserRecord,
+    /// `otpauth://totp/jobd:{name}@{domain}?secret=...&issuer=jobd`.
+    pub otpauth_uri: String,
 }
 
 /// A new credential and its secret (shown once).
@@ -113,10 +137,15 @@ pub struct CreatedCredential {
     pub secret_key: String,
 }
 
-/// How a token request names its project.
+/// How a token request names its scope: a project, or the user's own domain.
 pub enum ProjectSelector {
     Id(String),
     Name(String),
+    /// `auth.scope.domain` (by id or name): the admin API and the IAM listings, no project's jobs.
+    Domain {
+        id: Option<String>,
+        name: Option<String>,
+    },
 }
 
 /// Cheap to clone (one reference count): every request clones it with the app state.
@@ -286,6 +315,7 @@ impl IdentityService {
             project_id: project_id.to_owned(),
             role,
             enterprise_project_ids,
+            totp_secret: None,
             created_at: self.now(),
         };
         self.store.insert_user(&user).await?;
@@ -294,6 +324,21 @@ impl IdentityService {
 
     pub async fn list_users(&self) -> Result<Vec<UserRecord>> {
         Ok(self.store.list_users().await?)
+    }
+
+    /// Binds a new virtual MFA device to a user (replacing any other) and returns it, once: its
+    /// secret is kept sealed and never shown again.
+    pub async fn bind_mfa_device(&self, user_id: &str) -> Result<BoundMfaDevice> {
+        let not_found = || IdentityError::NotFound(format!("user {user_id}"));
+        let user = self.list_users().await?.into_iter().find(|u| u.user_id == user_id).ok_or_else(not_found)?;
+        let secret = jobd_auth::mfa::generate_secret();
+        let otpauth_uri = jobd_auth::mfa::otpauth_uri(&secret, &format!("{}@{}", user.name, user.domain))
+            .ok_or_else(|| ValidationError::field("user", "cannot make an MFA device for this user"))?;
+        let sealed = self.master_key.seal_bytes(&secret);
+        if !self.store.bind_mfa_device(user_id, &sealed).await? {
+            return Err(not_found());
+        }
+        Ok(BoundMfaDevice { user: UserRecord { totp_secret: Some(sealed), ..user }, otpauth_uri })
     }
 
     pub async fn delete_user(&self, user_id: &str) -> Result<()> {
@@ -375,6 +420,47 @@ impl IdentityService {
         password: &str,
         scope: ProjectSelector,
     ) -> Result<IssuedToken> {
+        self.issue_token_with_mfa(domain, name, password, scope, None).await
+    }
+
+    /// Checks a `totp` proof for `user` (who passed its password): `Ok(true)` when the user has a
+    /// device and the proof holds a code of it not used before; `Ok(false)` for a user without a
+    /// device and no proof.
+    async fn check_mfa(&self, user: &UserRecord, totp: Option<&TotpProof>) -> Result<bool> {
+        let (sealed, proof) = match (&user.totp_secret, totp) {
+            (None, None) => return Ok(false),
+            (Some(_), None) => return Err(IdentityError::MfaRequired),
+            (None, Some(_)) => return Err(IdentityError::MfaFailed),
+            (Some(sealed), Some(proof)) => (sealed, proof),
+        };
+        if proof.user_id != user.user_id {
+            return Err(IdentityError::MfaFailed);
+        }
+        let secret = self.master_key.unseal_bytes(sealed).map_err(|e| {
+            tracing::error!(user_id = %user.user_id, error = %e, "cannot unseal an MFA secret: is the master key right?");
+            IdentityError::MfaFailed
+        })?;
+        let unix_seconds = u64::try_from(self.now().timestamp()).unwrap_or_default();
+        let step =
+            jobd_auth::mfa::matching_step(&secret, &proof.passcode, unix_seconds).ok_or(IdentityError::MfaFailed)?;
+        let step = i64::try_from(step).map_err(|_| IdentityError::MfaFailed)?;
+        if self.store.use_mfa_step(&user.user_id, step).await? {
+            Ok(true)
+        } else {
+            Err(IdentityError::MfaFailed)
+        }
+    }
+
+    /// A token for a user's password, and for a user with a virtual MFA device its current code
+    /// (`totp`): without one such a user is refused (`MfaRequired`).
+    pub async fn issue_token_with_mfa(
+        &self,
+        domain: &str,
+        name: &str,
+        password: &str,
+        scope: ProjectSelector,
+        totp: Option<TotpProof>,
+    ) -> Result<IssuedToken> {
         let user = self.store.find_user(domain, name).await?;
         // Verify even for an unknown user (against a fixed hash), so timing does not tell who exists;
         // argon2 runs off the async workers, a few at a time.
@@ -384,9 +470,20 @@ impl IdentityService {
         let Some(user) = user.filter(|_| matches) else {
             return Err(IdentityError::BadPassword);
         };
+        let with_totp = self.check_mfa(&user, totp.as_ref()).await?;
+        let domain_scoped = matches!(scope, ProjectSelector::Domain { .. });
         let project = match scope {
             ProjectSelector::Id(id) => self.store.get_project(&id).await?,
             ProjectSelector::Name(name) => self.store.find_project_by_name(&name).await?,
+            ProjectSelector::Domain { id, name } => {
+                let own = id.as_ref().is_none_or(|id| *id == jobd_auth::identity::domain_id(&user.domain))
+                    && name.as_ref().is_none_or(|name| *name == user.domain)
+                    && (id.is_some() || name.is_some());
+                if !own {
+                    return Err(IdentityError::WrongScope);
+                }
+                self.store.get_project(&user.project_id).await?
+            }
         };
         let project = project.filter(|p| p.id == user.project_id).ok_or(IdentityError::WrongScope)?;
         let (token, token_hash) = secrets::generate_token();
@@ -400,13 +497,15 @@ impl IdentityService {
             issued_at,
             expires_at: issued_at + to_chrono(self.config.token_ttl),
             revoked: false,
+            domain_scoped,
         };
         // The user may have been deleted since it was read (the password check takes a while): the
         // store inserts the token only if the user still exists, so no token outlives its user.
         if !self.store.insert_token(&record).await? {
             return Err(IdentityError::BadPassword);
         }
-        Ok(IssuedToken { token, record, user, project })
+        let methods = if with_totp { vec!["password", "totp"] } else { vec!["password"] };
+        Ok(IssuedToken { token, record, user, project, methods })
     }
 
     pub async fn revoke_token(&self, token: &str) -> Result<()> {
@@ -447,7 +546,11 @@ impl IdentityService {
             return Err(IdentityError::ExpiredToken(record.expires_at));
         }
         Ok(Principal {
-            kind: PrincipalKind::Token { user_id: record.user_id, token_hash: record.token_hash },
+            kind: PrincipalKind::Token {
+                user_id: record.user_id,
+                token_hash: record.token_hash,
+                domain_scoped: record.domain_scoped,
+            },
             role: record.role,
             projects: ProjectScope::Only(vec![record.project_id]),
             enterprise_project_ids: enterprise_limit(&record.enterprise_project_ids),

@@ -21,6 +21,13 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn find_user(&self, domain: &str, name: &str) -> Result<Option<UserRecord>>;
     /// Deletes a user and revokes its tokens; `false` if there was none.
     async fn delete_user(&self, user_id: &str) -> Result<bool>;
+    /// Binds a virtual MFA device (its sealed TOTP secret) to a user, replacing any other, and
+    /// forgets the last step used; `false` if there is no such user.
+    async fn bind_mfa_device(&self, user_id: &str, sealed_secret: &[u8]) -> Result<bool>;
+    /// Records that the user's code of `step` was used, in one statement: `true` only if the user
+    /// has a device and no code of this step or a later one was used before (so each code is
+    /// accepted once, even by nodes racing each other).
+    async fn use_mfa_step(&self, user_id: &str, step: i64) -> Result<bool>;
 
     async fn insert_credential(&self, credential: &CredentialRecord) -> Result<()>;
     async fn get_credential(&self, access_key: &str) -> Result<Option<CredentialRecord>>;

@@ -103,14 +103,19 @@ fn unique(what: impl FnOnce() -> String) -> impl FnOnce(rusqlite::Error) -> Stor
     }
 }
 
+/// `Job::tree_status` of a root, stored on its row (sub-job rows keep NULL).
+fn stored_tree_status(job: &Job) -> Option<&'static str> {
+    job.parent_job_id.is_none().then(|| job.tree_status().as_str())
+}
+
 fn insert_row(conn: &rusqlite::Connection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
     let mut statement = conn.prepare_cached(
         "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
          status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
          created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
          attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-         runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable, tree_status) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )?;
     statement
         .execute(rusqlite::params![
@@ -153,6 +158,7 @@ fn insert_row(conn: &rusqlite::Connection, job: &Job, position: i64, flags: Task
             enum_text(&job.phase),
             job.compensation.as_ref().map(to_json),
             flags.rescuable,
+            stored_tree_status(job),
         ])
         .map_err(unique(|| job.job_id.to_string()))?;
     Ok(())
@@ -163,7 +169,7 @@ fn update_row(conn: &rusqlite::Connection, job: &Job, previous_version: i64, fla
         "UPDATE jobs SET status = ?, message = ?, error_code = ?, error_msg = ?, result = ?, \
          started_at = ?, ended_at = ?, updated_at = ?, version = ?, available_at = ?, attempt = ?, \
          lease_worker_id = ?, lease_token = ?, lease_expires_at = ?, runnable = ?, deadline_at = ?, \
-         phase = ?, compensation = ?, rescuable = ? WHERE job_id = ? AND version = ?",
+         phase = ?, compensation = ?, rescuable = ?, tree_status = ? WHERE job_id = ? AND version = ?",
     )?;
     let changed = statement.execute(rusqlite::params![
         job.status.as_str(),
@@ -185,6 +191,7 @@ fn update_row(conn: &rusqlite::Connection, job: &Job, previous_version: i64, fla
         enum_text(&job.phase),
         job.compensation.as_ref().map(to_json),
         flags.rescuable,
+        stored_tree_status(job),
         job.job_id.as_str(),
         previous_version,
     ])?;
@@ -194,12 +201,14 @@ fn update_row(conn: &rusqlite::Connection, job: &Job, previous_version: i64, fla
     Ok(())
 }
 
-/// Writes every row of a tree that changed (its own fields, or whether it may run).
+/// Writes every row of a tree that changed (its own fields, whether it may run, or for the root
+/// where the tree stands).
 fn write_tree_changes(conn: &rusqlite::Connection, before: &Job, after: &Job) -> Result<()> {
     let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
+    let tree_status_changed = before.tree_status() != after.tree_status();
     let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
-    for ((old, new), (old_flag, new_flag)) in pairs {
-        if !old.same_row(new) || old_flag != new_flag {
+    for (index, ((old, new), (old_flag, new_flag))) in pairs.enumerate() {
+        if !old.same_row(new) || old_flag != new_flag || (index == 0 && tree_status_changed) {
             update_row(conn, new, old.version, *new_flag)?;
         }
     }
@@ -304,6 +313,7 @@ fn list_jobs(conn: &rusqlite::Connection, query: &JobQuery) -> Result<Vec<Job>> 
     push_any(&mut sql, "job_id", query.job_ids.iter().map(|id| id.to_string()));
     push_any(&mut sql, "job_type", query.job_types.iter().cloned());
     push_any(&mut sql, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
+    push_any(&mut sql, "tree_status", query.tree_statuses.iter().map(|s| s.as_str().to_owned()));
     push_any(&mut sql, "resource_id", query.resource_ids.iter().cloned());
     push_any(&mut sql, "error_code", query.error_codes.iter().cloned());
     if let Some(since) = &query.created_since {

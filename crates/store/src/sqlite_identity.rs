@@ -36,7 +36,7 @@ fn project(row: &Row<'_>) -> Result<ProjectRecord> {
 
 macro_rules! user_columns {
     () => {
-        "user_id, name, domain, password_hash, project_id, role, enterprise_project_ids, created_at"
+        "user_id, name, domain, password_hash, project_id, role, enterprise_project_ids, created_at, totp_secret"
     };
 }
 
@@ -50,6 +50,7 @@ fn user(row: &Row<'_>) -> Result<UserRecord> {
         role: role(row, 5)?,
         enterprise_project_ids: list(row, 6, "enterprise_project_ids")?,
         created_at: time(row.get(7)?)?,
+        totp_secret: row.get(8)?,
     })
 }
 
@@ -75,7 +76,7 @@ fn credential(row: &Row<'_>) -> Result<CredentialRecord> {
 
 macro_rules! token_columns {
     () => {
-        "token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, expires_at, revoked"
+        "token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, expires_at, revoked, domain_scoped"
     };
 }
 
@@ -89,6 +90,7 @@ fn token(row: &Row<'_>) -> Result<TokenRecord> {
         issued_at: time(row.get(5)?)?,
         expires_at: time(row.get(6)?)?,
         revoked: row.get(7)?,
+        domain_scoped: row.get(8)?,
     })
 }
 
@@ -149,7 +151,7 @@ impl IdentityStore for SqliteStore {
     async fn insert_user(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (user_id, name, domain, password_hash, project_id, role, enterprise_project_ids, \
-             created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, totp_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&u.user_id)
         .bind(&u.name)
@@ -159,6 +161,7 @@ impl IdentityStore for SqliteStore {
         .bind(u.role.as_str())
         .bind(serde_json::to_string(&u.enterprise_project_ids).expect("strings serialize"))
         .bind(millis(&u.created_at))
+        .bind(&u.totp_secret)
         .execute(&self.writer)
         .await
         .map_err(conflict(format!("user {} in domain {}", u.name, u.domain)))?;
@@ -183,6 +186,28 @@ impl IdentityStore for SqliteStore {
         sqlx::query("UPDATE tokens SET revoked = 1 WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(gone.rows_affected() == 1)
+    }
+
+    async fn bind_mfa_device(&self, user_id: &str, sealed_secret: &[u8]) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET totp_secret = ?, totp_last_step = NULL WHERE user_id = ?")
+            .bind(sealed_secret)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_mfa_step(&self, user_id: &str, step: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = ? WHERE user_id = ? AND totp_secret IS NOT NULL \
+             AND (totp_last_step IS NULL OR totp_last_step < ?)",
+        )
+        .bind(step)
+        .bind(user_id)
+        .bind(step)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn insert_credential(&self, c: &CredentialRecord) -> Result<()> {
@@ -249,7 +274,8 @@ impl IdentityStore for SqliteStore {
         // after the other, never interleaved.
         let done = sqlx::query(
             "INSERT INTO tokens (token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, \
-             expires_at, revoked) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE user_id = ?)",
+             expires_at, revoked, domain_scoped) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE EXISTS (SELECT 1 FROM users WHERE user_id = ?)",
         )
         .bind(&t.token_hash)
         .bind(&t.user_id)
@@ -259,6 +285,7 @@ impl IdentityStore for SqliteStore {
         .bind(millis(&t.issued_at))
         .bind(millis(&t.expires_at))
         .bind(t.revoked)
+        .bind(t.domain_scoped)
         .bind(&t.user_id)
         .execute(&self.writer)
         .await

@@ -517,6 +517,7 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         project_id: project.id.clone(),
         role: Role::Reader,
         enterprise_project_ids: vec!["eps-1".into(), "eps-2".into()],
+        totp_secret: None,
         created_at: at(1),
     };
     store.insert_user(&user).await.unwrap();
@@ -559,12 +560,16 @@ pub async fn identities_are_kept_and_unique(store: SharedStore) {
         issued_at: at(4),
         expires_at: at(10_000),
         revoked: false,
+        domain_scoped: false,
     };
     assert!(store.insert_token(&token).await.unwrap());
     assert_eq!(store.get_token("h1").await.unwrap(), Some(token.clone()));
+    let domain_token = TokenRecord { token_hash: "h2".into(), domain_scoped: true, ..token.clone() };
+    assert!(store.insert_token(&domain_token).await.unwrap());
+    assert_eq!(store.get_token("h2").await.unwrap(), Some(domain_token), "the scope round-trips");
     assert!(store.delete_user("u1").await.unwrap());
     assert!(store.get_token("h1").await.unwrap().unwrap().revoked, "a deleted user's tokens are revoked");
-    assert_eq!(store.prune_tokens(at(10_001)).await.unwrap(), 1);
+    assert_eq!(store.prune_tokens(at(10_001)).await.unwrap(), 2);
     assert!(store.delete_credential("AK1").await.unwrap());
     assert!(store.list_credentials().await.unwrap().is_empty());
 }
@@ -582,6 +587,7 @@ pub async fn a_token_never_outlives_its_deleted_user(store: SharedStore) {
         project_id: project.id.clone(),
         role: Role::Reader,
         enterprise_project_ids: Vec::new(),
+        totp_secret: None,
         created_at: at(1),
     };
     let token = |i: usize| TokenRecord {
@@ -593,6 +599,7 @@ pub async fn a_token_never_outlives_its_deleted_user(store: SharedStore) {
         issued_at: at(2),
         expires_at: at(10_000),
         revoked: false,
+        domain_scoped: false,
     };
     // The plain order first: after the deletion, no token is accepted for the user.
     store.insert_user(&user(0)).await.unwrap();
@@ -630,6 +637,49 @@ pub async fn a_token_never_outlives_its_deleted_user(store: SharedStore) {
         }
     }
     println!("token vs user deletion: {inserted} tokens inserted then revoked, {refused} refused");
+}
+
+/// A virtual MFA device: bound (and rebound) durably, each step's code used once, later steps
+/// only, and a use raced by several callers won by exactly one.
+pub async fn mfa_steps_are_used_once_and_in_order(store: SharedStore) {
+    let project = ProjectRecord { id: "d".repeat(32), name: "delta".into(), created_at: at(0) };
+    store.insert_project(&project).await.unwrap();
+    let user = UserRecord {
+        user_id: "mfa-user".into(),
+        name: "mia".into(),
+        domain: "acme".into(),
+        password_hash: "$argon2id$x".into(),
+        project_id: project.id.clone(),
+        role: Role::Reader,
+        enterprise_project_ids: Vec::new(),
+        totp_secret: None,
+        created_at: at(1),
+    };
+    store.insert_user(&user).await.unwrap();
+    assert!(!store.use_mfa_step("mfa-user", 10).await.unwrap(), "no device: no code is accepted");
+    assert!(!store.bind_mfa_device("nobody", &[1, 2, 3]).await.unwrap());
+    assert!(store.bind_mfa_device("mfa-user", &[1, 2, 3]).await.unwrap());
+    assert_eq!(store.find_user("acme", "mia").await.unwrap().unwrap().totp_secret, Some(vec![1, 2, 3]));
+    assert!(store.use_mfa_step("mfa-user", 10).await.unwrap());
+    assert!(!store.use_mfa_step("mfa-user", 10).await.unwrap(), "the same step twice");
+    assert!(!store.use_mfa_step("mfa-user", 9).await.unwrap(), "an earlier step after a later one");
+    assert!(store.use_mfa_step("mfa-user", 11).await.unwrap());
+    // Rebinding replaces the secret and starts afresh.
+    assert!(store.bind_mfa_device("mfa-user", &[4, 5, 6]).await.unwrap());
+    assert_eq!(store.list_users().await.unwrap()[0].totp_secret, Some(vec![4, 5, 6]));
+    assert!(store.use_mfa_step("mfa-user", 5).await.unwrap());
+    // Racing uses of one step: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.use_mfa_step("mfa-user", 100).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(won, 1, "each code is accepted once");
 }
 
 pub async fn queue_stats_count_waiting_tasks(store: SharedStore) {
@@ -813,6 +863,124 @@ pub async fn a_batch_of_events_on_one_tree_applies_in_order(store: SharedStore) 
     assert_eq!(store.get_job(&p, &parallel.job_id).await.unwrap().as_ref(), Some(last));
 }
 
+/// A tree of job type `kind` in `p` whose sub-jobs (`{kind}_0`, ...) are worked by real workers
+/// with one attempt each.
+fn worker_tree(p: &ProjectId, kind: &str, sub_jobs: usize, on_failure: jobd_core::OnFailure, created: i64) -> Job {
+    let mut tree = sample_job(p, "elb", kind, sub_jobs, created);
+    tree.on_failure = on_failure;
+    tree.simulate = None;
+    tree.max_attempts = 1;
+    for (i, sub) in tree.sub_jobs.iter_mut().enumerate() {
+        sub.job_type = JobType::parse(&format!("{kind}_{i}")).unwrap();
+        sub.simulate = None;
+        sub.max_attempts = 1;
+    }
+    tree
+}
+
+/// Claims the one task of `job_type` due now.
+async fn take(store: &SharedStore, job_type: &str, now: i64) -> ClaimedTask {
+    let mut request = claim_request("w", false);
+    request.job_types = vec![job_type.to_owned()];
+    let mut tasks = store.claim_tasks(&request, at(now)).await.unwrap();
+    assert_eq!(tasks.len(), 1, "one {job_type} task due at {now}");
+    tasks.pop().unwrap()
+}
+
+/// The event that ends a claimed task: complete, or fail for good.
+fn outcome(task: &ClaimedTask, ok: bool) -> JobEvent {
+    let lease_token = task.task().lease.as_ref().unwrap().token.clone();
+    if ok {
+        JobEvent::Complete { lease_token, result: None, message: None }
+    } else {
+        JobEvent::FailAttempt {
+            lease_token,
+            error_code: "E".into(),
+            error_msg: "x".into(),
+            retryable: false,
+            jitter: 0.0,
+        }
+    }
+}
+
+/// Ends a claimed task through the batch verb (one event in the batch).
+async fn report(store: &SharedStore, task: &ClaimedTask, ok: bool, now: i64) -> Job {
+    let event = TaskEvent { job_id: task.task_id.clone(), event: outcome(task, ok) };
+    let mut answers = store.apply_task_events(&[event], &TaskScope::default(), at(now)).await.unwrap();
+    answers.pop().unwrap().unwrap()
+}
+
+pub async fn lists_filter_by_where_the_tree_stands_on_every_write_path(store: SharedStore) {
+    use jobd_core::{OnFailure, TreeStatus};
+    let p = project(24);
+    // Written by the single insert, the batch insert, claims, single events and event batches.
+    let pending = worker_tree(&p, "PENDING", 0, OnFailure::Fail, 0);
+    let cancelled = worker_tree(&p, "CANCELLED", 2, OnFailure::Fail, 1);
+    store.insert_job(&pending, None).await.unwrap();
+    store.insert_job(&cancelled, None).await.unwrap();
+    let running = worker_tree(&p, "RUNNING", 0, OnFailure::Fail, 2);
+    let done = worker_tree(&p, "DONE", 0, OnFailure::Fail, 3);
+    let failed = worker_tree(&p, "FAILED", 0, OnFailure::Fail, 4);
+    let rolling = worker_tree(&p, "ROLLING", 2, OnFailure::Rollback, 5);
+    let rollback_failed = worker_tree(&p, "ROLLFAIL", 2, OnFailure::Rollback, 6);
+    let rolled_back = worker_tree(&p, "ROLLED", 2, OnFailure::Rollback, 7);
+    let batch: Vec<NewTree> = [&running, &done, &failed, &rolling, &rollback_failed, &rolled_back]
+        .into_iter()
+        .map(|job| NewTree { job: job.clone(), idempotency: None })
+        .collect();
+    store.insert_jobs(&batch).await.unwrap();
+
+    store.apply_event(&p, &cancelled.job_id, &JobEvent::Cancel, at(10)).await.unwrap();
+    take(&store, "RUNNING", 11).await;
+    let task = take(&store, "DONE", 12).await;
+    report(&store, &task, true, 13).await;
+    let task = take(&store, "FAILED", 14).await;
+    store.apply_event(&p, &task.task_id, &outcome(&task, false), at(15)).await.unwrap();
+    for (kind, compensation_ok) in [("ROLLING", None), ("ROLLFAIL", Some(false)), ("ROLLED", Some(true))] {
+        let first = take(&store, &format!("{kind}_0"), 20).await;
+        report(&store, &first, true, 21).await;
+        let second = take(&store, &format!("{kind}_1"), 22).await;
+        let tree = report(&store, &second, false, 23).await;
+        assert_eq!(tree.tree_status(), TreeStatus::RollingBack, "{kind}: compensating the first sub-job");
+        if let Some(ok) = compensation_ok {
+            let compensation = take(&store, &format!("{kind}_0"), 24).await;
+            store.apply_event(&p, &compensation.task_id, &outcome(&compensation, ok), at(25)).await.unwrap();
+        }
+    }
+
+    let expected = [
+        (&pending, TreeStatus::Pending),
+        (&running, TreeStatus::Running),
+        (&rolling, TreeStatus::RollingBack),
+        (&done, TreeStatus::Succeeded),
+        (&failed, TreeStatus::Failed),
+        (&rolled_back, TreeStatus::Failed),
+        (&rollback_failed, TreeStatus::RollbackFailed),
+        (&cancelled, TreeStatus::Cancelled),
+    ];
+    for (job, status) in expected {
+        let stored = store.get_job(&p, &job.job_id).await.unwrap().unwrap();
+        assert_eq!(stored.tree_status(), status, "{}", job.job_type);
+    }
+    for status in TreeStatus::ALL {
+        let query = JobQuery { tree_statuses: vec![status], ..JobQuery::new(p.clone()) };
+        let mut listed: Vec<JobId> = store.list_jobs(&query).await.unwrap().into_iter().map(|j| j.job_id).collect();
+        let mut wanted: Vec<JobId> =
+            expected.iter().filter(|(_, s)| *s == status).map(|(job, _)| job.job_id.clone()).collect();
+        listed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        wanted.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(listed, wanted, "{status}");
+    }
+    // Several values: any matches; combined with the plain status: both must.
+    let query = JobQuery {
+        tree_statuses: vec![TreeStatus::RollbackFailed, TreeStatus::RollingBack],
+        statuses: vec![JobStatus::Failed],
+        ..JobQuery::new(p.clone())
+    };
+    let listed: Vec<JobId> = store.list_jobs(&query).await.unwrap().into_iter().map(|j| j.job_id).collect();
+    assert_eq!(listed, vec![rollback_failed.job_id.clone()]);
+}
+
 /// Expands to one test per conformance case; `$make` is an async fn returning `SharedStore`, or,
 /// with `teardown = $finish`, `(SharedStore, F)` where `$finish(F)` is awaited after the case.
 #[macro_export]
@@ -846,7 +1014,9 @@ macro_rules! store_conformance_tests {
             queue_stats_count_waiting_tasks,
             a_batch_insert_is_all_or_nothing_with_keys_per_item,
             a_batch_of_task_events_answers_each_event,
-            a_batch_of_events_on_one_tree_applies_in_order
+            a_batch_of_events_on_one_tree_applies_in_order,
+            lists_filter_by_where_the_tree_stands_on_every_write_path,
+            mfa_steps_are_used_once_and_in_order
         );
     };
     (@cases [$make:path] []; $($case:ident),*) => {

@@ -41,6 +41,7 @@ fn user(row: &PgRow) -> Result<UserRecord> {
         role: role(row)?,
         enterprise_project_ids: list(row, "enterprise_project_ids")?,
         created_at: time(row.try_get("created_at")?)?,
+        totp_secret: row.try_get("totp_secret")?,
     })
 }
 
@@ -68,6 +69,7 @@ fn token(row: &PgRow) -> Result<TokenRecord> {
         issued_at: time(row.try_get("issued_at")?)?,
         expires_at: time(row.try_get("expires_at")?)?,
         revoked: row.try_get("revoked")?,
+        domain_scoped: row.try_get("domain_scoped")?,
     })
 }
 
@@ -102,7 +104,7 @@ impl IdentityStore for PgStore {
     async fn insert_user(&self, u: &UserRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (user_id, name, domain, password_hash, project_id, role, enterprise_project_ids, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_at, totp_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&u.user_id)
         .bind(&u.name)
@@ -112,6 +114,7 @@ impl IdentityStore for PgStore {
         .bind(u.role.as_str())
         .bind(to_json_list(&u.enterprise_project_ids))
         .bind(millis(&u.created_at))
+        .bind(&u.totp_secret)
         .execute(self.pool()?)
         .await
         .map_err(conflict(format!("user {} in domain {}", u.name, u.domain)))?;
@@ -138,6 +141,28 @@ impl IdentityStore for PgStore {
         sqlx::query("UPDATE tokens SET revoked = TRUE WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(gone.rows_affected() == 1)
+    }
+
+    async fn bind_mfa_device(&self, user_id: &str, sealed_secret: &[u8]) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET totp_secret = $1, totp_last_step = NULL WHERE user_id = $2")
+            .bind(sealed_secret)
+            .bind(user_id)
+            .execute(self.pool()?)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_mfa_step(&self, user_id: &str, step: i64) -> Result<bool> {
+        // One statement: the row lock orders racing uses, and the second sees the first's step.
+        let done = sqlx::query(
+            "UPDATE users SET totp_last_step = $1 WHERE user_id = $2 AND totp_secret IS NOT NULL \
+             AND (totp_last_step IS NULL OR totp_last_step < $1)",
+        )
+        .bind(step)
+        .bind(user_id)
+        .execute(self.pool()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn insert_credential(&self, c: &CredentialRecord) -> Result<()> {
@@ -204,7 +229,7 @@ impl IdentityStore for PgStore {
         // that waited for a committed `DELETE` finds no row and inserts nothing.
         let done = sqlx::query(
             "INSERT INTO tokens (token_hash, user_id, project_id, role, enterprise_project_ids, issued_at, \
-             expires_at, revoked) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+             expires_at, revoked, domain_scoped) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
              WHERE EXISTS (SELECT 1 FROM users WHERE user_id = $2 FOR SHARE)",
         )
         .bind(&t.token_hash)
@@ -215,6 +240,7 @@ impl IdentityStore for PgStore {
         .bind(millis(&t.issued_at))
         .bind(millis(&t.expires_at))
         .bind(t.revoked)
+        .bind(t.domain_scoped)
         .execute(self.pool()?)
         .await
         .map_err(conflict("token".to_owned()))?;

@@ -228,6 +228,7 @@ impl JobStore for PgStore {
         push_any(&mut builder, "job_id", query.job_ids.iter().map(|id| id.to_string()));
         push_any(&mut builder, "job_type", query.job_types.iter().cloned());
         push_any(&mut builder, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
+        push_any(&mut builder, "tree_status", query.tree_statuses.iter().map(|s| s.as_str().to_owned()));
         push_any(&mut builder, "resource_id", query.resource_ids.iter().cloned());
         push_any(&mut builder, "error_code", query.error_codes.iter().cloned());
         if let Some(since) = &query.created_since {

@@ -52,6 +52,8 @@ pub(super) struct RowColumns {
     phase: Vec<String>,
     compensation: Vec<Option<String>>,
     rescuable: Vec<bool>,
+    /// `Job::tree_status` on a root row, NULL on a sub-job's.
+    tree_status: Vec<Option<String>>,
     /// For updates: the version the row must still have.
     previous_version: Vec<i64>,
 }
@@ -109,6 +111,7 @@ impl RowColumns {
         self.phase.push(enum_text(&job.phase));
         self.compensation.push(job.compensation.as_ref().map(to_json));
         self.rescuable.push(flags.rescuable);
+        self.tree_status.push(job.parent_job_id.is_none().then(|| job.tree_status().as_str().to_owned()));
         self.previous_version.push(previous_version);
     }
 
@@ -123,13 +126,14 @@ impl RowColumns {
         Ok(())
     }
 
-    /// Adds the rows of `after` that differ from `before` (their own fields, or whether they may
-    /// run): what a change of one tree writes.
+    /// Adds the rows of `after` that differ from `before` (their own fields, whether they may
+    /// run, or for the root where the tree stands): what a change of one tree writes.
     pub(super) fn push_changes(&mut self, before: &Job, after: &Job) {
         let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
+        let tree_status_changed = before.tree_status() != after.tree_status();
         let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.into_iter().zip(new_flags));
         for (index, ((old, new), (old_flag, new_flag))) in pairs.enumerate() {
-            if !old.same_row(new) || old_flag != new_flag {
+            if !old.same_row(new) || old_flag != new_flag || (index == 0 && tree_status_changed) {
                 self.push(new, index.saturating_sub(1) as i32, new_flag, old.version);
             }
         }
@@ -146,13 +150,13 @@ impl RowColumns {
              job_type, status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
              created_at, started_at, ended_at, updated_at, version, priority, run_at, available_at, max_attempts, \
              attempt, retry_backoff, timeout_seconds, execution, lease_worker_id, lease_token, lease_expires_at, \
-             runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable) \
+             runnable, simulated, deadline_at, on_failure, phase, compensation, rescuable, tree_status) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
              $15::text[], $16::text[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], \
              $22::int4[], $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[], $28::int8[], \
              $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[], $34::bool[], $35::int8[], \
-             $36::text[], $37::text[], $38::text[], $39::bool[]) RETURNING *) \
+             $36::text[], $37::text[], $38::text[], $39::bool[], $40::text[]) RETURNING *) \
              INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, enterprise_project_id, \
              service, job_type, simulated, priority, available_at, lease_expires_at, \
              GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
@@ -197,6 +201,7 @@ impl RowColumns {
         .bind(self.phase)
         .bind(self.compensation)
         .bind(self.rescuable)
+        .bind(self.tree_status)
         .execute(&mut *conn)
         .await
         .map_err(|e| match &e {
@@ -219,13 +224,14 @@ impl RowColumns {
              updated_at = u.updated_at, version = u.version, available_at = u.available_at, attempt = u.attempt, \
              lease_worker_id = u.lease_worker_id, lease_token = u.lease_token, \
              lease_expires_at = u.lease_expires_at, runnable = u.runnable, deadline_at = u.deadline_at, \
-             phase = u.phase, compensation = u.compensation, rescuable = u.rescuable \
+             phase = u.phase, compensation = u.compensation, rescuable = u.rescuable, tree_status = u.tree_status \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], \
              $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::int8[], \
-             $15::bool[], $16::int8[], $17::text[], $18::text[], $19::bool[], $20::text[], $21::int8[]) \
+             $15::bool[], $16::int8[], $17::text[], $18::text[], $19::bool[], $20::text[], $21::int8[], \
+             $22::text[]) \
              AS u(status, message, error_code, error_msg, result, started_at, ended_at, updated_at, version, \
              available_at, attempt, lease_worker_id, lease_token, lease_expires_at, runnable, deadline_at, phase, \
-             compensation, rescuable, job_id, previous_version) \
+             compensation, rescuable, job_id, previous_version, tree_status) \
              WHERE jobs.job_id = u.job_id AND jobs.version = u.previous_version RETURNING jobs.*), \
              queued AS (INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, \
              enterprise_project_id, service, job_type, simulated, priority, available_at, lease_expires_at, \
@@ -259,6 +265,7 @@ impl RowColumns {
         .bind(self.rescuable)
         .bind(self.job_id)
         .bind(self.previous_version)
+        .bind(self.tree_status)
         .fetch_one(&mut *conn)
         .await?;
         if done != expected {
