@@ -7,6 +7,7 @@
 mod admin;
 mod caller;
 mod cfw;
+mod console;
 mod dialect;
 mod elb;
 mod error;
@@ -97,6 +98,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(telemetry::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(iam::public_routes())
+        .merge(console::routes())
         .merge(authenticated)
         .route_layer(middleware::from_fn(telemetry::record_http))
         .fallback(error::route_not_found)

@@ -117,6 +117,8 @@ pub struct CreatedCredential {
 pub enum ProjectSelector {
     Id(String),
     Name(String),
+    /// The user's own project (a user has one): the console's sign-in names none.
+    UsersOwn,
 }
 
 /// Cheap to clone (one reference count): every request clones it with the app state.
@@ -387,6 +389,7 @@ impl IdentityService {
         let project = match scope {
             ProjectSelector::Id(id) => self.store.get_project(&id).await?,
             ProjectSelector::Name(name) => self.store.find_project_by_name(&name).await?,
+            ProjectSelector::UsersOwn => self.store.get_project(&user.project_id).await?,
         };
         let project = project.filter(|p| p.id == user.project_id).ok_or(IdentityError::WrongScope)?;
         let (token, token_hash) = secrets::generate_token();

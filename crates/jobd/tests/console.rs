@@ -1,0 +1,420 @@
+//! The operator console (`/console`) in a real browser: headless Chromium driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`) against the real `jobd` binary. Sign-in, the live
+//! job list (a change on screen within 1 s, without reload), the timeline of an ELB `UPGRADE`,
+//! cancel for a producer and not for a reader (no button; `403` when forced), project isolation
+//! (list, detail, event stream), job-supplied strings as text, and a screenshot of every page under
+//! `target/console-screenshots/`. Without Chromium the tests fail: they never skip.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use support::{Server, PROJECT};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const XSS: &str = "<img src=x onerror=alert(1)>";
+const PASSWORD: &str = "console test password";
+
+/// `chromedriver` on a free port, ended with the test.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: the console's browser tests need Debian's chromium and chromium-driver \
+                 (`apt-get install chromium chromium-driver`; .ci/run installs them)"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, url }
+    }
+
+    /// A fresh headless browser (its own profile, so its own cookies) of the given window size.
+    async fn browser(&self, width: u32, height: u32) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": CHROMIUM, "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-dev-shm-usage", "--hide-scrollbars", format!("--window-size={width},{height}")]}),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await.expect("a browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test's jobd with projects A and B and their users.
+struct Setup {
+    server: Server,
+    _dir: tempfile::TempDir,
+    project_a: String,
+    project_b: String,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(&dir.path().join("data"));
+        server.wait_healthy().await;
+        let project = |name: &'static str| {
+            let server = &server;
+            async move {
+                let (status, body) = server.call("POST", "/v1/admin/projects", Some(json!({"name": name}))).await;
+                assert_eq!(status, 201, "{body}");
+                body["project"]["id"].as_str().or(body["id"].as_str()).expect("a project id").to_owned()
+            }
+        };
+        let project_a = project("alpha").await;
+        let project_b = project("beta").await;
+        let setup = Setup { server, _dir: dir, project_a, project_b };
+        setup.user("ada", &setup.project_a.clone(), "producer").await;
+        setup.user("rita", &setup.project_a.clone(), "reader").await;
+        setup.user("bob", &setup.project_b.clone(), "producer").await;
+        setup
+    }
+
+    async fn user(&self, name: &str, project_id: &str, role: &str) {
+        let body = json!({"name": name, "domain": "acme", "password": PASSWORD, "project_id": project_id, "role": role});
+        let (status, body) = self.server.call("POST", "/v1/admin/users", Some(body)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    async fn create(&self, project_id: &str, body: Value) -> Value {
+        let (status, answer) = self.server.call("POST", &format!("/v1/{project_id}/jobs"), Some(body)).await;
+        assert_eq!(status, 201, "{answer}");
+        answer["job"].clone()
+    }
+
+    async fn job(&self, project_id: &str, job_id: &str) -> Value {
+        let (status, answer) = self.server.call("GET", &format!("/v1/{project_id}/jobs/{job_id}"), None).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["job"].clone()
+    }
+
+    /// An ELB `UPGRADE` with three simulated sub-jobs, as the demo makes.
+    async fn upgrade(&self, project_id: &str) -> Value {
+        let sub = |job_type: &str, ms: u64| {
+            json!({"job_type": job_type, "resource_id": "lb-1",
+                   "entities": [{"resource_id": "lb-1", "resource_type": "loadbalancer"}],
+                   "simulate": {"duration_ms": ms, "outcome": "success", "messages": [format!("{job_type} going")]}})
+        };
+        self.create(project_id, json!({"service": "elb", "job_type": "UPGRADE", "resource_id": "lb-1",
+            "sub_jobs": [sub("UPGRADE_INIT", 300), sub("UPGRADE_TRAFFIC_SWITCH", 300), sub("UPGRADE_COMPLETE", 300)]}))
+            .await
+    }
+
+    fn base(&self) -> &str {
+        &self.server.base
+    }
+}
+
+/// Evaluates `expression` in the page until it is truthy (or panics after `within`); answers how
+/// long that took.
+async fn wait_until(browser: &Client, expression: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let value = browser.execute(&format!("return Boolean({expression});"), vec![]).await.unwrap();
+        if value == Value::Bool(true) {
+            return started.elapsed();
+        }
+        if started.elapsed() > within {
+            let text = browser.execute("return document.body.innerText;", vec![]).await.unwrap();
+            panic!("not within {within:?}: {expression}\nthe page says:\n{}", text.as_str().unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn eval(browser: &Client, script: &str) -> Value {
+    browser.execute(script, vec![]).await.unwrap()
+}
+
+/// `fetch` from the page (so with its session cookie): the status, and the body as text.
+async fn page_fetch(browser: &Client, method: &str, path: &str, csrf: bool) -> (u16, String) {
+    let script = r#"
+        const [method, path, csrf, done] = arguments;
+        (async () => {
+          const headers = {};
+          if (csrf) {
+            const session = await (await fetch('/console/session')).json();
+            headers['X-Jobd-Csrf'] = session.csrf_token;
+          }
+          const controller = new AbortController();
+          const response = await fetch(path, { method, headers, signal: controller.signal });
+          const status = response.status;
+          const text = status === 200 && path.endsWith('/events') ? '' : await response.text();
+          controller.abort();
+          done([status, text]);
+        })().catch((e) => done([0, String(e)]));"#;
+    let answer = browser.execute_async(script, vec![json!(method), json!(path), json!(csrf)]).await.unwrap();
+    (answer[0].as_u64().unwrap() as u16, answer[1].as_str().unwrap_or_default().to_owned())
+}
+
+async fn sign_in(browser: &Client, base: &str, name: &str) {
+    browser.goto(&format!("{base}/console")).await.unwrap();
+    wait_until(browser, "document.getElementById('domain') && !document.getElementById('sign-in').hidden", secs(10))
+        .await;
+    browser.find(Locator::Id("domain")).await.unwrap().send_keys("acme").await.unwrap();
+    browser.find(Locator::Id("name")).await.unwrap().send_keys(name).await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("#sign-in-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_until(browser, "document.querySelector('#jobs-body tr') || document.querySelector('.empty:not([hidden])')", secs(10))
+        .await;
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn screenshots_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The row of a job in the list: its status as shown, or `null` when it is not listed.
+fn row_status(job_id: &str) -> String {
+    format!("(document.querySelector('#jobs-body tr[data-job-id=\"{job_id}\"] .status') || {{}}).textContent")
+}
+
+#[tokio::test]
+async fn a_producer_signs_in_and_watches_jobs_move_live() {
+    let setup = Setup::start().await;
+    let upgrade = setup.upgrade(&setup.project_a).await;
+    let driver = Driver::start();
+    let browser = driver.browser(1280, 800).await;
+
+    // Signing in: a wrong password is refused on the page; the right one opens the job list.
+    browser.goto(&format!("{}/console", setup.base())).await.unwrap();
+    wait_until(&browser, "!document.getElementById('sign-in').hidden", secs(10)).await;
+    screenshot(&browser, "sign-in").await;
+    browser.find(Locator::Id("domain")).await.unwrap().send_keys("acme").await.unwrap();
+    browser.find(Locator::Id("name")).await.unwrap().send_keys("ada").await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys("not the password").await.unwrap();
+    browser.find(Locator::Css("#sign-in-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_until(&browser, "document.getElementById('sign-in-error').textContent.includes('Wrong')", secs(10)).await;
+    sign_in(&browser, setup.base(), "ada").await;
+    let upgrade_id = upgrade["job_id"].as_str().unwrap();
+    wait_until(&browser, &format!("{} !== undefined", row_status(upgrade_id)), secs(5)).await;
+
+    // The session cookie is HttpOnly: the page's script cannot read it.
+    assert_eq!(eval(&browser, "return document.cookie;").await, json!(""));
+    let cookies = browser.get_all_cookies().await.unwrap();
+    let session = cookies.iter().find(|c| c.name() == "jobd_session").expect("the session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
+
+    // A job created through the API appears, and its moves show within 1 s, without reload.
+    eval(&browser, "window.__same_page = true; return null;").await;
+    wait_until(&browser, "document.getElementById('live-state').textContent === 'live'", secs(10)).await;
+    let job = setup.create(&setup.project_a, json!({"service": "svc", "job_type": "Resize", "resource_id": "vm-7"})).await;
+    let job_id = job["job_id"].as_str().unwrap();
+    let appeared = wait_until(&browser, &format!("{} === 'PENDING'", row_status(job_id)), secs(1)).await;
+    let (status, claimed) = setup
+        .server
+        .call("POST", "/v1/worker/claim", Some(json!({"worker_id": "w-1", "services": ["svc"], "wait_seconds": 5})))
+        .await;
+    assert_eq!(status, 200, "{claimed}");
+    let lease_token = claimed["task"]["lease_token"].as_str().expect("the job was claimed").to_owned();
+    let running = wait_until(&browser, &format!("{} === 'RUNNING'", row_status(job_id)), secs(1)).await;
+    let path = format!("/v1/worker/tasks/{job_id}/complete");
+    let (status, body) = setup.server.call("POST", &path, Some(json!({"lease_token": lease_token}))).await;
+    assert_eq!(status, 200, "{body}");
+    let succeeded = wait_until(&browser, &format!("{} === 'SUCCEEDED'", row_status(job_id)), secs(1)).await;
+    assert_eq!(eval(&browser, "return window.__same_page === true;").await, json!(true), "no reload");
+    println!("on screen after: created {appeared:?}, running {running:?}, succeeded {succeeded:?}");
+    screenshot(&browser, "jobs").await;
+
+    // The ELB UPGRADE's timeline: the job and its three sub-jobs, each a bar.
+    setup.server.wait_for_status_in(&setup.project_a, upgrade_id, "SUCCEEDED").await;
+    browser.find(Locator::Css(&format!("tr[data-job-id=\"{upgrade_id}\"] a"))).await.unwrap().click().await.unwrap();
+    wait_until(&browser, "document.querySelectorAll('#timeline .timeline-row').length === 4", secs(5)).await;
+    let names = eval(
+        &browser,
+        "return [...document.querySelectorAll('#timeline .timeline-row .lane-name > span:first-child')].map(n => n.textContent.replace('└ ', ''));",
+    )
+    .await;
+    assert_eq!(names, json!(["UPGRADE", "UPGRADE_INIT", "UPGRADE_TRAFFIC_SWITCH", "UPGRADE_COMPLETE"]));
+    let bars = eval(&browser, "return document.querySelectorAll('#timeline .lane .bar.status-succeeded').length;").await;
+    assert_eq!(bars, json!(4), "every bar ended SUCCEEDED, coloured so");
+    // The job as the ELB SDK receives it: the dialect's own GET, to the byte.
+    wait_until(&browser, "document.getElementById('dialect-json') && document.getElementById('dialect-json').textContent.includes('sub_jobs')", secs(5)).await;
+    let mut shown: Value =
+        serde_json::from_str(eval(&browser, "return document.getElementById('dialect-json').textContent;").await.as_str().unwrap())
+            .unwrap();
+    let (status, mut answer) =
+        setup.server.call("GET", &format!("/v3/{}/elb/jobs/{upgrade_id}", setup.project_a), None).await;
+    assert_eq!(status, 200);
+    // Each answer has its own request id.
+    assert!(shown["request_id"].is_string());
+    shown["request_id"].take();
+    answer["request_id"].take();
+    assert_eq!(shown, answer, "the ELB dialect's answer, as the SDK receives it");
+    assert_eq!(shown["job"]["sub_jobs"].as_array().unwrap().len(), 3);
+    screenshot(&browser, "job-detail").await;
+
+    // Cancel, as a producer: a button, a confirmation, and the job ends CANCELLED.
+    let doomed = setup.create(&setup.project_a, json!({"service": "svc", "job_type": "Doomed"})).await;
+    let doomed_id = doomed["job_id"].as_str().unwrap();
+    browser.goto(&format!("{}/console#/job/{}/{doomed_id}", setup.base(), setup.project_a)).await.unwrap();
+    wait_until(&browser, "document.getElementById('cancel-job')", secs(5)).await;
+    browser.find(Locator::Id("cancel-job")).await.unwrap().click().await.unwrap();
+    wait_until(&browser, "document.getElementById('cancel-dialog').open", secs(5)).await;
+    screenshot(&browser, "cancel-dialog").await;
+    browser.find(Locator::Id("confirm-cancel")).await.unwrap().click().await.unwrap();
+    wait_until(&browser, "!document.getElementById('cancel-dialog').open && !document.getElementById('cancel-job')", secs(5))
+        .await;
+    assert_eq!(setup.job(&setup.project_a, doomed_id).await["status"], "CANCELLED");
+
+    // The same call without the session's CSRF token is refused, and changes nothing.
+    let other = setup.create(&setup.project_a, json!({"service": "svc", "job_type": "Kept"})).await;
+    let other_id = other["job_id"].as_str().unwrap();
+    let (status, body) =
+        page_fetch(&browser, "POST", &format!("/v1/{}/jobs/{other_id}/cancel", setup.project_a), false).await;
+    assert_eq!(status, 403, "no CSRF token: {body}");
+    assert_eq!(setup.job(&setup.project_a, other_id).await["status"], "PENDING");
+
+    // Sign-out revokes the token: the page is back at the sign-in form, the API refuses it.
+    browser.goto(&format!("{}/console#/jobs", setup.base())).await.unwrap();
+    wait_until(&browser, "document.querySelector('#jobs-body tr')", secs(5)).await;
+    browser.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
+    wait_until(&browser, "!document.getElementById('sign-in').hidden", secs(5)).await;
+    let (status, _) = page_fetch(&browser, "GET", &format!("/v1/{}/jobs", setup.project_a), false).await;
+    assert_eq!(status, 401, "signed out");
+
+    // At phone width the list and the detail still fit.
+    let phone = driver.browser(390, 844).await;
+    sign_in(&phone, setup.base(), "ada").await;
+    screenshot(&phone, "jobs-phone").await;
+    phone.goto(&format!("{}/console#/job/{}/{upgrade_id}", setup.base(), setup.project_a)).await.unwrap();
+    wait_until(&phone, "document.querySelectorAll('#timeline .timeline-row').length === 4", secs(5)).await;
+    screenshot(&phone, "job-detail-phone").await;
+    let widths = eval(&phone, "return [document.documentElement.scrollWidth, window.innerWidth];").await;
+    assert!(widths[0].as_u64() <= widths[1].as_u64(), "nothing wider than the phone's screen: {widths}");
+    phone.close().await.unwrap();
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reader_may_not_cancel_and_another_project_sees_nothing() {
+    let setup = Setup::start().await;
+    let job = setup.create(&setup.project_a, json!({"service": "svc", "job_type": "Resize"})).await;
+    let job_id = job["job_id"].as_str().unwrap();
+    let driver = Driver::start();
+
+    // A reader sees the job, but no Cancel button; forced, the cancel is 403.
+    let reader = driver.browser(1280, 800).await;
+    sign_in(&reader, setup.base(), "rita").await;
+    wait_until(&reader, &format!("{} === 'PENDING'", row_status(job_id)), secs(5)).await;
+    reader.goto(&format!("{}/console#/job/{}/{job_id}", setup.base(), setup.project_a)).await.unwrap();
+    wait_until(&reader, "document.querySelector('#timeline')", secs(5)).await;
+    assert_eq!(eval(&reader, "return document.getElementById('cancel-job');").await, Value::Null, "no button");
+    let (status, body) = page_fetch(&reader, "POST", &format!("/v1/{}/jobs/{job_id}/cancel", setup.project_a), true).await;
+    assert_eq!(status, 403, "a reader's cancel: {body}");
+    assert_eq!(setup.job(&setup.project_a, job_id).await["status"], "PENDING");
+    reader.close().await.unwrap();
+
+    // A user of project B: its list, detail and event stream never show project A's jobs.
+    let outsider = driver.browser(1280, 800).await;
+    setup.create(&setup.project_b, json!({"service": "svc", "job_type": "OwnJob"})).await;
+    sign_in(&outsider, setup.base(), "bob").await;
+    wait_until(&outsider, "document.getElementById('live-state').textContent === 'live'", secs(10)).await;
+    let a_job = setup.create(&setup.project_a, json!({"service": "svc", "job_type": "SecretA"})).await;
+    let b_job = setup.create(&setup.project_b, json!({"service": "svc", "job_type": "LaterB"})).await;
+    let b_id = b_job["job_id"].as_str().unwrap();
+    // B's own new job shows up live; A's, created before it, never did.
+    wait_until(&outsider, &format!("{} === 'PENDING'", row_status(b_id)), secs(2)).await;
+    let text = eval(&outsider, "return document.body.innerText;").await;
+    let text = text.as_str().unwrap();
+    assert!(!text.contains("SecretA") && !text.contains("Resize"), "no project A job in B's list:\n{text}");
+    for path in [
+        format!("/v1/{}/jobs", setup.project_a),
+        format!("/v1/{}/jobs/{}", setup.project_a, a_job["job_id"].as_str().unwrap()),
+        format!("/v1/{}/events", setup.project_a),
+        format!("/v1/{}/jobs/{job_id}/events", setup.project_a),
+    ] {
+        let (status, body) = page_fetch(&outsider, "GET", &path, false).await;
+        assert_eq!(status, 403, "GET {path} from project B's session: {body}");
+    }
+    outsider.goto(&format!("{}/console#/job/{}/{job_id}", setup.base(), setup.project_a)).await.unwrap();
+    wait_until(&outsider, "document.querySelector('#page .error')", secs(5)).await;
+    assert_eq!(eval(&outsider, "return document.getElementById('timeline');").await, Value::Null);
+    outsider.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn job_supplied_strings_render_as_text() {
+    let setup = Setup::start().await;
+    let job = setup
+        .create(
+            &setup.project_a,
+            json!({"service": "svc", "job_type": "Xss", "resource_id": XSS, "message": XSS,
+                   "entities": [{"resource_id": XSS, "resource_type": XSS}]}),
+        )
+        .await;
+    let job_id = job["job_id"].as_str().unwrap();
+    let driver = Driver::start();
+    let browser = driver.browser(1280, 800).await;
+    sign_in(&browser, setup.base(), "ada").await;
+    wait_until(&browser, &format!("{} === 'PENDING'", row_status(job_id)), secs(5)).await;
+    let row = format!("document.querySelector('#jobs-body tr[data-job-id=\"{job_id}\"]')");
+    assert_eq!(eval(&browser, &format!("return {row}.querySelector('.message').textContent;")).await, json!(XSS));
+    assert_eq!(eval(&browser, "return document.querySelectorAll('#page img').length;").await, json!(0));
+    browser.goto(&format!("{}/console#/job/{}/{job_id}", setup.base(), setup.project_a)).await.unwrap();
+    wait_until(&browser, "document.getElementById('job-message')", secs(5)).await;
+    assert_eq!(eval(&browser, "return document.getElementById('job-message').textContent;").await, json!(XSS));
+    assert_eq!(eval(&browser, "return document.querySelectorAll('#page img').length;").await, json!(0));
+    assert_eq!(eval(&browser, "return window.__xss === undefined;").await, json!(true));
+
+    // The policy forbids inline script outright: a script element added by hand does not run.
+    let ran = eval(
+        &browser,
+        "const s = document.createElement('script'); s.textContent = 'window.__xss = 1'; document.body.append(s); return window.__xss === 1;",
+    )
+    .await;
+    assert_eq!(ran, json!(false), "the Content-Security-Policy blocks inline script");
+    browser.close().await.unwrap();
+
+    let response = reqwest::get(format!("{}/console", setup.base())).await.unwrap();
+    let policy = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "{policy}");
+    let _ = PROJECT;
+}
