@@ -54,12 +54,14 @@ impl Driver {
 
     /// A fresh headless browser (its own profile, so its own cookies) of the given window size.
     async fn browser(&self, width: u32, height: u32) -> Client {
+        let mut options = json!({"binary": CHROMIUM, "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--hide-scrollbars", format!("--window-size={width},{height}")]});
+        if width < 500 {
+            // Headless windows are at least 500 px wide: a phone is emulated.
+            options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1}});
+        }
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": CHROMIUM, "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-dev-shm-usage", "--hide-scrollbars", format!("--window-size={width},{height}")]}),
-        );
+        capabilities.insert("goog:chromeOptions".into(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         ClientBuilder::new(connector).capabilities(capabilities).connect(&self.url).await.expect("a browser session")
     }

@@ -149,7 +149,7 @@ export function render(container, route, onError) {
     const now = Date.now();
     const mayCancel = session.current.may_cancel && !TERMINAL.has(job.status);
     const cancel = mayCancel ? el('button', { type: 'button', id: 'cancel-job', class: 'danger', text: 'Cancel job…', onclick: () => confirmCancel(job) }) : null;
-    head.replaceChildren(el('h1', {}, el('span', { text: job.job_type }), ' ', statusBadge(job.status)), cancel);
+    head.replaceChildren(el('h1', {}, el('span', { text: job.job_type }), ' ', statusBadge(job.status)), ...(cancel ? [cancel] : []));
     body.replaceChildren(
       el('section', { class: 'card' }, el('h2', { text: 'Timeline' }), timeline(job, now)),
       el('section', { class: 'card' }, el('h2', { text: 'Job' }), facts([
