@@ -41,6 +41,9 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
     ("POST", "/v1/{project_id}/jobs", Some(Action::Write)),
     ("POST", "/v1/{project_id}/jobs/batch", Some(Action::Write)),
     ("POST", "/v1/{project_id}/jobs/{job_id}/cancel", Some(Action::Write)),
+    // The console's overview and workers page (`console::data`).
+    ("GET", "/v1/{project_id}/overview", Some(Action::Read)),
+    ("GET", "/v1/{project_id}/leases", Some(Action::Read)),
     ("POST", "/v1/worker/claim", Some(Action::Work)),
     ("POST", "/v1/worker/tasks/{job_id}/heartbeat", Some(Action::Work)),
     ("POST", "/v1/worker/tasks/{job_id}/complete", Some(Action::Work)),

@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(watch::routes())
         .merge(iam::routes())
+        .merge(console::data::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     telemetry::prometheus();
     let in_flight = load_shedding::InFlightLimit::new(state.config.max_in_flight);

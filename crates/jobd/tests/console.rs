@@ -420,3 +420,59 @@ async fn job_supplied_strings_render_as_text() {
     assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "{policy}");
     let _ = PROJECT;
 }
+
+#[tokio::test]
+async fn the_overview_and_workers_pages_follow_queues_and_leases() {
+    let setup = Setup::start().await;
+    let jobs: Vec<Value> = futures_util::future::join_all(
+        (0..3).map(|_| setup.create(&setup.project_a, json!({"service": "svc", "job_type": "Resize"}))),
+    )
+    .await;
+    let cancelled = jobs[2]["job_id"].as_str().unwrap();
+    let (status, _) = setup.server.call("POST", &format!("/v1/{}/jobs/{cancelled}/cancel", setup.project_a), None).await;
+    assert_eq!(status, 200);
+    let claim = json!({"worker_id": "worker-7", "services": ["svc"], "lease_seconds": 120, "wait_seconds": 5});
+    let (status, claimed) = setup.server.call("POST", "/v1/worker/claim", Some(claim.clone())).await;
+    assert_eq!(status, 200, "{claimed}");
+    let held = claimed["task"]["job_id"].as_str().unwrap().to_owned();
+    setup.create(&setup.project_b, json!({"service": "svc", "job_type": "OtherProject"})).await;
+
+    let driver = Driver::start();
+    let browser = driver.browser(1280, 800).await;
+    sign_in(&browser, setup.base(), "ada").await;
+    browser.goto(&format!("{}/console#/overview", setup.base())).await.unwrap();
+    let card = "document.querySelector('.queue[data-service=\"svc\"][data-job-type=\"Resize\"]')";
+    let numbers = |waiting: u32, running: u32| {
+        format!("{card} && {card}.querySelector('.waiting').textContent === '{waiting}' && {card}.querySelector('.running').textContent === '{running}'")
+    };
+    wait_until(&browser, &numbers(1, 1), secs(5)).await;
+    assert_eq!(eval(&browser, &format!("return {card}.querySelectorAll('rect.cancelled').length;")).await, json!(1));
+    assert_eq!(eval(&browser, "return document.querySelector('.queue[data-job-type=\"OtherProject\"]');").await, Value::Null);
+    // A second claim moves the numbers without reload.
+    eval(&browser, "window.__same_page = true; return null;").await;
+    let (status, second) = setup.server.call("POST", "/v1/worker/claim", Some(claim)).await;
+    assert_eq!(status, 200, "{second}");
+    wait_until(&browser, &numbers(0, 2), secs(3)).await;
+    assert_eq!(eval(&browser, "return window.__same_page === true;").await, json!(true), "no reload");
+    screenshot(&browser, "overview").await;
+
+    browser.goto(&format!("{}/console#/workers", setup.base())).await.unwrap();
+    wait_until(&browser, &format!("document.querySelector('#leases-body tr[data-job-id=\"{held}\"]')"), secs(5)).await;
+    let worker = eval(&browser, &format!("return document.querySelector('#leases-body tr[data-job-id=\"{held}\"] .worker').textContent;")).await;
+    assert_eq!(worker, json!("worker-7"));
+    assert_eq!(eval(&browser, "return document.querySelectorAll('#leases-body tr').length;").await, json!(2));
+    screenshot(&browser, "workers").await;
+    browser.close().await.unwrap();
+
+    let phone = driver.browser(390, 844).await;
+    sign_in(&phone, setup.base(), "ada").await;
+    phone.goto(&format!("{}/console#/overview", setup.base())).await.unwrap();
+    wait_until(&phone, &numbers(0, 2), secs(5)).await;
+    screenshot(&phone, "overview-phone").await;
+    phone.goto(&format!("{}/console#/workers", setup.base())).await.unwrap();
+    wait_until(&phone, "document.querySelectorAll('#leases-body tr').length === 2", secs(5)).await;
+    screenshot(&phone, "workers-phone").await;
+    let widths = eval(&phone, "return [document.documentElement.scrollWidth, window.innerWidth];").await;
+    assert!(widths[0].as_u64() <= widths[1].as_u64(), "nothing wider than the phone's screen: {widths}");
+    phone.close().await.unwrap();
+}

@@ -15,6 +15,8 @@
 //! of the host it was sent to. Every console answer carries a strict `Content-Security-Policy`
 //! (scripts from `/console` only, no inline script or style).
 
+pub mod data;
+
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};

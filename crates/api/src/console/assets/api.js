@@ -70,3 +70,19 @@ export function dialectPath(job) {
     default: return null;
   }
 }
+
+// Calls `refresh` whenever a job of the project changes (its event stream), at most once per
+// `gapMs`; answers a function that stops listening.
+export function onProjectChange(projectId, refresh, gapMs = 500) {
+  const stream = new EventSource(`/v1/${encodeURIComponent(projectId)}/events`);
+  let timer = null;
+  let dropped = false;
+  const schedule = () => {
+    if (timer) return;
+    timer = setTimeout(() => { timer = null; refresh(); }, gapMs);
+  };
+  stream.addEventListener('job', schedule);
+  stream.addEventListener('error', () => { dropped = true; });
+  stream.addEventListener('open', () => { if (dropped) { dropped = false; schedule(); } });
+  return () => { stream.close(); if (timer) clearTimeout(timer); };
+}
