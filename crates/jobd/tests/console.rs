@@ -105,7 +105,8 @@ impl Setup {
     }
 
     async fn user(&self, name: &str, project_id: &str, role: &str) {
-        let body = json!({"name": name, "domain": "acme", "password": PASSWORD, "project_id": project_id, "role": role});
+        let body =
+            json!({"name": name, "domain": "acme", "password": PASSWORD, "project_id": project_id, "role": role});
         let (status, body) = self.server.call("POST", "/v1/admin/users", Some(body)).await;
         assert_eq!(status, 201, "{body}");
     }
@@ -129,9 +130,12 @@ impl Setup {
                    "entities": [{"resource_id": "lb-1", "resource_type": "loadbalancer"}],
                    "simulate": {"duration_ms": ms, "outcome": "success", "messages": [format!("{job_type} going")]}})
         };
-        self.create(project_id, json!({"service": "elb", "job_type": "UPGRADE", "resource_id": "lb-1",
-            "sub_jobs": [sub("UPGRADE_INIT", 300), sub("UPGRADE_TRAFFIC_SWITCH", 300), sub("UPGRADE_COMPLETE", 300)]}))
-            .await
+        self.create(
+            project_id,
+            json!({"service": "elb", "job_type": "UPGRADE", "resource_id": "lb-1",
+            "sub_jobs": [sub("UPGRADE_INIT", 300), sub("UPGRADE_TRAFFIC_SWITCH", 300), sub("UPGRADE_COMPLETE", 300)]}),
+        )
+        .await
     }
 
     fn base(&self) -> &str {
@@ -189,8 +193,12 @@ async fn sign_in(browser: &Client, base: &str, name: &str) {
     browser.find(Locator::Id("name")).await.unwrap().send_keys(name).await.unwrap();
     browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
     browser.find(Locator::Css("#sign-in-form button[type=submit]")).await.unwrap().click().await.unwrap();
-    wait_until(browser, "document.querySelector('#jobs-body tr') || document.querySelector('.empty:not([hidden])')", secs(10))
-        .await;
+    wait_until(
+        browser,
+        "document.querySelector('#jobs-body tr') || document.querySelector('.empty:not([hidden])')",
+        secs(10),
+    )
+    .await;
 }
 
 fn secs(n: u64) -> Duration {
@@ -247,7 +255,8 @@ async fn a_producer_signs_in_and_watches_jobs_move_live() {
     // A job created through the API appears, and its moves show within 1 s, without reload.
     eval(&browser, "window.__same_page = true; return null;").await;
     wait_until(&browser, "document.getElementById('live-state').textContent === 'live'", secs(10)).await;
-    let job = setup.create(&setup.project_a, json!({"service": "svc", "job_type": "Resize", "resource_id": "vm-7"})).await;
+    let job =
+        setup.create(&setup.project_a, json!({"service": "svc", "job_type": "Resize", "resource_id": "vm-7"})).await;
     let job_id = job["job_id"].as_str().unwrap();
     let appeared = wait_until(&browser, &format!("{} === 'PENDING'", row_status(job_id)), secs(1)).await;
     let (status, claimed) = setup
@@ -275,13 +284,15 @@ async fn a_producer_signs_in_and_watches_jobs_move_live() {
     )
     .await;
     assert_eq!(names, json!(["UPGRADE", "UPGRADE_INIT", "UPGRADE_TRAFFIC_SWITCH", "UPGRADE_COMPLETE"]));
-    let bars = eval(&browser, "return document.querySelectorAll('#timeline .lane .bar.status-succeeded').length;").await;
+    let bars =
+        eval(&browser, "return document.querySelectorAll('#timeline .lane .bar.status-succeeded').length;").await;
     assert_eq!(bars, json!(4), "every bar ended SUCCEEDED, coloured so");
     // The job as the ELB SDK receives it: the dialect's own GET, to the byte.
     wait_until(&browser, "document.getElementById('dialect-json') && document.getElementById('dialect-json').textContent.includes('sub_jobs')", secs(5)).await;
-    let mut shown: Value =
-        serde_json::from_str(eval(&browser, "return document.getElementById('dialect-json').textContent;").await.as_str().unwrap())
-            .unwrap();
+    let mut shown: Value = serde_json::from_str(
+        eval(&browser, "return document.getElementById('dialect-json').textContent;").await.as_str().unwrap(),
+    )
+    .unwrap();
     let (status, mut answer) =
         setup.server.call("GET", &format!("/v3/{}/elb/jobs/{upgrade_id}", setup.project_a), None).await;
     assert_eq!(status, 200);
@@ -302,8 +313,12 @@ async fn a_producer_signs_in_and_watches_jobs_move_live() {
     wait_until(&browser, "document.getElementById('cancel-dialog').open", secs(5)).await;
     screenshot(&browser, "cancel-dialog").await;
     browser.find(Locator::Id("confirm-cancel")).await.unwrap().click().await.unwrap();
-    wait_until(&browser, "!document.getElementById('cancel-dialog').open && !document.getElementById('cancel-job')", secs(5))
-        .await;
+    wait_until(
+        &browser,
+        "!document.getElementById('cancel-dialog').open && !document.getElementById('cancel-job')",
+        secs(5),
+    )
+    .await;
     assert_eq!(setup.job(&setup.project_a, doomed_id).await["status"], "CANCELLED");
 
     // The same call without the session's CSRF token is refused, and changes nothing.
@@ -349,7 +364,8 @@ async fn a_reader_may_not_cancel_and_another_project_sees_nothing() {
     reader.goto(&format!("{}/console#/job/{}/{job_id}", setup.base(), setup.project_a)).await.unwrap();
     wait_until(&reader, "document.querySelector('#timeline')", secs(5)).await;
     assert_eq!(eval(&reader, "return document.getElementById('cancel-job');").await, Value::Null, "no button");
-    let (status, body) = page_fetch(&reader, "POST", &format!("/v1/{}/jobs/{job_id}/cancel", setup.project_a), true).await;
+    let (status, body) =
+        page_fetch(&reader, "POST", &format!("/v1/{}/jobs/{job_id}/cancel", setup.project_a), true).await;
     assert_eq!(status, 403, "a reader's cancel: {body}");
     assert_eq!(setup.job(&setup.project_a, job_id).await["status"], "PENDING");
     reader.close().await.unwrap();
@@ -429,7 +445,8 @@ async fn the_overview_and_workers_pages_follow_queues_and_leases() {
     )
     .await;
     let cancelled = jobs[2]["job_id"].as_str().unwrap();
-    let (status, _) = setup.server.call("POST", &format!("/v1/{}/jobs/{cancelled}/cancel", setup.project_a), None).await;
+    let (status, _) =
+        setup.server.call("POST", &format!("/v1/{}/jobs/{cancelled}/cancel", setup.project_a), None).await;
     assert_eq!(status, 200);
     let claim = json!({"worker_id": "worker-7", "services": ["svc"], "lease_seconds": 120, "wait_seconds": 5});
     let (status, claimed) = setup.server.call("POST", "/v1/worker/claim", Some(claim.clone())).await;
@@ -447,7 +464,10 @@ async fn the_overview_and_workers_pages_follow_queues_and_leases() {
     };
     wait_until(&browser, &numbers(1, 1), secs(5)).await;
     assert_eq!(eval(&browser, &format!("return {card}.querySelectorAll('rect.cancelled').length;")).await, json!(1));
-    assert_eq!(eval(&browser, "return document.querySelector('.queue[data-job-type=\"OtherProject\"]');").await, Value::Null);
+    assert_eq!(
+        eval(&browser, "return document.querySelector('.queue[data-job-type=\"OtherProject\"]');").await,
+        Value::Null
+    );
     // A second claim moves the numbers without reload.
     eval(&browser, "window.__same_page = true; return null;").await;
     let (status, second) = setup.server.call("POST", "/v1/worker/claim", Some(claim)).await;
@@ -458,7 +478,11 @@ async fn the_overview_and_workers_pages_follow_queues_and_leases() {
 
     browser.goto(&format!("{}/console#/workers", setup.base())).await.unwrap();
     wait_until(&browser, &format!("document.querySelector('#leases-body tr[data-job-id=\"{held}\"]')"), secs(5)).await;
-    let worker = eval(&browser, &format!("return document.querySelector('#leases-body tr[data-job-id=\"{held}\"] .worker').textContent;")).await;
+    let worker = eval(
+        &browser,
+        &format!("return document.querySelector('#leases-body tr[data-job-id=\"{held}\"] .worker').textContent;"),
+    )
+    .await;
     assert_eq!(worker, json!("worker-7"));
     assert_eq!(eval(&browser, "return document.querySelectorAll('#leases-body tr').length;").await, json!(2));
     screenshot(&browser, "workers").await;

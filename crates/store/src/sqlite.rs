@@ -748,7 +748,8 @@ const OPEN_TASKS_SQL: &str = "SELECT service, job_type, enterprise_project_id, \
      GROUP BY service, job_type, enterprise_project_id";
 
 /// `finished_jobs`: ?1 the project, ?2 since (the `jobs_ended` index).
-const FINISHED_JOBS_SQL: &str = "SELECT service, job_type, enterprise_project_id, (ended_at / 60000) * 60000 AS minute, \
+const FINISHED_JOBS_SQL: &str =
+    "SELECT service, job_type, enterprise_project_id, (ended_at / 60000) * 60000 AS minute, \
      status, COUNT(*) FROM jobs \
      WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at >= ?2 AND project_id = ?1 \
      GROUP BY service, job_type, enterprise_project_id, minute, status";

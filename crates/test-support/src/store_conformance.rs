@@ -698,8 +698,14 @@ pub async fn console_reads_count_open_tasks_finished_jobs_and_leases(store: Shar
     let leases = store.held_leases(&p, at(2_000), 10).await.unwrap();
     assert_eq!(leases.len(), 1, "{leases:?}");
     let lease = &leases[0];
-    assert_eq!((lease.job_id.clone(), lease.worker_id.as_str(), lease.attempt), (firewalls[0].job_id.clone(), "w-1", 1));
-    assert_eq!((lease.service.as_str(), lease.job_type.as_str(), lease.parent_job_id.clone()), ("cfw", "createFirewall", None));
+    assert_eq!(
+        (lease.job_id.clone(), lease.worker_id.as_str(), lease.attempt),
+        (firewalls[0].job_id.clone(), "w-1", 1)
+    );
+    assert_eq!(
+        (lease.service.as_str(), lease.job_type.as_str(), lease.parent_job_id.clone()),
+        ("cfw", "createFirewall", None)
+    );
     assert_eq!(lease.lease_expires_at, at(31_000));
     assert_eq!((lease.started_at, lease.updated_at), (Some(at(1_000)), at(1_000)), "claimed at 1 s");
     assert!(store.held_leases(&p, at(40_000), 10).await.unwrap().is_empty(), "an expired lease is not held");

@@ -55,11 +55,9 @@ async fn overview(
     let minute_of = |t: &jobd_core::Timestamp| t.timestamp_millis().div_euclid(60_000);
     let first_minute = minute_of(&now) - (WINDOW_MINUTES - 1);
     let window = Duration::from_secs(60 * WINDOW_MINUTES as u64);
-    let (open, finished) = tokio::try_join!(
-        state.service.open_tasks(&project_id),
-        state.service.finished_jobs(&project_id, window),
-    )
-    .map_err(|e| ApiError::from_service(DIALECT, e))?;
+    let (open, finished) =
+        tokio::try_join!(state.service.open_tasks(&project_id), state.service.finished_jobs(&project_id, window),)
+            .map_err(|e| ApiError::from_service(DIALECT, e))?;
     let visible = |eps: &str| caller.principal.may_see_enterprise_project(eps);
     let mut queues: BTreeMap<(String, String), Queue> = BTreeMap::new();
     for tasks in open.into_iter().filter(|t| visible(&t.enterprise_project_id)) {

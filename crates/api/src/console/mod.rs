@@ -149,7 +149,8 @@ pub fn check_state_change(headers: &HeaderMap, session_token: &str) -> Result<()
 fn over_tls(headers: &HeaderMap) -> bool {
     let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok());
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    forwarded.is_some_and(|proto| proto.eq_ignore_ascii_case("https")) || origin.is_some_and(|o| o.starts_with("https://"))
+    forwarded.is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+        || origin.is_some_and(|o| o.starts_with("https://"))
 }
 
 fn session_cookie(value: String, headers: &HeaderMap, max_age: cookie::time::Duration) -> HeaderValue {
