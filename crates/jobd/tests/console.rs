@@ -186,12 +186,16 @@ async fn page_fetch(browser: &Client, method: &str, path: &str, csrf: bool) -> (
 }
 
 async fn sign_in(browser: &Client, base: &str, name: &str) {
+    sign_in_as(browser, base, "acme", name, PASSWORD).await;
+}
+
+async fn sign_in_as(browser: &Client, base: &str, domain: &str, name: &str, password: &str) {
     browser.goto(&format!("{base}/console")).await.unwrap();
     wait_until(browser, "document.getElementById('domain') && !document.getElementById('sign-in').hidden", secs(10))
         .await;
-    browser.find(Locator::Id("domain")).await.unwrap().send_keys("acme").await.unwrap();
+    browser.find(Locator::Id("domain")).await.unwrap().send_keys(domain).await.unwrap();
     browser.find(Locator::Id("name")).await.unwrap().send_keys(name).await.unwrap();
-    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(password).await.unwrap();
     browser.find(Locator::Css("#sign-in-form button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_until(
         browser,
@@ -499,4 +503,82 @@ async fn the_overview_and_workers_pages_follow_queues_and_leases() {
     let widths = eval(&phone, "return [document.documentElement.scrollWidth, window.innerWidth];").await;
     assert!(widths[0].as_u64() <= widths[1].as_u64(), "nothing wider than the phone's screen: {widths}");
     phone.close().await.unwrap();
+}
+
+/// `jobd demo` as the README starts it: its banner, read up to the snippet's closing `PY`.
+struct Demo {
+    child: Child,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    banner: Vec<String>,
+}
+
+impl Demo {
+    fn start(dir: &std::path::Path) -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_jobd"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env_remove("JOBD_ROOT_ACCESS_KEY")
+            .env_remove("JOBD_ROOT_SECRET_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the demo starts");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut banner = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0, "the demo ended: {banner:#?}");
+            let line = line.trim_end().to_owned();
+            let last = line == "PY";
+            banner.push(line);
+            if last {
+                break;
+            }
+        }
+        Demo { child, _stdout: stdout, banner }
+    }
+
+    /// The last word of the banner line that starts with `label`.
+    fn value(&self, label: &str) -> String {
+        self.banner
+            .iter()
+            .find_map(|line| line.trim_start().strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().last())
+            .unwrap_or_else(|| panic!("no {label:?} in the banner: {:#?}", self.banner))
+            .to_owned()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_printed_demo_user_watches_the_demo_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Demo::start(dir.path());
+    let url = demo.value("Watch the jobs run in the console:");
+    let base = url.strip_suffix("/console").expect("the console's URL").to_owned();
+    let driver = Driver::start();
+    let browser = driver.browser(1280, 800).await;
+    sign_in_as(&browser, &base, &demo.value("domain"), &demo.value("user name"), &demo.value("password")).await;
+    // The demo's jobs are what the console first shows.
+    let upgrade = demo.value("ELB UPGRADE (3 sub-jobs)");
+    for label in ["ELB UPGRADE (3 sub-jobs)", "CFW CreateFirewall", "WAF CheckDomain", "ELB cloneLoadbalancer (fails)"]
+    {
+        let job_id = demo.value(label);
+        wait_until(&browser, &format!("{} !== undefined", row_status(&job_id)), secs(5)).await;
+    }
+    wait_until(&browser, &format!("{} === 'RUNNING'", row_status(&upgrade)), secs(10)).await;
+    screenshot(&browser, "demo-jobs").await;
+    // The UPGRADE's timeline: three sub-jobs, the first running.
+    browser.find(Locator::Css(&format!("tr[data-job-id=\"{upgrade}\"] a"))).await.unwrap().click().await.unwrap();
+    wait_until(&browser, "document.querySelectorAll('#timeline .timeline-row').length === 4", secs(5)).await;
+    wait_until(&browser, "document.querySelector('#timeline .lane .bar.status-running')", secs(5)).await;
+    wait_until(&browser, "document.getElementById('cancel-job')", secs(5)).await;
+    screenshot(&browser, "demo-job-detail").await;
+    browser.close().await.unwrap();
 }

@@ -167,8 +167,8 @@ export function render(container, route, onError) {
         ['Ended', when(job.ended_at)],
         ['Version', job.version],
       ])),
-      el('section', { class: 'card' }, el('h2', { text: 'Attempts and leases' }), attempts(job)),
-      el('section', { class: 'card' }, el('h2', { text: 'Entities' }), entities(job)));
+      el('section', { class: 'card' }, el('h2', { text: 'Entities' }), entities(job)),
+      el('section', { class: 'card' }, el('h2', { text: 'Attempts and leases' }), attempts(job)));
     showDialect(job);
   }
 
@@ -218,6 +218,12 @@ export function render(container, route, onError) {
     no.focus();
   }
 
+  // While the job runs, its open bars grow with the clock (no request: the data is the last event's).
+  const ticker = setInterval(() => {
+    const current = document.getElementById('timeline');
+    if (shown && current && !TERMINAL.has(shown.status)) current.replaceWith(timeline(shown, Date.now()));
+  }, 1000);
+
   call('GET', path).then((answer) => {
     if (closed) return;
     show(answer.job);
@@ -226,5 +232,10 @@ export function render(container, route, onError) {
     stream.addEventListener('job', (event) => show(JSON.parse(event.data)));
   }, onError);
 
-  return () => { closed = true; if (stream) stream.close(); if (dialog.open) dialog.close(); };
+  return () => {
+    closed = true;
+    clearInterval(ticker);
+    if (stream) stream.close();
+    if (dialog.open) dialog.close();
+  };
 }
