@@ -582,3 +582,56 @@ async fn the_printed_demo_user_watches_the_demo_jobs() {
     screenshot(&browser, "demo-job-detail").await;
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn pages_follow_markers_and_the_keyboard_opens_a_job() {
+    let setup = Setup::start().await;
+    let items: Vec<Value> = (0..60).map(|i| json!({"service": "svc", "job_type": format!("Batch{i:02}")})).collect();
+    let (status, body) =
+        setup.server.call("POST", &format!("/v1/{}/jobs/batch", setup.project_a), Some(json!({"jobs": items}))).await;
+    assert_eq!(status, 201, "{body}");
+    let driver = Driver::start();
+    let browser = driver.browser(1280, 800).await;
+    sign_in(&browser, setup.base(), "ada").await;
+    let rows = "document.querySelectorAll('#jobs-body tr').length";
+    wait_until(&browser, &format!("{rows} === 50"), secs(5)).await;
+    let first_page =
+        eval(&browser, "return [...document.querySelectorAll('#jobs-body tr')].map(r => r.dataset.jobId);").await;
+
+    // The keyboard alone: the skip link, then Tab to the pager's "Older" button, Enter.
+    let older = "document.activeElement && document.activeElement.textContent === 'Older →'";
+    let mut pressed = 0;
+    while eval(&browser, &format!("return Boolean({older});")).await != json!(true) {
+        browser.active_element().await.unwrap().send_keys("\u{e004}").await.unwrap(); // Tab
+        pressed += 1;
+        assert!(pressed < 150, "Tab never reached the Older button");
+    }
+    browser.active_element().await.unwrap().send_keys("\u{e007}").await.unwrap(); // Enter
+    wait_until(&browser, &format!("{rows} === 10"), secs(5)).await;
+    let second_page =
+        eval(&browser, "return [...document.querySelectorAll('#jobs-body tr')].map(r => r.dataset.jobId);").await;
+    let mut all: Vec<Value> =
+        first_page.as_array().unwrap().iter().chain(second_page.as_array().unwrap()).cloned().collect();
+    all.sort_by_key(|v| v.to_string());
+    all.dedup();
+    assert_eq!(all.len(), 60, "two pages hold every job once");
+    browser.find(Locator::Css(".pager button")).await.unwrap().click().await.unwrap();
+    wait_until(&browser, &format!("{rows} === 50"), secs(5)).await;
+
+    // Tab to a job's link and Enter opens its detail; Escape closes the cancel dialog.
+    let link = "document.activeElement && document.activeElement.classList.contains('job-link')";
+    eval(&browser, "document.getElementById('main').focus(); return null;").await;
+    let mut pressed = 0;
+    while eval(&browser, &format!("return Boolean({link});")).await != json!(true) {
+        browser.active_element().await.unwrap().send_keys("\u{e004}").await.unwrap();
+        pressed += 1;
+        assert!(pressed < 60, "Tab never reached a job link");
+    }
+    browser.active_element().await.unwrap().send_keys("\u{e007}").await.unwrap();
+    wait_until(&browser, "document.getElementById('cancel-job')", secs(5)).await;
+    browser.find(Locator::Id("cancel-job")).await.unwrap().send_keys("\u{e007}").await.unwrap();
+    wait_until(&browser, "document.getElementById('cancel-dialog').open", secs(5)).await;
+    browser.active_element().await.unwrap().send_keys("\u{e00c}").await.unwrap(); // Escape
+    wait_until(&browser, "!document.getElementById('cancel-dialog').open", secs(5)).await;
+    browser.close().await.unwrap();
+}
