@@ -635,3 +635,35 @@ async fn pages_follow_markers_and_the_keyboard_opens_a_job() {
     wait_until(&browser, "!document.getElementById('cancel-dialog').open", secs(5)).await;
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_timeline_shows_a_rollback_and_its_compensation() {
+    let setup = Setup::start().await;
+    let step = |job_type: &str, outcome: &str| {
+        json!({"job_type": job_type, "simulate": {"duration_ms": 100, "outcome": outcome,
+               "error_code": "ELB.8907", "error_msg": "refused"}})
+    };
+    let job = setup
+        .create(
+            &setup.project_a,
+            json!({"service": "elb", "job_type": "UPGRADE", "on_failure": "rollback",
+                   "sub_jobs": [step("UPGRADE_INIT", "success"), step("UPGRADE_TRAFFIC_SWITCH", "failure")]}),
+        )
+        .await;
+    let job_id = job["job_id"].as_str().unwrap();
+    let ended = setup.server.wait_for_status_in(&setup.project_a, job_id, "FAILED").await;
+    assert!(ended["sub_jobs"][0]["compensation"].is_object(), "the first step was compensated: {ended}");
+    let driver = Driver::start();
+    let browser = driver.browser(1280, 800).await;
+    sign_in(&browser, setup.base(), "ada").await;
+    browser.goto(&format!("{}/console#/job/{}/{job_id}", setup.base(), setup.project_a)).await.unwrap();
+    wait_until(&browser, "document.querySelector('#timeline .compensation-row .bar.compensation')", secs(5)).await;
+    let failed = eval(&browser, "return document.querySelectorAll('#timeline .lane .bar.status-failed').length;").await;
+    assert_eq!(failed, json!(2), "the parent and the failing step end FAILED, coloured so");
+    assert_eq!(
+        eval(&browser, "return document.querySelector('#timeline .phase').textContent;").await,
+        json!("ROLLED BACK")
+    );
+    screenshot(&browser, "job-detail-rollback").await;
+    browser.close().await.unwrap();
+}

@@ -76,7 +76,9 @@ function timeline(job, now) {
   const rows = tasks.map((task, index) => {
     const name = index === 0 ? task.job_type : `└ ${task.job_type}`;
     const lane = el('div', { class: 'lane' }, bar(task, 'run'));
-    const rollback = task.phase === 'rollback' ? el('span', { class: 'phase', text: 'ROLLBACKING' }) : null;
+    const rollback = task.phase === 'rollback'
+      ? el('span', { class: 'phase', text: TERMINAL.has(task.status) ? 'ROLLED BACK' : 'ROLLBACKING' })
+      : null;
     const out = [el('div', { class: 'timeline-row', dataset: { jobId: task.job_id } },
       el('div', { class: 'lane-name' }, el('span', { text: name }), ' ', statusBadge(task.status), rollback),
       lane)];
