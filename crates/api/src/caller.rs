@@ -1,5 +1,6 @@
-//! Who is calling, and may they: authentication (an AK/SK signature or an `X-Auth-Token`), the
-//! rate limit, the role's right to the route, and the project check — once, for every API route.
+//! Who is calling, and may they: authentication (an AK/SK signature, an `X-Auth-Token`, or the
+//! console's session cookie), the rate limit, the role's right to the route, and the project
+//! check — once, for every API route.
 
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
     ("POST", "/v1/{project_id}/jobs", Some(Action::Write)),
     ("POST", "/v1/{project_id}/jobs/batch", Some(Action::Write)),
     ("POST", "/v1/{project_id}/jobs/{job_id}/cancel", Some(Action::Write)),
+    // The console's overview and workers page (`console::data`).
+    ("GET", "/v1/{project_id}/overview", Some(Action::Read)),
+    ("GET", "/v1/{project_id}/leases", Some(Action::Read)),
     ("POST", "/v1/worker/claim", Some(Action::Work)),
     ("POST", "/v1/worker/tasks/{job_id}/heartbeat", Some(Action::Work)),
     ("POST", "/v1/worker/tasks/{job_id}/complete", Some(Action::Work)),
@@ -192,7 +196,7 @@ async fn principal_of(
     let unauthorized = |detail: String| ApiError::new(dialect, ErrorKind::Unauthorized(detail));
     if !parts.headers.contains_key(header::AUTHORIZATION) {
         let Some(token) = parts.headers.get(AUTH_TOKEN_HEADER) else {
-            return Err(unauthorized("x-auth-token not found".into()));
+            return console_session_principal(state, dialect, parts).await;
         };
         let token = token.to_str().map_err(|_| unauthorized("decrypt token fail".into()))?;
         return state.identity.resolve_token(token).await.map_err(|e| identity_error(dialect, e));
@@ -250,6 +254,24 @@ async fn principal_of(
             Err(unauthorized(format!("verify aksk signature fail: {error}")))
         }
     }
+}
+
+/// The console's session cookie as the proof (`console`): its token, and for a request that
+/// changes something, the session's CSRF token and the console's own origin.
+async fn console_session_principal(
+    state: &AppState,
+    dialect: Dialect,
+    parts: &http::request::Parts,
+) -> Result<Principal, ApiError> {
+    let Some(token) = crate::console::session_token(&parts.headers) else {
+        return Err(ApiError::new(dialect, ErrorKind::Unauthorized("x-auth-token not found".into())));
+    };
+    let principal = state.identity.resolve_token(&token).await.map_err(|e| identity_error(dialect, e))?;
+    if !crate::console::is_safe(&parts.method) {
+        crate::console::check_state_change(&parts.headers, &token)
+            .map_err(|detail| ApiError::new(dialect, ErrorKind::Forbidden(detail)))?;
+    }
+    Ok(principal)
 }
 
 /// The client's IP address (the TCP peer); `None` for a request made in-process.

@@ -7,6 +7,7 @@
 mod admin;
 mod caller;
 mod cfw;
+mod console;
 mod dialect;
 mod elb;
 mod error;
@@ -92,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(watch::routes())
         .merge(iam::routes())
+        .merge(console::data::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     telemetry::prometheus();
     let in_flight = load_shedding::InFlightLimit::new(state.config.max_in_flight);
@@ -101,6 +103,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(telemetry::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(iam::public_routes())
+        .merge(console::routes())
         .merge(authenticated)
         .route_layer(middleware::from_fn(telemetry::record_http))
         .fallback(error::route_not_found)

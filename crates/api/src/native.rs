@@ -559,6 +559,11 @@ async fn list_jobs(
         .into_iter()
         .map(|s| s.parse::<JobStatus>().map_err(|e| invalid(e.to_string())))
         .collect::<Result<_, _>>()?;
+    if let Some(raw) = params.one(DIALECT, "created_since")? {
+        let since = time_format::parse_filter_time(raw)
+            .ok_or_else(|| invalid(format!("created_since must be an RFC 3339 time, not {raw:?}")))?;
+        job_query.created_since = Some(since);
+    }
     let eps = params.all("enterprise_project_id");
     if !eps.is_empty() {
         job_query.enterprise_project_ids = Some(

@@ -1,5 +1,6 @@
 //! `jobd demo`: jobd on 127.0.0.1 with a fresh embedded store, demo credentials, and a new round
-//! of live jobs in all three services every minute, plus a copy-paste official-SDK snippet.
+//! of live jobs in all three services every minute, a console user to watch them with, plus a
+//! copy-paste official-SDK snippet.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use jobd_auth::identity::Role;
 use jobd_core::{Entity, Job, JobType, NewJob, NewSubJob, ProjectId, ServiceName, SimulateOutcome, SimulateSpec};
 use jobd_service::JobService;
 use rand::distributions::{Alphanumeric, DistString};
@@ -106,6 +108,13 @@ async fn create_round(service: &JobService, project_id: &ProjectId) -> anyhow::R
     Ok(created)
 }
 
+/// The console sign-in the banner prints.
+struct ConsoleUser {
+    domain: String,
+    name: String,
+    password: String,
+}
+
 fn random_key(len: usize) -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), len)
 }
@@ -147,9 +156,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         root: Some(root.clone()),
     };
     let server = server::start(&config, listener).await?;
-    let project_id = ProjectId::parse(&uuid::Uuid::new_v4().simple().to_string()).expect("32 hex is a project id");
+    // A project of the identity store (so a user may belong to it), and the console's demo user:
+    // a producer there, so it may cancel the demo's jobs.
+    let project = server.identity.create_project("demo").await.context("creating the demo project")?;
+    let project_id = ProjectId::parse(&project.id).context("the demo project's id")?;
+    let console_user = ConsoleUser { domain: "demo".into(), name: "demo".into(), password: random_key(16) };
+    server
+        .identity
+        .create_user(&console_user.name, &console_user.domain, &console_user.password, &project.id, Role::Producer, &[])
+        .await
+        .context("creating the console's demo user")?;
     let first = create_round(&server.service, &project_id).await?;
-    print_welcome(&server.local_addr, taken.as_deref(), &root, &project_id, &first);
+    print_welcome(&server.local_addr, taken.as_deref(), &root, &console_user, &project_id, &first);
 
     let service = server.service.clone();
     let round_seconds = args.round_seconds.max(1);
@@ -170,7 +188,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     server.task.await?
 }
 
-fn print_welcome(addr: &SocketAddr, taken: Option<&str>, root: &RootCredentials, project_id: &ProjectId, jobs: &[Job]) {
+fn print_welcome(
+    addr: &SocketAddr,
+    taken: Option<&str>,
+    root: &RootCredentials,
+    console_user: &ConsoleUser,
+    project_id: &ProjectId,
+    jobs: &[Job],
+) {
     let endpoint = format!("http://{addr}");
     let mut notes = String::new();
     if let Some(taken) = taken {
@@ -190,6 +215,12 @@ fn print_welcome(addr: &SocketAddr, taken: Option<&str>, root: &RootCredentials,
         r#"
 jobd demo is running at {endpoint} (embedded SQLite store). Ctrl-C stops it.
 {notes}
+Watch the jobs run in the console: {endpoint}/console
+  domain      {domain}
+  user name   {user}
+  password    {password}
+
+Or call the APIs with the root key:
   access key  {ak}
   secret key  {sk}
   project id  {project_id}
@@ -214,6 +245,9 @@ PY
 "#,
         ak = root.access_key,
         sk = root.secret_key,
+        domain = console_user.domain,
+        user = console_user.name,
+        password = console_user.password,
         cfw = find("cfw", "CreateFirewall"),
         waf = find("waf", "CheckDomain"),
         clone = find("elb", "cloneLoadbalancer"),

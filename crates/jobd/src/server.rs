@@ -19,6 +19,7 @@ use crate::http_server;
 pub struct RunningServer {
     pub local_addr: std::net::SocketAddr,
     pub service: JobService,
+    pub identity: IdentityService,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -79,7 +80,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     );
     let state = AppState {
         service: service.clone(),
-        identity,
+        identity: identity.clone(),
         config: Arc::new(ApiConfig {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
@@ -110,7 +111,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
         };
         http_server::serve(listener, app, jobd_api::overflow_app(), limits, signal).await.context("serving HTTP")
     });
-    Ok(RunningServer { local_addr, service, task })
+    Ok(RunningServer { local_addr, service, identity, task })
 }
 
 /// The key that seals access-key secrets: `JOBD_MASTER_KEY`, or a key file created (0600) in the

@@ -8,6 +8,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jobd_test_support::server::Endpoint;
+use serde_json::{json, Value};
 
 /// A running `jobd demo` and what its banner said.
 struct Demo {
@@ -129,8 +130,47 @@ async fn the_banner_stands_alone_and_its_keys_read_its_jobs() {
     let (status, _) = wrong.call("GET", &format!("/v1/{}/jobs", demo.value("project id")), None).await.unwrap();
     assert_eq!(status, 401, "the demo checks signatures");
 
+    console_shows_the_demo_jobs(&demo).await;
+
     let stderr = demo.interrupt();
     assert!(log_lines(&stderr).is_empty(), "no INFO (or finer) lines beside the banner:\n{stderr}");
+}
+
+/// The printed console URL answers the console, and the printed user signs in there and sees the
+/// demo's jobs (through the API, with the console's session cookie).
+async fn console_shows_the_demo_jobs(demo: &Demo) {
+    let endpoint = demo.endpoint();
+    let line = demo.banner.iter().find(|l| l.contains("/console")).expect("the console's URL in the banner");
+    let url = line.split_whitespace().last().unwrap();
+    assert_eq!(url, format!("{endpoint}/console"));
+    let http = reqwest::Client::new();
+    let page = http.get(url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/console/assets/console.js"));
+    let sign_in =
+        json!({"domain": demo.value("domain"), "name": demo.value("user name"), "password": demo.value("password")});
+    let answer = http
+        .post(format!("{endpoint}/console/session"))
+        .header("origin", &endpoint)
+        .json(&sign_in)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201, "the printed console user signs in");
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let session: Value = answer.json().await.unwrap();
+    assert_eq!(session["project"]["id"], demo.value("project id"), "the demo's project");
+    assert_eq!(session["may_cancel"], true, "the demo user is a producer");
+    let list = http
+        .get(format!("{endpoint}/v1/{}/jobs", demo.value("project id")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let list: Value = list.json().await.unwrap();
+    let ids: Vec<&str> = list["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&demo.value("ELB UPGRADE (3 sub-jobs)").as_str()), "the demo's jobs are listed: {ids:?}");
 }
 
 #[tokio::test]

@@ -146,6 +146,8 @@ pub enum ProjectSelector {
         id: Option<String>,
         name: Option<String>,
     },
+    /// The user's own project (a user has one): the console's sign-in names none.
+    UsersOwn,
 }
 
 /// Cheap to clone (one reference count): every request clones it with the app state.
@@ -484,6 +486,7 @@ impl IdentityService {
                 }
                 self.store.get_project(&user.project_id).await?
             }
+            ProjectSelector::UsersOwn => self.store.get_project(&user.project_id).await?,
         };
         let project = project.filter(|p| p.id == user.project_id).ok_or(IdentityError::WrongScope)?;
         let (token, token_hash) = secrets::generate_token();

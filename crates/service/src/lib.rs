@@ -476,6 +476,26 @@ impl JobService {
         Ok(timed("queue_stats", self.store.queue_stats(self.clock.now())).await?)
     }
 
+    /// The project's open tasks per service, job type and enterprise project, now.
+    pub async fn open_tasks(&self, project_id: &ProjectId) -> Result<Vec<jobd_store::OpenTasks>> {
+        Ok(timed("open_tasks", self.store.open_tasks(project_id, self.clock.now())).await?)
+    }
+
+    /// The project's top-level jobs that ended within `window`, per minute and status.
+    pub async fn finished_jobs(
+        &self,
+        project_id: &ProjectId,
+        window: Duration,
+    ) -> Result<Vec<jobd_store::FinishedJobs>> {
+        let since = self.clock.now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
+        Ok(timed("finished_jobs", self.store.finished_jobs(project_id, since)).await?)
+    }
+
+    /// Up to `limit` tasks of the project a worker holds a live lease on.
+    pub async fn held_leases(&self, project_id: &ProjectId, limit: u32) -> Result<Vec<jobd_store::HeldLease>> {
+        Ok(timed("held_leases", self.store.held_leases(project_id, self.clock.now(), limit)).await?)
+    }
+
     /// Whether the store answers, within `READY_TIMEOUT`: a readiness probe must not hang for as
     /// long as a store call may wait for a connection (a database gone silent, a full pool).
     pub async fn ready(&self) -> Result<()> {

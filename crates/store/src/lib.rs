@@ -117,6 +117,50 @@ pub struct QueueStat {
     pub oldest_due_at: Timestamp,
 }
 
+/// The open tasks of one service, job type and enterprise project of a project, now: what the
+/// console's overview shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenTasks {
+    pub service: String,
+    pub job_type: String,
+    pub enterprise_project_id: String,
+    /// Tasks whose turn has come, due, with no live lease.
+    pub waiting: u64,
+    /// Tasks a worker holds a live lease on.
+    pub running: u64,
+    /// When the longest-waiting of them became due.
+    pub oldest_waiting_due_at: Option<Timestamp>,
+}
+
+/// Top-level jobs of a project that ended in one minute with one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedJobs {
+    pub service: String,
+    pub job_type: String,
+    pub enterprise_project_id: String,
+    /// The start of the minute (UTC) they ended in.
+    pub minute: Timestamp,
+    pub status: jobd_core::JobStatus,
+    pub count: u64,
+}
+
+/// A task a worker holds a live lease on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLease {
+    pub job_id: JobId,
+    pub parent_job_id: Option<JobId>,
+    pub enterprise_project_id: String,
+    pub service: String,
+    pub job_type: String,
+    pub worker_id: String,
+    pub attempt: u32,
+    /// When the task first started.
+    pub started_at: Option<Timestamp>,
+    /// The task's last change: the claim, or the holder's last heartbeat or progress.
+    pub updated_at: Timestamp,
+    pub lease_expires_at: Timestamp,
+}
+
 /// A job somewhere in a project: what maintenance duties act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRef {
@@ -204,6 +248,18 @@ pub trait JobStore: Send + Sync + 'static {
     /// Tasks waiting for a worker now (runnable, due, no live lease), by service and job type, with
     /// the earliest time one of them became due.
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>>;
+
+    /// The project's open tasks per service, job type and enterprise project (the console's
+    /// overview).
+    async fn open_tasks(&self, project_id: &ProjectId, now: Timestamp) -> Result<Vec<OpenTasks>>;
+
+    /// The project's top-level jobs that ended at or after `since`, counted per service, job type,
+    /// enterprise project, minute and status.
+    async fn finished_jobs(&self, project_id: &ProjectId, since: Timestamp) -> Result<Vec<FinishedJobs>>;
+
+    /// Up to `limit` tasks of the project a worker holds a live lease on, by worker id, then by
+    /// lease expiry.
+    async fn held_leases(&self, project_id: &ProjectId, now: Timestamp, limit: u32) -> Result<Vec<HeldLease>>;
 
     /// Whether this node leads the background duties this round: exactly one node of those sharing
     /// the store does at a time, and a dead leader is replaced (SQLite: always this one).

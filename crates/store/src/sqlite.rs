@@ -17,8 +17,8 @@ use crate::sqlite_readers::{push_any, Readers, SqlText};
 use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, LOAD_TREE_SQL};
 use crate::sqlite_writer::{GroupCommit, QueueLimits};
 use crate::{
-    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
-    StoreError, TaskEvent, TaskScope,
+    ChangeNotice, ClaimRequest, ClaimedTask, FinishedJobs, HeldLease, IdempotencyKey, Inserted, JobRef, JobStore,
+    NewTree, OpenTasks, QueueStat, Result, StoreError, TaskEvent, TaskScope,
 };
 
 /// The file the store keeps under the data directory.
@@ -678,6 +678,81 @@ impl JobStore for SqliteStore {
             .await
     }
 
+    async fn open_tasks(&self, project_id: &ProjectId, now: Timestamp) -> Result<Vec<OpenTasks>> {
+        let project_id = project_id.to_string();
+        self.readers
+            .read_blocking(move |conn| {
+                let mut statement = conn.prepare_cached(OPEN_TASKS_SQL)?;
+                let mut rows = statement.query(rusqlite::params![project_id, millis(&now)])?;
+                let mut stats = Vec::new();
+                while let Some(row) = rows.next()? {
+                    stats.push(OpenTasks {
+                        service: row.get(0)?,
+                        job_type: row.get(1)?,
+                        enterprise_project_id: row.get(2)?,
+                        waiting: row.get::<_, i64>(3)?.max(0) as u64,
+                        running: row.get::<_, i64>(4)?.max(0) as u64,
+                        oldest_waiting_due_at: opt_from_millis(row.get(5)?)?,
+                    });
+                }
+                Ok(stats)
+            })
+            .await
+    }
+
+    async fn finished_jobs(&self, project_id: &ProjectId, since: Timestamp) -> Result<Vec<FinishedJobs>> {
+        let project_id = project_id.to_string();
+        self.readers
+            .read_blocking(move |conn| {
+                let mut statement = conn.prepare_cached(FINISHED_JOBS_SQL)?;
+                let mut rows = statement.query(rusqlite::params![project_id, millis(&since)])?;
+                let mut counts = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let status: String = row.get(4)?;
+                    counts.push(FinishedJobs {
+                        service: row.get(0)?,
+                        job_type: row.get(1)?,
+                        enterprise_project_id: row.get(2)?,
+                        minute: from_millis(row.get(3)?)?,
+                        status: status.parse().map_err(|e| corrupt("status", e))?,
+                        count: row.get::<_, i64>(5)?.max(0) as u64,
+                    });
+                }
+                Ok(counts)
+            })
+            .await
+    }
+
+    async fn held_leases(&self, project_id: &ProjectId, now: Timestamp, limit: u32) -> Result<Vec<HeldLease>> {
+        let project_id = project_id.to_string();
+        self.readers
+            .read_blocking(move |conn| {
+                let mut statement = conn.prepare_cached(HELD_LEASES_SQL)?;
+                let mut rows = statement.query(rusqlite::params![project_id, millis(&now), limit])?;
+                let mut leases = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let parent: Option<String> = row.get(1)?;
+                    leases.push(HeldLease {
+                        job_id: JobId::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("job_id", e))?,
+                        parent_job_id: parent
+                            .map(|p| JobId::parse(&p))
+                            .transpose()
+                            .map_err(|e| corrupt("parent_job_id", e))?,
+                        enterprise_project_id: row.get(2)?,
+                        service: row.get(3)?,
+                        job_type: row.get(4)?,
+                        worker_id: row.get(5)?,
+                        attempt: row.get::<_, i64>(6)?.max(0) as u32,
+                        started_at: opt_from_millis(row.get(7)?)?,
+                        updated_at: from_millis(row.get(8)?)?,
+                        lease_expires_at: from_millis(row.get(9)?)?,
+                    });
+                }
+                Ok(leases)
+            })
+            .await
+    }
+
     async fn lead_maintenance(&self) -> Result<bool> {
         Ok(true) // one process owns the file
     }
@@ -690,3 +765,26 @@ impl JobStore for SqliteStore {
         self.readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
     }
 }
+
+/// `open_tasks`: ?1 the project, ?2 now. Open rows only (the `jobs_open` index).
+const OPEN_TASKS_SQL: &str = "SELECT service, job_type, enterprise_project_id, \
+     SUM(CASE WHEN runnable = 1 AND available_at <= ?2 AND (lease_expires_at IS NULL OR lease_expires_at <= ?2) \
+         THEN 1 ELSE 0 END), \
+     SUM(CASE WHEN lease_worker_id IS NOT NULL AND lease_expires_at > ?2 THEN 1 ELSE 0 END), \
+     MIN(CASE WHEN runnable = 1 AND available_at <= ?2 AND (lease_expires_at IS NULL OR lease_expires_at <= ?2) \
+         THEN available_at END) \
+     FROM jobs WHERE status IN ('PENDING', 'RUNNING') AND project_id = ?1 \
+     GROUP BY service, job_type, enterprise_project_id";
+
+/// `finished_jobs`: ?1 the project, ?2 since (the `jobs_ended` index).
+const FINISHED_JOBS_SQL: &str =
+    "SELECT service, job_type, enterprise_project_id, (ended_at / 60000) * 60000 AS minute, \
+     status, COUNT(*) FROM jobs \
+     WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at >= ?2 AND project_id = ?1 \
+     GROUP BY service, job_type, enterprise_project_id, minute, status";
+
+/// `held_leases`: ?1 the project, ?2 now, ?3 the limit.
+const HELD_LEASES_SQL: &str = "SELECT job_id, parent_job_id, enterprise_project_id, service, job_type, \
+     lease_worker_id, attempt, started_at, updated_at, lease_expires_at FROM jobs \
+     WHERE status IN ('PENDING', 'RUNNING') AND project_id = ?1 AND lease_worker_id IS NOT NULL \
+     AND lease_expires_at > ?2 ORDER BY lease_worker_id, lease_expires_at, job_id LIMIT ?3";

@@ -152,6 +152,20 @@ impl Server {
         body["job"].clone()
     }
 
+    /// Waits until the job of `project_id` reaches `wanted`.
+    pub async fn wait_for_status_in(&self, project_id: &str, job_id: &str, wanted: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.call("GET", &format!("/v1/{project_id}/jobs/{job_id}"), None).await;
+            assert_eq!(status, 200, "{body}");
+            if body["job"]["status"] == wanted {
+                return body["job"].clone();
+            }
+            assert!(Instant::now() < deadline, "job {job_id} never reached {wanted}: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn wait_for_status(&self, job_id: &str, wanted: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -699,6 +699,83 @@ pub async fn queue_stats_count_waiting_tasks(store: SharedStore) {
     assert_eq!(stats[0].oldest_due_at, at(1), "the oldest waiting cfw task was due since its creation");
 }
 
+/// The console's overview and workers page: a project's open tasks (waiting, held, the oldest
+/// wait), its jobs ended per minute and status, and the leases held now; nothing of another project.
+pub async fn console_reads_count_open_tasks_finished_jobs_and_leases(store: SharedStore) {
+    let (p, other) = (project(14), project(15));
+    let firewalls: Vec<Job> = (0..4).map(|i| sample_job(&p, "cfw", "createFirewall", 0, i)).collect();
+    for job in &firewalls {
+        store.insert_job(job, None).await.unwrap();
+    }
+    let upgrade = sample_job(&p, "elb", "UPGRADE", 2, 10);
+    store.insert_job(&upgrade, None).await.unwrap();
+    store.insert_job(&sample_job(&other, "cfw", "createFirewall", 0, 0), None).await.unwrap();
+    let request = ClaimRequest {
+        project_ids: Some(vec![p.clone()]),
+        services: vec![ServiceName::parse("cfw").unwrap()],
+        ..claim_request("w-1", false)
+    };
+    let claimed = store.claim_tasks(&request, at(1_000)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].task_id, firewalls[0].job_id, "the oldest is claimed first");
+    store.apply_event(&p, &firewalls[1].job_id, &JobEvent::Cancel, at(61_000)).await.unwrap();
+    store.apply_event(&p, &firewalls[2].job_id, &JobEvent::Cancel, at(125_000)).await.unwrap();
+
+    let mut open = store.open_tasks(&p, at(2_000)).await.unwrap();
+    open.sort_by(|a, b| (&a.service, &a.job_type).cmp(&(&b.service, &b.job_type)));
+    let summary: Vec<(&str, &str, &str, u64, u64)> = open
+        .iter()
+        .map(|o| (o.service.as_str(), o.job_type.as_str(), o.enterprise_project_id.as_str(), o.waiting, o.running))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("cfw", "createFirewall", "0", 1, 1),
+            ("elb", "STEP_0", "0", 1, 0),
+            ("elb", "STEP_1", "0", 0, 0),
+            ("elb", "UPGRADE", "0", 0, 0),
+        ],
+        "one firewall waits and one is held; the upgrade's first step waits (not the second, nor the parent)"
+    );
+    assert_eq!(open[0].oldest_waiting_due_at, Some(at(3)), "the waiting firewall was due at its creation");
+    assert_eq!(open[3].oldest_waiting_due_at, None);
+    // Past the lease's expiry the held task waits again.
+    let later = store.open_tasks(&p, at(40_000)).await.unwrap();
+    let firewall = later.iter().find(|o| o.job_type == "createFirewall").unwrap();
+    assert_eq!((firewall.waiting, firewall.running), (2, 0), "an expired lease holds nothing");
+
+    let minute = |ms: i64| at(ms - (1_700_000_000_000 + ms) % 60_000);
+    let mut finished = store.finished_jobs(&p, at(0)).await.unwrap();
+    finished.sort_by_key(|f| f.minute);
+    let summary: Vec<(&str, Timestamp, JobStatus, u64)> =
+        finished.iter().map(|f| (f.job_type.as_str(), f.minute, f.status, f.count)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("createFirewall", minute(61_000), JobStatus::Cancelled, 1),
+            ("createFirewall", minute(125_000), JobStatus::Cancelled, 1)
+        ]
+    );
+    assert_eq!(store.finished_jobs(&p, at(100_000)).await.unwrap().len(), 1, "only those ended since");
+    assert!(store.finished_jobs(&other, at(0)).await.unwrap().is_empty());
+
+    let leases = store.held_leases(&p, at(2_000), 10).await.unwrap();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    let lease = &leases[0];
+    assert_eq!(
+        (lease.job_id.clone(), lease.worker_id.as_str(), lease.attempt),
+        (firewalls[0].job_id.clone(), "w-1", 1)
+    );
+    assert_eq!(
+        (lease.service.as_str(), lease.job_type.as_str(), lease.parent_job_id.clone()),
+        ("cfw", "createFirewall", None)
+    );
+    assert_eq!(lease.lease_expires_at, at(31_000));
+    assert_eq!((lease.started_at, lease.updated_at), (Some(at(1_000)), at(1_000)), "claimed at 1 s");
+    assert!(store.held_leases(&p, at(40_000), 10).await.unwrap().is_empty(), "an expired lease is not held");
+    assert!(store.held_leases(&other, at(2_000), 10).await.unwrap().is_empty());
+}
+
 fn keyed(job: Job, token: Option<&str>, hash: &str) -> NewTree {
     let idempotency = token.map(|token| IdempotencyKey {
         project_id: job.project_id.clone(),
@@ -1012,6 +1089,7 @@ macro_rules! store_conformance_tests {
             identities_are_kept_and_unique,
             a_token_never_outlives_its_deleted_user,
             queue_stats_count_waiting_tasks,
+            console_reads_count_open_tasks_finished_jobs_and_leases,
             a_batch_insert_is_all_or_nothing_with_keys_per_item,
             a_batch_of_task_events_answers_each_event,
             a_batch_of_events_on_one_tree_applies_in_order,

@@ -39,8 +39,8 @@ use self::notifier::*;
 use self::rows::*;
 use crate::codec::{corrupt, from_json, from_millis, millis, opt_from_millis, JOB_COLUMNS};
 use crate::{
-    ChangeNotice, ClaimRequest, ClaimedTask, IdempotencyKey, Inserted, JobRef, JobStore, NewTree, QueueStat, Result,
-    StoreError, TaskEvent, TaskScope, MAX_BATCH,
+    ChangeNotice, ClaimRequest, ClaimedTask, FinishedJobs, HeldLease, IdempotencyKey, Inserted, JobRef, JobStore,
+    NewTree, OpenTasks, QueueStat, Result, StoreError, TaskEvent, TaskScope, MAX_BATCH,
 };
 use std::collections::HashMap;
 
@@ -389,6 +389,95 @@ impl JobStore for PgStore {
                     job_type: row.try_get("job_type")?,
                     depth: row.try_get::<i64, _>("depth")?.max(0) as u64,
                     oldest_due_at: from_millis(row.try_get("oldest")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn open_tasks(&self, project_id: &ProjectId, now: Timestamp) -> Result<Vec<OpenTasks>> {
+        let rows = sqlx::query(
+            "SELECT service, job_type, enterprise_project_id, \
+             COUNT(*) FILTER (WHERE runnable AND available_at <= $2 \
+                 AND (lease_expires_at IS NULL OR lease_expires_at <= $2)) AS waiting, \
+             COUNT(*) FILTER (WHERE lease_worker_id IS NOT NULL AND lease_expires_at > $2) AS running, \
+             MIN(available_at) FILTER (WHERE runnable AND available_at <= $2 \
+                 AND (lease_expires_at IS NULL OR lease_expires_at <= $2)) AS oldest \
+             FROM jobs WHERE status IN ('PENDING', 'RUNNING') AND project_id = $1 \
+             GROUP BY service, job_type, enterprise_project_id",
+        )
+        .bind(project_id.as_str())
+        .bind(millis(&now))
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OpenTasks {
+                    service: row.try_get("service")?,
+                    job_type: row.try_get("job_type")?,
+                    enterprise_project_id: row.try_get("enterprise_project_id")?,
+                    waiting: row.try_get::<i64, _>("waiting")?.max(0) as u64,
+                    running: row.try_get::<i64, _>("running")?.max(0) as u64,
+                    oldest_waiting_due_at: opt_from_millis(row.try_get("oldest")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finished_jobs(&self, project_id: &ProjectId, since: Timestamp) -> Result<Vec<FinishedJobs>> {
+        let rows = sqlx::query(
+            "SELECT service, job_type, enterprise_project_id, (ended_at / 60000) * 60000 AS minute, status, \
+             COUNT(*) AS count FROM jobs \
+             WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at >= $2 AND project_id = $1 \
+             GROUP BY service, job_type, enterprise_project_id, minute, status",
+        )
+        .bind(project_id.as_str())
+        .bind(millis(&since))
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                Ok(FinishedJobs {
+                    service: row.try_get("service")?,
+                    job_type: row.try_get("job_type")?,
+                    enterprise_project_id: row.try_get("enterprise_project_id")?,
+                    minute: from_millis(row.try_get("minute")?)?,
+                    status: status.parse().map_err(|e| corrupt("status", e))?,
+                    count: row.try_get::<i64, _>("count")?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn held_leases(&self, project_id: &ProjectId, now: Timestamp, limit: u32) -> Result<Vec<HeldLease>> {
+        let rows = sqlx::query(
+            "SELECT job_id, parent_job_id, enterprise_project_id, service, job_type, lease_worker_id, attempt, \
+             started_at, updated_at, lease_expires_at FROM jobs \
+             WHERE status IN ('PENDING', 'RUNNING') AND project_id = $1 AND lease_worker_id IS NOT NULL \
+             AND lease_expires_at > $2 ORDER BY lease_worker_id, lease_expires_at, job_id LIMIT $3",
+        )
+        .bind(project_id.as_str())
+        .bind(millis(&now))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool()?)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let parent: Option<String> = row.try_get("parent_job_id")?;
+                Ok(HeldLease {
+                    job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
+                    parent_job_id: parent
+                        .map(|p| JobId::parse(&p))
+                        .transpose()
+                        .map_err(|e| corrupt("parent_job_id", e))?,
+                    enterprise_project_id: row.try_get("enterprise_project_id")?,
+                    service: row.try_get("service")?,
+                    job_type: row.try_get("job_type")?,
+                    worker_id: row.try_get("lease_worker_id")?,
+                    attempt: row.try_get::<i64, _>("attempt")?.max(0) as u32,
+                    started_at: opt_from_millis(row.try_get("started_at")?)?,
+                    updated_at: from_millis(row.try_get("updated_at")?)?,
+                    lease_expires_at: from_millis(row.try_get("lease_expires_at")?)?,
                 })
             })
             .collect()
