@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobd_auth::identity::{Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
+use jobd_auth::token_request::{parse_token_request, TokenScope};
 use jobd_service::identity::{IdentityError, IssuedToken, ProjectSelector};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,51 +32,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v3/auth/tokens", axum::routing::delete(revoke_token))
         .route("/v3/projects", get(list_projects))
-}
-
-#[derive(Debug, Deserialize)]
-struct TokenRequest {
-    auth: AuthBody,
-}
-
-#[derive(Debug, Deserialize)]
-struct AuthBody {
-    identity: IdentityBody,
-    #[serde(default)]
-    scope: Option<ScopeBody>,
-}
-
-#[derive(Debug, Deserialize)]
-struct IdentityBody {
-    methods: Vec<String>,
-    #[serde(default)]
-    password: Option<PasswordBody>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PasswordBody {
-    user: UserBody,
-}
-
-#[derive(Debug, Deserialize)]
-struct UserBody {
-    name: String,
-    password: String,
-    domain: NamedRef,
-}
-
-#[derive(Debug, Deserialize)]
-struct NamedRef {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ScopeBody {
-    #[serde(default)]
-    project: Option<NamedRef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,31 +89,18 @@ async fn create_token(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body = read_body(DIALECT, &parts.headers, body, &state.config).await?;
-    let invalid = |m: String| ApiError::invalid(DIALECT, m);
-    let request: TokenRequest =
-        serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid token request: {e}")))?;
-    if !request.auth.identity.methods.iter().any(|m| m == "password") {
-        return Err(invalid("only the \"password\" method is supported".into()));
-    }
-    let password =
-        request.auth.identity.password.ok_or_else(|| invalid("auth.identity.password is required".into()))?;
-    let domain = password
-        .user
-        .domain
-        .name
-        .ok_or_else(|| invalid("auth.identity.password.user.domain.name is required".into()))?;
-    let scope = match request.auth.scope.and_then(|s| s.project) {
-        Some(NamedRef { id: Some(id), .. }) => ProjectSelector::Id(id),
-        Some(NamedRef { name: Some(name), .. }) => ProjectSelector::Name(name),
-        _ => return Err(invalid("a project scope (auth.scope.project.id or .name) is required".into())),
+    let request = parse_token_request(&body).map_err(|e| ApiError::invalid(DIALECT, e.0))?;
+    let (domain, name, password) = (request.domain, &request.user_name, &request.password);
+    let scope = match request.scope {
+        TokenScope::Id(id) => ProjectSelector::Id(id),
+        TokenScope::Name(name) => ProjectSelector::Name(name),
     };
     let client = client_address(&parts.extensions);
-    let name = &password.user.name;
     if let Err(wait) = state.identity.throttle_password_attempt(client.as_deref(), &domain, name) {
         tracing::warn!(client, domain, name, "token request throttled");
         return Err(ApiError::new(DIALECT, ErrorKind::TooManyRequests(wait)));
     }
-    let issued = match state.identity.issue_token(&domain, name, &password.user.password, scope).await {
+    let issued = match state.identity.issue_token(&domain, name, password, scope).await {
         Ok(issued) => issued,
         Err(error) => {
             if matches!(error, IdentityError::BadPassword | IdentityError::WrongScope) {

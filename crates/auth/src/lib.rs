@@ -47,6 +47,7 @@ mod error;
 pub mod identity;
 pub mod secrets;
 mod signer;
+pub mod token_request;
 mod verify;
 
 pub use algorithm::{derive_signing_key, SigningAlgorithm};
