@@ -20,14 +20,13 @@ impl Dialect {
     pub fn of_path(path: &str) -> Dialect {
         let mut segments = path.trim_start_matches('/').split('/');
         let version = segments.next().unwrap_or_default();
-        if version == "v3" && matches!(path.split('/').nth(2), Some("auth") | Some("projects")) {
-            return Dialect::Iam;
-        }
-        let _project = segments.next();
+        let second = segments.next();
+        // A project may be called `auth` or `projects`: the seed dialects' paths come first.
         match (version, segments.next()) {
             ("v3", Some("elb")) => Dialect::Elb,
             ("v3", Some("jobs")) => Dialect::Cfw,
             ("v1", Some("waf")) => Dialect::Waf,
+            ("v3", _) if matches!(second, Some("auth") | Some("projects")) => Dialect::Iam,
             _ => Dialect::Native,
         }
     }
@@ -81,6 +80,8 @@ mod tests {
             ("/", Dialect::Native),
             ("/v3/auth/tokens", Dialect::Iam),
             ("/v3/projects", Dialect::Iam),
+            ("/v3/auth/jobs/x", Dialect::Cfw),
+            ("/v3/projects/elb/jobs", Dialect::Elb),
         ];
         for (path, dialect) in cases {
             assert_eq!(Dialect::of_path(path), dialect, "{path}");

@@ -32,7 +32,9 @@ use crate::watch::{until_terminal, wait_of};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Elb;
-const MAX_LIMIT: u32 = 2000;
+pub(crate) const MAX_LIMIT: u32 = 2000;
+/// The words of the `status` filter.
+pub(crate) const STATUS_FILTER_WORDS: [&str; 6] = ["INIT", "RUNNING", "SUCCESS", "COMPLETE", "FAIL", "CANCEL"];
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -25,7 +25,9 @@ use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Native;
 const CLIENT_TOKEN_HEADER: &str = "x-client-token";
-const MAX_LIST_LIMIT: u32 = 1000;
+pub(crate) const MAX_LIST_LIMIT: u32 = 1000;
+/// What `X-Client-Token` (and a batch item's `client_token`) may be: 1 to 128 visible ASCII characters.
+pub(crate) const CLIENT_TOKEN_PATTERN: &str = "^[\\x21-\\x7e]{1,128}$";
 const DEFAULT_LIST_LIMIT: u32 = 100;
 
 pub fn routes() -> Router<AppState> {
@@ -57,11 +59,11 @@ pub struct NativeJob {
     error_msg: Option<String>,
     /// Left out of list answers unless asked for (`include=payload`).
     #[serde(skip_serializing_if = "JobBody::is_omitted")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     payload: JobBody,
     /// Left out of list answers unless asked for (`include=result`).
     #[serde(skip_serializing_if = "JobBody::is_omitted")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     result: JobBody,
     created_at: String,
     started_at: Option<String>,
