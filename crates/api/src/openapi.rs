@@ -187,6 +187,21 @@ fn query_parameters(method: &str, path: &str) -> Vec<(&'static str, RefOr<Schema
     }
 }
 
+/// The request headers a route reads beyond authentication (name, schema, required).
+fn header_parameters(method: &str, path: &str) -> Vec<(&'static str, ObjectBuilder, bool)> {
+    match (method, path) {
+        ("POST", "/v1/{project_id}/jobs") => vec![(
+            "X-Client-Token",
+            pattern(CLIENT_TOKEN_PATTERN).description(Some("Idempotency: a repeat answers the job created with it")),
+            false,
+        )],
+        ("DELETE", "/v3/auth/tokens") => {
+            vec![("X-Subject-Token", string().min_length(Some(1)).description(Some("The token to revoke")), true)]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The schema of a path value.
 fn path_parameter(name: &str) -> ObjectBuilder {
     match name {
@@ -247,6 +262,11 @@ fn object(properties: Vec<(&str, RefOr<Schema>)>, required: &[&str], closed: boo
         object = object.additional_properties(Some(AdditionalProperties::FreeForm(false)));
     }
     object
+}
+
+/// The same, or `null`: serde reads `null` as an absent optional field.
+fn or_null(schema: ObjectBuilder, schema_type: Type) -> ObjectBuilder {
+    schema.schema_type(SchemaType::from_iter([schema_type, Type::Null]))
 }
 
 fn reference(name: &str) -> RefOr<Schema> {
@@ -390,22 +410,22 @@ fn constrained(schema: RefOr<Schema>, fields: Vec<(&str, ObjectBuilder)>) -> uto
 
 /// The worker's report bodies, as their routes read them.
 fn task_report(outcome: ReportOutcome) -> utoipa::openapi::schema::Object {
-    let message = || text(0, MAX_MESSAGE_LEN);
+    let optional_message = || or_null(text(0, MAX_MESSAGE_LEN), Type::String);
     match outcome {
         ReportOutcome::Complete => {
-            constrained(worker::CompleteBody::schema(), vec![("message", message()), ("result", any_value())])
+            constrained(worker::CompleteBody::schema(), vec![("message", optional_message()), ("result", any_value())])
         }
         ReportOutcome::Fail => constrained(
             worker::FailBody::schema(),
-            vec![("error_code", text(1, MAX_ERROR_CODE_LEN)), ("error_msg", message())],
+            vec![("error_code", text(1, MAX_ERROR_CODE_LEN)), ("error_msg", text(0, MAX_MESSAGE_LEN))],
         ),
-        ReportOutcome::Heartbeat => constrained(
-            worker::HeartbeatBody::schema(),
-            vec![
-                ("message", message()),
-                ("extend_seconds", integer(i64::from(MIN_LEASE_SECONDS), i64::from(MAX_LEASE_SECONDS))),
-            ],
-        ),
+        ReportOutcome::Heartbeat => {
+            let extend = integer(i64::from(MIN_LEASE_SECONDS), i64::from(MAX_LEASE_SECONDS));
+            constrained(
+                worker::HeartbeatBody::schema(),
+                vec![("message", optional_message()), ("extend_seconds", or_null(extend, Type::Integer))],
+            )
+        }
     }
 }
 
@@ -428,14 +448,14 @@ fn job_request(sub_job: bool) -> ObjectBuilder {
         true,
     )
     .description(Some("Play the job out with the built-in simulator"));
-    let attempts = || integer(1, i64::from(MAX_MAX_ATTEMPTS));
-    let timeout = || integer(1, i64::from(MAX_TIMEOUT_SECONDS));
+    let attempts = || or_null(integer(1, i64::from(MAX_MAX_ATTEMPTS)), Type::Integer);
+    let timeout = || or_null(integer(1, i64::from(MAX_TIMEOUT_SECONDS)), Type::Integer);
     let mut properties: Vec<(&str, RefOr<Schema>)> = vec![
         ("job_type", pattern(JobType::PATTERN).into()),
-        ("resource_id", text(1, MAX_ID_LEN).into()),
+        ("resource_id", or_null(text(1, MAX_ID_LEN), Type::String).into()),
         ("entities", array(entity, 0, Some(MAX_ENTITIES)).into()),
         ("payload", any_value().description(Some("Any JSON value, handed to the worker")).into()),
-        ("simulate", simulate.into()),
+        ("simulate", or_null(simulate, Type::Object).into()),
         ("max_attempts", attempts().into()),
         ("timeout_seconds", timeout().into()),
     ];
@@ -453,17 +473,24 @@ fn job_request(sub_job: bool) -> ObjectBuilder {
     );
     properties.extend([
         ("service", pattern(ServiceName::PATTERN).into()),
-        ("enterprise_project_id", pattern(ENTERPRISE_PROJECT_ID_PATTERN).into()),
-        ("message", text(0, MAX_MESSAGE_LEN).into()),
+        ("enterprise_project_id", or_null(pattern(ENTERPRISE_PROJECT_ID_PATTERN), Type::String).into()),
+        ("message", or_null(text(0, MAX_MESSAGE_LEN), Type::String).into()),
         (
             "sub_jobs",
             array(job_request(true), 0, Some(MAX_SUB_JOBS))
                 .description(Some("Run in order (or in parallel); `simulate` then belongs on each sub-job"))
                 .into(),
         ),
-        ("priority", integer(i64::from(*PRIORITY_RANGE.start()), i64::from(*PRIORITY_RANGE.end())).into()),
-        ("run_at", string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))).into()),
-        ("retry_backoff", backoff.into()),
+        (
+            "priority",
+            or_null(integer(i64::from(*PRIORITY_RANGE.start()), i64::from(*PRIORITY_RANGE.end())), Type::Integer)
+                .into(),
+        ),
+        (
+            "run_at",
+            or_null(string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))), Type::String).into(),
+        ),
+        ("retry_backoff", or_null(backoff, Type::Object).into()),
         ("execution", enum_of([Execution::Sequential.as_str(), Execution::Parallel.as_str()]).into()),
         (
             "on_failure",
@@ -529,9 +556,13 @@ fn request_schemas() -> Vec<(&'static str, RefOr<Schema>)> {
                     ("worker_id", text(1, worker::MAX_WORKER_ID_LEN).into()),
                     ("services", array(pattern(ServiceName::PATTERN), 1, None).into()),
                     ("job_types", array(string(), 1, None).into()),
-                    ("lease_seconds", integer(i64::from(MIN_LEASE_SECONDS), i64::from(MAX_LEASE_SECONDS)).into()),
-                    ("wait_seconds", integer(0, i64::from(worker::MAX_WAIT_SECONDS)).into()),
-                    ("max_tasks", integer(1, i64::from(worker::MAX_TASKS_PER_CLAIM)).into()),
+                    (
+                        "lease_seconds",
+                        or_null(integer(i64::from(MIN_LEASE_SECONDS), i64::from(MAX_LEASE_SECONDS)), Type::Integer)
+                            .into(),
+                    ),
+                    ("wait_seconds", or_null(integer(0, i64::from(worker::MAX_WAIT_SECONDS)), Type::Integer).into()),
+                    ("max_tasks", or_null(integer(1, i64::from(worker::MAX_TASKS_PER_CLAIM)), Type::Integer).into()),
                 ],
                 &["worker_id", "services"],
                 true,
@@ -699,6 +730,16 @@ fn operation(method: &str, path: &str, summary: &str, authenticated: bool) -> ut
             .schema(Some(schema));
         let parameter = if repeatable { parameter.explode(Some(true)) } else { parameter };
         builder = builder.parameter(parameter);
+    }
+    for (name, schema, required) in header_parameters(method, path) {
+        let required = if required { Required::True } else { Required::False };
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(required)
+                .schema(Some(schema)),
+        );
     }
     if method == "POST" {
         let schema: RefOr<Schema> = match request(method, path) {
