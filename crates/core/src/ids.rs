@@ -211,15 +211,21 @@ mod tests {
         assert!(JobId::parse_as(hex.as_str(), JobIdFormat::Uuid).is_err());
     }
 
+    /// Strings matching a whole-string pattern (`^...$`: proptest generates without the anchors).
+    fn matching(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+        let inner = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).expect("an anchored pattern");
+        proptest::string::string_regex(inner).unwrap()
+    }
+
     proptest::proptest! {
         /// The patterns `/openapi.json` declares: whatever matches one parses.
         #[test]
         fn what_the_patterns_match_parses(
-            project in proptest::string::string_regex(ProjectId::PATTERN).unwrap(),
-            service in proptest::string::string_regex(ServiceName::PATTERN).unwrap(),
-            job_type in proptest::string::string_regex(JobType::PATTERN).unwrap(),
-            job_id in proptest::string::string_regex(JobId::PATTERN).unwrap(),
-            eps in proptest::string::string_regex(ENTERPRISE_PROJECT_ID_PATTERN).unwrap(),
+            project in matching(ProjectId::PATTERN),
+            service in matching(ServiceName::PATTERN),
+            job_type in matching(JobType::PATTERN),
+            job_id in matching(JobId::PATTERN),
+            eps in matching(ENTERPRISE_PROJECT_ID_PATTERN),
         ) {
             proptest::prop_assert!(ProjectId::parse(&project).is_ok(), "{project:?}");
             proptest::prop_assert!(ServiceName::parse(&service).is_ok(), "{service:?}");
