@@ -180,10 +180,6 @@ async fn show_job(
     Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
 }
 
-fn owned(values: Vec<&str>) -> Vec<String> {
-    values.into_iter().map(str::to_owned).collect()
-}
-
 async fn list_jobs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -208,9 +204,9 @@ async fn list_jobs(
     };
     job_query.job_ids =
         params.all("job_id").into_iter().map(|id| query::job_id(DIALECT, id)).collect::<Result<_, _>>()?;
-    job_query.job_types = owned(params.all("job_type"));
-    job_query.error_codes = owned(params.all("error_code"));
-    job_query.resource_ids = owned(params.all("resource_id"));
+    job_query.job_types = params.texts(DIALECT, "job_type")?;
+    job_query.error_codes = params.texts(DIALECT, "error_code")?;
+    job_query.resource_ids = params.texts(DIALECT, "resource_id")?;
     for word in params.all("status") {
         let statuses = statuses_for_filter(word).ok_or_else(|| {
             invalid(format!("status {word:?} is not one of INIT, RUNNING, SUCCESS, COMPLETE, FAIL, CANCEL"))

@@ -419,8 +419,8 @@ async fn list_jobs(
     if let Some(service) = params.one(DIALECT, "service")? {
         job_query.service = Some(ServiceName::parse(service).map_err(|e| invalid(e.to_string()))?);
     }
-    job_query.job_types = params.all("job_type").into_iter().map(str::to_owned).collect();
-    job_query.resource_ids = params.all("resource_id").into_iter().map(str::to_owned).collect();
+    job_query.job_types = params.texts(DIALECT, "job_type")?;
+    job_query.resource_ids = params.texts(DIALECT, "resource_id")?;
     job_query.statuses = params
         .all("status")
         .into_iter()

@@ -121,8 +121,8 @@ fn query_parameters(method: &str, path: &str) -> Vec<(&'static str, RefOr<Schema
     match (method, path) {
         ("GET", "/v1/{project_id}/jobs") => vec![
             ("service", pattern(ServiceName::PATTERN).into(), false),
-            ("job_type", string().into(), true),
-            ("resource_id", string().into(), true),
+            ("job_type", pattern(NO_CONTROL_CHARACTERS).into(), true),
+            ("resource_id", pattern(NO_CONTROL_CHARACTERS).into(), true),
             ("status", enum_of(JobStatus::ALL.map(JobStatus::as_str)).into(), true),
             ("enterprise_project_id", pattern(ENTERPRISE_PROJECT_ID_PATTERN).into(), true),
             ("limit", integer(1, i64::from(native::MAX_LIST_LIMIT)).into(), false),
@@ -165,9 +165,9 @@ fn query_parameters(method: &str, path: &str) -> Vec<(&'static str, RefOr<Schema
             ("page_reverse", enum_of(["true", "false", "True", "False"]).into(), false),
             ("marker", pattern(JobId::PATTERN).into(), false),
             ("job_id", pattern(JobId::PATTERN).into(), true),
-            ("job_type", string().into(), true),
-            ("error_code", string().into(), true),
-            ("resource_id", string().into(), true),
+            ("job_type", pattern(NO_CONTROL_CHARACTERS).into(), true),
+            ("error_code", pattern(NO_CONTROL_CHARACTERS).into(), true),
+            ("resource_id", pattern(NO_CONTROL_CHARACTERS).into(), true),
             ("status", enum_of(elb::STATUS_FILTER_WORDS).into(), true),
             (
                 "begin_time",
