@@ -33,14 +33,13 @@ impl Dialect {
     pub fn of_path(path: &str) -> Dialect {
         let mut segments = path.trim_start_matches('/').split('/');
         let version = segments.next().unwrap_or_default();
-        if version == "v3" && matches!(path.split('/').nth(2), Some("auth") | Some("projects") | Some("regions")) {
-            return Dialect::Iam;
-        }
-        let _project = segments.next();
+        let second = segments.next();
+        // A project may be called `auth`, `projects` or `regions`: the seed dialects' paths come first.
         match (version, segments.next()) {
             ("v3", Some("elb")) => Dialect::Elb,
             ("v3", Some("jobs")) => Dialect::Cfw,
             ("v1", Some("waf")) => Dialect::Waf,
+            ("v3", _) if matches!(second, Some("auth") | Some("projects") | Some("regions")) => Dialect::Iam,
             _ => Dialect::Native,
         }
     }
@@ -98,6 +97,8 @@ mod tests {
             ("/v3/auth/domains", Dialect::Iam),
             ("/v3/regions", Dialect::Iam),
             ("/v3/regions/cn-north-4", Dialect::Iam),
+            ("/v3/auth/jobs/x", Dialect::Cfw),
+            ("/v3/projects/elb/jobs", Dialect::Elb),
         ];
         for (path, dialect) in cases {
             assert_eq!(Dialect::of_path(path), dialect, "{path}");

@@ -35,7 +35,9 @@ use crate::watch::{until_terminal, wait_of};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Elb;
-const MAX_LIMIT: u32 = 2000;
+pub(crate) const MAX_LIMIT: u32 = 2000;
+/// The words of the `status` filter.
+pub(crate) const STATUS_FILTER_WORDS: [&str; 6] = ["INIT", "RUNNING", "SUCCESS", "COMPLETE", "FAIL", "CANCEL"];
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -179,10 +181,6 @@ async fn show_job(
     Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
 }
 
-fn owned(values: Vec<&str>) -> Vec<String> {
-    values.into_iter().map(str::to_owned).collect()
-}
-
 async fn list_jobs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -207,9 +205,9 @@ async fn list_jobs(
     };
     job_query.job_ids =
         params.all("job_id").into_iter().map(|id| query::job_id(DIALECT, id)).collect::<Result<_, _>>()?;
-    job_query.job_types = owned(params.all("job_type"));
-    job_query.error_codes = owned(params.all("error_code"));
-    job_query.resource_ids = owned(params.all("resource_id"));
+    job_query.job_types = params.texts(DIALECT, "job_type")?;
+    job_query.error_codes = params.texts(DIALECT, "error_code")?;
+    job_query.resource_ids = params.texts(DIALECT, "resource_id")?;
     let status_words = params.all("status");
     for word in &status_words {
         let statuses = tree_statuses_for_filter(word)

@@ -54,6 +54,15 @@ pub enum ErrorKind {
     Internal(String),
 }
 
+/// The two shapes of an error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// API Gateway's and the services': `{"error_code", "error_msg", "request_id"?, "details"?}`.
+    Huawei,
+    /// IAM's own errors, the Keystone way: `{"error": {"code", "title", "message"}}`.
+    Keystone,
+}
+
 /// An error in the dialect of the request that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -98,6 +107,15 @@ impl ApiError {
             ServiceError::Store(e) => ErrorKind::Internal(e.to_string()),
         };
         ApiError::new(dialect, kind)
+    }
+
+    /// The body shape this error is answered in (`/openapi.json` declares the same).
+    pub fn shape(&self) -> ErrorShape {
+        if self.dialect == Dialect::Iam && !self.is_gateway_error() {
+            ErrorShape::Keystone
+        } else {
+            ErrorShape::Huawei
+        }
     }
 
     fn is_gateway_error(&self) -> bool {
@@ -212,7 +230,7 @@ impl ApiError {
             tracing::error!(%detail, "internal error");
         }
         let mut body = Map::new();
-        if self.dialect == Dialect::Iam && !self.is_gateway_error() {
+        if self.shape() == ErrorShape::Keystone {
             // IAM answers its own errors the Keystone way.
             let title = status.canonical_reason().unwrap_or("Error");
             let body = json!({"error": {"code": status.as_u16(), "message": message, "title": title}});

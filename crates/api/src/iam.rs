@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobd_auth::identity::{domain_id, Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
+use jobd_auth::token_request::{parse_token_request, TokenScope};
 use jobd_service::identity::{IdentityError, IssuedToken, ProjectSelector, TotpProof};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -38,66 +39,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v3/auth/domains", get(list_auth_domains))
         .route("/v3/regions", get(list_regions))
         .route("/v3/regions/{region_id}", get(show_region))
-}
-
-#[derive(Debug, Deserialize)]
-struct TokenRequest {
-    auth: AuthBody,
-}
-
-#[derive(Debug, Deserialize)]
-struct AuthBody {
-    identity: IdentityBody,
-    #[serde(default)]
-    scope: Option<ScopeBody>,
-}
-
-#[derive(Debug, Deserialize)]
-struct IdentityBody {
-    methods: Vec<String>,
-    #[serde(default)]
-    password: Option<PasswordBody>,
-    #[serde(default)]
-    totp: Option<TotpBody>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TotpBody {
-    user: TotpUser,
-}
-
-#[derive(Debug, Deserialize)]
-struct TotpUser {
-    id: String,
-    passcode: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct PasswordBody {
-    user: UserBody,
-}
-
-#[derive(Debug, Deserialize)]
-struct UserBody {
-    name: String,
-    password: String,
-    domain: NamedRef,
-}
-
-#[derive(Debug, Deserialize)]
-struct NamedRef {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ScopeBody {
-    #[serde(default)]
-    project: Option<NamedRef>,
-    #[serde(default)]
-    domain: Option<NamedRef>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,45 +100,20 @@ async fn create_token(
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body = read_body(DIALECT, &parts.headers, body, &state.config).await?;
-    let invalid = |m: String| ApiError::invalid(DIALECT, m);
-    let request: TokenRequest =
-        serde_json::from_slice(&body).map_err(|e| invalid(format!("invalid token request: {e}")))?;
-    let methods = &request.auth.identity.methods;
-    if !methods.iter().any(|m| m == "password") || methods.iter().any(|m| m != "password" && m != "totp") {
-        return Err(invalid("the methods are \"password\", or \"password\" and \"totp\"".into()));
-    }
-    let totp = match (methods.iter().any(|m| m == "totp"), request.auth.identity.totp) {
-        (true, Some(totp)) => Some(TotpProof { user_id: totp.user.id, passcode: totp.user.passcode }),
-        (true, None) => return Err(invalid("the totp method needs auth.identity.totp.user".into())),
-        (false, Some(_)) => return Err(invalid("auth.identity.totp is given without the totp method".into())),
-        (false, None) => None,
-    };
-    let password =
-        request.auth.identity.password.ok_or_else(|| invalid("auth.identity.password is required".into()))?;
-    let domain = password
-        .user
-        .domain
-        .name
-        .ok_or_else(|| invalid("auth.identity.password.user.domain.name is required".into()))?;
-    let scope = match request.auth.scope.map(|s| (s.project, s.domain)) {
-        Some((Some(NamedRef { id: Some(id), .. }), None)) => ProjectSelector::Id(id),
-        Some((Some(NamedRef { name: Some(name), .. }), None)) => ProjectSelector::Name(name),
-        Some((None, Some(NamedRef { id, name }))) if id.is_some() || name.is_some() => {
-            ProjectSelector::Domain { id, name }
-        }
-        _ => {
-            return Err(invalid(
-                "one scope is required: auth.scope.project (id or name) or auth.scope.domain (id or name)".into(),
-            ))
-        }
+    let request = parse_token_request(&body).map_err(|e| ApiError::invalid(DIALECT, e.0))?;
+    let (domain, name, password) = (request.domain, &request.user_name, &request.password);
+    let scope = match request.scope {
+        TokenScope::Id(id) => ProjectSelector::Id(id),
+        TokenScope::Name(name) => ProjectSelector::Name(name),
+        TokenScope::Domain { id, name } => ProjectSelector::Domain { id, name },
     };
     let client = client_address(&parts.extensions);
-    let name = &password.user.name;
     if let Err(wait) = state.identity.throttle_password_attempt(client.as_deref(), &domain, name) {
         tracing::warn!(client, domain, name, "token request throttled");
         return Err(ApiError::new(DIALECT, ErrorKind::TooManyRequests(wait)));
     }
-    let issued = match state.identity.issue_token_with_mfa(&domain, name, &password.user.password, scope, totp).await {
+    let totp = request.totp.map(|part| TotpProof { user_id: part.user_id, passcode: part.passcode });
+    let issued = match state.identity.issue_token_with_mfa(&domain, name, password, scope, totp).await {
         Ok(issued) => issued,
         Err(error) => {
             if matches!(error, IdentityError::BadPassword | IdentityError::WrongScope | IdentityError::MfaFailed) {

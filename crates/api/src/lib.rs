@@ -35,7 +35,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 pub use caller::{Caller, ROUTE_ACTIONS};
 pub use dialect::Dialect;
-pub use error::{unparsable_request_answer, ApiError, ErrorKind};
+pub use error::{unparsable_request_answer, ApiError, ErrorKind, ErrorShape};
 pub use request_id::RequestId;
 
 /// Settings of the HTTP layer.

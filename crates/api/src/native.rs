@@ -8,11 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use jobd_core::ids::parse_enterprise_project_id;
+use jobd_core::job_request;
 use jobd_core::{Compensation, Execution, OnFailure, Phase, RetryBackoff};
-use jobd_core::{
-    Direction, Entity, Job, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ServiceName, SimulateSpec,
-    DEFAULT_ENTERPRISE_PROJECT_ID,
-};
+use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, NewJob, ServiceName};
 use jobd_service::ClientToken;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,7 +25,9 @@ use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Native;
 const CLIENT_TOKEN_HEADER: &str = "x-client-token";
-const MAX_LIST_LIMIT: u32 = 1000;
+pub(crate) const MAX_LIST_LIMIT: u32 = 1000;
+/// What `X-Client-Token` (and a batch item's `client_token`) may be: 1 to 128 visible ASCII characters.
+pub(crate) const CLIENT_TOKEN_PATTERN: &str = "^[\\x21-\\x7e]{1,128}$";
 const DEFAULT_LIST_LIMIT: u32 = 100;
 
 pub fn routes() -> Router<AppState> {
@@ -40,59 +40,6 @@ pub fn routes() -> Router<AppState> {
 }
 
 // ---- wire types ----
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateJobBody {
-    service: String,
-    job_type: String,
-    #[serde(default)]
-    resource_id: Option<String>,
-    #[serde(default)]
-    enterprise_project_id: Option<String>,
-    #[serde(default)]
-    entities: Option<Vec<Entity>>,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    sub_jobs: Option<Vec<CreateSubJobBody>>,
-    #[serde(default)]
-    simulate: Option<SimulateSpec>,
-    #[serde(default)]
-    priority: Option<i32>,
-    #[serde(default)]
-    run_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default)]
-    max_attempts: Option<u32>,
-    #[serde(default)]
-    retry_backoff: Option<RetryBackoff>,
-    #[serde(default)]
-    timeout_seconds: Option<u32>,
-    #[serde(default)]
-    execution: Option<Execution>,
-    #[serde(default)]
-    on_failure: Option<OnFailure>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateSubJobBody {
-    job_type: String,
-    #[serde(default)]
-    resource_id: Option<String>,
-    #[serde(default)]
-    entities: Option<Vec<Entity>>,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    simulate: Option<SimulateSpec>,
-    #[serde(default)]
-    max_attempts: Option<u32>,
-    #[serde(default)]
-    timeout_seconds: Option<u32>,
-}
 
 /// A job as the native API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -112,11 +59,11 @@ pub struct NativeJob {
     error_msg: Option<String>,
     /// Left out of list answers unless asked for (`include=payload`).
     #[serde(skip_serializing_if = "JobBody::is_omitted")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     payload: JobBody,
     /// Left out of list answers unless asked for (`include=result`).
     #[serde(skip_serializing_if = "JobBody::is_omitted")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     result: JobBody,
     created_at: String,
     started_at: Option<String>,
@@ -294,96 +241,16 @@ pub fn envelope(job: &Job) -> Json<JobEnvelope> {
 
 // ---- handlers ----
 
-/// serde reads a struct from a JSON array too; the API takes objects only where it names fields.
-fn require_objects(body: &Value) -> Result<(), ApiError> {
-    fn object(value: Option<&Value>, field: &str) -> Result<(), ApiError> {
-        match value {
-            None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
-            Some(_) => Err(ApiError::invalid(DIALECT, format!("{field} must be a JSON object"))),
-        }
-    }
-    fn objects(value: Option<&Value>, field: &str) -> Result<(), ApiError> {
-        match value {
-            Some(Value::Array(items)) => {
-                items.iter().enumerate().try_for_each(|(i, item)| object(Some(item), &format!("{field}[{i}]")))
-            }
-            _ => Ok(()),
-        }
-    }
-    if !body.is_object() {
-        return Err(ApiError::invalid(DIALECT, "the job request body must be a JSON object"));
-    }
-    object(body.get("simulate"), "simulate")?;
-    object(body.get("retry_backoff"), "retry_backoff")?;
-    objects(body.get("entities"), "entities")?;
-    objects(body.get("sub_jobs"), "sub_jobs")?;
-    for (i, sub) in body.get("sub_jobs").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        object(sub.get("simulate"), &format!("sub_jobs[{i}].simulate"))?;
-        objects(sub.get("entities"), &format!("sub_jobs[{i}].entities"))?;
-    }
-    Ok(())
-}
-
 /// Parses a create body; also answers the request's canonical form, the digest idempotent
 /// replays are compared by.
 fn parse_create_body(project_id: jobd_core::ProjectId, body: &[u8]) -> Result<(NewJob, String), ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid(DIALECT, format!("invalid job request body: {e}")))?;
-    parse_create_value(project_id, value)
+    job_request::parse_job_request_bytes(project_id, body).map_err(|e| ApiError::invalid(DIALECT, e.0))
 }
 
 /// A create's body, already read as JSON: the new job and the canonical text its client token
 /// digest covers.
 fn parse_create_value(project_id: jobd_core::ProjectId, value: Value) -> Result<(NewJob, String), ApiError> {
-    let invalid = |m: String| ApiError::invalid(DIALECT, m);
-    require_objects(&value)?;
-    // serde_json keeps object keys sorted, so this text is the same for equal requests.
-    let canonical = value.to_string();
-    let body: CreateJobBody =
-        serde_json::from_value(value).map_err(|e| invalid(format!("invalid job request body: {e}")))?;
-    let service = ServiceName::parse(&body.service).map_err(|e| invalid(e.to_string()))?;
-    let job_type = JobType::parse(&body.job_type).map_err(|e| invalid(e.to_string()))?;
-    let sub_jobs = body
-        .sub_jobs
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, sub)| {
-            Ok(NewSubJob {
-                job_type: JobType::parse(&sub.job_type).map_err(|e| invalid(format!("sub_jobs[{i}].{e}")))?,
-                resource_id: sub.resource_id,
-                entities: sub.entities.unwrap_or_default(),
-                payload: sub.payload,
-                simulate: sub.simulate,
-                max_attempts: sub.max_attempts,
-                timeout_seconds: sub.timeout_seconds,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    let defaults = NewJob::new(project_id.clone(), service.clone(), job_type.clone());
-    let new_job = NewJob {
-        project_id,
-        enterprise_project_id: match body.enterprise_project_id {
-            Some(raw) => parse_enterprise_project_id(&raw).map_err(|e| invalid(e.to_string()))?,
-            None => DEFAULT_ENTERPRISE_PROJECT_ID.to_owned(),
-        },
-        service,
-        job_type,
-        resource_id: body.resource_id,
-        entities: body.entities.unwrap_or_default(),
-        payload: body.payload,
-        message: body.message,
-        simulate: body.simulate,
-        sub_jobs,
-        priority: body.priority.unwrap_or(defaults.priority),
-        run_at: body.run_at.map(jobd_core::clock::truncate_to_millis),
-        max_attempts: body.max_attempts.unwrap_or(defaults.max_attempts),
-        retry_backoff: body.retry_backoff.unwrap_or(defaults.retry_backoff),
-        timeout_seconds: body.timeout_seconds,
-        execution: body.execution.unwrap_or(defaults.execution),
-        on_failure: body.on_failure.unwrap_or(defaults.on_failure),
-    };
-    Ok((new_job, canonical))
+    job_request::parse_job_request(project_id, value).map_err(|e| ApiError::invalid(DIALECT, e.0))
 }
 
 /// The `X-Client-Token` of a create, with the digest of the request it came with.
@@ -552,8 +419,8 @@ async fn list_jobs(
     if let Some(service) = params.one(DIALECT, "service")? {
         job_query.service = Some(ServiceName::parse(service).map_err(|e| invalid(e.to_string()))?);
     }
-    job_query.job_types = params.all("job_type").into_iter().map(str::to_owned).collect();
-    job_query.resource_ids = params.all("resource_id").into_iter().map(str::to_owned).collect();
+    job_query.job_types = params.texts(DIALECT, "job_type")?;
+    job_query.resource_ids = params.texts(DIALECT, "resource_id")?;
     job_query.statuses = params
         .all("status")
         .into_iter()

@@ -21,6 +21,16 @@ impl QueryPairs {
         self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 
+    /// Every value given for a text filter (`job_type`, `resource_id`, `error_code`): stored values
+    /// never hold control characters, and PostgreSQL refuses a NUL in a query, so such a value is a 400.
+    pub fn texts(&self, dialect: Dialect, key: &str) -> Result<Vec<String>, ApiError> {
+        let values = self.all(key);
+        if values.iter().any(|v| v.chars().any(char::is_control)) {
+            return Err(ApiError::invalid(dialect, format!("{key} must not contain control characters")));
+        }
+        Ok(values.into_iter().map(str::to_owned).collect())
+    }
+
     /// The value of a key that may appear at most once.
     pub fn one(&self, dialect: Dialect, key: &str) -> Result<Option<&str>, ApiError> {
         match self.all(key).as_slice() {

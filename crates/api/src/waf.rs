@@ -23,7 +23,7 @@ use crate::watch::{until_terminal, wait_of};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Waf;
-const ALL_GRANTED_EPS: &str = "all_granted_eps";
+pub(crate) const ALL_GRANTED_EPS: &str = "all_granted_eps";
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/{project_id}/waf/async-job/{job_id}", get(confirm_async_job))

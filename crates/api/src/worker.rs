@@ -29,6 +29,7 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use jobd_auth::identity::ProjectScope;
 use jobd_core::lease::{DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
+use jobd_core::new_job::{MAX_ERROR_CODE_LEN, MAX_MESSAGE_LEN};
 use jobd_core::state_machine::JOB_TIMEOUT;
 use jobd_core::{Entity, Job, JobEvent, JobId, JobStatus, Phase, ProjectId, ServiceName, TransitionError};
 use jobd_service::{ClaimRequest, ClaimedTask, ServiceError, TaskEvent, TaskScope};
@@ -45,8 +46,9 @@ use crate::time_format;
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Native;
-const MAX_WAIT_SECONDS: u32 = 60;
-const MAX_TASKS_PER_CLAIM: u32 = jobd_service::MAX_BATCH as u32;
+pub(crate) const MAX_WAIT_SECONDS: u32 = 60;
+pub(crate) const MAX_TASKS_PER_CLAIM: u32 = jobd_service::MAX_BATCH as u32;
+pub(crate) const MAX_WORKER_ID_LEN: usize = 128;
 /// The most reports one `POST /v1/worker/tasks/batch` may carry.
 pub const MAX_REPORTS_PER_BATCH: usize = jobd_service::MAX_BATCH;
 
@@ -186,21 +188,25 @@ fn default_retryable() -> bool {
 }
 
 /// A task as a worker receives it.
-#[derive(Debug, Serialize)]
-struct TaskView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Task)]
+pub(crate) struct TaskView {
     job_id: String,
     parent_job_id: Option<String>,
     project_id: String,
     service: String,
     job_type: String,
     resource_id: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     entities: Vec<Entity>,
+    #[schema(value_type = Option<Value>)]
     payload: Option<Value>,
     attempt: u32,
     max_attempts: u32,
     lease_token: String,
     lease_expires_at: String,
     /// `run`, or `rollback` for a compensation task (the sub-job's own id, its parent rolling back).
+    #[schema(value_type = String)]
     phase: Phase,
 }
 
@@ -226,8 +232,9 @@ impl From<&ClaimedTask> for TaskView {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct ClaimAnswer {
+/// The answer to `POST /v1/worker/claim`: the first task, and all of them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ClaimAnswer {
     task: TaskView,
     tasks: Vec<TaskView>,
 }
@@ -288,8 +295,8 @@ impl TaskReportResult {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct HeartbeatAnswer {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct HeartbeatAnswer {
     job_id: String,
     status: &'static str,
     lease_expires_at: String,
@@ -340,7 +347,7 @@ async fn claim(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: ClaimBody = parse_body(&body)?;
-    check_text("worker_id", &body.worker_id, 1, 128)?;
+    check_text("worker_id", &body.worker_id, 1, MAX_WORKER_ID_LEN)?;
     if body.services.is_empty() {
         return Err(ApiError::invalid(DIALECT, "services must name at least one service"));
     }
@@ -499,14 +506,14 @@ fn report_event(state: &AppState, outcome: ReportOutcome, body: Value) -> Result
         ReportOutcome::Complete => {
             let body: CompleteBody = parse_value(body)?;
             if let Some(message) = &body.message {
-                check_text("message", message, 0, 1024)?;
+                check_text("message", message, 0, MAX_MESSAGE_LEN)?;
             }
             JobEvent::Complete { lease_token: body.lease_token, result: body.result, message: body.message }
         }
         ReportOutcome::Fail => {
             let body: FailBody = parse_value(body)?;
-            check_text("error_code", &body.error_code, 1, 64)?;
-            check_text("error_msg", &body.error_msg, 0, 1024)?;
+            check_text("error_code", &body.error_code, 1, MAX_ERROR_CODE_LEN)?;
+            check_text("error_msg", &body.error_msg, 0, MAX_MESSAGE_LEN)?;
             JobEvent::FailAttempt {
                 lease_token: body.lease_token,
                 error_code: body.error_code,
@@ -518,7 +525,7 @@ fn report_event(state: &AppState, outcome: ReportOutcome, body: Value) -> Result
         ReportOutcome::Heartbeat => {
             let body: HeartbeatBody = parse_value(body)?;
             if let Some(message) = &body.message {
-                check_text("message", message, 0, 1024)?;
+                check_text("message", message, 0, MAX_MESSAGE_LEN)?;
             }
             let extend = bounded(
                 "extend_seconds",

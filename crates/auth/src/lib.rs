@@ -52,6 +52,7 @@ pub mod identity;
 pub mod mfa;
 pub mod secrets;
 mod signer;
+pub mod token_request;
 mod verify;
 
 pub use algorithm::{derive_signing_key, SigningAlgorithm};

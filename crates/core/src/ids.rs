@@ -27,6 +27,9 @@ macro_rules! string_newtype {
     };
 }
 
+/// What [`parse_enterprise_project_id`] accepts, as a regular expression (for `/openapi.json`).
+pub const ENTERPRISE_PROJECT_ID_PATTERN: &str = "^[A-Za-z0-9-]{1,64}$";
+
 /// Checks an enterprise project id and folds it to lowercase: `0` (the default) or 1–64 letters,
 /// digits and `-` (EPS ids are UUIDs). The WAF query word `all_granted_eps` is not an id.
 pub fn parse_enterprise_project_id(raw: &str) -> Result<String, ValidationError> {
@@ -47,6 +50,9 @@ pub struct ProjectId(String);
 string_newtype!(ProjectId);
 
 impl ProjectId {
+    /// What [`ProjectId::parse`] accepts, as a regular expression (for `/openapi.json`).
+    pub const PATTERN: &'static str = "^[A-Za-z0-9_-]{1,64}$";
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let ok =
             (1..=64).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -67,6 +73,8 @@ impl ServiceName {
     pub const CFW: &'static str = "cfw";
     pub const WAF: &'static str = "waf";
     pub const ELB: &'static str = "elb";
+    /// What [`ServiceName::parse`] accepts, as a regular expression (for `/openapi.json`).
+    pub const PATTERN: &'static str = "^[a-z][a-z0-9-]{0,31}$";
 
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let bytes = raw.as_bytes();
@@ -103,6 +111,9 @@ pub struct JobType(String);
 string_newtype!(JobType);
 
 impl JobType {
+    /// What [`JobType::parse`] accepts, as a regular expression (for `/openapi.json`).
+    pub const PATTERN: &'static str = "^[A-Za-z0-9_.:-]{1,64}$";
+
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let ok = (1..=64).contains(&raw.len())
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
@@ -129,6 +140,10 @@ pub struct JobId(String);
 string_newtype!(JobId);
 
 impl JobId {
+    /// What [`JobId::parse`] accepts, as a regular expression (for `/openapi.json`).
+    pub const PATTERN: &'static str =
+        "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32})$";
+
     pub fn generate(format: JobIdFormat) -> Self {
         let uuid = uuid::Uuid::new_v4();
         match format {
@@ -194,6 +209,30 @@ mod tests {
         assert_eq!(hex.as_str().len(), 32);
         assert!(hex.as_str().bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert!(JobId::parse_as(hex.as_str(), JobIdFormat::Uuid).is_err());
+    }
+
+    /// Strings matching a whole-string pattern (`^...$`: proptest generates without the anchors).
+    fn matching(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+        let inner = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).expect("an anchored pattern");
+        proptest::string::string_regex(inner).unwrap()
+    }
+
+    proptest::proptest! {
+        /// The patterns `/openapi.json` declares: whatever matches one parses.
+        #[test]
+        fn what_the_patterns_match_parses(
+            project in matching(ProjectId::PATTERN),
+            service in matching(ServiceName::PATTERN),
+            job_type in matching(JobType::PATTERN),
+            job_id in matching(JobId::PATTERN),
+            eps in matching(ENTERPRISE_PROJECT_ID_PATTERN),
+        ) {
+            proptest::prop_assert!(ProjectId::parse(&project).is_ok(), "{project:?}");
+            proptest::prop_assert!(ServiceName::parse(&service).is_ok(), "{service:?}");
+            proptest::prop_assert!(JobType::parse(&job_type).is_ok(), "{job_type:?}");
+            proptest::prop_assert!(JobId::parse(&job_id).is_ok(), "{job_id:?}");
+            proptest::prop_assert!(parse_enterprise_project_id(&eps).is_ok(), "{eps:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod ids;
 pub mod job;
 pub mod job_query;
+pub mod job_request;
 pub mod lease;
 pub mod new_job;
 pub mod retry_policy;

@@ -14,6 +14,10 @@ pub const MAX_SUB_JOBS: usize = 100;
 pub const MAX_ENTITIES: usize = 100;
 pub const MAX_ID_LEN: usize = 128;
 pub const MAX_MESSAGE_LEN: usize = 1024;
+/// The longest error code (a failed attempt's, a simulated failure's).
+pub const MAX_ERROR_CODE_LEN: usize = 64;
+/// The longest `resource_type` of an entity.
+pub const MAX_RESOURCE_TYPE_LEN: usize = 64;
 pub const MAX_SIMULATE_MESSAGES: usize = 100;
 pub const MAX_TIMEOUT_SECONDS: u32 = 30 * 24 * 60 * 60;
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
@@ -83,7 +87,7 @@ fn check_entities(field: &str, entities: &[Entity]) -> Result<(), ValidationErro
     }
     for (i, entity) in entities.iter().enumerate() {
         check_len(&format!("{field}[{i}].resource_id"), &entity.resource_id, 1, MAX_ID_LEN)?;
-        check_len(&format!("{field}[{i}].resource_type"), &entity.resource_type, 1, 64)?;
+        check_len(&format!("{field}[{i}].resource_type"), &entity.resource_type, 1, MAX_RESOURCE_TYPE_LEN)?;
     }
     Ok(())
 }
@@ -123,7 +127,7 @@ fn check_simulate(field: &str, simulate: &Option<SimulateSpec>) -> Result<(), Va
         check_len(&format!("{field}.messages[{i}]"), message, 0, MAX_MESSAGE_LEN)?;
     }
     if let Some(code) = &spec.error_code {
-        check_len(&format!("{field}.error_code"), code, 1, 64)?;
+        check_len(&format!("{field}.error_code"), code, 1, MAX_ERROR_CODE_LEN)?;
     }
     if let Some(msg) = &spec.error_msg {
         check_len(&format!("{field}.error_msg"), msg, 0, MAX_MESSAGE_LEN)?;

@@ -200,6 +200,11 @@ const MAX_TRACKED_KEYS: usize = 100_000;
 static UNKNOWN_USER_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| secrets::hash_password(&uuid::Uuid::new_v4().to_string()).expect("hashing works"));
 
+/// What a project, user or domain name may be, as a regular expression (for `/openapi.json`).
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+/// How many characters a user's password has.
+pub const PASSWORD_LENGTH: std::ops::RangeInclusive<usize> = 8..=128;
+
 fn check_name(field: &str, value: &str) -> Result<()> {
     let ok = (1..=64).contains(&value.len())
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
@@ -299,8 +304,9 @@ impl IdentityService {
     ) -> Result<UserRecord> {
         check_name("name", name)?;
         check_name("domain", domain)?;
-        if !(8..=128).contains(&password.chars().count()) {
-            return Err(ValidationError::field("password", "must be 8 to 128 characters").into());
+        if !PASSWORD_LENGTH.contains(&password.chars().count()) {
+            let (min, max) = (PASSWORD_LENGTH.start(), PASSWORD_LENGTH.end());
+            return Err(ValidationError::field("password", format!("must be {min} to {max} characters")).into());
         }
         let enterprise_project_ids = parse_enterprise_projects(enterprise_project_ids)?;
         self.require_project(project_id).await?;
