@@ -36,6 +36,9 @@ pub(super) fn claim_groups(services: &BTreeMap<String, ServiceHandlers>) -> Vec<
         .collect()
 }
 
+/// How long a claim in flight when shutdown begins may still answer with leased tasks.
+const CLAIM_GRACE_ON_SHUTDOWN: Duration = Duration::from_secs(1);
+
 /// Claims for one group of services until told to stop, spawning a supervisor per task.
 pub(super) async fn claim_loop(
     shared: Arc<Shared>,
@@ -72,12 +75,19 @@ pub(super) async fn claim_loop(
             max_tasks: Some(permits.len() as u32),
         };
         let started = Instant::now();
-        // Dropping the long poll on shutdown may leave a task the server had just leased: its
-        // lease expires and another worker takes it over.
+        // On shutdown a claim the server is answering right now carries tasks it has just leased:
+        // its answer is awaited a moment more and those tasks run (the drain waits for them). An
+        // idle long poll has leased nothing and is dropped; only a lease made in the very last
+        // moment of the grace can be left to expire and go to another worker.
+        let claim = shared.client.claim(&request);
+        tokio::pin!(claim);
         let answer = tokio::select! {
             biased;
-            () = raised(&mut stop) => return,
-            answer = shared.client.claim(&request) => answer,
+            answer = &mut claim => answer,
+            () = raised(&mut stop) => match tokio::time::timeout(CLAIM_GRACE_ON_SHUTDOWN, &mut claim).await {
+                Ok(answer) => answer,
+                Err(_idle) => return,
+            },
         };
         let pause = match answer {
             Ok(tasks) => {
