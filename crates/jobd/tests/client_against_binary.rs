@@ -222,17 +222,23 @@ async fn a_retryable_failure_comes_back_as_the_next_attempt() {
     assert_eq!(fatal.attempt, 2);
 }
 
-#[tokio::test]
-async fn a_batch_reports_each_task_as_its_own_call_would() {
-    let jobd = Jobd::start().await;
-    let client = jobd.client();
+/// Three single-attempt tasks claimed by the harness's worker; the third's job is then cancelled.
+async fn three_claimed_tasks_the_last_cancelled(jobd: &Jobd) -> Vec<jobd_client::Task> {
     let project = jobd.project();
     for job_type in ["A", "B", "C"] {
         project.create_job(&NewJob::new("cfw", job_type).max_attempts(1), None).await.unwrap();
     }
-    let tasks = client.claim(&claim_request().max_tasks(10)).await.unwrap();
+    let tasks = jobd.client().claim(&claim_request().max_tasks(10)).await.unwrap();
+    project.cancel_job(&tasks[2].job_id).await.unwrap();
+    tasks
+}
+
+#[tokio::test]
+async fn a_batch_reports_each_task_as_its_own_call_would() {
+    let jobd = Jobd::start().await;
+    let client = jobd.client();
+    let tasks = three_claimed_tasks_the_last_cancelled(&jobd).await;
     let [a, b, c] = [&tasks[0], &tasks[1], &tasks[2]];
-    project.cancel_job(&c.job_id).await.unwrap();
     let reports = [
         TaskReport::complete(a, Some(json!({"id": 1})), Some("made".to_owned())),
         TaskReport::fail(b, "CFW.BROKEN", "it broke", false),
@@ -261,14 +267,9 @@ async fn a_batch_reports_each_task_as_its_own_call_would() {
 #[tokio::test]
 async fn a_batch_answered_with_status_words_reports_the_same() {
     let jobd = Jobd::start().await;
-    let client = jobd.client();
-    let project = jobd.project();
-    for job_type in ["A", "B", "C"] {
-        project.create_job(&NewJob::new("cfw", job_type).max_attempts(1), None).await.unwrap();
-    }
-    let tasks = client.claim(&claim_request().max_tasks(10)).await.unwrap();
+    let (client, project) = (jobd.client(), jobd.project());
+    let tasks = three_claimed_tasks_the_last_cancelled(&jobd).await;
     let [a, b, c] = [&tasks[0], &tasks[1], &tasks[2]];
-    project.cancel_job(&c.job_id).await.unwrap();
     let reports = [
         TaskReport::complete(a, None, None),
         TaskReport::fail(b, "CFW.BROKEN", "it broke", false),
