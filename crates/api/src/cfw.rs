@@ -81,5 +81,5 @@ async fn list_job(
     let wait = wait_of(DIALECT, &QueryPairs::parse(raw_query.as_deref()), &headers)?;
     let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::CFW, &project_id, &job_id).await?;
     let job = until_terminal(&state, DIALECT, job, wait).await?;
-    Ok(Json(ListJobResponse::from(&job)))
+    Ok(Json(ListJobResponse::from(&*job)))
 }

@@ -55,7 +55,7 @@ pub async fn fetch_service_job(
     service: &str,
     project_id: &jobd_core::ProjectId,
     job_id: &jobd_core::JobId,
-) -> Result<jobd_core::Job, crate::error::ApiError> {
+) -> Result<std::sync::Arc<jobd_core::Job>, crate::error::ApiError> {
     use crate::error::{ApiError, ErrorKind};
     let job = state.service.get(project_id, job_id).await.map_err(|e| ApiError::from_service(dialect, e))?;
     let visible = caller.principal.may_see_enterprise_project(&job.enterprise_project_id);

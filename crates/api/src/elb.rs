@@ -178,7 +178,7 @@ async fn show_job(
     let wait = wait_of(DIALECT, &QueryPairs::parse(raw_query.as_deref()), &headers)?;
     let job = fetch_service_job(&state, &caller, DIALECT, ServiceName::ELB, &project_id, &job_id).await?;
     let job = until_terminal(&state, DIALECT, job, wait).await?;
-    Ok(Json(ShowJobResponse { job: MainJob::from(&job), request_id: request_id.as_str().to_owned() }))
+    Ok(Json(ShowJobResponse { job: MainJob::from(&*job), request_id: request_id.as_str().to_owned() }))
 }
 
 async fn list_jobs(

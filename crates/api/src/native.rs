@@ -359,7 +359,7 @@ pub async fn visible_job(
     caller: &Caller,
     project_id: &jobd_core::ProjectId,
     job_id: &jobd_core::JobId,
-) -> Result<Job, ApiError> {
+) -> Result<std::sync::Arc<Job>, ApiError> {
     let job = state.service.get(project_id, job_id).await.map_err(|e| ApiError::from_service(DIALECT, e))?;
     if caller.principal.may_see_enterprise_project(&job.enterprise_project_id) {
         Ok(job)

@@ -99,5 +99,5 @@ async fn confirm_async_job(
         return Err(ApiError::new(DIALECT, ErrorKind::JobNotFound(job_id.to_string())));
     }
     let job = until_terminal(&state, DIALECT, job, wait).await?;
-    Ok(Json(ConfirmAsyncJobResponse::from(&job)))
+    Ok(Json(ConfirmAsyncJobResponse::from(&*job)))
 }

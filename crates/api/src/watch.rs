@@ -64,7 +64,12 @@ pub fn wait_of(dialect: Dialect, params: &QueryPairs, headers: &HeaderMap) -> Re
 }
 
 /// Holds a dialect's GET until the job is terminal, at most `wait`.
-pub async fn until_terminal(state: &AppState, dialect: Dialect, job: Job, wait: Duration) -> Result<Job, ApiError> {
+pub async fn until_terminal(
+    state: &AppState,
+    dialect: Dialect,
+    job: std::sync::Arc<Job>,
+    wait: Duration,
+) -> Result<std::sync::Arc<Job>, ApiError> {
     if wait.is_zero() || job.is_terminal() {
         return Ok(job);
     }
@@ -106,7 +111,7 @@ impl JobStream {
             }
             let job = if self.first {
                 self.first = false;
-                self.service.get(&self.project_id, &self.job_id).await.ok()
+                self.service.get(&self.project_id, &self.job_id).await.ok().map(std::sync::Arc::unwrap_or_clone)
             } else {
                 let received = tokio::select! {
                     received = tokio::time::timeout_at(self.deadline, self.watch.recv()) => received,
@@ -115,7 +120,9 @@ impl JobStream {
                 match received {
                     Err(_) | Ok(Err(RecvError::Closed)) => return None,
                     Ok(Ok(tree)) => tree.find(&self.job_id).cloned(),
-                    Ok(Err(RecvError::Lagged(_))) => self.service.get(&self.project_id, &self.job_id).await.ok(),
+                    Ok(Err(RecvError::Lagged(_))) => {
+                        self.service.get(&self.project_id, &self.job_id).await.ok().map(std::sync::Arc::unwrap_or_clone)
+                    }
                 }
             };
             let Some(job) = job else { continue };

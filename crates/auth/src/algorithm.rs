@@ -43,8 +43,17 @@ impl SigningAlgorithm {
         }
     }
 
-    /// Lowercase hex digest of `data` with this algorithm's hash.
+    /// Lowercase hex digest of `data` with this algorithm's hash. The digest of an empty body
+    /// (every GET) is computed once per process.
     pub(crate) fn hash_hex(self, data: &[u8]) -> String {
+        static EMPTY_SHA256: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hex::encode(Sha256::digest([])));
+        static EMPTY_SM3: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hex::encode(Sm3::digest([])));
+        if data.is_empty() {
+            return match self {
+                Self::HmacSm3 => EMPTY_SM3.clone(),
+                Self::HmacSha256 | Self::DerivedHmacSha256 => EMPTY_SHA256.clone(),
+            };
+        }
         match self {
             Self::HmacSm3 => hex::encode(Sm3::digest(data)),
             Self::HmacSha256 | Self::DerivedHmacSha256 => hex::encode(Sha256::digest(data)),

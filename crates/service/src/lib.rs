@@ -261,7 +261,7 @@ impl JobService {
         job_id: &JobId,
         wait: Duration,
         done: impl Fn(&Job) -> bool,
-    ) -> Result<Job> {
+    ) -> Result<Arc<Job>> {
         let job = self.get(project_id, job_id).await?;
         if done(&job) || wait.is_zero() {
             return Ok(job);
@@ -293,7 +293,7 @@ impl JobService {
             }
             let current = match received {
                 Err(_elapsed) => return self.get(project_id, job_id).await,
-                Ok(Ok(tree)) => tree.find(job_id).cloned(),
+                Ok(Ok(tree)) => tree.find(job_id).cloned().map(Arc::new),
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => Some(self.get(project_id, job_id).await?),
                 Ok(Err(broadcast::error::RecvError::Closed)) => return self.get(project_id, job_id).await,
             };
@@ -366,8 +366,8 @@ impl JobService {
         .increment(1);
     }
 
-    pub async fn get(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Job> {
-        timed("get_job", self.store.get_job(project_id, job_id))
+    pub async fn get(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Arc<Job>> {
+        timed("get_job", self.store.get_job_shared(project_id, job_id))
             .await?
             .ok_or_else(|| ServiceError::NotFound(job_id.to_string()))
     }
@@ -427,7 +427,7 @@ impl JobService {
     }
 
     /// A task (or any job) named by its id alone, as workers name them.
-    pub async fn get_task(&self, job_id: &JobId) -> Result<Job> {
+    pub async fn get_task(&self, job_id: &JobId) -> Result<Arc<Job>> {
         let project_id =
             self.store.project_of(job_id).await?.ok_or_else(|| ServiceError::NotFound(job_id.to_string()))?;
         self.get(&project_id, job_id).await

@@ -19,7 +19,7 @@ pub enum StoreError {
     BatchSize { len: usize, max: usize },
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot use {path}: {source}")]
     DataDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -15,6 +15,7 @@ mod sqlite_identity;
 mod sqlite_readers;
 mod sqlite_rows;
 mod sqlite_writer;
+mod tree_cache;
 
 use async_trait::async_trait;
 use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, ProjectId, ServiceName, Timestamp};
@@ -194,6 +195,12 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// A job of this project: a parent with its sub-jobs in order, or a sub-job alone.
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>>;
+
+    /// `get_job`, shared: a store that keeps recently read trees answers them without a copy
+    /// (the status-read path).
+    async fn get_job_shared(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<std::sync::Arc<Job>>> {
+        Ok(self.get_job(project_id, job_id).await?.map(std::sync::Arc::new))
+    }
 
     /// Top-level jobs matching the query, newest first, each with its sub-jobs.
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>>;

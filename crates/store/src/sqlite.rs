@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,14 +16,21 @@ use crate::batch::KeyPlan;
 use crate::codec::{corrupt, enum_text, from_millis, millis, opt_from_millis, to_json, JOB_COLUMNS};
 use crate::sqlite_readers::{push_any, Readers, SqlText};
 use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, LOAD_TREE_SQL};
-use crate::sqlite_writer::{GroupCommit, QueueLimits};
+use crate::sqlite_writer::{GroupCommit, QueueLimits, WriteTx};
+use crate::tree_cache::TreeCache;
 use crate::{
     ChangeNotice, ClaimRequest, ClaimedTask, FinishedJobs, HeldLease, IdempotencyKey, Inserted, JobRef, JobStore,
     NewTree, OpenTasks, QueueStat, Result, StoreError, TaskEvent, TaskScope,
 };
 
+/// How many job trees the readers' cache holds (a few kilobytes each at most): the jobs being
+/// polled now, not the whole store.
+const TREE_CACHE_CAPACITY: usize = 16_384;
+
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
+/// The file whose lock says which process serves the data directory.
+pub const LOCK_FILE: &str = "jobd.lock";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -32,6 +40,10 @@ pub struct SqliteStore {
     pub(crate) readers: Readers,
     /// Job writes, grouped into shared commits.
     commits: GroupCommit,
+    /// Recently read job trees; each commit evicts the trees it wrote (`tree_cache`).
+    trees: Arc<TreeCache>,
+    /// Held while the store is open (`lock_data_dir`).
+    _data_dir_lock: Arc<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -65,12 +77,36 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let data_dir_lock = lock_data_dir(data_dir)?;
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let path = data_dir.join(DATABASE_FILE);
         let readers = Readers::open(&path)?;
-        let commits = GroupCommit::start(Box::new(move || open_job_writer(&path)), QueueLimits::default())?;
-        Ok(SqliteStore { writer, readers, commits })
+        let trees = Arc::new(TreeCache::new(TREE_CACHE_CAPACITY));
+        let commits =
+            GroupCommit::start(Box::new(move || open_job_writer(&path)), QueueLimits::default(), trees.clone())?;
+        Ok(SqliteStore { writer, readers, commits, trees, _data_dir_lock: Arc::new(data_dir_lock) })
+    }
+}
+
+/// Takes the data directory for this process: one jobd at a time serves a store, since its
+/// readers' cache is kept current by its own writer (a second process's writes would not evict
+/// it). The lock is the operating system's, so it goes with the process however it ends.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::DataDir { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::DataDir {
+            path,
+            source: std::io::Error::other("another jobd process is serving this data directory"),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::DataDir { path, source }),
     }
 }
 
@@ -108,7 +144,13 @@ fn stored_tree_status(job: &Job) -> Option<&'static str> {
     job.parent_job_id.is_none().then(|| job.tree_status().as_str())
 }
 
-fn insert_row(conn: &rusqlite::Connection, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
+/// The root of the tree a row belongs to (trees are one level deep).
+fn root_of(job: &Job) -> &JobId {
+    job.parent_job_id.as_ref().unwrap_or(&job.job_id)
+}
+
+fn insert_row(conn: &WriteTx, job: &Job, position: i64, flags: TaskFlags) -> Result<()> {
+    conn.touch(root_of(job));
     let mut statement = conn.prepare_cached(
         "INSERT INTO jobs (job_id, parent_job_id, position, project_id, enterprise_project_id, service, job_type, \
          status, message, resource_id, entities, error_code, error_msg, payload, result, simulate, \
@@ -164,7 +206,8 @@ fn insert_row(conn: &rusqlite::Connection, job: &Job, position: i64, flags: Task
     Ok(())
 }
 
-fn update_row(conn: &rusqlite::Connection, job: &Job, previous_version: i64, flags: TaskFlags) -> Result<()> {
+fn update_row(conn: &WriteTx, job: &Job, previous_version: i64, flags: TaskFlags) -> Result<()> {
+    conn.touch(root_of(job));
     let mut statement = conn.prepare_cached(
         "UPDATE jobs SET status = ?, message = ?, error_code = ?, error_msg = ?, result = ?, \
          started_at = ?, ended_at = ?, updated_at = ?, version = ?, available_at = ?, attempt = ?, \
@@ -203,7 +246,7 @@ fn update_row(conn: &rusqlite::Connection, job: &Job, previous_version: i64, fla
 
 /// Writes every row of a tree that changed (its own fields, whether it may run, or for the root
 /// where the tree stands).
-fn write_tree_changes(conn: &rusqlite::Connection, before: &Job, after: &Job) -> Result<()> {
+fn write_tree_changes(conn: &WriteTx, before: &Job, after: &Job) -> Result<()> {
     let (old_flags, new_flags) = (before.task_flags(), after.task_flags());
     let tree_status_changed = before.tree_status() != after.tree_status();
     let pairs = before.iter_tree().zip(after.iter_tree()).zip(old_flags.iter().zip(new_flags.iter()));
@@ -215,7 +258,7 @@ fn write_tree_changes(conn: &rusqlite::Connection, before: &Job, after: &Job) ->
     Ok(())
 }
 
-fn insert_tree(conn: &rusqlite::Connection, job: &Job) -> Result<()> {
+fn insert_tree(conn: &WriteTx, job: &Job) -> Result<()> {
     let flags = job.task_flags();
     insert_row(conn, job, 0, flags[0])?;
     for (position, sub) in job.sub_jobs.iter().enumerate() {
@@ -392,7 +435,7 @@ fn record_key(tx: &rusqlite::Connection, key: &IdempotencyKey, job: &Job) -> Res
 }
 
 /// Inserts a job tree, or answers the job an idempotency key already names.
-fn insert_job(tx: &rusqlite::Connection, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
+fn insert_job(tx: &WriteTx, job: &Job, idempotency: Option<&IdempotencyKey>) -> Result<Inserted> {
     if let Some(key) = idempotency {
         if let Some(answer) = stored_key(tx, key)? {
             return Ok(answer);
@@ -404,7 +447,7 @@ fn insert_job(tx: &rusqlite::Connection, job: &Job, idempotency: Option<&Idempot
 }
 
 /// Inserts a batch of job trees, all or none (the write's savepoint is rolled back on an error).
-fn insert_jobs(tx: &rusqlite::Connection, trees: &[NewTree]) -> Result<Vec<Inserted>> {
+fn insert_jobs(tx: &WriteTx, trees: &[NewTree]) -> Result<Vec<Inserted>> {
     let plan = KeyPlan::new(trees)?;
     let mut answers: Vec<Option<Inserted>> = vec![None; trees.len()];
     for &index in &plan.first_uses {
@@ -441,7 +484,7 @@ fn read_tree_of(tx: &rusqlite::Connection, job_id: &JobId) -> Result<Option<Job>
 /// Applies worker events one after another, each seeing the ones before it; a refused event
 /// writes nothing.
 fn apply_task_events(
-    tx: &rusqlite::Connection,
+    tx: &WriteTx,
     events: &[TaskEvent],
     scope: &TaskScope,
     now: Timestamp,
@@ -466,13 +509,7 @@ fn apply_task_events(
 }
 
 /// Applies one event to the tree holding `job_id` and writes what changed.
-fn apply_event(
-    tx: &rusqlite::Connection,
-    project_id: &ProjectId,
-    job_id: &JobId,
-    event: &JobEvent,
-    now: Timestamp,
-) -> Result<Job> {
+fn apply_event(tx: &WriteTx, project_id: &ProjectId, job_id: &JobId, event: &JobEvent, now: Timestamp) -> Result<Job> {
     let tree = read_tree(tx, project_id, job_id)?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
     let next = apply(&tree, job_id, event, now)?;
     write_tree_changes(tx, &tree, &next)?;
@@ -480,7 +517,7 @@ fn apply_event(
 }
 
 /// Leases up to `request.max_tasks` runnable tasks, best first.
-fn claim_tasks(tx: &rusqlite::Connection, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
+fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
     let mut sql = SqlText::default();
     sql.sql("SELECT project_id, job_id FROM jobs WHERE runnable = 1");
     push_claim_filters(&mut sql, request);
@@ -513,7 +550,7 @@ fn claim_tasks(tx: &rusqlite::Connection, request: &ClaimRequest, now: Timestamp
 }
 
 /// Deletes up to `limit` finished job trees ended before `cutoff`.
-fn prune_finished_jobs(tx: &rusqlite::Connection, cutoff: Timestamp, limit: u32) -> Result<u64> {
+fn prune_finished_jobs(tx: &WriteTx, cutoff: Timestamp, limit: u32) -> Result<u64> {
     let roots: Vec<String> = {
         let mut statement = tx.prepare_cached(
             "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < ? LIMIT ?",
@@ -522,6 +559,7 @@ fn prune_finished_jobs(tx: &rusqlite::Connection, cutoff: Timestamp, limit: u32)
         rows.collect::<rusqlite::Result<_>>()?
     };
     for root in &roots {
+        tx.touch(&JobId::parse(root).map_err(|e| corrupt("job_id", e))?);
         tx.prepare_cached("DELETE FROM jobs WHERE parent_job_id = ?")?.execute([root])?;
         tx.prepare_cached("DELETE FROM jobs WHERE job_id = ?")?.execute([root])?;
     }
@@ -529,7 +567,7 @@ fn prune_finished_jobs(tx: &rusqlite::Connection, cutoff: Timestamp, limit: u32)
 }
 
 /// Deletes the idempotency keys recorded before `cutoff`.
-fn prune_idempotency_keys(tx: &rusqlite::Connection, cutoff: Timestamp) -> Result<u64> {
+fn prune_idempotency_keys(tx: &WriteTx, cutoff: Timestamp) -> Result<u64> {
     let deleted = tx.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?")?.execute([millis(&cutoff)])?;
     Ok(deleted as u64)
 }
@@ -547,11 +585,21 @@ impl JobStore for SqliteStore {
     }
 
     async fn get_job(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
+        Ok(self.get_job_shared(project_id, job_id).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn get_job_shared(&self, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Arc<Job>>> {
+        let ticket = match self.trees.get(project_id, job_id) {
+            Ok(tree) => return Ok(Some(tree)),
+            Err(ticket) => ticket,
+        };
         let Some(tree) = self.readers.read(|conn| read_tree(conn, project_id, job_id))? else { return Ok(None) };
         if &tree.job_id == job_id {
+            let tree = Arc::new(tree);
+            self.trees.store(ticket, &tree);
             return Ok(Some(tree));
         }
-        Ok(tree.sub_jobs.into_iter().find(|sub| &sub.job_id == job_id))
+        Ok(tree.sub_jobs.into_iter().find(|sub| &sub.job_id == job_id).map(Arc::new))
     }
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {

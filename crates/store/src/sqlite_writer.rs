@@ -13,13 +13,18 @@
 //! Writes run in arrival order, each seeing the ones before it, exactly as if each had its own
 //! transaction. A caller that stops waiting does not cancel its write.
 
+use std::cell::RefCell;
+use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
+use jobd_core::JobId;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, StoreError};
+use crate::tree_cache::TreeCache;
 
 /// The most writes sharing one commit.
 const MAX_BATCH: usize = 256;
@@ -40,7 +45,29 @@ impl Default for QueueLimits {
 }
 
 /// One write: statements run on the writer connection inside an open transaction.
-pub(crate) type WriteFn<T> = Box<dyn FnOnce(&Connection) -> Result<T> + Send>;
+pub(crate) type WriteFn<T> = Box<dyn FnOnce(&WriteTx) -> Result<T> + Send>;
+
+/// The writer's connection inside a batch's transaction, and the job trees the batch's writes
+/// touched: once the batch is committed, and before any of its writes is answered, those trees
+/// are evicted from the readers' cache.
+pub(crate) struct WriteTx<'c> {
+    conn: &'c Connection,
+    touched: RefCell<Vec<JobId>>,
+}
+
+impl WriteTx<'_> {
+    /// Notes that the tree rooted at `root` is written (inserted, changed or deleted).
+    pub(crate) fn touch(&self, root: &JobId) {
+        self.touched.borrow_mut().push(root.clone());
+    }
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
 
 /// Opens the writer connection (again, after a failure that left it unusable).
 pub(crate) type OpenWriter = Box<dyn Fn() -> Result<Connection> + Send>;
@@ -48,7 +75,7 @@ pub(crate) type OpenWriter = Box<dyn Fn() -> Result<Connection> + Send>;
 /// A queued write, its result type erased.
 trait Pending: Send {
     /// Runs the write; `false` when it failed or panicked (its changes must be rolled back).
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, tx: &WriteTx) -> bool;
     /// Answers the write once the commit's outcome is known.
     fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
 }
@@ -60,9 +87,9 @@ struct Write<T> {
 }
 
 impl<T: Send + 'static> Pending for Write<T> {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, tx: &WriteTx) -> bool {
         let work = self.work.take().expect("a write runs once");
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| work(conn))) {
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| work(tx))) {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::error!("a store write panicked; it was rolled back");
@@ -92,13 +119,14 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Opens the writer connection and starts the writer thread on it.
-    pub(crate) fn start(open: OpenWriter, limits: QueueLimits) -> Result<Self> {
+    /// Opens the writer connection and starts the writer thread on it; each commit evicts the
+    /// trees it touched from `cache`.
+    pub(crate) fn start(open: OpenWriter, limits: QueueLimits, cache: Arc<TreeCache>) -> Result<Self> {
         let conn = open()?;
         let (queue, receiver) = mpsc::channel(limits.capacity.max(1));
         std::thread::Builder::new()
             .name("jobd-sqlite-writer".to_owned())
-            .spawn(move || run_batches(conn, open, receiver))
+            .spawn(move || run_batches(conn, open, receiver, &cache))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the SQLite writer thread: {e}")))?;
         Ok(GroupCommit { queue, wait: limits.wait })
     }
@@ -117,7 +145,12 @@ impl GroupCommit {
     }
 }
 
-fn run_batches(mut conn: Connection, open: OpenWriter, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
+fn run_batches(
+    mut conn: Connection,
+    open: OpenWriter,
+    mut receiver: mpsc::Receiver<Box<dyn Pending>>,
+    cache: &TreeCache,
+) {
     let mut batch: Vec<Box<dyn Pending>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -127,7 +160,10 @@ fn run_batches(mut conn: Connection, open: OpenWriter, mut receiver: mpsc::Recei
                 Err(_) => break,
             }
         }
-        let outcome = run_writes(&conn, &mut batch).map_err(|error| error.to_string());
+        let tx = WriteTx { conn: &conn, touched: RefCell::new(Vec::new()) };
+        let outcome = run_writes(&tx, &mut batch).map_err(|error| error.to_string());
+        // Evicted whatever the outcome (a failed commit changed nothing; evicting costs a miss).
+        cache.evict(tx.touched.into_inner().iter());
         if let Err(error) = &outcome {
             tracing::error!(%error, writes = batch.len(), "a group commit failed");
             let _ = execute(&conn, "ROLLBACK");
@@ -147,16 +183,16 @@ fn run_batches(mut conn: Connection, open: OpenWriter, mut receiver: mpsc::Recei
 }
 
 /// Runs the writes in one transaction, each in a savepoint, and commits.
-fn run_writes(conn: &Connection, batch: &mut [Box<dyn Pending>]) -> Result<()> {
-    execute(conn, "BEGIN IMMEDIATE")?;
+fn run_writes(tx: &WriteTx, batch: &mut [Box<dyn Pending>]) -> Result<()> {
+    execute(tx, "BEGIN IMMEDIATE")?;
     for write in batch.iter_mut() {
-        execute(conn, "SAVEPOINT write")?;
-        if !write.run(conn) {
-            execute(conn, "ROLLBACK TO write")?;
+        execute(tx, "SAVEPOINT write")?;
+        if !write.run(tx) {
+            execute(tx, "ROLLBACK TO write")?;
         }
-        execute(conn, "RELEASE write")?;
+        execute(tx, "RELEASE write")?;
     }
-    execute(conn, "COMMIT")
+    execute(tx, "COMMIT")
 }
 
 /// Runs a statement without parameters (prepared once per connection).
@@ -203,7 +239,7 @@ mod tests {
     async fn a_failing_or_panicking_write_is_rolled_back_alone() {
         let open = open_memory("rolled_back_alone");
         let _keep = open().unwrap(); // the shared memory database lives while a connection does
-        let commits = GroupCommit::start(open, QueueLimits::default()).unwrap();
+        let commits = GroupCommit::start(open, QueueLimits::default(), Arc::new(TreeCache::new(16))).unwrap();
         let panicking: WriteFn<i64> = Box::new(|conn| {
             conn.execute("INSERT INTO t (n) VALUES (99)", [])?;
             panic!("a bug in a write");
@@ -229,7 +265,7 @@ mod tests {
         let open = open_memory("bounded_queue");
         let _keep = open().unwrap();
         let limits = QueueLimits { capacity: 2, wait: Duration::from_millis(200) };
-        let commits = GroupCommit::start(open, limits).unwrap();
+        let commits = GroupCommit::start(open, limits, Arc::new(TreeCache::new(16))).unwrap();
         // The writer is busy with a write that waits for the test.
         let (release, released) = std::sync::mpsc::channel::<()>();
         let (started, running) = oneshot::channel::<()>();

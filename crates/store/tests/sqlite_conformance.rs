@@ -36,3 +36,13 @@ async fn writes_survive_reopening_the_file() {
     assert_eq!(stored.status, jobd_core::JobStatus::Cancelled);
     assert!(dir.path().join(jobd_store::sqlite::DATABASE_FILE).exists());
 }
+
+#[tokio::test]
+async fn one_process_serves_a_data_directory_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(dir.path()).await.unwrap();
+    let second = SqliteStore::open(dir.path()).await.err().expect("a second store on the same directory is refused");
+    assert!(second.to_string().contains("another jobd process"), "{second}");
+    drop(first);
+    SqliteStore::open(dir.path()).await.expect("free again once the first store is closed");
+}
