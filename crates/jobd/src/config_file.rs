@@ -96,7 +96,7 @@ fn read(serve: &Command, path: &Path) -> Result<Vec<(String, String)>, ConfigErr
             toml::Value::String(text) => text,
             toml::Value::Integer(number) => number.to_string(),
             toml::Value::Boolean(flag) => flag.to_string(),
-            other => return Err(invalid(format!("{key} must be a string or a number, not {other}"))),
+            other => return Err(invalid(format!("{key} must be a string, an integer or a boolean, not {other}"))),
         };
         check_value(arg, &text).map_err(|reason| invalid(format!("{key}: {reason}")))?;
         values.push((key, text));
@@ -216,7 +216,7 @@ mod tests {
         );
         assert_eq!(reason("listen = \"anywhere\""), "listen: not a valid value: invalid socket address syntax");
         assert_eq!(reason("log_format = \"xml\""), "log_format: not one of human, json");
-        assert_eq!(reason("listen = [1]"), "listen must be a string or a number, not [1]");
+        assert_eq!(reason("listen = [1]"), "listen must be a string, an integer or a boolean, not [1]");
         let unknown = reason("colour = \"blue\"");
         assert!(unknown.starts_with("unknown key \"colour\"; the keys are listen, data_dir, "), "{unknown}");
     }
