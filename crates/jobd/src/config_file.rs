@@ -146,23 +146,42 @@ mod tests {
     use super::*;
     use crate::Cli;
 
-    /// README's configuration table: flag → (environment variable, default), as written there.
-    fn readme_table() -> BTreeMap<String, (String, String)> {
+    /// README's configuration table: flag → (environment variable, default, whether the
+    /// description says "secret"), as written there.
+    fn readme_table() -> BTreeMap<String, (String, String, bool)> {
         let readme = include_str!("../../../README.md");
         let mut rows = BTreeMap::new();
         for line in readme.lines().filter(|line| line.starts_with("| `--")) {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let [_, flag, env, default, ..] = cells[..] else { panic!("a short row: {line}") };
-            let previous = rows.insert(flag.trim_matches('`').to_owned(), (env.to_owned(), default.to_owned()));
+            let [_, flag, env, default, description, ..] = cells[..] else { panic!("a short row: {line}") };
+            let row = (env.to_owned(), default.to_owned(), description.starts_with("secret"));
+            let previous = rows.insert(flag.trim_matches('`').to_owned(), row);
             assert!(previous.is_none(), "{flag} twice in README");
         }
         rows
+    }
+
+    /// The file keys whose type is `Secret`: those `config print` shows as `<redacted>` when set.
+    fn secret_keys(serve: &Command) -> Vec<String> {
+        use clap::{Args, FromArgMatches};
+        // Every key without a default set, to "1" (which every such key takes today).
+        let unset = keys(serve).filter(|arg| arg.get_default_values().is_empty() && arg.get_long().is_some());
+        let line: Vec<String> = unset.map(|arg| format!("--{}=1", arg.get_long().unwrap_or_default())).collect();
+        let matches = crate::config::ServeArgs::augment_args(Command::new("serve").no_binary_name(true))
+            .try_get_matches_from(line)
+            .unwrap();
+        let args = crate::config::ServeArgs::from_arg_matches(&matches).unwrap();
+        let values = toml::Table::try_from(&args).unwrap();
+        let redacted = toml::Value::String(crate::config::REDACTED.into());
+        values.into_iter().filter(|(_, value)| *value == redacted).map(|(key, _)| key).collect()
     }
 
     #[test]
     fn readme_documents_every_key_as_declared_and_nothing_else() {
         let serve = serve_command(&Cli::parser());
         let mut readme = readme_table();
+        let secrets = secret_keys(&serve);
+        assert!(secrets.contains(&"root_secret_key".to_owned()), "{secrets:?}");
         for arg in keys(&serve) {
             let long = arg.get_long().unwrap_or_default();
             // README says so: a key's name in the file is its flag's, with `_` for `-`.
@@ -176,7 +195,8 @@ mod tests {
             let Some(documented) = readme.remove(&flag) else {
                 panic!("README's configuration table has no row for {flag} ({env}, default {default})");
             };
-            assert_eq!(documented, (env, default), "README's row for {flag} (env, default)");
+            let secret = secrets.iter().any(|secret| secret == key_name(arg));
+            assert_eq!(documented, (env, default, secret), "README's row for {flag} (env, default, \"secret\")");
         }
         assert!(readme.is_empty(), "README documents keys jobd does not have: {readme:?}");
     }
