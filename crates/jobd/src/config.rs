@@ -1,4 +1,5 @@
-//! Configuration: one struct per subcommand, from flags and environment (flag beats env).
+//! Configuration: the server's keys, declared once in [`ServeArgs`] (flag, environment variable,
+//! file key, default, secrecy), and the validated [`ServerConfig`] built from them.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -6,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
 use crate::http_server::{self, ConnectionLimits};
@@ -13,7 +15,8 @@ use crate::http_server::{self, ConnectionLimits};
 /// The default of `--body-read-timeout-seconds` (`ApiConfig::default()` agrees).
 pub const DEFAULT_BODY_READ_TIMEOUT_SECONDS: u64 = 30;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Human,
     Json,
@@ -53,11 +56,21 @@ pub enum ConfigError {
 /// The exit code of a configuration error (the command line itself is `EXIT_USAGE`, 64).
 pub const EXIT_CONFIG: u8 = 2;
 
-#[derive(Clone, Args)]
+/// `jobd serve` and `jobd config print`: `--config` and the server's configuration keys.
+///
+/// Each field with an `env` is one configuration key, declared here once: its flag (`long`), its
+/// environment variable, its config-file key (the field's name: `config_file` reads the keys off
+/// this declaration), its default, and its secrecy (the type [`Secret`]). `jobd config print`
+/// serialises it (`Serialize`), `Debug` derives from it, and a test checks README's table
+/// against it. Precedence is clap's own: flag > environment > default, where the config file's
+/// values become the defaults (`config_file::layer`). `--log-format`, global to every command, is
+/// declared on the command line's root and is a key too.
+#[derive(Clone, Debug, Args, Serialize)]
 pub struct ServeArgs {
     /// A TOML file with the same keys as these flags (`listen`, `data_dir`, `database_url`, ...);
     /// the environment and flags override it.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "JOBD_LISTEN", default_value = "127.0.0.1:8080")]
@@ -67,8 +80,8 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     /// A `postgres://` URL: keep jobs in PostgreSQL (several jobd nodes may share it) instead of
     /// the embedded SQLite store. TLS and the like come from the URL (`?sslmode=require`).
-    #[arg(long, env = "JOBD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(long, env = "JOBD_DATABASE_URL")]
+    pub database_url: Option<Secret>,
     /// PostgreSQL connection pool size.
     #[arg(long, env = "JOBD_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
@@ -87,6 +100,14 @@ pub struct ServeArgs {
     /// Requests per second per credential or token (0: no limit); bursts of twice that pass.
     #[arg(long, env = "JOBD_RATE_LIMIT_PER_SECOND", default_value_t = 1000)]
     pub rate_limit_per_second: u32,
+    /// Failed authentications per second per client address (bursts of 5 times that) before the
+    /// address is answered `429` (0: no limit).
+    #[arg(long, env = "JOBD_FAILED_AUTH_PER_SECOND", default_value_t = 10)]
+    pub failed_auth_per_second: u32,
+    /// Token requests per minute per client address, and failed ones per minute per user name
+    /// (0: no limit).
+    #[arg(long, env = "JOBD_PASSWORD_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub password_attempts_per_minute: u32,
     /// Connections served at once; past it `/healthz` still answers and the rest get `503`.
     #[arg(long, env = "JOBD_MAX_CONNECTIONS", default_value_t = http_server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
@@ -107,91 +128,77 @@ pub struct ServeArgs {
     /// Seconds a keep-alive connection may wait between requests.
     #[arg(long, env = "JOBD_IDLE_TIMEOUT_SECONDS", default_value_t = http_server::DEFAULT_IDLE_TIMEOUT_SECONDS)]
     pub idle_timeout_seconds: u64,
-    /// Failed authentications per second per client address (bursts of 5 times that) before the
-    /// address is answered `429` (0: no limit).
-    #[arg(long, env = "JOBD_FAILED_AUTH_PER_SECOND", default_value_t = 10)]
-    pub failed_auth_per_second: u32,
-    /// Token requests per minute per client address, and failed ones per minute per user name
-    /// (0: no limit).
-    #[arg(long, env = "JOBD_PASSWORD_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
-    pub password_attempts_per_minute: u32,
     /// The region id jobd serves (e.g. `cn-north-4`): `V11-HMAC-SHA256` (derived) signatures are
     /// verified for it; without it they are refused.
     #[arg(long, env = "JOBD_REGION")]
     pub region: Option<String>,
     /// Key material that seals access-key secrets (default: a key file in the data directory).
-    #[arg(long, env = "JOBD_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
+    #[arg(long, env = "JOBD_MASTER_KEY")]
+    pub master_key: Option<Secret>,
     /// Root access key (may act in every project).
-    #[arg(long, env = "JOBD_ROOT_ACCESS_KEY", hide_env_values = true)]
+    #[arg(long, env = "JOBD_ROOT_ACCESS_KEY")]
     pub root_access_key: Option<String>,
     /// Root secret key. Prefer the environment variable to the flag.
-    #[arg(long, env = "JOBD_ROOT_SECRET_KEY", hide_env_values = true)]
-    pub root_secret_key: Option<String>,
+    #[arg(long, env = "JOBD_ROOT_SECRET_KEY")]
+    pub root_secret_key: Option<Secret>,
 }
 
-impl fmt::Debug for ServeArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServeArgs")
-            .field("config", &self.config)
-            .field("listen", &self.listen)
-            .field("data_dir", &self.data_dir)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
-            .field("retention_hours", &self.retention_hours)
-            .field("token_ttl_hours", &self.token_ttl_hours)
-            .field("rate_limit_per_second", &self.rate_limit_per_second)
-            .field("failed_auth_per_second", &self.failed_auth_per_second)
-            .field("password_attempts_per_minute", &self.password_attempts_per_minute)
-            .field("max_connections", &self.max_connections)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("metrics_max_label_values", &self.metrics_max_label_values)
-            .field("header_read_timeout_seconds", &self.header_read_timeout_seconds)
-            .field("body_read_timeout_seconds", &self.body_read_timeout_seconds)
-            .field("idle_timeout_seconds", &self.idle_timeout_seconds)
-            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
-            .field("root_access_key", &self.root_access_key)
-            .field("root_secret_key", &self.root_secret_key.as_ref().map(|_| "<redacted>"))
-            .finish()
+/// A secret configuration value (a key, a password, a URL that may hold one). `Debug` and
+/// `Serialize` (what `jobd config print` shows) write `<redacted>`; only [`Secret::expose`]
+/// reads it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(value))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+/// What a secret shows instead of itself.
+pub const REDACTED: &str = "<redacted>";
 
 /// A root key pair. `Debug` never shows the secret.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RootCredentials {
     pub access_key: String,
-    pub secret_key: String,
-}
-
-impl fmt::Debug for RootCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RootCredentials")
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .finish()
-    }
+    pub secret_key: Secret,
 }
 
 /// A PostgreSQL store. `Debug` never shows the URL (it may hold a password).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct DatabaseConfig {
-    pub url: String,
+    pub url: Secret,
     pub max_connections: u32,
     pub statement_timeout: std::time::Duration,
 }
 
-impl fmt::Debug for DatabaseConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DatabaseConfig")
-            .field("url", &"<redacted>")
-            .field("max_connections", &self.max_connections)
-            .field("statement_timeout", &self.statement_timeout)
-            .finish()
-    }
-}
-
 /// The validated server configuration. `Debug` never shows a secret.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -207,72 +214,14 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     pub metrics_max_label_values: usize,
     pub region: Option<String>,
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
     pub root: Option<RootCredentials>,
-}
-
-impl fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("listen", &self.listen)
-            .field("data_dir", &self.data_dir)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("database", &self.database)
-            .field("retention", &self.retention)
-            .field("token_ttl", &self.token_ttl)
-            .field("rate_limit_per_second", &self.rate_limit_per_second)
-            .field("failed_auth_per_second", &self.failed_auth_per_second)
-            .field("password_attempts_per_minute", &self.password_attempts_per_minute)
-            .field("connections", &self.connections)
-            .field("body_read_timeout", &self.body_read_timeout)
-            .field("max_in_flight", &self.max_in_flight)
-            .field("metrics_max_label_values", &self.metrics_max_label_values)
-            .field("region", &self.region)
-            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
-            .field("root", &self.root)
-            .finish()
-    }
-}
-
-impl ServerConfig {
-    /// The effective configuration as TOML, secrets redacted (`jobd config print`).
-    pub fn to_toml(&self) -> String {
-        let redacted = |present: bool| if present { "\"<redacted>\"" } else { "\"\"" };
-        let mut lines = vec![
-            format!("listen = \"{}\"", self.listen),
-            format!("data_dir = {:?}", self.data_dir.display().to_string()),
-            format!("max_body_bytes = {}", self.max_body_bytes),
-            format!("database_url = {}", redacted(self.database.is_some())),
-        ];
-        if let Some(database) = &self.database {
-            lines.push(format!("database_max_connections = {}", database.max_connections));
-            lines.push(format!("database_statement_timeout_ms = {}", database.statement_timeout.as_millis()));
-        }
-        lines.extend([
-            format!("retention_hours = {}", self.retention.as_secs() / 3600),
-            format!("token_ttl_hours = {}", self.token_ttl.as_secs() / 3600),
-            format!("rate_limit_per_second = {}", self.rate_limit_per_second),
-            format!("failed_auth_per_second = {}", self.failed_auth_per_second),
-            format!("password_attempts_per_minute = {}", self.password_attempts_per_minute),
-            format!("max_connections = {}", self.connections.max_connections),
-            format!("header_read_timeout_seconds = {}", self.connections.header_read_timeout.as_secs()),
-            format!("body_read_timeout_seconds = {}", self.body_read_timeout.as_secs()),
-            format!("idle_timeout_seconds = {}", self.connections.idle_timeout.as_secs()),
-            format!("max_in_flight = {}", self.max_in_flight),
-            format!("metrics_max_label_values = {}", self.metrics_max_label_values),
-            format!("region = {:?}", self.region.clone().unwrap_or_default()),
-            format!("master_key = {}", redacted(self.master_key.is_some())),
-            format!("root_access_key = {:?}", self.root.as_ref().map(|r| r.access_key.clone()).unwrap_or_default()),
-            format!("root_secret_key = {}", redacted(self.root.is_some())),
-        ]);
-        lines.join("\n")
-    }
 }
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
         let root = match (self.root_access_key, self.root_secret_key) {
-            (Some(access_key), Some(secret_key)) if !access_key.is_empty() && !secret_key.is_empty() => {
+            (Some(access_key), Some(secret_key)) if !access_key.is_empty() && !secret_key.expose().is_empty() => {
                 Some(RootCredentials { access_key, secret_key })
             }
             (None, None) => None,
@@ -292,13 +241,13 @@ impl ServeArgs {
             }
         }
         let database = match self.database_url {
-            Some(url) if !url.is_empty() => {
-                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            Some(url) if !url.expose().is_empty() => {
+                if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) {
                     return Err(ConfigError::NotAPostgresUrl);
                 }
                 // Nodes sharing PostgreSQL must unseal each other's secrets: one key, given to
                 // all of them (a key file in one node's data directory would not do).
-                if self.master_key.as_deref().unwrap_or_default().is_empty() {
+                if self.master_key.as_ref().is_none_or(|key| key.expose().is_empty()) {
                     return Err(ConfigError::MasterKeyRequired);
                 }
                 Some(DatabaseConfig {
@@ -336,40 +285,37 @@ impl ServeArgs {
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
     #[test]
-    fn secrets_never_show_in_debug_output() {
-        let args = ServeArgs {
-            config: None,
-            listen: "127.0.0.1:1".parse().unwrap(),
-            data_dir: "d".into(),
-            max_body_bytes: 1,
-            database_url: Some("postgres://u:db-password@h/d".into()),
-            database_max_connections: 1,
-            database_statement_timeout_ms: 1,
-            retention_hours: 1,
-            token_ttl_hours: 1,
-            rate_limit_per_second: 0,
-            failed_auth_per_second: 0,
-            password_attempts_per_minute: 0,
-            max_connections: 1,
-            max_in_flight: 1,
-            metrics_max_label_values: 1,
-            header_read_timeout_seconds: 1,
-            body_read_timeout_seconds: 1,
-            idle_timeout_seconds: 1,
-            region: None,
-            master_key: Some("master-secret".into()),
-            root_access_key: Some("AK".into()),
-            root_secret_key: Some("very-secret".into()),
-        };
+    fn secrets_never_show_in_debug_or_print_output() {
+        let command = Serve::command();
+        let matches = command
+            .try_get_matches_from([
+                "serve",
+                "--database-url=postgres://u:db-password@h/d",
+                "--master-key=master-secret",
+                "--root-access-key=AK",
+                "--root-secret-key=very-secret",
+            ])
+            .unwrap();
+        let args = Serve::from_arg_matches(&matches).unwrap().args;
         let config = args.clone().into_config().unwrap();
-        for shown in [format!("{args:?}"), format!("{config:?}")] {
+        let printed = toml::Table::try_from(&args).unwrap().to_string();
+        for shown in [format!("{args:?}"), format!("{config:?}"), printed] {
             assert!(!shown.contains("very-secret"), "{shown}");
             assert!(!shown.contains("master-secret"), "{shown}");
             assert!(!shown.contains("db-password"), "{shown}");
-            assert!(shown.contains("AK"));
+            assert!(shown.contains("AK"), "{shown}");
+            assert!(shown.contains(REDACTED), "{shown}");
         }
     }
 }

@@ -15,7 +15,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use rand::Rng;
 use tokio::net::TcpListener;
 
-use crate::config::{RootCredentials, ServerConfig};
+use crate::config::{RootCredentials, Secret, ServerConfig};
 use crate::server;
 
 #[derive(Debug, Clone, Args)]
@@ -130,7 +130,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let root = RootCredentials {
         access_key: std::env::var("JOBD_ROOT_ACCESS_KEY")
             .unwrap_or_else(|_| format!("DEMO{}", random_key(16).to_uppercase())),
-        secret_key: std::env::var("JOBD_ROOT_SECRET_KEY").unwrap_or_else(|_| random_key(40)),
+        secret_key: Secret::new(std::env::var("JOBD_ROOT_SECRET_KEY").unwrap_or_else(|_| random_key(40))),
     };
     // Said in the banner rather than logged: nothing but the banner should greet a newcomer.
     let (listener, taken) = match TcpListener::bind(args.listen).await {
@@ -244,7 +244,7 @@ print(client.show_job(ShowJobRequest(job_id="{upgrade}")))
 PY
 "#,
         ak = root.access_key,
-        sk = root.secret_key,
+        sk = root.secret_key.expose(),
         domain = console_user.domain,
         user = console_user.name,
         password = console_user.password,

@@ -12,9 +12,10 @@ mod job_cli;
 mod job_progress;
 mod server;
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{ConfigError, LogFormat, ServeArgs, EXIT_CONFIG};
 
@@ -26,11 +27,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(name = "jobd", version, about = "An asynchronous job service for cloud control planes")]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The arguments of every command; those with an `env` are configuration keys of `serve` too
+/// (`Serialize`: `jobd config print` shows them).
+#[derive(Debug, clap::Args, serde::Serialize)]
+struct GlobalArgs {
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, global = true, env = "JOBD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,17 +90,62 @@ enum ConfigCommand {
     Print(ServeArgs),
 }
 
+impl Cli {
+    /// The command line's parser: the derived one, where the server's commands show no
+    /// environment value in `--help` (a secret may be among them).
+    fn parser() -> clap::Command {
+        config_file::hide_env_values(<Cli as CommandFactory>::command())
+    }
+
+    /// The `ServeArgs` of `serve` and `config print`.
+    fn server_args(&self) -> Option<&ServeArgs> {
+        match &self.command {
+            Command::Serve(args) | Command::Config { command: ConfigCommand::Print(args) } => Some(args),
+            _ => None,
+        }
+    }
+}
+
+/// `jobd config print`: the effective configuration as TOML, secrets redacted, after checking it
+/// as `serve` would.
+fn print_server_config(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
+    args.clone().into_config()?;
+    let mut values = toml::Table::try_from(&args)?;
+    values.extend(toml::Table::try_from(global)?);
+    let printed = config_file::render(&config_file::serve_command(&Cli::parser()), &values);
+    // Not `println!`, which panics on a closed pipe (`| head`).
+    let _ = writeln!(std::io::stdout(), "{printed}");
+    Ok(())
+}
+
+/// Why the command line was not taken.
+enum Refused {
+    Usage(clap::Error),
+    Config(ConfigError),
+}
+
+/// Flags, environment, and for `serve` and `config print` the `--config` file under both.
+fn parse(args: &[std::ffi::OsString]) -> Result<Cli, Refused> {
+    let parse_with = |mut parser: clap::Command| {
+        let matches = parser.try_get_matches_from_mut(args).map_err(Refused::Usage)?;
+        Cli::from_arg_matches(&matches).map_err(|error| Refused::Usage(error.format(&mut parser)))
+    };
+    let cli = parse_with(Cli::parser())?;
+    match cli.server_args().and_then(|args| args.config.as_deref()) {
+        Some(path) => parse_with(config_file::layer(Cli::parser(), path).map_err(Refused::Config)?),
+        None => Ok(cli),
+    }
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(path) = config_file::path_in(&args) {
-        if let Err(error) = config_file::apply(std::path::Path::new(&path)) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(Refused::Config(error)) => {
             eprintln!("Error: {error}");
             return ExitCode::from(EXIT_CONFIG);
         }
-    }
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => {
+        Err(Refused::Usage(error)) => {
             let _ = error.print();
             // Help and version are no errors; a wrong command line is EX_USAGE, apart from the
             // exit codes `jobd job wait` gives to jobs.
@@ -101,7 +155,7 @@ fn main() -> ExitCode {
     if let Command::Completions { shell } = cli.command {
         // Into a buffer first: the generator panics on a closed pipe (`| head`).
         let mut script = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "jobd", &mut script);
+        clap_complete::generate(shell, &mut Cli::parser(), "jobd", &mut script);
         let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
         return ExitCode::SUCCESS;
     }
@@ -110,7 +164,7 @@ fn main() -> ExitCode {
         Command::Demo(_) => config::DEMO_LOG_FILTER,
         _ => config::DEFAULT_LOG_FILTER,
     };
-    config::init_logging(cli.log_format, default_log_filter);
+    config::init_logging(cli.global.log_format, default_log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -122,10 +176,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => server::serve(args.into_config()?).await,
             Command::Demo(args) => demo::run(args).await,
-            Command::Config { command: ConfigCommand::Print(args) } => {
-                println!("{}", args.into_config()?.to_toml());
-                Ok(())
-            }
+            Command::Config { command: ConfigCommand::Print(args) } => print_server_config(&cli.global, args),
             Command::Job(args) => return Ok(job_cli::run(args).await),
             Command::Project { connection, command } => admin_cli::project(&connection, command).await,
             Command::User { connection, command } => admin_cli::user(&connection, command).await,

@@ -32,7 +32,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
                 statement_timeout: Some(database.statement_timeout),
                 ..PgOptions::default()
             };
-            let store = PgStore::connect(&database.url, options).await.context("connecting to PostgreSQL")?;
+            let store = PgStore::connect(database.url.expose(), options).await.context("connecting to PostgreSQL")?;
             tracing::info!("job store: PostgreSQL");
             Arc::new(store)
         }
@@ -63,7 +63,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
     let root = config
         .root
         .as_ref()
-        .map(|root| RootKey { access_key: root.access_key.clone(), secret_key: root.secret_key.clone() });
+        .map(|root| RootKey { access_key: root.access_key.clone(), secret_key: root.secret_key.expose().to_owned() });
     let identity_config = IdentityConfig {
         token_ttl: config.token_ttl,
         rate_limit_per_second: config.rate_limit_per_second,
@@ -118,7 +118,7 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
 /// data directory on first start.
 fn load_master_key(config: &ServerConfig) -> anyhow::Result<MasterKey> {
     if let Some(material) = &config.master_key {
-        return Ok(MasterKey::derive(material.as_bytes()));
+        return Ok(MasterKey::derive(material.expose().as_bytes()));
     }
     // Nodes sharing PostgreSQL must unseal each other's secrets: one key, given to all of them
     // (`ServeArgs::into_config` refuses the configuration before anything starts).

@@ -7,9 +7,7 @@ use std::process::Command;
 fn jobd(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_jobd"));
     command.args(args);
-    for key in
-        ["JOBD_LISTEN", "JOBD_RATE_LIMIT_PER_SECOND", "JOBD_ROOT_ACCESS_KEY", "JOBD_ROOT_SECRET_KEY", "JOBD_MASTER_KEY"]
-    {
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("JOBD_")) {
         command.env_remove(key);
     }
     // Common on developer machines; it must not turn an error into a stack backtrace.
@@ -52,6 +50,25 @@ fn file_then_environment_then_flags_with_secrets_redacted() {
         &[("JOBD_RATE_LIMIT_PER_SECOND", "7")],
     );
     assert!(out.contains("rate_limit_per_second = 9"), "a flag beats both: {out}");
+
+    // Every key is printed, in `--help`'s order; one without a value as a comment.
+    assert!(out.starts_with("listen = "), "{out}");
+    assert!(out.contains("\n# database_url is not set\n"), "{out}");
+    assert!(out.contains("\nroot_secret_key = \"<redacted>\"\n"), "{out}");
+    assert!(out.contains("\nlog_format = \"human\""), "a global key too: {out}");
+    let (_, out, _) = jobd(
+        &["config", "print", "--config", path],
+        &[("JOBD_DATABASE_URL", "postgres://u:db-password@h/d"), ("JOBD_LOG_FORMAT", "json")],
+    );
+    assert!(out.contains("database_url = \"<redacted>\""), "{out}");
+    assert!(!out.contains("db-password"), "{out}");
+    assert!(out.contains("log_format = \"json\""), "{out}");
+
+    std::fs::write(&file, "log_format = \"json\"\nretention_hours = \"a week\"\n").unwrap();
+    let (code, _, err) = jobd(&["serve", "--config", path], &[]);
+    assert_eq!(code, 2, "a bad value is a configuration error: {err}");
+    assert!(err.contains("retention_hours: not a valid value: invalid digit found in string"), "{err}");
+    assert_one_line(&err);
 
     std::fs::write(&file, "colour = \"blue\"\n").unwrap();
     let (code, _, err) = jobd(&["config", "print", "--config", path], &[]);
