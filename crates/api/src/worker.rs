@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::on;
 use axum::{Extension, Json};
 use jobd_auth::identity::{Action, ProjectScope};
+use jobd_core::error_code::TaskGone;
 use jobd_core::lease::{DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 use jobd_core::new_job::{MAX_ERROR_CODE_LEN, MAX_MESSAGE_LEN};
 use jobd_core::state_machine::JOB_TIMEOUT;
@@ -422,15 +423,14 @@ async fn claim(
 
 /// Maps why a task refused a worker's call to the 409 the worker acts on.
 async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> ApiError {
-    let conflict =
-        |code: &'static str, message: String| ApiError::new(DIALECT, ErrorKind::TaskConflict { code, message });
+    let conflict = |reason: TaskGone, message: String| ApiError::new(DIALECT, ErrorKind::TaskGone(reason, message));
     match error {
         ServiceError::Conflict(TransitionError::LeaseLost { .. }) => conflict(
-            "JOBD.LEASE_LOST",
+            TaskGone::LeaseLost,
             format!("the lease token does not hold {job_id} (it was claimed again, or this attempt already ended); stop working on it"),
         ),
         ServiceError::Conflict(TransitionError::AlreadyTerminal { status: JobStatus::Cancelled, .. }) => {
-            conflict("JOBD.JOB_CANCELLED", format!("job {job_id} was cancelled; stop working on it"))
+            conflict(TaskGone::Cancelled, format!("job {job_id} was cancelled; stop working on it"))
         }
         ServiceError::Conflict(TransitionError::AlreadyTerminal { status, .. }) => {
             let timed_out = match state.service.get_task(job_id).await {
@@ -438,16 +438,16 @@ async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> Ap
                 Err(_) => false,
             };
             if timed_out {
-                conflict("JOBD.JOB_TIMED_OUT", format!("job {job_id} timed out; its lease was revoked"))
+                conflict(TaskGone::TimedOut, format!("job {job_id} timed out; its lease was revoked"))
             } else {
-                conflict("JOBD.JOB_FINISHED", format!("job {job_id} is already {status}"))
+                conflict(TaskGone::Finished, format!("job {job_id} is already {status}"))
             }
         }
         ServiceError::Conflict(error @ TransitionError::NothingToCompensate { .. }) => {
-            conflict("JOBD.NOT_A_TASK", error.to_string())
+            conflict(TaskGone::NotATask, error.to_string())
         }
         ServiceError::Conflict(error @ TransitionError::DerivedStatus { .. }) => conflict(
-            "JOBD.NOT_A_TASK",
+            TaskGone::NotATask,
             format!("{error}: workers report on sub-jobs, never on their parent"),
         ),
         other => ApiError::from_service(DIALECT, other),
