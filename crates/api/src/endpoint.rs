@@ -9,8 +9,13 @@
 //!   one no route matches, through a tree of the declared paths);
 //! - the OpenAPI document's operations (`openapi::build`).
 //!
-//! Adding a route is one row in its module's `ENDPOINTS`, e.g.
-//! `API.get("/v1/{project_id}/things", Access::Needs(Action::Read), |m| on(m, list_things)).summary("List things").answers(Answer::json(200, "ThingList"))`.
+//! Adding a route is one row in its module's `ENDPOINTS` (ARCHITECTURE.md, "A route"):
+//!
+//! ```ignore
+//! API.get("/v1/{project_id}/things", Access::Needs(Action::Read), |m| on(m, list_things))
+//!     .summary("List things")
+//!     .answers(&[Answer::json(200, "ThingList")]),
+//! ```
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
