@@ -11,7 +11,7 @@
 //!
 //! Adding a route is one row in its module's `ENDPOINTS` (ARCHITECTURE.md, "A route"):
 //!
-//! ```ignore
+//! ```text
 //! API.get("/v1/{project_id}/things", Access::Needs(Action::Read), |m| on(m, list_things))
 //!     .summary("List things")
 //!     .answers(&[Answer::json(200, "ThingList")]),

@@ -276,7 +276,8 @@ impl IntoResponse for ApiError {
 /// layer or extractor outside our control) in the same shape.
 pub async fn render_errors(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().cloned();
-    let dialect = Dialect::of_path(request.uri().path());
+    // The dialect of the path is looked up only for a stray error (a cheap clone of shared bytes).
+    let uri = request.uri().clone();
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         return error.render(request_id.as_ref());
@@ -294,7 +295,7 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             }
             _ => ErrorKind::Internal(format!("unexpected status {status}")),
         };
-        let mut rendered = ApiError::new(dialect, kind).render(request_id.as_ref());
+        let mut rendered = ApiError::new(Dialect::of_path(uri.path()), kind).render(request_id.as_ref());
         // Keep what the router computed, such as the methods a 405 path allows.
         if let Some(allow) = response.headers().get(header::ALLOW) {
             rendered.headers_mut().insert(header::ALLOW, allow.clone());
