@@ -6,31 +6,79 @@
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
-use jobd_auth::identity::{CredentialRecord, Oversight, ProjectScope, Reach, Role, UserRecord};
+use axum::routing::on;
+use axum::Json;
+use jobd_auth::identity::{Action, CredentialRecord, Oversight, ProjectScope, Reach, Role, UserRecord};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::caller::{identity_error, Caller};
 use crate::dialect::Dialect;
+use crate::endpoint::{Access, Answer, Api, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::time_format;
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Native;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/projects", post(create_project).get(list_projects))
-        .route("/v1/admin/users", post(create_user).get(list_users))
-        .route("/v1/admin/users/{user_id}", delete(delete_user))
-        .route("/v1/admin/users/{user_id}/mfa", post(bind_mfa_device))
-        .route("/v1/admin/credentials", post(create_credential).get(list_credentials))
-        .route("/v1/admin/credentials/{access_key}/disable", post(disable_credential))
-        .route("/v1/admin/credentials/{access_key}/enable", post(enable_credential))
-        .route("/v1/admin/credentials/{access_key}", delete(delete_credential))
-}
+const API: Api = Api::new(DIALECT, "admin");
+const ADMINISTER: Access = Access::Needs(Action::Administer);
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.post("/v1/admin/projects", ADMINISTER, |m| on(m, create_project))
+        .summary("Create a project")
+        .request("CreateProject")
+        .answers(&[Answer::json(201, "Project")])
+        .not_found()
+        .conflict(),
+    API.get("/v1/admin/projects", ADMINISTER, |m| on(m, list_projects))
+        .summary("List the projects within the caller's reach")
+        .answers(&[Answer::json(200, "ProjectList")])
+        .not_found(),
+    API.post("/v1/admin/users", ADMINISTER, |m| on(m, create_user))
+        .summary("Create a user")
+        .request("CreateUser")
+        .answers(&[Answer::json(201, "User")])
+        .not_found()
+        .conflict(),
+    API.get("/v1/admin/users", ADMINISTER, |m| on(m, list_users))
+        .summary("List the users within the caller's reach")
+        .answers(&[Answer::json(200, "UserList")])
+        .not_found(),
+    API.delete("/v1/admin/users/{user_id}", ADMINISTER, |m| on(m, delete_user))
+        .summary("Delete a user and revoke its tokens")
+        .answers(&[Answer::NO_CONTENT])
+        .not_found(),
+    API.post("/v1/admin/users/{user_id}/mfa", ADMINISTER, |m| on(m, bind_mfa_device))
+        .summary("Bind a virtual MFA device to a user")
+        .answers(&[Answer::plain(201)])
+        .not_found()
+        .conflict(),
+    API.post("/v1/admin/credentials", ADMINISTER, |m| on(m, create_credential))
+        .summary("Create an access key (its secret is shown this once)")
+        .request("CreateCredential")
+        .answers(&[Answer::json(201, "CreatedCredential")])
+        .not_found()
+        .conflict(),
+    API.get("/v1/admin/credentials", ADMINISTER, |m| on(m, list_credentials))
+        .summary("List the access keys within the caller's reach")
+        .answers(&[Answer::json(200, "CredentialList")])
+        .not_found(),
+    API.post("/v1/admin/credentials/{access_key}/disable", ADMINISTER, |m| on(m, disable_credential))
+        .summary("Disable an access key")
+        .answers(&[Answer::NO_CONTENT])
+        .not_found()
+        .conflict(),
+    API.post("/v1/admin/credentials/{access_key}/enable", ADMINISTER, |m| on(m, enable_credential))
+        .summary("Enable an access key")
+        .answers(&[Answer::NO_CONTENT])
+        .not_found()
+        .conflict(),
+    API.delete("/v1/admin/credentials/{access_key}", ADMINISTER, |m| on(m, delete_credential))
+        .summary("Delete an access key")
+        .answers(&[Answer::NO_CONTENT])
+        .not_found(),
+];
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let value: Value =

@@ -1,13 +1,13 @@
 //! Who is calling, and may they: authentication (an AK/SK signature, an `X-Auth-Token`, or the
-//! console's session cookie), the rate limit, the role's right to the route, and the project
-//! check — once, for every API route.
+//! console's session cookie), the rate limit, the role's right to the route (its `Access` in the
+//! route's declaration, `endpoint`), and the project check — once, for every API route.
 
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -16,6 +16,7 @@ use jobd_auth::{Authorization, RequestParts, VerifyOptions};
 use jobd_service::identity::IdentityError;
 
 use crate::dialect::Dialect;
+use crate::endpoint::{self, Access};
 use crate::error::{ApiError, ErrorKind};
 use crate::{ApiConfig, AppState};
 
@@ -25,59 +26,6 @@ pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
-}
-
-/// Every authenticated route and the action it is: the one permission table. A route missing
-/// here is refused for everyone, so a new route cannot slip in unguarded.
-pub const ROUTE_ACTIONS: &[(&str, &str, Option<Action>)] = &[
-    ("GET", "/v3/{project_id}/jobs/{job_id}", Some(Action::Read)),
-    ("GET", "/v1/{project_id}/waf/async-job/{job_id}", Some(Action::Read)),
-    ("GET", "/v3/{project_id}/elb/jobs/{job_id}", Some(Action::Read)),
-    ("GET", "/v3/{project_id}/elb/jobs", Some(Action::Read)),
-    ("GET", "/v1/{project_id}/jobs", Some(Action::Read)),
-    ("GET", "/v1/{project_id}/jobs/{job_id}", Some(Action::Read)),
-    ("GET", "/v1/{project_id}/jobs/{job_id}/events", Some(Action::Read)),
-    ("GET", "/v1/{project_id}/events", Some(Action::Read)),
-    ("POST", "/v1/{project_id}/jobs", Some(Action::Write)),
-    ("POST", "/v1/{project_id}/jobs/batch", Some(Action::Write)),
-    ("POST", "/v1/{project_id}/jobs/{job_id}/cancel", Some(Action::Write)),
-    // The console's overview and workers page (`console::data`).
-    ("GET", "/v1/{project_id}/overview", Some(Action::Read)),
-    ("GET", "/v1/{project_id}/leases", Some(Action::Read)),
-    ("POST", "/v1/worker/claim", Some(Action::Work)),
-    ("POST", "/v1/worker/tasks/{job_id}/heartbeat", Some(Action::Work)),
-    ("POST", "/v1/worker/tasks/{job_id}/complete", Some(Action::Work)),
-    ("POST", "/v1/worker/tasks/{job_id}/fail", Some(Action::Work)),
-    ("POST", "/v1/worker/tasks/batch", Some(Action::Work)),
-    ("POST", "/v1/admin/projects", Some(Action::Administer)),
-    ("GET", "/v1/admin/projects", Some(Action::Administer)),
-    ("POST", "/v1/admin/users", Some(Action::Administer)),
-    ("GET", "/v1/admin/users", Some(Action::Administer)),
-    ("DELETE", "/v1/admin/users/{user_id}", Some(Action::Administer)),
-    ("POST", "/v1/admin/users/{user_id}/mfa", Some(Action::Administer)),
-    ("POST", "/v1/admin/credentials", Some(Action::Administer)),
-    ("GET", "/v1/admin/credentials", Some(Action::Administer)),
-    ("POST", "/v1/admin/credentials/{access_key}/disable", Some(Action::Administer)),
-    ("POST", "/v1/admin/credentials/{access_key}/enable", Some(Action::Administer)),
-    ("DELETE", "/v1/admin/credentials/{access_key}", Some(Action::Administer)),
-    // Any authenticated caller: what it may see of projects, domains and regions, and revoking a
-    // token it holds.
-    ("GET", "/v3/projects", None),
-    ("GET", "/v3/auth/projects", None),
-    ("GET", "/v3/auth/domains", None),
-    ("GET", "/v3/regions", None),
-    ("GET", "/v3/regions/{region_id}", None),
-    ("DELETE", "/v3/auth/tokens", None),
-];
-
-/// The action of a matched route; `Err` for a route without a row.
-fn route_action(method: &Method, matched_path: &str) -> Result<Option<Action>, ()> {
-    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
-    ROUTE_ACTIONS
-        .iter()
-        .find(|(m, path, _)| *m == method && *path == matched_path)
-        .map(|(_, _, action)| *action)
-        .ok_or(())
 }
 
 /// Reads a body up to the limit (`413` past it) within the body read timeout (`408` past it).
@@ -113,7 +61,9 @@ pub async fn authenticate(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let dialect = Dialect::of_path(request.uri().path());
+    // The route's declarations (`endpoint`): its dialect, and the endpoint of this method.
+    let declared = request.extensions().get::<MatchedPath>().and_then(|matched| endpoint::lookup(matched.as_str()));
+    let dialect = declared.map_or_else(|| Dialect::of_path(request.uri().path()), |declared| declared.dialect);
     let (parts, body) = request.into_parts();
     let body = read_body(dialect, &parts.headers, body, &state.config).await?;
 
@@ -141,23 +91,33 @@ pub async fn authenticate(
         return Err(ApiError::new(dialect, ErrorKind::TooManyRequests(wait)));
     }
 
-    let matched = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
     let forbidden = |detail: String| ApiError::new(dialect, ErrorKind::Forbidden(detail));
-    match route_action(&parts.method, &matched) {
-        Ok(Some(action)) if !principal.may(action) => {
-            return Err(forbidden(format!("the {} role may not call {} {matched}", principal.role, parts.method)))
-        }
-        // A domain-scoped token: the admin API and the IAM listings, no project's jobs.
-        Ok(Some(Action::Read | Action::Write | Action::Work)) if principal.is_domain_scoped() => {
-            return Err(forbidden(
-                "a domain-scoped token reads no project's jobs: get a project-scoped token (auth.scope.project)"
-                    .to_owned(),
-            ))
-        }
-        Ok(_) => {}
+    let undeclared = || {
+        let matched = parts.extensions.get::<MatchedPath>().map_or("", |matched| matched.as_str());
+        forbidden(format!("{} {matched} has no permission row", parts.method))
+    };
+    match declared.map(|declared| declared.endpoint(&parts.method)) {
+        Some(Some(endpoint)) => match endpoint.access {
+            Access::Needs(action) if !principal.may(action) => {
+                return Err(forbidden(format!(
+                    "the {} role may not call {} {}",
+                    principal.role, parts.method, endpoint.path
+                )))
+            }
+            // A domain-scoped token: the admin API and the IAM listings, no project's jobs.
+            Access::Needs(Action::Read | Action::Write | Action::Work) if principal.is_domain_scoped() => {
+                return Err(forbidden(
+                    "a domain-scoped token reads no project's jobs: get a project-scoped token (auth.scope.project)"
+                        .to_owned(),
+                ))
+            }
+            Access::Needs(_) | Access::AnyCaller => {}
+            // Never behind this layer: refused, should it ever be.
+            Access::Public | Access::Page => return Err(undeclared()),
+        },
         // The path exists with other methods: the router answers 405 itself.
-        Err(()) if ROUTE_ACTIONS.iter().any(|(_, path, _)| *path == matched) => {}
-        Err(()) => return Err(forbidden(format!("{} {matched} has no permission row", parts.method))),
+        Some(None) => {}
+        None => return Err(undeclared()),
     }
 
     let path_params = path_params

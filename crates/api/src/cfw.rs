@@ -9,13 +9,15 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::routing::on;
+use axum::{Extension, Json};
+use jobd_auth::identity::Action;
 use jobd_core::{Job, JobStatus, ServiceName};
 use serde::Serialize;
 
 use crate::caller::Caller;
 use crate::dialect::{fetch_service_job, Dialect};
+use crate::endpoint::{Access, Answer, Api, Endpoint};
 use crate::error::ApiError;
 use crate::query::{self, QueryPairs};
 use crate::time_format;
@@ -23,10 +25,14 @@ use crate::watch::{until_terminal, wait_of};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Cfw;
+const API: Api = Api::new(DIALECT, "CFW");
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v3/{project_id}/jobs/{job_id}", get(list_job))
-}
+pub(crate) const ENDPOINTS: &[Endpoint] = &[API
+    .get("/v3/{project_id}/jobs/{job_id}", Access::Needs(Action::Read), |m| on(m, list_job))
+    .summary("Show a CFW job (ListJob)")
+    .answers(&[Answer::json(200, "ListJobResponse")])
+    .parameters(crate::openapi::parameters::job_wait)
+    .not_found()];
 
 /// The CFW word for a status: the one place it is decided.
 fn status_word(status: JobStatus) -> &'static str {

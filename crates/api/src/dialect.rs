@@ -29,19 +29,10 @@ impl Dialect {
         }
     }
 
-    /// The dialect a path belongs to (also for paths no route matches).
+    /// The dialect a path belongs to (also for paths no route matches), from the declared
+    /// routes' paths (`endpoint::dialect_of_path`).
     pub fn of_path(path: &str) -> Dialect {
-        let mut segments = path.trim_start_matches('/').split('/');
-        let version = segments.next().unwrap_or_default();
-        let second = segments.next();
-        // A project may be called `auth`, `projects` or `regions`: the seed dialects' paths come first.
-        match (version, segments.next()) {
-            ("v3", Some("elb")) => Dialect::Elb,
-            ("v3", Some("jobs")) => Dialect::Cfw,
-            ("v1", Some("waf")) => Dialect::Waf,
-            ("v3", _) if matches!(second, Some("auth") | Some("projects") | Some("regions")) => Dialect::Iam,
-            _ => Dialect::Native,
-        }
+        crate::endpoint::dialect_of_path(path)
     }
 }
 

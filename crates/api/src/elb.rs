@@ -20,13 +20,15 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::routing::on;
+use axum::{Extension, Json};
+use jobd_auth::identity::Action;
 use jobd_core::{Direction, Entity, Job, JobQuery, JobStatus, ServiceName, TreeStatus};
 use serde::Serialize;
 
 use crate::caller::Caller;
 use crate::dialect::{fetch_service_job, restrict_enterprise_projects, Dialect};
+use crate::endpoint::{Access, Answer, Api, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
 use crate::request_id::RequestId;
@@ -39,11 +41,19 @@ pub(crate) const MAX_LIMIT: u32 = 2000;
 /// The words of the `status` filter.
 pub(crate) const STATUS_FILTER_WORDS: [&str; 6] = ["INIT", "RUNNING", "SUCCESS", "COMPLETE", "FAIL", "CANCEL"];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v3/{project_id}/elb/jobs", get(list_jobs))
-        .route("/v3/{project_id}/elb/jobs/{job_id}", get(show_job))
-}
+const API: Api = Api::new(DIALECT, "ELB");
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.get("/v3/{project_id}/elb/jobs", Access::Needs(Action::Read), |m| on(m, list_jobs))
+        .summary("List ELB jobs (ListJobs)")
+        .answers(&[Answer::json(200, "ListJobsResponse")])
+        .parameters(crate::openapi::parameters::elb_list),
+    API.get("/v3/{project_id}/elb/jobs/{job_id}", Access::Needs(Action::Read), |m| on(m, show_job))
+        .summary("Show an ELB job (ShowJob)")
+        .answers(&[Answer::json(200, "ShowJobResponse")])
+        .parameters(crate::openapi::parameters::job_wait)
+        .not_found(),
+];
 
 /// The ELB words for statuses: the one place they are decided. A main job shows where its tree
 /// stands: `RUNNING` while pending or running, `ROLLBACKING` while its sub-jobs are compensated,

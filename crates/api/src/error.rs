@@ -7,6 +7,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use jobd_core::error_code::{self, TaskGone};
 use serde_json::{json, Map, Value};
 
 use crate::dialect::Dialect;
@@ -46,8 +47,8 @@ pub enum ErrorKind {
     ResourceNotFound(String),
     /// The job cannot make this move (for example cancelling a finished job).
     Conflict(String),
-    /// A worker's call on a task it may no longer touch, with the reason as a code.
-    TaskConflict { code: &'static str, message: String },
+    /// A worker's call on a task it may no longer touch, and why (each reason its own code).
+    TaskGone(TaskGone, String),
     /// A dependency (the store) cannot answer right now.
     Unavailable(String),
     /// A fault of jobd's own.
@@ -155,12 +156,12 @@ impl ApiError {
             ),
             (RouteNotFound, _) => (
                 StatusCode::NOT_FOUND,
-                "APIGW.0101",
+                error_code::ROUTE_NOT_FOUND,
                 "The API does not exist or has not been published in the environment.".to_owned(),
             ),
             (MethodNotAllowed, _) => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "APIGW.0101",
+                error_code::ROUTE_NOT_FOUND,
                 "The API does not exist: the method is not allowed on this path.".to_owned(),
             ),
             (PayloadTooLarge(limit), _) => (
@@ -182,7 +183,7 @@ impl ApiError {
                 format!("Request error: {}.", status.canonical_reason().unwrap_or("malformed request").to_lowercase()),
             ),
             (InvalidJobId(m), Native | Iam) | (InvalidRequest(m), Native | Iam) => {
-                (StatusCode::BAD_REQUEST, "JOBD.INVALID_REQUEST", m.clone())
+                (StatusCode::BAD_REQUEST, error_code::INVALID_REQUEST, m.clone())
             }
             (InvalidJobId(m), Cfw) | (InvalidRequest(m), Cfw) => {
                 (StatusCode::BAD_REQUEST, "CFW.00200001", format!("Invalid parameter: {m}"))
@@ -192,9 +193,9 @@ impl ApiError {
             (InvalidJobId(m), Elb) | (InvalidRequest(m), Elb) => {
                 (StatusCode::BAD_REQUEST, "ELB.8902", format!("Invalid request: {m}"))
             }
-            (ResourceNotFound(what), _) => (StatusCode::NOT_FOUND, "JOBD.NOT_FOUND", format!("{what} not found")),
+            (ResourceNotFound(what), _) => (StatusCode::NOT_FOUND, error_code::NOT_FOUND, format!("{what} not found")),
             (JobNotFound(id), Native | Iam) => {
-                (StatusCode::NOT_FOUND, "JOBD.JOB_NOT_FOUND", format!("job {id} not found"))
+                (StatusCode::NOT_FOUND, error_code::JOB_NOT_FOUND, format!("job {id} not found"))
             }
             (JobNotFound(id), Cfw) => {
                 (StatusCode::NOT_FOUND, "CFW.00200005", format!("Object not found: job {id} does not exist."))
@@ -203,13 +204,13 @@ impl ApiError {
                 (StatusCode::NOT_FOUND, "WAF.00014001", format!("resource.not.found: job {id} does not exist"))
             }
             (JobNotFound(id), Elb) => (StatusCode::NOT_FOUND, "ELB.8904", format!("job {id} could not be found.")),
-            (Conflict(m), _) => (StatusCode::CONFLICT, "JOBD.JOB_CONFLICT", m.clone()),
-            (TaskConflict { code, message }, _) => (StatusCode::CONFLICT, *code, message.clone()),
+            (Conflict(m), _) => (StatusCode::CONFLICT, error_code::JOB_CONFLICT, m.clone()),
+            (TaskGone(reason, m), _) => (StatusCode::CONFLICT, reason.error_code(), m.clone()),
             (Unavailable(m), _) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "JOBD.UNAVAILABLE", format!("Service unavailable: {m}"))
+                (StatusCode::SERVICE_UNAVAILABLE, error_code::UNAVAILABLE, format!("Service unavailable: {m}"))
             }
             (Internal(_), Native | Iam) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "JOBD.INTERNAL", "Internal server error.".to_owned())
+                (StatusCode::INTERNAL_SERVER_ERROR, error_code::INTERNAL, "Internal server error.".to_owned())
             }
             (Internal(_), Cfw) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "CFW.00300001", "Failed to query the database.".to_owned())
@@ -275,7 +276,8 @@ impl IntoResponse for ApiError {
 /// layer or extractor outside our control) in the same shape.
 pub async fn render_errors(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().cloned();
-    let dialect = Dialect::of_path(request.uri().path());
+    // The dialect of the path is looked up only for a stray error (a cheap clone of shared bytes).
+    let uri = request.uri().clone();
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         return error.render(request_id.as_ref());
@@ -293,7 +295,7 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             }
             _ => ErrorKind::Internal(format!("unexpected status {status}")),
         };
-        let mut rendered = ApiError::new(dialect, kind).render(request_id.as_ref());
+        let mut rendered = ApiError::new(Dialect::of_path(uri.path()), kind).render(request_id.as_ref());
         // Keep what the router computed, such as the methods a 405 path allows.
         if let Some(allow) = response.headers().get(header::ALLOW) {
             rendered.headers_mut().insert(header::ALLOW, allow.clone());

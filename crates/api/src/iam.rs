@@ -10,8 +10,8 @@ use axum::extract::Path;
 use axum::extract::{Extension, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::on;
+use axum::Json;
 use jobd_auth::identity::{domain_id, Action, Oversight, PrincipalKind, ProjectRecord, ProjectScope};
 use jobd_auth::token_request::{parse_token_request, TokenScope};
 use jobd_service::identity::{IdentityError, IssuedToken, ProjectSelector, TotpProof};
@@ -20,26 +20,49 @@ use serde_json::{json, Value};
 
 use crate::caller::{client_address, identity_error, read_body, Caller};
 use crate::dialect::Dialect;
+use crate::endpoint::{Access, Answer, Api, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
 
 const DIALECT: Dialect = Dialect::Iam;
 const SUBJECT_TOKEN_HEADER: &str = "x-subject-token";
 
-/// `POST /v3/auth/tokens` needs no caller (the body carries the password).
-pub fn public_routes() -> Router<AppState> {
-    Router::new().route("/v3/auth/tokens", post(create_token))
-}
+const API: Api = Api::new(DIALECT, "IAM");
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v3/auth/tokens", axum::routing::delete(revoke_token))
-        .route("/v3/projects", get(list_projects))
-        .route("/v3/auth/projects", get(list_auth_projects))
-        .route("/v3/auth/domains", get(list_auth_domains))
-        .route("/v3/regions", get(list_regions))
-        .route("/v3/regions/{region_id}", get(show_region))
-}
+/// `POST /v3/auth/tokens` needs no caller (the body carries the password); the rest any
+/// authenticated caller: what it may see of projects, domains and regions, and revoking a token
+/// it holds. Every IAM route may answer `404` (a project or token named that is not there).
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.post("/v3/auth/tokens", Access::Public, |m| on(m, create_token))
+        .summary(
+            "Get a token for a user (IAM password method, plus totp for a user with a virtual MFA device; \
+             scoped to a project or to the user's domain); the token is in X-Subject-Token",
+        )
+        .request("TokenRequest")
+        .answers(&[Answer::json(201, "Token")])
+        .answer_header("X-Subject-Token", "The token, for X-Auth-Token")
+        .parameters(crate::openapi::parameters::token_request)
+        .checks_password()
+        .not_found(),
+    API.delete("/v3/auth/tokens", Access::AnyCaller, |m| on(m, revoke_token))
+        .summary("Revoke a token")
+        .answers(&[Answer::NO_CONTENT])
+        .parameters(crate::openapi::parameters::subject_token)
+        .not_found(),
+    API.get("/v3/projects", Access::AnyCaller, |m| on(m, list_projects))
+        .summary("List the projects the caller may use")
+        .answers(&[Answer::json(200, "IamProjectList")])
+        .parameters(crate::openapi::parameters::project_name)
+        .not_found(),
+    API.get("/v3/auth/projects", Access::AnyCaller, |m| on(m, list_auth_projects))
+        .summary("List the projects the caller's token may be scoped to")
+        .not_found(),
+    API.get("/v3/auth/domains", Access::AnyCaller, |m| on(m, list_auth_domains))
+        .summary("List the caller's domain")
+        .not_found(),
+    API.get("/v3/regions", Access::AnyCaller, |m| on(m, list_regions)).summary("List the regions").not_found(),
+    API.get("/v3/regions/{region_id}", Access::AnyCaller, |m| on(m, show_region)).summary("Show a region").not_found(),
+];
 
 #[derive(Debug, Deserialize)]
 struct TokenQuery {

@@ -10,6 +10,7 @@ mod cfw;
 mod console;
 mod dialect;
 mod elb;
+pub mod endpoint;
 mod error;
 mod iam;
 mod load_shedding;
@@ -26,15 +27,16 @@ mod worker;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, on};
 use axum::{middleware, Json, Router};
 use jobd_service::identity::IdentityService;
 use jobd_service::JobService;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 
-pub use caller::{Caller, ROUTE_ACTIONS};
+pub use caller::Caller;
 pub use dialect::Dialect;
+pub use endpoint::{endpoints, Access, Endpoint, Verb};
 pub use error::{unparsable_request_answer, ApiError, ErrorKind, ErrorShape};
 pub use request_id::RequestId;
 
@@ -82,29 +84,26 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
 }
 
-/// The whole HTTP application: public health routes, then every authenticated API.
+/// The health routes.
+const HEALTH: endpoint::Api = endpoint::Api::new(Dialect::Native, "native");
+
+const HEALTH_ENDPOINTS: &[Endpoint] = &[
+    HEALTH
+        .get("/healthz", Access::Public, |m| on(m, healthz))
+        .summary("Liveness")
+        .answers(&[endpoint::Answer::json(200, "Health")])
+        .always_answers(),
+    HEALTH
+        .get("/readyz", Access::Public, |m| on(m, readyz))
+        .summary("Readiness: the store answers")
+        .answers(&[endpoint::Answer::json(200, "Health")]),
+];
+
+/// The whole HTTP application: every declared endpoint (`endpoint`), behind the shared layers.
 pub fn app(state: AppState) -> Router {
-    let authenticated = Router::new()
-        .merge(native::routes())
-        .merge(cfw::routes())
-        .merge(waf::routes())
-        .merge(elb::routes())
-        .merge(worker::routes())
-        .merge(admin::routes())
-        .merge(watch::routes())
-        .merge(iam::routes())
-        .merge(console::data::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), caller::authenticate));
     telemetry::prometheus();
     let in_flight = load_shedding::InFlightLimit::new(state.config.max_in_flight);
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(telemetry::metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .merge(iam::public_routes())
-        .merge(console::routes())
-        .merge(authenticated)
+    endpoint::router(&state)
         .route_layer(middleware::from_fn(telemetry::record_http))
         .fallback(error::route_not_found)
         // The body limit is enforced once, configurably, in `caller::authenticate`.

@@ -5,8 +5,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::routing::on;
+use axum::{Extension, Json};
+use jobd_auth::identity::Action;
 use jobd_core::ids::parse_enterprise_project_id;
 use jobd_core::job_request;
 use jobd_core::{Compensation, Execution, OnFailure, Phase, RetryBackoff};
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::caller::Caller;
 use crate::dialect::{restrict_enterprise_projects, Dialect};
+use crate::endpoint::{Access, Answer, Api, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
 use crate::time_format;
@@ -30,14 +32,44 @@ pub(crate) const MAX_LIST_LIMIT: u32 = 1000;
 pub(crate) const CLIENT_TOKEN_PATTERN: &str = "^[\\x21-\\x7e]{1,128}$";
 const DEFAULT_LIST_LIMIT: u32 = 100;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/{project_id}/jobs", post(create_job).get(list_jobs))
-        // A static segment wins over `{job_id}` in axum's router.
-        .route("/v1/{project_id}/jobs/batch", post(create_jobs))
-        .route("/v1/{project_id}/jobs/{job_id}", get(show_job))
-        .route("/v1/{project_id}/jobs/{job_id}/cancel", post(cancel_job))
-}
+const API: Api = Api::new(DIALECT, "native");
+const READ: Access = Access::Needs(Action::Read);
+const WRITE: Access = Access::Needs(Action::Write);
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.post("/v1/{project_id}/jobs", WRITE, |m| on(m, create_job))
+        .summary("Create a job (X-Client-Token: at most once)")
+        .request("CreateJob")
+        .answers(&[
+            Answer::json(201, "JobEnvelope"),
+            Answer::json(200, "JobEnvelope").described("Success (an idempotent replay)"),
+        ])
+        .parameters(crate::openapi::parameters::client_token)
+        .conflict(),
+    API.get("/v1/{project_id}/jobs", READ, |m| on(m, list_jobs))
+        .summary("List jobs, newest first")
+        .answers(&[Answer::json(200, "JobList")])
+        .parameters(crate::openapi::parameters::native_list),
+    // A static segment wins over `{job_id}` in axum's router.
+    API.post("/v1/{project_id}/jobs/batch", WRITE, |m| on(m, create_jobs))
+        .summary("Create up to 1,000 jobs at once, all or none")
+        .request("CreateJobBatch")
+        .answers(&[
+            Answer::json(201, "JobBatch"),
+            Answer::json(200, "JobBatch").described("Success (an idempotent replay)"),
+        ])
+        .conflict(),
+    API.get("/v1/{project_id}/jobs/{job_id}", READ, |m| on(m, show_job))
+        .summary("Show a job, its sub-jobs and its events; or wait for it to change")
+        .answers(&[Answer::json(200, "JobEnvelope")])
+        .parameters(crate::openapi::parameters::native_job)
+        .not_found(),
+    API.post("/v1/{project_id}/jobs/{job_id}/cancel", WRITE, |m| on(m, cancel_job))
+        .summary("Cancel a job and its sub-jobs")
+        .answers(&[Answer::json(200, "JobEnvelope")])
+        .not_found()
+        .conflict(),
+];
 
 // ---- wire types ----
 

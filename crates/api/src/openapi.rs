@@ -1,6 +1,7 @@
-//! `GET /openapi.json`: an OpenAPI 3.1 document of every route, built from the same permission
-//! table the server enforces (`ROUTE_ACTIONS`) plus the public routes, with the response bodies'
-//! schemas (and the worker reports' request bodies) derived from the wire types themselves.
+//! `GET /openapi.json`: an OpenAPI 3.1 document of every route, built from the same declarations
+//! the router and the permission check are built from (`endpoint`: each operation's summary,
+//! parameters, bodies and statuses), with the response bodies' schemas (and the worker reports'
+//! request bodies) derived from the wire types themselves.
 //!
 //! What it promises is what the handlers do: the constraints on bodies, path values and query
 //! parameters are the validators' own (the patterns and limits are constants beside them), every
@@ -13,6 +14,7 @@
 use std::sync::OnceLock;
 
 use axum::http::StatusCode;
+use axum::routing::on;
 use axum::Json;
 use jobd_auth::identity::Role;
 use jobd_core::ids::ENTERPRISE_PROJECT_ID_PATTERN;
@@ -36,175 +38,146 @@ use utoipa::openapi::{
 };
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::caller::ROUTE_ACTIONS;
 use crate::dialect::Dialect;
+use crate::endpoint::{endpoints, Access, Answer, Api, Content, Endpoint, Verb};
 use crate::error::{ApiError, ErrorKind, ErrorShape};
 use crate::native::CLIENT_TOKEN_PATTERN;
 use crate::worker::{self, ReportOutcome};
 use crate::{cfw, elb, native, waf};
 
-/// Routes that need no caller: method, path, summary.
-pub const PUBLIC_ROUTES: &[(&str, &str, &str)] = &[
-    ("GET", "/healthz", "Liveness"),
-    ("GET", "/readyz", "Readiness: the store answers"),
-    ("GET", "/metrics", "Prometheus metrics"),
-    ("GET", "/openapi.json", "This document"),
-    (
-        "POST",
-        "/v3/auth/tokens",
-        "Get a token for a user (IAM password method, plus totp for a user with a virtual MFA device; \
-         scoped to a project or to the user's domain); the token is in X-Subject-Token",
-    ),
-];
+/// `GET /openapi.json`.
+const API: Api = Api::new(Dialect::Native, "native");
 
-/// The schema of a route's success body, and its status; `also` are the route's other success
-/// statuses with the same body (`200` for an idempotent replay).
-struct Success {
-    status: &'static str,
-    schema: Option<&'static str>,
-    also: &'static [&'static str],
+pub(crate) const ENDPOINTS: &[Endpoint] = &[API
+    .get("/openapi.json", Access::Public, |m| on(m, openapi_json))
+    .summary("This document")
+    .answers(&[Answer { status: 200, content: Content::AnyObject, description: "Success" }])];
+
+/// A query or header parameter an endpoint reads.
+pub struct Parameter {
+    name: &'static str,
+    location: ParameterIn,
+    schema: RefOr<Schema>,
+    /// A query parameter that may repeat (an array, exploded).
+    repeatable: bool,
+    required: bool,
 }
 
-fn success(method: &str, path: &str) -> Success {
-    let (status, schema, also): (_, _, &[&str]) = match (method, path) {
-        ("GET", "/v3/{project_id}/jobs/{job_id}") => ("200", Some("ListJobResponse"), &[]),
-        ("GET", "/v1/{project_id}/waf/async-job/{job_id}") => ("200", Some("ConfirmAsyncJobResponse"), &[]),
-        ("GET", "/v3/{project_id}/elb/jobs/{job_id}") => ("200", Some("ShowJobResponse"), &[]),
-        ("GET", "/v3/{project_id}/elb/jobs") => ("200", Some("ListJobsResponse"), &[]),
-        ("POST", "/v1/{project_id}/jobs") => ("201", Some("JobEnvelope"), &["200"]),
-        ("POST", "/v1/{project_id}/jobs/batch") => ("201", Some("JobBatch"), &["200"]),
-        ("GET", "/v1/{project_id}/jobs") => ("200", Some("JobList"), &[]),
-        ("GET", "/v1/{project_id}/jobs/{job_id}") | ("POST", "/v1/{project_id}/jobs/{job_id}/cancel") => {
-            ("200", Some("JobEnvelope"), &[])
-        }
-        ("POST", "/v1/worker/claim") => ("200", Some("ClaimAnswer"), &["204"]),
-        ("POST", "/v1/worker/tasks/batch") => ("200", Some("TaskReportResults"), &[]),
-        ("POST", "/v1/worker/tasks/{job_id}/heartbeat") => ("200", Some("HeartbeatAnswer"), &[]),
-        ("POST", p) if p.starts_with("/v1/worker/tasks/") => ("200", Some("JobEnvelope"), &[]),
-        (_, p) if p.ends_with("/events") => ("200", None, &[]),
-        ("POST", "/v1/admin/projects") => ("201", Some("Project"), &[]),
-        ("GET", "/v1/admin/projects") => ("200", Some("ProjectList"), &[]),
-        ("POST", "/v1/admin/users") => ("201", Some("User"), &[]),
-        ("GET", "/v1/admin/users") => ("200", Some("UserList"), &[]),
-        ("POST", "/v1/admin/credentials") => ("201", Some("CreatedCredential"), &[]),
-        ("GET", "/v1/admin/credentials") => ("200", Some("CredentialList"), &[]),
-        ("POST", "/v1/admin/users/{user_id}/mfa") => ("201", None, &[]),
-        ("DELETE", _) => ("204", None, &[]),
-        ("POST", p) if p.ends_with("/disable") || p.ends_with("/enable") => ("204", None, &[]),
-        ("POST", "/v3/auth/tokens") => ("201", Some("Token"), &[]),
-        ("GET", "/v3/projects") => ("200", Some("IamProjectList"), &[]),
-        ("GET", "/healthz" | "/readyz") => ("200", Some("Health"), &[]),
-        _ => ("200", None, &[]),
-    };
-    Success { status, schema, also }
-}
+impl Parameter {
+    /// An optional query parameter.
+    fn query(name: &'static str, schema: impl Into<RefOr<Schema>>) -> Parameter {
+        Parameter { name, location: ParameterIn::Query, schema: schema.into(), repeatable: false, required: false }
+    }
 
-/// The schema of a route's request body, where it is documented (otherwise: a JSON object).
-fn request(method: &str, path: &str) -> Option<&'static str> {
-    match (method, path) {
-        ("POST", "/v1/{project_id}/jobs") => Some("CreateJob"),
-        ("POST", "/v1/{project_id}/jobs/batch") => Some("CreateJobBatch"),
-        ("POST", "/v1/worker/claim") => Some("Claim"),
-        ("POST", "/v1/worker/tasks/{job_id}/complete") => Some("TaskComplete"),
-        ("POST", "/v1/worker/tasks/{job_id}/fail") => Some("TaskFail"),
-        ("POST", "/v1/worker/tasks/{job_id}/heartbeat") => Some("TaskHeartbeat"),
-        ("POST", "/v1/worker/tasks/batch") => Some("TaskReportBatch"),
-        ("POST", "/v1/admin/projects") => Some("CreateProject"),
-        ("POST", "/v1/admin/users") => Some("CreateUser"),
-        ("POST", "/v1/admin/credentials") => Some("CreateCredential"),
-        ("POST", "/v3/auth/tokens") => Some("TokenRequest"),
-        _ => None,
+    /// An optional query parameter that may repeat.
+    fn repeated(name: &'static str, schema: impl Into<RefOr<Schema>>) -> Parameter {
+        Parameter { repeatable: true, ..Parameter::query(name, schema) }
+    }
+
+    /// A request header.
+    fn header(name: &'static str, schema: ObjectBuilder, required: bool) -> Parameter {
+        Parameter { name, location: ParameterIn::Header, schema: schema.into(), repeatable: false, required }
     }
 }
 
-/// The query parameters a route reads (name, schema, repeatable), beyond its path values.
-fn query_parameters(method: &str, path: &str) -> Vec<(&'static str, RefOr<Schema>, bool)> {
-    let wait = (
-        "wait_seconds",
-        integer(0, 60).description(Some("Hold the answer until the job ends, up to this many seconds")).into(),
-        false,
-    );
-    match (method, path) {
-        ("GET", "/v1/{project_id}/jobs") => vec![
-            ("service", pattern(ServiceName::PATTERN).into(), false),
-            ("job_type", pattern(NO_CONTROL_CHARACTERS).into(), true),
-            ("resource_id", pattern(NO_CONTROL_CHARACTERS).into(), true),
-            ("status", enum_of(JobStatus::ALL.map(JobStatus::as_str)).into(), true),
-            ("enterprise_project_id", pattern(ENTERPRISE_PROJECT_ID_PATTERN).into(), true),
-            ("limit", integer(1, i64::from(native::MAX_LIST_LIMIT)).into(), false),
-            (
-                "include",
-                string()
-                    .pattern(Some("^(payload|result)(,(payload|result))*$"))
-                    .description(Some("Show `payload`, `result` or both (`payload,result`) in the list"))
-                    .into(),
-                true,
-            ),
-            ("marker", pattern(JobId::PATTERN).into(), false),
-        ],
-        ("GET", "/v1/{project_id}/jobs/{job_id}") => vec![
-            wait,
-            (
-                "version",
-                ObjectBuilder::new()
-                    .schema_type(Type::Integer)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-                    .description(Some("With `wait_seconds`: answer once the job's version exceeds this one"))
-                    .into(),
-                false,
-            ),
-        ],
-        ("GET", "/v3/{project_id}/jobs/{job_id}" | "/v3/{project_id}/elb/jobs/{job_id}") => vec![wait],
-        ("GET", "/v1/{project_id}/waf/async-job/{job_id}") => vec![
-            (
-                "enterpriseProjectId",
-                OneOfBuilder::new()
-                    .item(pattern(ENTERPRISE_PROJECT_ID_PATTERN))
-                    .item(enum_of([waf::ALL_GRANTED_EPS, ""]))
-                    .into(),
-                false,
-            ),
-            wait,
-        ],
-        ("GET", "/v3/{project_id}/elb/jobs") => vec![
-            ("limit", integer(0, i64::from(elb::MAX_LIMIT)).description(Some("0: the most")).into(), false),
-            ("page_reverse", enum_of(["true", "false", "True", "False"]).into(), false),
-            ("marker", pattern(JobId::PATTERN).into(), false),
-            ("job_id", pattern(JobId::PATTERN).into(), true),
-            ("job_type", pattern(NO_CONTROL_CHARACTERS).into(), true),
-            ("error_code", pattern(NO_CONTROL_CHARACTERS).into(), true),
-            ("resource_id", pattern(NO_CONTROL_CHARACTERS).into(), true),
-            ("status", enum_of(elb::STATUS_FILTER_WORDS).into(), true),
-            (
-                "begin_time",
-                string()
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-                    .description(Some("Jobs created at or after: RFC 3339, also without offset (UTC) or with `+0800`"))
-                    .into(),
-                true,
-            ),
-        ],
-        ("GET", "/v1/{project_id}/events") => {
-            vec![("service", pattern(ServiceName::PATTERN).into(), false), ("job_type", string().into(), true)]
-        }
-        ("POST", "/v3/auth/tokens") => vec![("nocatalog", string().into(), false)],
-        ("GET", "/v3/projects") => vec![("name", string().into(), false)],
-        _ => Vec::new(),
-    }
-}
+/// The query parameters of the endpoints that read some, by what they read.
+pub mod parameters {
+    use super::*;
 
-/// The request headers a route reads beyond authentication (name, schema, required).
-fn header_parameters(method: &str, path: &str) -> Vec<(&'static str, ObjectBuilder, bool)> {
-    match (method, path) {
-        ("POST", "/v1/{project_id}/jobs") => vec![(
+    fn wait() -> Parameter {
+        Parameter::query(
+            "wait_seconds",
+            integer(0, 60).description(Some("Hold the answer until the job ends, up to this many seconds")),
+        )
+    }
+
+    /// A job's GET that may wait for the job to end (the seed dialects').
+    pub fn job_wait() -> Vec<Parameter> {
+        vec![wait()]
+    }
+
+    /// The native job's GET: a wait, and the version to wait past.
+    pub fn native_job() -> Vec<Parameter> {
+        let version = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .description(Some("With `wait_seconds`: answer once the job's version exceeds this one"));
+        vec![wait(), Parameter::query("version", version)]
+    }
+
+    /// The native list's filters and page.
+    pub fn native_list() -> Vec<Parameter> {
+        let include = string()
+            .pattern(Some("^(payload|result)(,(payload|result))*$"))
+            .description(Some("Show `payload`, `result` or both (`payload,result`) in the list"));
+        vec![
+            Parameter::query("service", pattern(ServiceName::PATTERN)),
+            Parameter::repeated("job_type", pattern(NO_CONTROL_CHARACTERS)),
+            Parameter::repeated("resource_id", pattern(NO_CONTROL_CHARACTERS)),
+            Parameter::repeated("status", enum_of(JobStatus::ALL.map(JobStatus::as_str))),
+            Parameter::repeated("enterprise_project_id", pattern(ENTERPRISE_PROJECT_ID_PATTERN)),
+            Parameter::query("limit", integer(1, i64::from(native::MAX_LIST_LIMIT))),
+            Parameter::repeated("include", include),
+            Parameter::query("marker", pattern(JobId::PATTERN)),
+        ]
+    }
+
+    /// The native create's idempotency header.
+    pub fn client_token() -> Vec<Parameter> {
+        vec![Parameter::header(
             "X-Client-Token",
             pattern(CLIENT_TOKEN_PATTERN).description(Some("Idempotency: a repeat answers the job created with it")),
             false,
-        )],
-        ("DELETE", "/v3/auth/tokens") => {
-            vec![("X-Subject-Token", string().min_length(Some(1)).description(Some("The token to revoke")), true)]
-        }
-        _ => Vec::new(),
+        )]
+    }
+
+    /// WAF's GET: the enterprise project, and a wait.
+    pub fn waf_job() -> Vec<Parameter> {
+        let enterprise_project =
+            OneOfBuilder::new().item(pattern(ENTERPRISE_PROJECT_ID_PATTERN)).item(enum_of([waf::ALL_GRANTED_EPS, ""]));
+        vec![Parameter::query("enterpriseProjectId", enterprise_project), wait()]
+    }
+
+    /// ELB's list: page and filters.
+    pub fn elb_list() -> Vec<Parameter> {
+        let begin_time = string()
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("Jobs created at or after: RFC 3339, also without offset (UTC) or with `+0800`"));
+        vec![
+            Parameter::query("limit", integer(0, i64::from(elb::MAX_LIMIT)).description(Some("0: the most"))),
+            Parameter::query("page_reverse", enum_of(["true", "false", "True", "False"])),
+            Parameter::query("marker", pattern(JobId::PATTERN)),
+            Parameter::repeated("job_id", pattern(JobId::PATTERN)),
+            Parameter::repeated("job_type", pattern(NO_CONTROL_CHARACTERS)),
+            Parameter::repeated("error_code", pattern(NO_CONTROL_CHARACTERS)),
+            Parameter::repeated("resource_id", pattern(NO_CONTROL_CHARACTERS)),
+            Parameter::repeated("status", enum_of(elb::STATUS_FILTER_WORDS)),
+            Parameter::repeated("begin_time", begin_time),
+        ]
+    }
+
+    /// The project event stream's filters.
+    pub fn project_events() -> Vec<Parameter> {
+        vec![Parameter::query("service", pattern(ServiceName::PATTERN)), Parameter::repeated("job_type", string())]
+    }
+
+    /// IAM's token request.
+    pub fn token_request() -> Vec<Parameter> {
+        vec![Parameter::query("nocatalog", string())]
+    }
+
+    /// IAM's token revocation: the token.
+    pub fn subject_token() -> Vec<Parameter> {
+        vec![Parameter::header(
+            "X-Subject-Token",
+            string().min_length(Some(1)).description(Some("The token to revoke")),
+            true,
+        )]
+    }
+
+    /// IAM's project list.
+    pub fn project_name() -> Vec<Parameter> {
+        vec![Parameter::query("name", string())]
     }
 }
 
@@ -279,18 +252,6 @@ fn reference(name: &str) -> RefOr<Schema> {
     Ref::from_schema_name(name).into()
 }
 
-fn tag(path: &str) -> &'static str {
-    match crate::dialect::Dialect::of_path(path) {
-        crate::Dialect::Cfw => "CFW",
-        crate::Dialect::Waf => "WAF",
-        crate::Dialect::Elb => "ELB",
-        crate::Dialect::Iam => "IAM",
-        crate::Dialect::Native if path.starts_with("/v1/worker") => "worker",
-        crate::Dialect::Native if path.starts_with("/v1/admin") => "admin",
-        crate::Dialect::Native => "native",
-    }
-}
-
 /// API Gateway's and the services' error body (`ErrorShape::Huawei`).
 fn error_body() -> RefOr<Schema> {
     let detail = object(vec![("error_code", string().into()), ("error_msg", string().into())], &[], false);
@@ -323,41 +284,37 @@ fn keystone_error_body() -> RefOr<Schema> {
 
 /// The errors an operation can answer: per status, the kinds of error behind it (their shapes
 /// give the body schema).
-fn error_statuses(method: &str, path: &str, authenticated: bool) -> Vec<(StatusCode, Vec<ErrorKind>)> {
+fn error_statuses(endpoint: &Endpoint) -> Vec<(StatusCode, Vec<ErrorKind>)> {
     use ErrorKind::*;
     let text = String::new;
     let mut statuses = Vec::new();
-    let reads_input = authenticated || path == "/v3/auth/tokens";
+    let authenticated = endpoint.access.is_authenticated();
+    let reads_input = authenticated || endpoint.checks_password;
     if reads_input {
         statuses.push((StatusCode::BAD_REQUEST, vec![InvalidRequest(text())]));
     }
     if authenticated {
         statuses.push((StatusCode::UNAUTHORIZED, vec![Unauthorized(text()), TokenExpired(text())]));
         statuses.push((StatusCode::FORBIDDEN, vec![Forbidden(text())]));
-    } else if path == "/v3/auth/tokens" {
+    } else if endpoint.checks_password {
         statuses.push((StatusCode::UNAUTHORIZED, vec![BadCredentials(text())]));
     }
-    let names_a_thing = path.contains("{job_id}") || path.contains("{user_id}") || path.contains("{access_key}");
-    if names_a_thing || (reads_input && Dialect::of_path(path) == Dialect::Iam) || path.starts_with("/v1/admin/") {
+    if endpoint.not_found {
         // The admin API and IAM also answer 404 for a project (or token) named in the body.
         statuses.push((StatusCode::NOT_FOUND, vec![JobNotFound(text()), ResourceNotFound(text())]));
     }
     if reads_input {
         statuses.push((StatusCode::REQUEST_TIMEOUT, vec![RequestTimeout(std::time::Duration::ZERO)]));
     }
-    let conflicts = method == "POST"
-        && (path.ends_with("/jobs") || path.ends_with("/batch") || path.ends_with("/cancel"))
-        || path.starts_with("/v1/worker/tasks/")
-        || (method == "POST" && path.starts_with("/v1/admin/"));
-    if conflicts {
+    if endpoint.conflict {
         statuses.push((StatusCode::CONFLICT, vec![Conflict(text())]));
     }
     if reads_input {
         statuses.push((StatusCode::PAYLOAD_TOO_LARGE, vec![PayloadTooLarge(None)]));
         statuses.push((StatusCode::TOO_MANY_REQUESTS, vec![TooManyRequests(std::time::Duration::ZERO)]));
     }
-    // Shed load, a store that cannot answer, the connection cap: everything but `/healthz`.
-    if path != "/healthz" {
+    // Shed load, a store that cannot answer, the connection cap.
+    if !endpoint.always_answers {
         statuses.push((StatusCode::SERVICE_UNAVAILABLE, vec![Unavailable(text())]));
     }
     statuses
@@ -720,9 +677,19 @@ fn add<T: ToSchema>(components: ComponentsBuilder) -> ComponentsBuilder {
     components.schema(T::name(), T::schema()).schemas_from_iter(nested)
 }
 
-fn operation(method: &str, path: &str, summary: &str, authenticated: bool) -> utoipa::openapi::path::Operation {
+/// The summary of an authenticated endpoint says who may call it.
+fn summary(endpoint: &Endpoint) -> String {
+    match endpoint.access {
+        Access::Needs(action) => format!("{} (needs the {action:?} right)", endpoint.summary),
+        Access::AnyCaller => format!("{} (any authenticated caller)", endpoint.summary),
+        Access::Public | Access::Page => endpoint.summary.to_owned(),
+    }
+}
+
+fn operation(endpoint: &Endpoint) -> utoipa::openapi::path::Operation {
+    let (method, path) = (endpoint.method.as_str(), endpoint.path);
     let id = format!("{}_{}", method.to_lowercase(), path.trim_matches('/').replace(['/', '{', '}', '.', '-'], "_"));
-    let mut builder = OperationBuilder::new().operation_id(Some(id)).summary(Some(summary)).tag(tag(path));
+    let mut builder = OperationBuilder::new().operation_id(Some(id)).summary(Some(summary(endpoint))).tag(endpoint.tag);
     for parameter in path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))) {
         builder = builder.parameter(
             ParameterBuilder::new()
@@ -732,73 +699,54 @@ fn operation(method: &str, path: &str, summary: &str, authenticated: bool) -> ut
                 .schema(Some(path_parameter(parameter))),
         );
     }
-    for (name, schema, repeatable) in query_parameters(method, path) {
+    for Parameter { name, location, schema, repeatable, required } in (endpoint.parameters)() {
         let schema = if repeatable { ArrayBuilder::new().items(schema).into() } else { schema };
-        let parameter = ParameterBuilder::new()
-            .name(name)
-            .parameter_in(ParameterIn::Query)
-            .required(Required::False)
-            .schema(Some(schema));
+        let required = if required { Required::True } else { Required::False };
+        let parameter =
+            ParameterBuilder::new().name(name).parameter_in(location).required(required).schema(Some(schema));
         let parameter = if repeatable { parameter.explode(Some(true)) } else { parameter };
         builder = builder.parameter(parameter);
     }
-    for (name, schema, required) in header_parameters(method, path) {
-        let required = if required { Required::True } else { Required::False };
-        builder = builder.parameter(
-            ParameterBuilder::new()
-                .name(name)
-                .parameter_in(ParameterIn::Header)
-                .required(required)
-                .schema(Some(schema)),
-        );
-    }
-    if method == "POST" {
-        let schema: RefOr<Schema> = match request(method, path) {
+    if endpoint.method == Verb::Post {
+        let schema: RefOr<Schema> = match endpoint.request {
             Some(name) => reference(name),
             None => ObjectBuilder::new().schema_type(Type::Object).into(),
         };
         let body = ContentBuilder::new().schema(Some(schema)).build();
-        let required = if request(method, path).is_some() { Required::True } else { Required::False };
+        let required = if endpoint.request.is_some() { Required::True } else { Required::False };
         let body = RequestBodyBuilder::new().content("application/json", body).required(Some(required));
         builder = builder.request_body(Some(body.build()));
     }
-    let Success { status, schema, also } = success(method, path);
-    for status in std::iter::once(status).chain(also.iter().copied()) {
-        let mut ok = ResponseBuilder::new().description(match status {
-            "200" if path.ends_with("/jobs") || path.ends_with("/batch") => "Success (an idempotent replay)",
-            "204" => "No content",
-            _ => "Success",
-        });
-        if status == "204" {
-        } else if let Some(name) = schema {
-            ok = ok.content("application/json", ContentBuilder::new().schema(Some(reference(name))).build());
-        } else if path.ends_with("/events") {
-            ok = ok.content("text/event-stream", ContentBuilder::new().schema(Some(string())).build());
-        } else if path == "/metrics" {
-            ok = ok.content("text/plain", ContentBuilder::new().schema(Some(string())).build());
-        } else if path == "/openapi.json" {
-            let document = ObjectBuilder::new().schema_type(Type::Object);
-            ok = ok.content("application/json", ContentBuilder::new().schema(Some(document)).build());
+    for answer in endpoint.answers {
+        let mut ok = ResponseBuilder::new().description(answer.description);
+        let content = match answer.content {
+            Content::Undescribed => None,
+            Content::Json(name) => Some(("application/json", reference(name))),
+            Content::AnyObject => Some(("application/json", ObjectBuilder::new().schema_type(Type::Object).into())),
+            Content::Text => Some(("text/plain", string().into())),
+            Content::EventStream => Some(("text/event-stream", string().into())),
+        };
+        if let Some((content_type, schema)) = content {
+            ok = ok.content(content_type, ContentBuilder::new().schema(Some(schema)).build());
         }
-        if path == "/v3/auth/tokens" && method == "POST" {
-            let token = HeaderBuilder::new().schema(string()).description(Some("The token, for X-Auth-Token"));
-            ok = ok.header("X-Subject-Token", token.build());
+        if let Some((name, description)) = endpoint.answer_header {
+            ok = ok.header(name, HeaderBuilder::new().schema(string()).description(Some(description)).build());
         }
-        builder = builder.response(status, ok.build());
+        builder = builder.response(answer.status.to_string(), ok.build());
     }
-    let dialect = Dialect::of_path(path);
-    for (status, kinds) in error_statuses(method, path, authenticated) {
+    for (status, kinds) in error_statuses(endpoint) {
         let description = status.canonical_reason().unwrap_or("Error");
-        let mut response = ResponseBuilder::new()
-            .description(description)
-            .content("application/json", ContentBuilder::new().schema(Some(error_schema(dialect, kinds))).build());
+        let mut response = ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new().schema(Some(error_schema(endpoint.dialect, kinds))).build(),
+        );
         if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
             let retry_after = HeaderBuilder::new().schema(integer(1, i64::from(u32::MAX))).description(Some("Seconds"));
             response = response.header("Retry-After", retry_after.build());
         }
         builder = builder.response(status.as_str(), response.build());
     }
-    if authenticated {
+    if endpoint.access.is_authenticated() {
         builder = builder
             .security(SecurityRequirement::new("aksk", Vec::<String>::new()))
             .security(SecurityRequirement::new("token", Vec::<String>::new()));
@@ -806,29 +754,19 @@ fn operation(method: &str, path: &str, summary: &str, authenticated: bool) -> ut
     builder.build()
 }
 
-fn http_method(method: &str) -> HttpMethod {
-    match method {
-        "POST" => HttpMethod::Post,
-        "DELETE" => HttpMethod::Delete,
-        "PUT" => HttpMethod::Put,
-        _ => HttpMethod::Get,
+fn http_method(verb: Verb) -> HttpMethod {
+    match verb {
+        Verb::Get => HttpMethod::Get,
+        Verb::Post => HttpMethod::Post,
+        Verb::Delete => HttpMethod::Delete,
     }
 }
 
-/// Builds the document (every authenticated route of `ROUTE_ACTIONS` and every public route).
+/// Builds the document: every declared endpoint but the console's pages.
 pub fn build() -> OpenApi {
     let mut paths = PathsBuilder::new();
-    let routes = PUBLIC_ROUTES.iter().map(|(m, p, summary)| (*m, *p, summary.to_string(), false)).chain(
-        ROUTE_ACTIONS.iter().map(|(m, p, action)| {
-            let summary = match action {
-                Some(action) => format!("{m} {p} (needs the {action:?} right)"),
-                None => format!("{m} {p} (any authenticated caller)"),
-            };
-            (*m, *p, summary, true)
-        }),
-    );
-    for (method, path, summary, authenticated) in routes {
-        paths = paths.path(path, PathItem::new(http_method(method), operation(method, path, &summary, authenticated)));
+    for endpoint in endpoints().filter(|endpoint| endpoint.access != Access::Page) {
+        paths = paths.path(endpoint.path, PathItem::new(http_method(endpoint.method), operation(endpoint)));
     }
     let mut components = ComponentsBuilder::new()
         .schema("Error", error_body())

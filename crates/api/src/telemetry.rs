@@ -10,10 +10,20 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::on;
 use jobd_service::metric_labels;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::dialect::Dialect;
+use crate::endpoint::{Access, Answer, Api, Content, Endpoint};
 use crate::AppState;
+
+const API: Api = Api::new(Dialect::Native, "native");
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[API
+    .get("/metrics", Access::Public, |m| on(m, metrics))
+    .summary("Prometheus metrics")
+    .answers(&[Answer { status: 200, content: Content::Text, description: "Success" }])];
 
 /// Latency buckets (seconds) for every `_seconds` histogram: 100 µs to 30 s.
 const BUCKETS: &[f64] =

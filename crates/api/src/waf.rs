@@ -9,14 +9,16 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::routing::on;
+use axum::{Extension, Json};
+use jobd_auth::identity::Action;
 use jobd_core::ids::parse_enterprise_project_id;
 use jobd_core::{Job, JobStatus, ServiceName, DEFAULT_ENTERPRISE_PROJECT_ID};
 use serde::Serialize;
 
 use crate::caller::Caller;
 use crate::dialect::{fetch_service_job, Dialect};
+use crate::endpoint::{Access, Answer, Api, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::query::{self, QueryPairs};
 use crate::watch::{until_terminal, wait_of};
@@ -25,9 +27,14 @@ use crate::AppState;
 const DIALECT: Dialect = Dialect::Waf;
 pub(crate) const ALL_GRANTED_EPS: &str = "all_granted_eps";
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/{project_id}/waf/async-job/{job_id}", get(confirm_async_job))
-}
+const API: Api = Api::new(DIALECT, "WAF");
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[API
+    .get("/v1/{project_id}/waf/async-job/{job_id}", Access::Needs(Action::Read), |m| on(m, confirm_async_job))
+    .summary("Show a WAF job (ConfirmAsyncJob)")
+    .answers(&[Answer::json(200, "ConfirmAsyncJobResponse")])
+    .parameters(crate::openapi::parameters::waf_job)
+    .not_found()];
 
 /// The WAF word for a status: the one place it is decided.
 fn status_word(status: JobStatus) -> &'static str {

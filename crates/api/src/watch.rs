@@ -19,9 +19,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::on;
 use futures_util::stream::{self, Stream};
+use jobd_auth::identity::Action;
 use jobd_core::{Job, JobId, ProjectId, ServiceName};
 use jobd_service::identity::IdentityService;
 use jobd_service::{JobService, TreeWatch};
@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::caller::Caller;
 use crate::dialect::Dialect;
+use crate::endpoint::{Access, Answer, Api, Content, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::native::NativeJob;
 use crate::query::{self, QueryPairs};
@@ -41,11 +42,19 @@ const MAX_STREAM: Duration = Duration::from_secs(3600);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub const WAIT_HEADER: &str = "x-jobd-wait";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/{project_id}/jobs/{job_id}/events", get(job_events))
-        .route("/v1/{project_id}/events", get(project_events))
-}
+const API: Api = Api::new(DIALECT, "native");
+const STREAM: Answer = Answer { status: 200, content: Content::EventStream, description: "Success" };
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.get("/v1/{project_id}/jobs/{job_id}/events", Access::Needs(Action::Read), |m| on(m, job_events))
+        .summary("Stream a job's versions until it ends (server-sent events)")
+        .answers(&[STREAM])
+        .not_found(),
+    API.get("/v1/{project_id}/events", Access::Needs(Action::Read), |m| on(m, project_events))
+        .summary("Stream the project's job changes (server-sent events)")
+        .answers(&[STREAM])
+        .parameters(crate::openapi::parameters::project_events),
+];
 
 /// `wait_seconds` from the query (or, for the seed dialects, `X-Jobd-Wait`): 0–60.
 pub fn wait_of(dialect: Dialect, params: &QueryPairs, headers: &HeaderMap) -> Result<Duration, ApiError> {

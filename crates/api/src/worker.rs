@@ -25,9 +25,10 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Json, Router};
-use jobd_auth::identity::ProjectScope;
+use axum::routing::on;
+use axum::{Extension, Json};
+use jobd_auth::identity::{Action, ProjectScope};
+use jobd_core::error_code::TaskGone;
 use jobd_core::lease::{DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS};
 use jobd_core::new_job::{MAX_ERROR_CODE_LEN, MAX_MESSAGE_LEN};
 use jobd_core::state_machine::JOB_TIMEOUT;
@@ -39,6 +40,7 @@ use serde_json::{Map, Value};
 
 use crate::caller::Caller;
 use crate::dialect::Dialect;
+use crate::endpoint::{Access, Answer, Api, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::native::{envelope, JobEnvelope, NativeJob};
 use crate::query;
@@ -52,15 +54,42 @@ pub(crate) const MAX_WORKER_ID_LEN: usize = 128;
 /// The most reports one `POST /v1/worker/tasks/batch` may carry.
 pub const MAX_REPORTS_PER_BATCH: usize = jobd_service::MAX_BATCH;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/worker/claim", post(claim))
-        .route("/v1/worker/tasks/{job_id}/heartbeat", post(heartbeat))
-        .route("/v1/worker/tasks/{job_id}/complete", post(complete))
-        .route("/v1/worker/tasks/{job_id}/fail", post(fail))
-        // Three segments after `/v1`, the per-task routes four: the two never match the same path.
-        .route("/v1/worker/tasks/batch", post(report_batch))
-}
+const API: Api = Api::new(DIALECT, "worker");
+const WORK: Access = Access::Needs(Action::Work);
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.post("/v1/worker/claim", WORK, |m| on(m, claim))
+        .summary("Claim tasks under a lease, waiting up to wait_seconds for one")
+        .request("Claim")
+        .answers(&[
+            Answer::json(200, "ClaimAnswer"),
+            Answer::NO_CONTENT.described("Nothing to claim within wait_seconds"),
+        ]),
+    API.post("/v1/worker/tasks/{job_id}/heartbeat", WORK, |m| on(m, heartbeat))
+        .summary("Extend a task's lease and report progress")
+        .request("TaskHeartbeat")
+        .answers(&[Answer::json(200, "HeartbeatAnswer")])
+        .not_found()
+        .conflict(),
+    API.post("/v1/worker/tasks/{job_id}/complete", WORK, |m| on(m, complete))
+        .summary("Report a task's attempt succeeded")
+        .request("TaskComplete")
+        .answers(&[Answer::json(200, "JobEnvelope")])
+        .not_found()
+        .conflict(),
+    API.post("/v1/worker/tasks/{job_id}/fail", WORK, |m| on(m, fail))
+        .summary("Report a task's attempt failed (retried if it may be)")
+        .request("TaskFail")
+        .answers(&[Answer::json(200, "JobEnvelope")])
+        .not_found()
+        .conflict(),
+    // Three segments after `/v1`, the per-task routes four: the two never match the same path.
+    API.post("/v1/worker/tasks/batch", WORK, |m| on(m, report_batch))
+        .summary("Report many attempts' ends and heartbeats at once, each answered in its slot")
+        .request("TaskReportBatch")
+        .answers(&[Answer::json(200, "TaskReportResults")])
+        .conflict(),
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -394,15 +423,14 @@ async fn claim(
 
 /// Maps why a task refused a worker's call to the 409 the worker acts on.
 async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> ApiError {
-    let conflict =
-        |code: &'static str, message: String| ApiError::new(DIALECT, ErrorKind::TaskConflict { code, message });
+    let conflict = |reason: TaskGone, message: String| ApiError::new(DIALECT, ErrorKind::TaskGone(reason, message));
     match error {
         ServiceError::Conflict(TransitionError::LeaseLost { .. }) => conflict(
-            "JOBD.LEASE_LOST",
+            TaskGone::LeaseLost,
             format!("the lease token does not hold {job_id} (it was claimed again, or this attempt already ended); stop working on it"),
         ),
         ServiceError::Conflict(TransitionError::AlreadyTerminal { status: JobStatus::Cancelled, .. }) => {
-            conflict("JOBD.JOB_CANCELLED", format!("job {job_id} was cancelled; stop working on it"))
+            conflict(TaskGone::Cancelled, format!("job {job_id} was cancelled; stop working on it"))
         }
         ServiceError::Conflict(TransitionError::AlreadyTerminal { status, .. }) => {
             let timed_out = match state.service.get_task(job_id).await {
@@ -410,16 +438,16 @@ async fn task_error(state: &AppState, job_id: &JobId, error: ServiceError) -> Ap
                 Err(_) => false,
             };
             if timed_out {
-                conflict("JOBD.JOB_TIMED_OUT", format!("job {job_id} timed out; its lease was revoked"))
+                conflict(TaskGone::TimedOut, format!("job {job_id} timed out; its lease was revoked"))
             } else {
-                conflict("JOBD.JOB_FINISHED", format!("job {job_id} is already {status}"))
+                conflict(TaskGone::Finished, format!("job {job_id} is already {status}"))
             }
         }
         ServiceError::Conflict(error @ TransitionError::NothingToCompensate { .. }) => {
-            conflict("JOBD.NOT_A_TASK", error.to_string())
+            conflict(TaskGone::NotATask, error.to_string())
         }
         ServiceError::Conflict(error @ TransitionError::DerivedStatus { .. }) => conflict(
-            "JOBD.NOT_A_TASK",
+            TaskGone::NotATask,
             format!("{error}: workers report on sub-jobs, never on their parent"),
         ),
         other => ApiError::from_service(DIALECT, other),

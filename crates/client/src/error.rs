@@ -90,53 +90,9 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Why the worker API refused a call on a task: the task is no longer the caller's to work on, and
-/// the worker must stop (each is a `409` with the matching `JOBD.*` code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskGone {
-    /// `JOBD.LEASE_LOST`: the lease expired and another claim took the task over.
-    LeaseLost,
-    /// `JOBD.JOB_CANCELLED`: the job (or its parent) was cancelled.
-    Cancelled,
-    /// `JOBD.JOB_TIMED_OUT`: the job ran past its `timeout_seconds`.
-    TimedOut,
-    /// `JOBD.JOB_FINISHED`: the job already ended.
-    Finished,
-    /// `JOBD.NOT_A_TASK`: the job id names a parent job, which workers never hold.
-    NotATask,
-}
-
-impl TaskGone {
-    /// The error code the server uses for this reason.
-    pub fn error_code(self) -> &'static str {
-        match self {
-            TaskGone::LeaseLost => "JOBD.LEASE_LOST",
-            TaskGone::Cancelled => "JOBD.JOB_CANCELLED",
-            TaskGone::TimedOut => "JOBD.JOB_TIMED_OUT",
-            TaskGone::Finished => "JOBD.JOB_FINISHED",
-            TaskGone::NotATask => "JOBD.NOT_A_TASK",
-        }
-    }
-
-    /// The reason behind a `409` error code, if it is one of the worker API's.
-    pub fn from_error_code(code: &str) -> Option<Self> {
-        [TaskGone::LeaseLost, TaskGone::Cancelled, TaskGone::TimedOut, TaskGone::Finished, TaskGone::NotATask]
-            .into_iter()
-            .find(|reason| reason.error_code() == code)
-    }
-}
-
-impl fmt::Display for TaskGone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TaskGone::LeaseLost => "the lease was lost",
-            TaskGone::Cancelled => "the job was cancelled",
-            TaskGone::TimedOut => "the job timed out",
-            TaskGone::Finished => "the job already finished",
-            TaskGone::NotATask => "the job is not a task",
-        })
-    }
-}
+/// Why the worker API refused a call on a task (`jobd_core::error_code::TaskGone`: the codes the
+/// server answers with).
+pub use jobd_core::error_code::TaskGone;
 
 impl Error {
     /// The HTTP status of an [`Error::Api`] (or of the answer behind an [`Error::Decode`]).

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use jobd_core::error_code::ROUTE_NOT_FOUND;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
@@ -116,7 +117,7 @@ fn outcome(job: Job) -> Result<Job, WaitError> {
 /// The answers that mean "this server has no event stream here" rather than "no such job".
 fn events_unsupported(error: &Error) -> bool {
     match error {
-        Error::Api { status: 404 | 405, error_code, .. } => error_code == "APIGW.0101" || error_code.is_empty(),
+        Error::Api { status: 404 | 405, error_code, .. } => error_code == ROUTE_NOT_FOUND || error_code.is_empty(),
         Error::Api { status: 406 | 501, .. } | Error::Decode(_) => true,
         _ => false,
     }

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod error_code;
 pub mod ids;
 pub mod job;
 pub mod job_query;

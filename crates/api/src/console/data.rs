@@ -13,13 +13,15 @@ use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::routing::on;
+use axum::{Extension, Json};
+use jobd_auth::identity::Action;
 use jobd_core::JobStatus;
 use serde_json::{json, Value};
 
 use crate::caller::Caller;
 use crate::dialect::Dialect;
+use crate::endpoint::{Access, Api, Endpoint};
 use crate::error::ApiError;
 use crate::query;
 use crate::time_format;
@@ -32,9 +34,14 @@ const WINDOW_MINUTES: i64 = 15;
 const MAX_LEASES: u32 = 500;
 const OUTCOMES: [JobStatus; 3] = [JobStatus::Succeeded, JobStatus::Failed, JobStatus::Cancelled];
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/{project_id}/overview", get(overview)).route("/v1/{project_id}/leases", get(leases))
-}
+const API: Api = Api::new(DIALECT, "native");
+
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.get("/v1/{project_id}/overview", Access::Needs(Action::Read), |m| on(m, overview))
+        .summary("The console's overview: open tasks and recently finished jobs"),
+    API.get("/v1/{project_id}/leases", Access::Needs(Action::Read), |m| on(m, leases))
+        .summary("The console's workers page: the leases held now"),
+];
 
 #[derive(Default)]
 struct Queue {

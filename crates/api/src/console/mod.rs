@@ -20,10 +20,10 @@ pub mod data;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::on;
+use axum::Json;
 use cookie::{Cookie, SameSite};
 use jobd_auth::identity::{PrincipalKind, ProjectScope};
 use jobd_service::identity::{IdentityError, ProjectSelector};
@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::caller::{client_address, identity_error, read_body};
 use crate::dialect::Dialect;
+use crate::endpoint::{Access, Api, Endpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::AppState;
 
@@ -60,17 +61,21 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 const INDEX_HTML: &[u8] = include_bytes!("assets/index.html");
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/console", get(index))
-        .route("/console/", get(|| async { Redirect::permanent("/console") }))
-        .route("/console/assets/{name}", get(asset))
-        .route("/console/session", get(show_session).post(sign_in).delete(sign_out))
-        .layer(middleware::from_fn(console_headers))
-}
+const API: Api = Api::new(DIALECT, "console");
+
+/// The console's page, files and session (`Access::Page`: answered with `console_headers`).
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API.get("/console", Access::Page, |m| on(m, index)).summary("The console's page"),
+    API.get("/console/", Access::Page, |m| on(m, || async { Redirect::permanent("/console") }))
+        .summary("The console's page, without the trailing slash"),
+    API.get("/console/assets/{name}", Access::Page, |m| on(m, asset)).summary("The console's files"),
+    API.get("/console/session", Access::Page, |m| on(m, show_session)).summary("Who is signed in"),
+    API.post("/console/session", Access::Page, |m| on(m, sign_in)).summary("Sign in"),
+    API.delete("/console/session", Access::Page, |m| on(m, sign_out)).summary("Sign out"),
+];
 
 /// The security headers of every console answer.
-async fn console_headers(request: Request, next: Next) -> Response {
+pub(crate) async fn console_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
