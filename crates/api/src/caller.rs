@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -55,12 +54,7 @@ pub async fn read_body(
 
 /// Buffers the body, authenticates, rate-limits, checks the role and the project, and hands the
 /// request on with the `Caller` attached.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    path_params: Result<RawPathParams, RawPathParamsRejection>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     // The route's declarations (`endpoint`): its dialect, and the endpoint of this method.
     let declared = request.extensions().get::<MatchedPath>().and_then(|matched| endpoint::lookup(matched.as_str()));
     let dialect = declared.map_or_else(|| Dialect::of_path(request.uri().path()), |declared| declared.dialect);
@@ -120,9 +114,16 @@ pub async fn authenticate(
         None => return Err(undeclared()),
     }
 
-    let path_params = path_params
-        .map_err(|_| ApiError::invalid(dialect, "a path segment is not valid UTF-8 once percent-decoded"))?;
-    if let Some((_, project_id)) = path_params.iter().find(|(name, _)| *name == "project_id") {
+    // The project in the path, read through the route's declaration (as the router decodes it).
+    let project_id = match declared.and_then(|declared| declared.raw_project_id(parts.uri.path())) {
+        Some(raw) => Some(
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| ApiError::invalid(dialect, "a path segment is not valid UTF-8 once percent-decoded"))?,
+        ),
+        None => None,
+    };
+    if let Some(project_id) = project_id.as_deref() {
         if let Some(header_project) = parts.headers.get("x-project-id") {
             if header_project.as_bytes() != project_id.as_bytes() {
                 return Err(forbidden("X-Project-Id does not match the project in the path".to_owned()));

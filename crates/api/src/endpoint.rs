@@ -319,9 +319,17 @@ pub struct PathEndpoints {
     /// The dialect every endpoint of the path speaks.
     pub dialect: Dialect,
     by_verb: [Option<&'static Endpoint>; 3],
+    /// Which `/`-separated segment of the path is `{project_id}`, if one is.
+    project_segment: Option<usize>,
 }
 
 impl PathEndpoints {
+    /// The project a request to this path names, still percent-encoded as sent (`None` when the
+    /// path has no `{project_id}`).
+    pub fn raw_project_id<'p>(&self, request_path: &'p str) -> Option<&'p str> {
+        self.project_segment.and_then(|index| request_path.split('/').nth(index))
+    }
+
     /// The endpoint answering `method` here; `None` when the path has no such method.
     pub fn endpoint(&self, method: &Method) -> Option<&'static Endpoint> {
         Verb::of(method).and_then(|verb| self.by_verb[verb.index()])
@@ -331,8 +339,11 @@ impl PathEndpoints {
 static BY_PATH: LazyLock<HashMap<&'static str, PathEndpoints>> = LazyLock::new(|| {
     let mut by_path: HashMap<&'static str, PathEndpoints> = HashMap::new();
     for endpoint in endpoints() {
-        let entry =
-            by_path.entry(endpoint.path).or_insert(PathEndpoints { dialect: endpoint.dialect, by_verb: [None; 3] });
+        let entry = by_path.entry(endpoint.path).or_insert(PathEndpoints {
+            dialect: endpoint.dialect,
+            by_verb: [None; 3],
+            project_segment: endpoint.path.split('/').position(|segment| segment == "{project_id}"),
+        });
         entry.by_verb[endpoint.method.index()] = Some(endpoint);
     }
     by_path

@@ -5,7 +5,6 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use jobd_core::error_code::{self, TaskGone};
 use serde_json::{json, Map, Value};
@@ -274,13 +273,9 @@ impl IntoResponse for ApiError {
 
 /// Writes every `ApiError` in its dialect's shape, and wraps any other error response (from a
 /// layer or extractor outside our control) in the same shape.
-pub async fn render_errors(request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().cloned();
-    // The dialect of the path is looked up only for a stray error (a cheap clone of shared bytes).
-    let uri = request.uri().clone();
-    let mut response = next.run(request).await;
+pub(crate) fn render_answer(mut response: Response, request_id: &RequestId, uri: &axum::http::Uri) -> Response {
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
-        return error.render(request_id.as_ref());
+        return error.render(Some(request_id));
     }
     let status = response.status();
     let is_json =
@@ -295,7 +290,8 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             }
             _ => ErrorKind::Internal(format!("unexpected status {status}")),
         };
-        let mut rendered = ApiError::new(Dialect::of_path(uri.path()), kind).render(request_id.as_ref());
+        // The dialect of the path is looked up only for a stray error.
+        let mut rendered = ApiError::new(Dialect::of_path(uri.path()), kind).render(Some(request_id));
         // Keep what the router computed, such as the methods a 405 path allows.
         if let Some(allow) = response.headers().get(header::ALLOW) {
             rendered.headers_mut().insert(header::ALLOW, allow.clone());

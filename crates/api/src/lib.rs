@@ -12,6 +12,7 @@ mod dialect;
 mod elb;
 pub mod endpoint;
 mod error;
+mod frame;
 mod iam;
 mod load_shedding;
 mod native;
@@ -109,9 +110,7 @@ pub fn app(state: AppState) -> Router {
         // The body limit is enforced once, configurably, in `caller::authenticate`.
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(error::panic_to_internal_error))
-        .layer(middleware::from_fn_with_state(in_flight, load_shedding::shed_load))
-        .layer(middleware::from_fn(error::render_errors))
-        .layer(middleware::from_fn(request_id::assign_request_id))
+        .layer(middleware::from_fn_with_state(in_flight, frame::request_frame))
         .with_state(state)
 }
 
@@ -124,8 +123,7 @@ pub fn overflow_app() -> Router {
             let detail = "too many open connections; retry shortly".to_owned();
             ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::Unavailable(detail))
         })
-        .layer(middleware::from_fn(error::render_errors))
-        .layer(middleware::from_fn(request_id::assign_request_id))
+        .layer(middleware::from_fn_with_state(load_shedding::InFlightLimit::new(0), frame::request_frame))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

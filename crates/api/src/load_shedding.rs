@@ -7,11 +7,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::dialect::Dialect;
 use crate::error::{ApiError, ErrorKind};
@@ -44,21 +43,25 @@ fn counted(request: &Request) -> bool {
     !long_poll
 }
 
-pub async fn shed_load(State(limit): State<InFlightLimit>, request: Request, next: Next) -> Response {
-    let Some(permits) = &limit.0 else { return next.run(request).await };
-    if !counted(&request) {
-        return next.run(request).await;
+/// A request refused by the bound.
+pub struct Shed;
+
+impl InFlightLimit {
+    /// Admits a request: its permit (none when it is not counted or there is no bound), or `Shed`.
+    pub fn admit(&self, request: &Request) -> Result<Option<OwnedSemaphorePermit>, Shed> {
+        let Some(permits) = &self.0 else { return Ok(None) };
+        if !counted(request) {
+            return Ok(None);
+        }
+        permits.clone().try_acquire_owned().map(Some).map_err(|_| Shed)
     }
-    match permits.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let response = next.run(request).await;
-            drop(permit);
-            response
-        }
-        Err(_) => {
-            metrics::counter!("jobd_http_requests_shed_total").increment(1);
-            let detail = "too many requests in flight; retry shortly".to_owned();
-            ApiError::new(Dialect::of_path(request.uri().path()), ErrorKind::Unavailable(detail)).into_response()
-        }
+}
+
+impl Shed {
+    /// `503` with `Retry-After`, at once, in the dialect of the path.
+    pub fn answer(&self, path: &str) -> Response {
+        metrics::counter!("jobd_http_requests_shed_total").increment(1);
+        let detail = "too many requests in flight; retry shortly".to_owned();
+        ApiError::new(Dialect::of_path(path), ErrorKind::Unavailable(detail)).into_response()
     }
 }

@@ -3,7 +3,6 @@
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -28,20 +27,16 @@ impl RequestId {
     }
 }
 
-pub async fn assign_request_id(mut request: Request, next: Next) -> Response {
+/// The request's id (the caller's when sane, else a new one), recorded in its extensions.
+pub(crate) fn assign(request: &mut Request) -> RequestId {
     let request_id =
         request.headers().get(REQUEST_ID_HEADER).and_then(RequestId::from_caller).unwrap_or_else(RequestId::generate);
     request.extensions_mut().insert(request_id.clone());
-    let span = tracing::info_span!("request", request_id = %request_id.as_str(), method = %request.method(), path = %request.uri().path());
-    let mut response = {
-        let _entered = span.enter();
-        tracing::debug!("request received");
-        drop(_entered);
-        tracing::Instrument::instrument(next.run(request), span.clone()).await
-    };
+    request_id
+}
+
+/// Sends the request id back on the response.
+pub(crate) fn answer_with(response: &mut Response, request_id: &RequestId) {
     let value = HeaderValue::from_str(request_id.as_str()).expect("request ids are visible ASCII");
     response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    let _entered = span.enter();
-    tracing::info!(status = response.status().as_u16(), "request answered");
-    response
 }

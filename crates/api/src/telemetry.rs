@@ -41,6 +41,7 @@ pub fn prometheus() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder may already be installed (several apps in one test process).
             let _ = metrics::set_global_recorder(recorder);
+            jobd_service::metrics_recorder_installed();
             describe();
             handle
         })

@@ -111,9 +111,35 @@ pub struct Created {
 async fn timed<T>(operation: &'static str, future: impl std::future::Future<Output = T>) -> T {
     let started = std::time::Instant::now();
     let output = future.await;
-    metrics::histogram!("jobd_store_operation_duration_seconds", "operation" => operation)
-        .record(started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    if METRICS_RECORDER_INSTALLED.load(std::sync::atomic::Ordering::Acquire) {
+        STORE_TIMERS.with_borrow_mut(|timers| {
+            timers
+                .entry(operation)
+                .or_insert_with(
+                    || metrics::histogram!("jobd_store_operation_duration_seconds", "operation" => operation),
+                )
+                .record(seconds)
+        });
+    } else {
+        metrics::histogram!("jobd_store_operation_duration_seconds", "operation" => operation).record(seconds);
+    }
     output
+}
+
+static METRICS_RECORDER_INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    /// Each store operation's histogram handle, kept per thread once the recorder is installed:
+    /// registering a labelled metric builds, hashes and looks up its key on every call.
+    static STORE_TIMERS: std::cell::RefCell<std::collections::HashMap<&'static str, metrics::Histogram>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Says the process's metrics recorder is installed: from then on `timed` keeps its handles (a
+/// handle taken before would record nowhere, for good).
+pub fn metrics_recorder_installed() {
+    METRICS_RECORDER_INSTALLED.store(true, std::sync::atomic::Ordering::Release);
 }
 
 /// Counts what an applied event did: finished jobs, retries, timeouts, lease expiries.

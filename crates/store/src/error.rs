@@ -19,8 +19,12 @@ pub enum StoreError {
     BatchSize { len: usize, max: usize },
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    #[error("cannot use {path}: {source}")]
+    #[error("cannot create the data directory {path}: {source}")]
     DataDir { path: std::path::PathBuf, source: std::io::Error },
+    /// Another store holds the data directory's lock (`sqlite::LOCK_FILE`): one jobd serves a
+    /// data directory at a time.
+    #[error("the data directory {} is in use by another jobd (it holds {}); stop that one first, or use another --data-dir", .0.display(), .0.join(crate::sqlite::LOCK_FILE).display())]
+    DataDirInUse(std::path::PathBuf),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database cannot be reached or is not serving right now (down, restarting, failing over,

@@ -23,9 +23,9 @@ use crate::{
     NewTree, OpenTasks, QueueStat, Result, StoreError, TaskEvent, TaskScope,
 };
 
-/// How many job trees the readers' cache holds (a few kilobytes each at most): the jobs being
-/// polled now, not the whole store.
-const TREE_CACHE_CAPACITY: usize = 16_384;
+/// How much memory the readers' cache of job trees may hold: the jobs being polled now, not the
+/// whole store (a tree of a few jobs takes one or two kilobytes).
+const TREE_CACHE_BYTES: usize = 64 << 20;
 
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
@@ -82,10 +82,16 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let path = data_dir.join(DATABASE_FILE);
         let readers = Readers::open(&path)?;
-        let trees = Arc::new(TreeCache::new(TREE_CACHE_CAPACITY));
-        let commits =
-            GroupCommit::start(Box::new(move || open_job_writer(&path)), QueueLimits::default(), trees.clone())?;
-        Ok(SqliteStore { writer, readers, commits, trees, _data_dir_lock: Arc::new(data_dir_lock) })
+        let trees = Arc::new(TreeCache::new(TREE_CACHE_BYTES));
+        let data_dir_lock = Arc::new(data_dir_lock);
+        // The writer thread holds the lock too: it is released once the last write is done.
+        let writer_lock = data_dir_lock.clone();
+        let open_writer = Box::new(move || {
+            let _held = &writer_lock;
+            open_job_writer(&path)
+        });
+        let commits = GroupCommit::start(open_writer, QueueLimits::default(), trees.clone())?;
+        Ok(SqliteStore { writer, readers, commits, trees, _data_dir_lock: data_dir_lock })
     }
 }
 
@@ -102,10 +108,7 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
         .map_err(|source| StoreError::DataDir { path: path.clone(), source })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::DataDir {
-            path,
-            source: std::io::Error::other("another jobd process is serving this data directory"),
-        }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::DataDirInUse(data_dir.to_owned())),
         Err(std::fs::TryLockError::Error(source)) => Err(StoreError::DataDir { path, source }),
     }
 }
@@ -559,7 +562,10 @@ fn prune_finished_jobs(tx: &WriteTx, cutoff: Timestamp, limit: u32) -> Result<u6
         rows.collect::<rusqlite::Result<_>>()?
     };
     for root in &roots {
-        tx.touch(&JobId::parse(root).map_err(|e| corrupt("job_id", e))?);
+        // An id that does not parse was never a cache key: nothing to evict.
+        if let Ok(root) = JobId::parse(root) {
+            tx.touch(&root);
+        }
         tx.prepare_cached("DELETE FROM jobs WHERE parent_job_id = ?")?.execute([root])?;
         tx.prepare_cached("DELETE FROM jobs WHERE job_id = ?")?.execute([root])?;
     }

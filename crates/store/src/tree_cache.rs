@@ -1,38 +1,47 @@
 //! Recently read job trees of the SQLite store, kept in memory so that a status poll (the seed
 //! APIs' hot path) is a hash lookup instead of a read transaction and a b-tree descent per row.
 //!
-//! Correctness rests on one rule: the cache never holds a tree older than the last committed
-//! write to it. The writer thread is the only writer of job rows; after each commit, and before
-//! any write of that commit is answered, it evicts every tree the commit touched and bumps the
-//! generation of each one's shard (`evict`). A reader that missed notes its shard's generation
-//! *before* its read transaction starts and stores what it read only if the generation is still
-//! the same (`store`, under the same lock as `evict`): a tree read from a snapshot older than
-//! some commit to it can never be stored after that commit's eviction. So a reader sees either
-//! what the database would answer now, or what it answered at a moment after the last
-//! acknowledged write — a status never goes backwards and every acknowledged write is visible.
+//! What a reader may be served: the tree as the database held it at some moment no earlier than
+//! the last *answered* write to it. The writer thread is the only writer of job rows; after each
+//! commit, and before any write of that commit is answered, it evicts every tree the commit
+//! touched and bumps the generation of each one's shard (`evict`). A reader that missed notes its
+//! shard's generation *before* its read transaction starts and stores what it read only if the
+//! generation is still the same (`store`, under the same lock as `evict`): a tree read from a
+//! snapshot older than some commit to it is never stored after that commit's eviction. Between a
+//! commit and its eviction (the writer's next few microseconds, before it answers anyone) a poll
+//! may still be served the tree from before the commit, as it would be had it arrived a moment
+//! earlier. Two readers racing in that window cannot make the cache go back: `store` never
+//! replaces a tree with one of a lower version (every visible change raises the root's version).
 //!
-//! Only root jobs are cached (sub-jobs are read from the database), and the cache is bounded:
-//! a full shard drops an entry to make room.
+//! Only root jobs are cached (sub-jobs are read from the database). The cache is bounded in bytes
+//! (an estimate of each tree's size; a tree past `MAX_TREE_BYTES` is never kept), and a full
+//! shard drops its oldest entries first.
 
 use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use jobd_core::{Job, JobId, ProjectId};
+use serde_json::Value;
 
 /// Shards, each with its own lock, so that readers on different async threads rarely meet.
 const SHARDS: usize = 32;
+/// A tree estimated past this size is read from the database every time.
+const MAX_TREE_BYTES: usize = 256 * 1024;
 
 pub(crate) struct TreeCache {
     shards: Vec<Mutex<Shard>>,
     hasher: RandomState,
-    per_shard: usize,
+    bytes_per_shard: usize,
 }
 
 #[derive(Default)]
 struct Shard {
-    trees: HashMap<JobId, Arc<Job>>,
+    trees: HashMap<JobId, (Arc<Job>, usize)>,
+    /// Ids in the order they were stored, oldest first; ids evicted since are skipped lazily.
+    order: VecDeque<JobId>,
+    bytes: usize,
     /// Bumped by every eviction in this shard (whether or not it held the tree).
     generation: u64,
 }
@@ -45,12 +54,12 @@ pub(crate) struct Ticket {
 }
 
 impl TreeCache {
-    /// A cache holding up to about `capacity` trees.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A cache holding about `max_bytes` of trees at most.
+    pub(crate) fn new(max_bytes: usize) -> Self {
         TreeCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
+            bytes_per_shard: max_bytes.div_ceil(SHARDS).max(1),
         }
     }
 
@@ -59,8 +68,8 @@ impl TreeCache {
     }
 
     fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
-        // A panic while holding the lock cannot leave a shard half-written (each change is one
-        // map call); carry on with it.
+        // A panic while holding the lock cannot leave a shard inconsistent in a way that matters
+        // (at worst a byte count or a stale id in `order`); carry on with it.
         self.shards[shard].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -69,27 +78,45 @@ impl TreeCache {
         let shard = self.shard_of(job_id);
         let guard = self.lock(shard);
         match guard.trees.get(job_id) {
-            Some(tree) if &tree.project_id == project_id => Ok(tree.clone()),
+            Some((tree, _)) if &tree.project_id == project_id => Ok(tree.clone()),
             _ => Err(Ticket { shard, generation: guard.generation }),
         }
     }
 
-    /// Keeps `tree` (read after `ticket` was taken) unless a commit touched its shard since.
+    /// Keeps `tree` (read after `ticket` was taken) unless a commit touched its shard since, or
+    /// a newer version of it is already kept.
     pub(crate) fn store(&self, ticket: Ticket, tree: &Arc<Job>) {
         if tree.parent_job_id.is_some() || self.shard_of(&tree.job_id) != ticket.shard {
             return;
         }
+        let Some(bytes) = approximate_bytes(tree) else { return };
         let mut guard = self.lock(ticket.shard);
-        if guard.generation != ticket.generation {
+        let shard = &mut *guard;
+        if shard.generation != ticket.generation {
             return;
         }
-        if guard.trees.len() >= self.per_shard && !guard.trees.contains_key(&tree.job_id) {
-            // Full: drop one entry (whichever the map yields first, which is as good as random).
-            if let Some(victim) = guard.trees.keys().next().cloned() {
-                guard.trees.remove(&victim);
+        match shard.trees.get(&tree.job_id) {
+            Some((kept, _)) if kept.version >= tree.version => return,
+            Some(_) => {
+                let (_, old_bytes) = shard.trees.remove(&tree.job_id).expect("just seen");
+                shard.bytes -= old_bytes;
+            }
+            None => {}
+        }
+        while shard.bytes + bytes > self.bytes_per_shard {
+            let Some(oldest) = shard.order.pop_front() else { break };
+            if let Some((_, old_bytes)) = shard.trees.remove(&oldest) {
+                shard.bytes -= old_bytes;
             }
         }
-        guard.trees.insert(tree.job_id.clone(), tree.clone());
+        shard.trees.insert(tree.job_id.clone(), (tree.clone(), bytes));
+        shard.order.push_back(tree.job_id.clone());
+        shard.bytes += bytes;
+        if shard.order.len() > 2 * shard.trees.len() + 64 {
+            // Mostly ids evicted by writes: drop them.
+            let trees = &shard.trees;
+            shard.order.retain(|id| trees.contains_key(id));
+        }
     }
 
     /// Forgets the trees rooted at `roots`: called after they were written and committed, before
@@ -98,9 +125,40 @@ impl TreeCache {
         for root in roots {
             let mut guard = self.lock(self.shard_of(root));
             guard.generation += 1;
-            guard.trees.remove(root);
+            if let Some((_, bytes)) = guard.trees.remove(root) {
+                guard.bytes -= bytes;
+            }
         }
     }
+}
+
+/// About how much memory a tree holds, or `None` past `MAX_TREE_BYTES`.
+fn approximate_bytes(tree: &Job) -> Option<usize> {
+    let mut bytes = 0;
+    for job in tree.iter_tree() {
+        let texts = [&job.message, &job.resource_id, &job.error_code, &job.error_msg];
+        bytes += std::mem::size_of::<Job>()
+            + job.enterprise_project_id.len()
+            + job.job_type.as_str().len()
+            + texts.iter().map(|text| text.as_ref().map_or(0, String::len)).sum::<usize>()
+            + job.entities.iter().map(|e| 48 + e.resource_id.len() + e.resource_type.len()).sum::<usize>()
+            + job.payload.as_ref().map_or(0, json_bytes)
+            + job.result.as_ref().map_or(0, json_bytes);
+        if bytes > MAX_TREE_BYTES {
+            return None;
+        }
+    }
+    Some(bytes)
+}
+
+fn json_bytes(value: &Value) -> usize {
+    std::mem::size_of::<Value>()
+        + match value {
+            Value::String(text) => text.len(),
+            Value::Array(items) => items.iter().map(json_bytes).sum(),
+            Value::Object(fields) => fields.iter().map(|(key, value)| 32 + key.len() + json_bytes(value)).sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
 }
 
 #[cfg(test)]
@@ -115,10 +173,14 @@ mod tests {
         Arc::new(job)
     }
 
+    fn project() -> ProjectId {
+        ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap()
+    }
+
     #[test]
     fn a_tree_read_before_a_commit_is_not_stored_after_its_eviction() {
-        let cache = TreeCache::new(64);
-        let project = ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let cache = TreeCache::new(1 << 20);
+        let project = project();
         let old = tree(&project, "old");
         let ticket = cache.get(&project, &old.job_id).unwrap_err();
         // The writer commits a change to the tree and evicts it while the reader is reading.
@@ -129,8 +191,12 @@ mod tests {
         let ticket = cache.get(&project, &old.job_id).unwrap_err();
         let mut new = (*old).clone();
         new.message = Some("new".to_owned());
+        new.version += 1;
         let new = Arc::new(new);
         cache.store(ticket, &new);
+        assert_eq!(cache.get(&project, &new.job_id).unwrap().message.as_deref(), Some("new"));
+        // A slower reader of the same generation with an older version does not replace it.
+        cache.store(ticket, &old);
         assert_eq!(cache.get(&project, &new.job_id).unwrap().message.as_deref(), Some("new"));
         // Another project does not see it.
         let other = ProjectId::parse("fedcba9876543210fedcba9876543210").unwrap();
@@ -138,15 +204,30 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_stays_within_its_capacity() {
-        let cache = TreeCache::new(64);
-        let project = ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap();
-        for _ in 0..1_000 {
-            let job = tree(&project, "x");
+    fn the_cache_stays_within_its_bytes_and_drops_the_oldest_first() {
+        let budget = 64 * 1024;
+        let cache = TreeCache::new(budget);
+        let project = project();
+        let trees: Vec<Arc<Job>> = (0..2_000).map(|_| tree(&project, "x")).collect();
+        for job in &trees {
             let ticket = cache.get(&project, &job.job_id).unwrap_err();
-            cache.store(ticket, &job);
+            cache.store(ticket, job);
         }
-        let held: usize = cache.shards.iter().map(|shard| shard.lock().unwrap().trees.len()).sum();
-        assert!(held <= 64, "{held} trees held");
+        let held: usize = cache.shards.iter().map(|shard| shard.lock().unwrap().bytes).sum();
+        assert!(held <= budget + SHARDS * 2048, "{held} bytes held");
+        assert!(cache.get(&project, &trees.last().unwrap().job_id).is_ok(), "the newest is kept");
+        assert!(cache.get(&project, &trees[0].job_id).is_err(), "the oldest went first");
+    }
+
+    #[test]
+    fn a_tree_too_large_is_never_kept() {
+        let cache = TreeCache::new(64 << 20);
+        let project = project();
+        let mut job = (*tree(&project, "x")).clone();
+        job.payload = Some(Value::String("x".repeat(MAX_TREE_BYTES)));
+        let job = Arc::new(job);
+        let ticket = cache.get(&project, &job.job_id).unwrap_err();
+        cache.store(ticket, &job);
+        assert!(cache.get(&project, &job.job_id).is_err());
     }
 }

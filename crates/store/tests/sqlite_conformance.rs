@@ -42,7 +42,7 @@ async fn one_process_serves_a_data_directory_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let first = SqliteStore::open(dir.path()).await.unwrap();
     let second = SqliteStore::open(dir.path()).await.err().expect("a second store on the same directory is refused");
-    assert!(second.to_string().contains("another jobd process"), "{second}");
+    assert!(second.to_string().contains("in use by another jobd"), "{second}");
     drop(first);
     SqliteStore::open(dir.path()).await.expect("free again once the first store is closed");
 }

@@ -955,6 +955,35 @@ fn worker_tree(p: &ProjectId, kind: &str, sub_jobs: usize, on_failure: jobd_core
     tree
 }
 
+/// A read after every kind of write sees that write, though the tree was read (and may be kept
+/// by a cache of recent reads) just before it: a claim and a report that change only a sub-job
+/// row, a single event on the root, and pruning.
+pub async fn a_read_after_each_write_sees_it(store: SharedStore) {
+    let p = project(25);
+    let tree = worker_tree(&p, "SEEN", 2, jobd_core::OnFailure::Fail, 0);
+    store.insert_job(&tree, None).await.unwrap();
+    let read = || async { store.get_job_shared(&p, &tree.job_id).await.unwrap() };
+    let first = read().await.expect("inserted");
+    assert_eq!(first.sub_jobs[0].status, JobStatus::Pending);
+
+    let task = take(&store, "SEEN_0", 10).await;
+    let claimed = read().await.unwrap();
+    assert_eq!(claimed.sub_jobs[0].status, JobStatus::Running, "the claim is seen");
+    assert!(claimed.version > first.version);
+
+    report(&store, &task, true, 11).await;
+    let reported = read().await.unwrap();
+    assert_eq!(reported.sub_jobs[0].status, JobStatus::Succeeded, "the report is seen");
+
+    store.apply_event(&p, &tree.job_id, &JobEvent::Cancel, at(12)).await.unwrap();
+    let cancelled = read().await.unwrap();
+    assert!(cancelled.is_terminal(), "the cancel is seen: {:?}", cancelled.status);
+
+    assert_eq!(store.prune_finished_jobs(at(1_000_000), 100).await.unwrap(), 1);
+    assert!(read().await.is_none(), "the pruned tree is gone");
+    assert!(store.get_job(&p, &tree.job_id).await.unwrap().is_none());
+}
+
 /// Claims the one task of `job_type` due now.
 async fn take(store: &SharedStore, job_type: &str, now: i64) -> ClaimedTask {
     let mut request = claim_request("w", false);
@@ -1092,6 +1121,7 @@ macro_rules! store_conformance_tests {
             console_reads_count_open_tasks_finished_jobs_and_leases,
             a_batch_insert_is_all_or_nothing_with_keys_per_item,
             a_batch_of_task_events_answers_each_event,
+            a_read_after_each_write_sees_it,
             a_batch_of_events_on_one_tree_applies_in_order,
             lists_filter_by_where_the_tree_stands_on_every_write_path,
             mfa_steps_are_used_once_and_in_order
