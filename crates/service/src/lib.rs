@@ -12,11 +12,13 @@ pub mod metric_labels;
 pub mod simulator;
 mod watch;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jobd_core::{
-    Clock, Cursor, Job, JobEvent, JobId, JobQuery, NewJob, ProjectId, Timestamp, TransitionError, ValidationError,
+    Clock, Cursor, Job, JobEvent, JobId, JobQuery, JobType, NewJob, ProjectId, ServiceName, Timestamp, TransitionError,
+    ValidationError,
 };
 pub use jobd_store::{ClaimRequest, ClaimedTask, TaskEvent, TaskScope, MAX_BATCH};
 use jobd_store::{IdempotencyKey, Inserted, JobStore, NewTree, StoreError};
@@ -142,21 +144,48 @@ pub fn metrics_recorder_installed() {
     METRICS_RECORDER_INSTALLED.store(true, std::sync::atomic::Ordering::Release);
 }
 
-/// Counts what an applied event did: finished jobs, retries, timeouts, lease expiries.
-fn count_outcome(tree: &Job, job_id: &JobId, event: &JobEvent, now: Timestamp) {
-    if tree.is_terminal() && tree.ended_at == Some(now) {
-        metrics::counter!("jobd_jobs_finished_total", "service" => metric_labels::service(&tree.service),
-            "job_type" => metric_labels::job_type(&tree.job_type), "status" => tree.status.as_str())
-        .increment(1);
-    }
-    let service = metric_labels::service(&tree.service);
-    match event {
-        JobEvent::FailAttempt { .. } if tree.find(job_id).is_some_and(|task| !task.is_terminal()) => {
-            metrics::counter!("jobd_task_retries_total", "service" => service).increment(1)
+/// What applied events did (finished jobs, retries, timeouts, lease expiries), gathered over a
+/// batch and added to the counters once per label set: a label set costs a registry lookup, and
+/// a batch of a thousand reports has a handful of them.
+#[derive(Default)]
+struct OutcomeTally<'a> {
+    finished: HashMap<(&'a ServiceName, &'a JobType, &'static str), u64>,
+    retries: HashMap<&'a ServiceName, u64>,
+    timeouts: HashMap<&'a ServiceName, u64>,
+    expiries: HashMap<&'a ServiceName, u64>,
+}
+
+impl<'a> OutcomeTally<'a> {
+    fn add(&mut self, tree: &'a Job, job_id: &JobId, event: &JobEvent, now: Timestamp) {
+        if tree.is_terminal() && tree.ended_at == Some(now) {
+            *self.finished.entry((&tree.service, &tree.job_type, tree.status.as_str())).or_default() += 1;
         }
-        JobEvent::TimeOut => metrics::counter!("jobd_job_timeouts_total", "service" => service).increment(1),
-        JobEvent::ExpireLease => metrics::counter!("jobd_lease_expiries_total", "service" => service).increment(1),
-        _ => {}
+        let counts = match event {
+            JobEvent::FailAttempt { .. } if tree.find(job_id).is_some_and(|task| !task.is_terminal()) => {
+                &mut self.retries
+            }
+            JobEvent::TimeOut => &mut self.timeouts,
+            JobEvent::ExpireLease => &mut self.expiries,
+            _ => return,
+        };
+        *counts.entry(&tree.service).or_default() += 1;
+    }
+
+    fn record(self) {
+        for ((service, job_type, status), n) in self.finished {
+            metrics::counter!("jobd_jobs_finished_total", "service" => metric_labels::service(service),
+                "job_type" => metric_labels::job_type(job_type), "status" => status)
+            .increment(n);
+        }
+        for (name, counts) in [
+            ("jobd_task_retries_total", self.retries),
+            ("jobd_job_timeouts_total", self.timeouts),
+            ("jobd_lease_expiries_total", self.expiries),
+        ] {
+            for (service, n) in counts {
+                metrics::counter!(name, "service" => metric_labels::service(service)).increment(n);
+            }
+        }
     }
 }
 
@@ -226,9 +255,14 @@ impl JobService {
         self.changes.subscribe()
     }
 
-    fn announce(&self, job: &Job, created: bool) {
-        // Any change may free work (a sub-job's turn, a cancelled sibling): wake the claimers.
+    /// Any change but a claim may free work (a new job, a sub-job's turn, a retry, a cancelled
+    /// sibling): the waiting claimers look again. Called once per write, after its announcements.
+    fn wake_claimers(&self) {
         self.work_may_be_available.notify_waiters();
+    }
+
+    /// Hands a changed tree to its watchers and the change feed.
+    fn announce(&self, job: &Job, created: bool) {
         if !self.watchers.is_news(job) {
             return; // a newer version of this tree was announced already
         }
@@ -261,6 +295,7 @@ impl JobService {
                         if let Ok(Some(tree)) = service.store.get_job(&notice.project_id, &notice.job_id).await {
                             service.announce(&tree, false);
                         }
+                        service.wake_claimers();
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => service.work_may_be_available.notify_waiters(),
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -341,6 +376,7 @@ impl JobService {
                 self.count_created(&job);
                 tracing::info!(job_id = %job.job_id, service = %job.service, job_type = %job.job_type, "job created");
                 self.announce(&job, true);
+                self.wake_claimers();
                 Ok(Created { job, replayed: false })
             }
             Inserted::Existing(existing) => Ok(Created { job: *existing, replayed: true }),
@@ -382,6 +418,7 @@ impl JobService {
                 Inserted::KeyConflict => return Err(ServiceError::IdempotencyConflict),
             });
         }
+        self.wake_claimers();
         tracing::info!(jobs = created.len(), "jobs created in a batch");
         Ok(created)
     }
@@ -415,9 +452,12 @@ impl JobService {
     pub async fn record(&self, project_id: &ProjectId, job_id: &JobId, event: JobEvent) -> Result<Job> {
         let now = self.clock.now();
         let tree = timed("apply_event", self.store.apply_event(project_id, job_id, &event, now)).await?;
-        count_outcome(&tree, job_id, &event, now);
+        let mut tally = OutcomeTally::default();
+        tally.add(&tree, job_id, &event, now);
+        tally.record();
         tracing::debug!(job_id = %job_id, status = %tree.status, version = tree.version, "job changed");
         self.announce(&tree, false);
+        self.wake_claimers();
         Ok(tree)
     }
 
@@ -433,15 +473,14 @@ impl JobService {
     pub async fn record_task_events(&self, events: &[TaskEvent], scope: &TaskScope) -> Result<Vec<Result<Job>>> {
         let now = self.clock.now();
         let answers = timed("apply_task_events", self.store.apply_task_events(events, scope, now)).await?;
-        let results: Vec<Result<Job>> = events
-            .iter()
-            .zip(answers)
-            .map(|(task_event, answer)| {
-                let tree = answer?;
-                count_outcome(&tree, &task_event.job_id, &task_event.event, now);
-                Ok(tree)
-            })
-            .collect();
+        let results: Vec<Result<Job>> = answers.into_iter().map(|answer| answer.map_err(ServiceError::from)).collect();
+        let mut tally = OutcomeTally::default();
+        for (task_event, tree) in events.iter().zip(&results) {
+            if let Ok(tree) = tree {
+                tally.add(tree, &task_event.job_id, &task_event.event, now);
+            }
+        }
+        tally.record();
         // Each changed tree once, as it stands after the batch (its last event's answer).
         let mut announced = std::collections::HashSet::new();
         for tree in results.iter().rev().flatten() {
@@ -449,6 +488,7 @@ impl JobService {
                 self.announce(tree, false);
             }
         }
+        self.wake_claimers();
         Ok(results)
     }
 
@@ -469,11 +509,16 @@ impl JobService {
             notified.as_mut().enable();
             let claimed = timed("claim_tasks", self.store.claim_tasks(request, self.clock.now())).await?;
             if !claimed.is_empty() {
+                // A claim frees no work: the claimers are not woken.
+                let mut per_service: HashMap<&ServiceName, u64> = HashMap::new();
                 for task in &claimed {
-                    metrics::counter!("jobd_tasks_claimed_total", "service" => metric_labels::service(&task.tree.service))
-                        .increment(1);
+                    *per_service.entry(&task.tree.service).or_default() += 1;
                     tracing::debug!(job_id = %task.task_id, worker_id = %request.worker_id, attempt = task.task().attempt, "task claimed");
                     self.announce(&task.tree, false);
+                }
+                for (service, n) in per_service {
+                    metrics::counter!("jobd_tasks_claimed_total", "service" => metric_labels::service(service))
+                        .increment(n);
                 }
                 return Ok(claimed);
             }
