@@ -182,9 +182,17 @@ fn run_batches(
     }
 }
 
-/// Runs the writes in one transaction, each in a savepoint, and commits.
+/// Runs the writes in one transaction, each in a savepoint, and commits. A batch of one write
+/// needs no savepoint (a failed write rolls back the whole transaction, which is the same), and
+/// saves the sub-journal copy of every page it changes.
 fn run_writes(tx: &WriteTx, batch: &mut [Box<dyn Pending>]) -> Result<()> {
     execute(tx, "BEGIN IMMEDIATE")?;
+    if let [only] = batch {
+        if !only.run(tx) {
+            return execute(tx, "ROLLBACK");
+        }
+        return execute(tx, "COMMIT");
+    }
     for write in batch.iter_mut() {
         execute(tx, "SAVEPOINT write")?;
         if !write.run(tx) {
