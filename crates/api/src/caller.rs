@@ -52,9 +52,21 @@ pub async fn read_body(
     }
 }
 
+/// The layer of every authenticated route: `authorize`, then the request is counted and timed
+/// (`telemetry::record_request`) as `telemetry::record_http` does for the other routes.
+pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
+    let response = authorize(state, request, next).await.unwrap_or_else(axum::response::IntoResponse::into_response);
+    let route = route.as_ref().map_or("", MatchedPath::as_str);
+    crate::telemetry::record_request(route, &method, response.status().as_u16(), started);
+    response
+}
+
 /// Buffers the body, authenticates, rate-limits, checks the role and the project, and hands the
 /// request on with the `Caller` attached.
-pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+async fn authorize(state: AppState, request: Request, next: Next) -> Result<Response, ApiError> {
     // The route's declarations (`endpoint`): its dialect, and the endpoint of this method.
     let declared = request.extensions().get::<MatchedPath>().and_then(|matched| endpoint::lookup(matched.as_str()));
     let dialect = declared.map_or_else(|| Dialect::of_path(request.uri().path()), |declared| declared.dialect);

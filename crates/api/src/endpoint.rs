@@ -296,7 +296,8 @@ impl Endpoint {
 }
 
 /// The router of every endpoint: the public ones as they are, the console's pages with their
-/// headers, the authenticated ones behind `caller::authenticate`.
+/// headers, both counted by `telemetry::record_http`; the authenticated ones behind
+/// `caller::authenticate` (which counts them).
 pub fn router(state: &AppState) -> Router<AppState> {
     let (mut public, mut pages, mut authenticated) = (Router::new(), Router::new(), Router::new());
     for endpoint in endpoints() {
@@ -308,9 +309,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         }
     }
     let pages = pages.layer(middleware::from_fn(crate::console::console_headers));
+    let counted = public.merge(pages).route_layer(middleware::from_fn(crate::telemetry::record_http));
+    // `authenticate` counts and times its routes itself: one layer less on the hot path.
     let authenticated =
         authenticated.route_layer(middleware::from_fn_with_state(state.clone(), crate::caller::authenticate));
-    public.merge(pages).merge(authenticated)
+    counted.merge(authenticated)
 }
 
 /// The endpoints of one path, by method.

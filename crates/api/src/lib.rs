@@ -105,7 +105,6 @@ pub fn app(state: AppState) -> Router {
     telemetry::prometheus();
     let in_flight = load_shedding::InFlightLimit::new(state.config.max_in_flight);
     endpoint::router(&state)
-        .route_layer(middleware::from_fn(telemetry::record_http))
         .fallback(error::route_not_found)
         // The body limit is enforced once, configurably, in `caller::authenticate`.
         .layer(DefaultBodyLimit::disable())
