@@ -594,9 +594,8 @@ fn with_sub_jobs(tx: &rusqlite::Connection, mut root: Job) -> Result<Job> {
 
 static READ_ROW_SQL: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?"));
-static READ_SUB_JOBS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = ? ORDER BY position")
-});
+static READ_SUB_JOBS_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = ? ORDER BY position"));
 
 /// Applies worker events one after another, each seeing the ones before it; a refused event
 /// writes nothing.

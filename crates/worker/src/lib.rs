@@ -4,4 +4,4 @@
 
 pub mod runtime;
 
-pub use runtime::{BuildError, StopReason, TaskContext, TaskError, WorkerRuntime};
+pub use runtime::{BuildError, Progress, RunReport, StopReason, TaskContext, TaskError, WorkerRuntime};

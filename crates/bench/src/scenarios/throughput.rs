@@ -85,26 +85,35 @@ async fn fill(client: &Client, count: u64, producers: usize, batch: u64) -> anyh
 pub async fn burn_down(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f64, f64)> {
     let client = node.client()?;
     let enqueue_rate = fill(&client, args.jobs, args.producers, args.create_batch).await?;
-    let done = Arc::new(AtomicU64::new(0));
-    let all_done = Arc::new(Notify::new());
-    let (target, counter, signal) = (args.jobs, done.clone(), all_done.clone());
     let runtime = WorkerRuntime::builder(client, "bench-burn-down")
         .service("cfw")
-        .fallback_handler(move |_task: Task, _context: TaskContext| {
-            let (counter, signal) = (counter.clone(), signal.clone());
-            async move {
-                if counter.fetch_add(1, Ordering::Relaxed) + 1 == target {
-                    signal.notify_one();
-                }
-                HandlerResult::Ok(None)
-            }
-        })
+        .fallback_handler(|_task: Task, _context: TaskContext| async { HandlerResult::Ok(None) })
         .max_in_flight(args.concurrency)
         .wait_seconds(1)
         .build()?;
+    // The drain ends when the server has taken the last completion (as the peers' drains end at
+    // the last completion written), not when the runtime has shut down: its shutdown waits for
+    // the long poll it has in flight, which is not the queue's work.
+    let progress = runtime.progress();
+    let target = args.jobs;
+    let (drained, drained_rx) = tokio::sync::oneshot::channel::<Instant>();
+    let watcher = tokio::spawn(async move {
+        while progress.now().completed < target {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let _ = drained.send(Instant::now());
+    });
     let started = Instant::now();
-    let report = runtime.run_until(all_done.notified()).await;
-    let drain_seconds = started.elapsed().as_secs_f64();
+    let (ended_tx, ended) = tokio::sync::oneshot::channel::<Instant>();
+    let stop = async move {
+        if let Ok(at) = drained_rx.await {
+            let _ = ended_tx.send(at);
+        }
+    };
+    let report = runtime.run_until(stop).await;
+    watcher.abort();
+    let drain_seconds =
+        ended.await.map_err(|_| anyhow::anyhow!("the drain never ended"))?.duration_since(started).as_secs_f64();
     if report.completed != args.jobs {
         bail!("the worker completed {} of {} jobs: {report:?}", report.completed, args.jobs);
     }

@@ -152,6 +152,30 @@ struct Counters {
     abandoned: AtomicU64,
 }
 
+impl Counters {
+    fn snapshot(&self) -> RunReport {
+        RunReport {
+            claimed: self.claimed.load(Ordering::Relaxed),
+            completed: self.completed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            stopped: self.stopped.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A live view of a run's counts ([`WorkerRuntime::progress`]); an attempt counts once the
+/// server has taken its report.
+#[derive(Clone)]
+pub struct Progress(Arc<Shared>);
+
+impl Progress {
+    /// The counts so far.
+    pub fn now(&self) -> RunReport {
+        self.0.counters.snapshot()
+    }
+}
+
 /// What a run did, counted per task.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunReport {
@@ -203,6 +227,12 @@ impl WorkerRuntime {
         WorkerRuntimeBuilder::new(client, worker_id.into())
     }
 
+    /// What the run has done so far, readable while it runs (a dashboard, a test, a benchmark
+    /// waiting for its last report to be taken).
+    pub fn progress(&self) -> Progress {
+        Progress(self.shared.clone())
+    }
+
     /// Runs until the process ends.
     pub async fn run(self) -> RunReport {
         self.run_until(std::future::pending()).await
@@ -235,14 +265,7 @@ impl WorkerRuntime {
         shutdown::drain(&shared, claimers, stop_claiming, abandon).await;
         // Every attempt's end is reported (or given up on); a report still waiting is sent alone.
         reporter.abort();
-        let counters = &shared.counters;
-        let report = RunReport {
-            claimed: counters.claimed.load(Ordering::Relaxed),
-            completed: counters.completed.load(Ordering::Relaxed),
-            failed: counters.failed.load(Ordering::Relaxed),
-            stopped: counters.stopped.load(Ordering::Relaxed),
-            abandoned: counters.abandoned.load(Ordering::Relaxed),
-        };
+        let report = shared.counters.snapshot();
         tracing::info!(?report, "worker stopped");
         report
     }
