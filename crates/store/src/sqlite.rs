@@ -28,7 +28,7 @@ use crate::{
 const TREE_CACHE_BYTES: usize = 64 << 20;
 
 /// The writer connection's page cache, in KiB.
-const WRITER_CACHE_KIB: i64 = 16 * 1024;
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
 /// The file the store keeps under the data directory.
 pub const DATABASE_FILE: &str = "jobd.sqlite3";
@@ -326,8 +326,16 @@ fn update_row(conn: &WriteTx, old: &Job, new: &Job, old_flags: TaskFlags, new_fl
     if stored_tree_status(old) != stored_tree_status(new) {
         set("tree_status", text(stored_tree_status(new)));
     }
-    sql.sql(" WHERE job_id = ");
-    sql.bind_text(new.job_id.to_string());
+    match conn.row_id(&new.job_id) {
+        Some(row_id) => {
+            sql.sql(" WHERE seq = ");
+            sql.bind_int(row_id);
+        }
+        None => {
+            sql.sql(" WHERE job_id = ");
+            sql.bind_text(new.job_id.to_string());
+        }
+    }
     sql.sql(" AND version = ");
     sql.bind_int(old.version);
     let changed = conn.prepare_cached(&sql.text)?.execute(rusqlite::params_from_iter(sql.params.iter()))?;
@@ -562,7 +570,7 @@ fn insert_jobs(tx: &WriteTx, trees: &[NewTree]) -> Result<Vec<Inserted>> {
 /// The tree holding `job_id`, whichever project it is in, in simple indexed statements: the row,
 /// its root's row when it is a sub-job, and the root's sub-jobs (the writer's path, where
 /// `LOAD_TREE_SQL`'s union and sort cost more than these three probes).
-fn read_tree_of(tx: &rusqlite::Connection, job_id: &JobId) -> Result<Option<Job>> {
+fn read_tree_of(tx: &WriteTx, job_id: &JobId) -> Result<Option<Job>> {
     let Some(job) = read_row(tx, job_id)? else { return Ok(None) };
     let root = match &job.parent_job_id {
         None => job,
@@ -573,21 +581,29 @@ fn read_tree_of(tx: &rusqlite::Connection, job_id: &JobId) -> Result<Option<Job>
 }
 
 /// One job row, without its sub-jobs.
-fn read_row(tx: &rusqlite::Connection, job_id: &JobId) -> Result<Option<Job>> {
+fn read_row(tx: &WriteTx, job_id: &JobId) -> Result<Option<Job>> {
     let mut statement = tx.prepare_cached(READ_ROW_SQL.as_str())?;
     let mut rows = statement.query([job_id.as_str()])?;
-    rows.next()?.map(job_from_row).transpose()
+    rows.next()?.map(|row| job_noting_row_id(tx, row)).transpose()
+}
+
+/// A row of `JOB_COLUMNS` as a job, its row id (`seq`, the first column) noted for the update
+/// that may follow.
+fn job_noting_row_id(tx: &WriteTx, row: &rusqlite::Row<'_>) -> Result<Job> {
+    let job = job_from_row(row)?;
+    tx.note_row_id(&job.job_id, row.get(0)?);
+    Ok(job)
 }
 
 /// A root row with its sub-jobs attached, in order.
-fn with_sub_jobs(tx: &rusqlite::Connection, mut root: Job) -> Result<Job> {
+fn with_sub_jobs(tx: &WriteTx, mut root: Job) -> Result<Job> {
     if root.parent_job_id.is_some() {
         return Err(StoreError::Corrupt(format!("job {} is not the root of its tree", root.job_id)));
     }
     let mut statement = tx.prepare_cached(READ_SUB_JOBS_SQL.as_str())?;
     let mut rows = statement.query([root.job_id.as_str()])?;
     while let Some(row) = rows.next()? {
-        root.sub_jobs.push(job_from_row(row)?);
+        root.sub_jobs.push(job_noting_row_id(tx, row)?);
     }
     Ok(root)
 }
@@ -647,7 +663,7 @@ fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<V
     sql.bind_int(millis(&now));
     sql.sql(") ORDER BY priority DESC, available_at, seq LIMIT ");
     sql.bind_int(i64::from(request.max_tasks));
-    let candidates = read_rows(tx, &sql, |row| job_from_row(row))?;
+    let candidates = read_rows(tx, &sql, |row| job_noting_row_id(tx, row))?;
     let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
     let mut claimed = Vec::with_capacity(candidates.len());
     for candidate in candidates {

@@ -14,6 +14,7 @@
 //! transaction. A caller that stops waiting does not cancel its write.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -53,9 +54,22 @@ pub(crate) type WriteFn<T> = Box<dyn FnOnce(&WriteTx) -> Result<T> + Send>;
 pub(crate) struct WriteTx<'c> {
     conn: &'c Connection,
     touched: RefCell<Vec<JobId>>,
+    /// The row id (`seq`) of each job row read in this batch, so its update finds the row by
+    /// its primary key instead of through the job-id index. A row id never changes.
+    row_ids: RefCell<HashMap<JobId, i64>>,
 }
 
 impl WriteTx<'_> {
+    /// Notes the row id of a job row just read.
+    pub(crate) fn note_row_id(&self, job_id: &JobId, row_id: i64) {
+        self.row_ids.borrow_mut().insert(job_id.clone(), row_id);
+    }
+
+    /// The row id of a job row read earlier in this batch.
+    pub(crate) fn row_id(&self, job_id: &JobId) -> Option<i64> {
+        self.row_ids.borrow().get(job_id).copied()
+    }
+
     /// Notes that the tree rooted at `root` is written (inserted, changed or deleted).
     pub(crate) fn touch(&self, root: &JobId) {
         self.touched.borrow_mut().push(root.clone());
@@ -160,7 +174,7 @@ fn run_batches(
                 Err(_) => break,
             }
         }
-        let tx = WriteTx { conn: &conn, touched: RefCell::new(Vec::new()) };
+        let tx = WriteTx { conn: &conn, touched: RefCell::new(Vec::new()), row_ids: RefCell::new(HashMap::new()) };
         let outcome = run_writes(&tx, &mut batch).map_err(|error| error.to_string());
         // Evicted whatever the outcome (a failed commit changed nothing; evicting costs a miss).
         cache.evict(tx.touched.into_inner().iter());

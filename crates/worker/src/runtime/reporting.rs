@@ -21,6 +21,12 @@ pub(super) const HANDLER_ERROR: &str = "JOBD.HANDLER_ERROR";
 /// is 1 MiB; a batch it still finds too large is sent report by report).
 pub(super) const REPORT_BATCH_BYTES: usize = 256 * 1024;
 
+/// Report batches sent at once: while one is in the server's commit the next is on its way, and
+/// the server's group commit may take both together. Two reports of one task (an attempt that
+/// lost its lease, then the next) may so arrive in either order; the lease token in each settles
+/// it, as it would for two workers.
+const BATCHES_IN_FLIGHT: usize = 2;
+
 /// What to tell the worker API at the end of an attempt.
 pub(super) enum Report {
     Complete(Option<Value>),
@@ -134,23 +140,32 @@ pub(super) async fn send_alone(client: &Client, report: &TaskReport) -> Result<(
 pub(super) async fn report_loop(client: Client, batched: Arc<AtomicBool>, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let mut waiting = VecDeque::new();
     // Batches ask for status words only, until a server refuses the field (a jobd older than it).
-    let brief = AtomicBool::new(true);
+    let brief = Arc::new(AtomicBool::new(true));
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut open = true;
     loop {
-        if waiting.is_empty() {
-            match queue.recv().await {
-                Some(queued) => waiting.push_back(queued),
-                None => return,
-            }
-        }
         while let Ok(queued) = queue.try_recv() {
             waiting.push_back(queued);
         }
-        let batch = next_batch(&mut waiting);
-        let (reports, answers) = batch.into_iter().map(|queued| (queued.report, queued.answer)).unzip();
-        if batched.load(Ordering::Relaxed) {
-            send_batch(&client, &batched, &brief, reports, answers).await;
-        } else {
-            send_each(&client, reports, answers);
+        while in_flight.len() < BATCHES_IN_FLIGHT && !waiting.is_empty() {
+            let batch = next_batch(&mut waiting);
+            let (reports, answers) = batch.into_iter().map(|queued| (queued.report, queued.answer)).unzip();
+            if batched.load(Ordering::Relaxed) {
+                let (client, batched, brief) = (client.clone(), batched.clone(), brief.clone());
+                in_flight.spawn(async move { send_batch(&client, &batched, &brief, reports, answers).await });
+            } else {
+                send_each(&client, reports, answers);
+            }
+        }
+        if !open && waiting.is_empty() && in_flight.is_empty() {
+            return;
+        }
+        tokio::select! {
+            received = queue.recv(), if open => match received {
+                Some(queued) => waiting.push_back(queued),
+                None => open = false,
+            },
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
         }
     }
 }
