@@ -33,7 +33,6 @@ use axum::{middleware, Json, Router};
 use jobd_service::identity::IdentityService;
 use jobd_service::JobService;
 use serde_json::json;
-use tower_http::catch_panic::CatchPanicLayer;
 
 pub use caller::Caller;
 pub use dialect::Dialect;
@@ -108,7 +107,6 @@ pub fn app(state: AppState) -> Router {
         .fallback(error::route_not_found)
         // The body limit is enforced once, configurably, in `caller::authenticate`.
         .layer(DefaultBodyLimit::disable())
-        .layer(CatchPanicLayer::custom(error::panic_to_internal_error))
         .layer(middleware::from_fn_with_state(in_flight, frame::request_frame))
         .with_state(state)
 }

@@ -54,6 +54,15 @@ pub(crate) fn canonical_uri_as_sent(raw_path: &str) -> String {
 /// the decoded form always, and the as-sent form too when the path holds an
 /// escape (without one the two are the same).
 pub(crate) fn canonical_uris(raw_path: &str) -> (String, Option<String>) {
+    // The usual path holds only characters no form escapes: it is its own canonical form.
+    if raw_path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/')) {
+        let mut uri = String::with_capacity(raw_path.len() + 1);
+        uri.push_str(raw_path);
+        if !uri.ends_with('/') {
+            uri.push('/');
+        }
+        return (uri, None);
+    }
     let decoded = canonical_uri(raw_path);
     let as_sent = raw_path.contains('%').then(|| canonical_uri_as_sent(raw_path)).filter(|uri| *uri != decoded);
     (decoded, as_sent)
@@ -250,6 +259,14 @@ pub fn string_to_sign(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_with_nothing_to_escape_is_its_own_canonical_form() {
+        for path in ["", "/", "/v1/abc/jobs", "/v1/abc/jobs/", "/v3/a-b_c.d~e/x", "//double//slash"] {
+            let slow = canonical_uri(path);
+            assert_eq!(canonical_uris(path), (slow, None), "{path:?}");
+        }
+    }
 
     #[test]
     fn uri_decodes_splits_and_reencodes() {

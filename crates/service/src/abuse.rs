@@ -91,8 +91,9 @@ impl KeyedBuckets {
         self.buckets.lock().expect("buckets").len()
     }
 
+    /// Whether no key is tracked (then `check` passes whatever the key).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.buckets.lock().expect("buckets").is_empty()
     }
 
     /// Whether `key`'s bucket holds a token, without taking it.
@@ -167,6 +168,11 @@ impl SignatureFailures {
         let before = failures.len();
         failures.retain(|_, f| f.locked_until.is_some_and(|until| until > now) || now - f.window_start <= window);
         before - failures.len()
+    }
+
+    /// Whether no pair has failed lately (then nothing is locked).
+    pub fn is_empty(&self) -> bool {
+        self.failures.lock().expect("signature failures").is_empty()
     }
 
     pub fn record_success(&self, client: &str, access_key: &str) {

@@ -618,7 +618,8 @@ impl IdentityService {
     /// failures from it. Counted for every key, known or not (root included), so a lock tells
     /// nothing about which keys exist, and locks only the address that failed.
     pub fn is_locked(&self, client: &str, access_key: &str) -> bool {
-        self.abuse.signatures.is_locked(client, access_key, self.now())
+        // The usual case, nothing failed lately, asks neither the clock nor a keyed map.
+        !self.abuse.signatures.is_empty() && self.abuse.signatures.is_locked(client, access_key, self.now())
     }
 
     /// Counts a failed signature from a client address with an access key.
@@ -638,6 +639,9 @@ impl IdentityService {
 
     /// `Err(wait)` while a client address has failed authentication too often.
     pub fn check_failed_auth(&self, client: &str) -> Result<(), Duration> {
+        if self.abuse.failed_auth.is_empty() {
+            return Ok(()); // no address has failed lately: nothing to look up
+        }
         self.abuse.failed_auth.check(client, self.now())
     }
 

@@ -17,11 +17,11 @@
 //! (an estimate of each tree's size; a tree past `MAX_TREE_BYTES` is never kept), and a full
 //! shard drops its oldest entries first.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
+use foldhash::fast::RandomState;
 use jobd_core::{Job, JobId, ProjectId};
 use serde_json::Value;
 
@@ -38,7 +38,8 @@ pub(crate) struct TreeCache {
 
 #[derive(Default)]
 struct Shard {
-    trees: HashMap<JobId, (Arc<Job>, usize)>,
+    /// foldhash, not SipHash: the key is an id jobd made, and the lookup is on every status read.
+    trees: HashMap<JobId, (Arc<Job>, usize), RandomState>,
     /// Ids in the order they were stored, oldest first; ids evicted since are skipped lazily.
     order: VecDeque<JobId>,
     bytes: usize,
@@ -58,7 +59,7 @@ impl TreeCache {
     pub(crate) fn new(max_bytes: usize) -> Self {
         TreeCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             bytes_per_shard: max_bytes.div_ceil(SHARDS).max(1),
         }
     }
