@@ -52,16 +52,13 @@ pub async fn read_body(
     }
 }
 
-/// The layer of every authenticated route: `authorize`, then the request is counted and timed
-/// (`telemetry::record_request`) as `telemetry::record_http` does for the other routes.
+/// The layer of every authenticated route: `authorize`, counted and timed as
+/// `telemetry::record_http` counts the other routes.
 pub async fn authenticate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    let response = authorize(state, request, next).await.unwrap_or_else(axum::response::IntoResponse::into_response);
-    let route = route.as_ref().map_or("", MatchedPath::as_str);
-    crate::telemetry::record_request(route, &method, response.status().as_u16(), started);
-    response
+    crate::telemetry::counted(request, |request| async move {
+        authorize(state, request, next).await.unwrap_or_else(axum::response::IntoResponse::into_response)
+    })
+    .await
 }
 
 /// Buffers the body, authenticates, rate-limits, checks the role and the project, and hands the

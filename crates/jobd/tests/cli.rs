@@ -26,6 +26,18 @@ fn jobd(base: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String
     (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
 }
 
+/// `jobd user create NAME --domain acme --password-stdin` as a reader of `project_id` (with
+/// `extra` arguments), which must succeed; answers the user as printed.
+fn create_reader_with_password(base: &str, project_id: &str, name: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["user", "create", "--name", name, "--domain", "acme", "--password-stdin"];
+    args.extend(["--project", project_id, "--role", "reader"]);
+    args.extend_from_slice(extra);
+    args.push("--json");
+    let (ok, out, err) = jobd(base, &args, Some("a long password\n"));
+    assert!(ok, "{err}");
+    json_of(&out)
+}
+
 fn json_of(stdout: &str) -> Value {
     assert_eq!(stdout.lines().count(), 1, "--json prints one JSON object: {stdout}");
     serde_json::from_str(stdout).unwrap()
@@ -45,49 +57,11 @@ async fn a_new_user_sets_up_a_tenant_and_reads_a_job_with_a_key_and_a_token() {
     assert_eq!(project["name"], "team-a");
     assert!(project_id.len() == 32 && project_id.bytes().all(|b| b.is_ascii_hexdigit()));
 
-    let (ok, out, err) = jobd(
-        &base,
-        &[
-            "user",
-            "create",
-            "--name",
-            "ann",
-            "--domain",
-            "acme",
-            "--password-stdin",
-            "--project",
-            &project_id,
-            "--role",
-            "reader",
-            "--json",
-        ],
-        Some("a long password\n"),
-    );
-    assert!(ok, "{err}");
-    assert_eq!(json_of(&out)["name"], "ann");
-    assert_eq!(json_of(&out)["enterprise_project_ids"], json!([]), "root's user sees every enterprise project");
-    let (ok, out, err) = jobd(
-        &base,
-        &[
-            "user",
-            "create",
-            "--name",
-            "ben",
-            "--domain",
-            "acme",
-            "--password-stdin",
-            "--project",
-            &project_id,
-            "--role",
-            "reader",
-            "--enterprise-project",
-            "EPS-A",
-            "--json",
-        ],
-        Some("a long password\n"),
-    );
-    assert!(ok, "{err}");
-    assert_eq!(json_of(&out)["enterprise_project_ids"], json!(["eps-a"]), "a user limited to an enterprise project");
+    let ann = create_reader_with_password(&base, &project_id, "ann", &[]);
+    assert_eq!(ann["name"], "ann");
+    assert_eq!(ann["enterprise_project_ids"], json!([]), "root's user sees every enterprise project");
+    let ben = create_reader_with_password(&base, &project_id, "ben", &["--enterprise-project", "EPS-A"]);
+    assert_eq!(ben["enterprise_project_ids"], json!(["eps-a"]), "a user limited to an enterprise project");
     let (ok, _, err) = jobd(
         &base,
         &["user", "create", "--name", "x", "--domain", "acme", "--project", &project_id, "--role", "reader"],
@@ -166,26 +140,7 @@ async fn user_mfa_bind_prints_a_device_whose_codes_then_guard_the_users_tokens()
     let (ok, out, err) = jobd(&base, &["project", "create", "--name", "team-m", "--json"], None);
     assert!(ok, "{err}");
     let project_id = json_of(&out)["id"].as_str().unwrap().to_owned();
-    let (ok, out, err) = jobd(
-        &base,
-        &[
-            "user",
-            "create",
-            "--name",
-            "mo",
-            "--domain",
-            "acme",
-            "--password-stdin",
-            "--project",
-            &project_id,
-            "--role",
-            "reader",
-            "--json",
-        ],
-        Some("a long password\n"),
-    );
-    assert!(ok, "{err}");
-    let user_id = json_of(&out)["id"].as_str().unwrap().to_owned();
+    let user_id = create_reader_with_password(&base, &project_id, "mo", &[])["id"].as_str().unwrap().to_owned();
 
     let (ok, out, err) = jobd(&base, &["user", "mfa", "bind", &user_id], None);
     assert!(ok, "{err}");

@@ -114,17 +114,11 @@ async fn timed<T>(operation: &'static str, future: impl std::future::Future<Outp
     let started = std::time::Instant::now();
     let output = future.await;
     let seconds = started.elapsed().as_secs_f64();
+    let histogram = || metrics::histogram!("jobd_store_operation_duration_seconds", "operation" => operation);
     if METRICS_RECORDER_INSTALLED.load(std::sync::atomic::Ordering::Acquire) {
-        STORE_TIMERS.with_borrow_mut(|timers| {
-            timers
-                .entry(operation)
-                .or_insert_with(
-                    || metrics::histogram!("jobd_store_operation_duration_seconds", "operation" => operation),
-                )
-                .record(seconds)
-        });
+        STORE_TIMERS.with_borrow_mut(|timers| timers.entry(operation).or_insert_with(histogram).record(seconds));
     } else {
-        metrics::histogram!("jobd_store_operation_duration_seconds", "operation" => operation).record(seconds);
+        histogram().record(seconds);
     }
     output
 }
@@ -134,8 +128,8 @@ static METRICS_RECORDER_INSTALLED: std::sync::atomic::AtomicBool = std::sync::at
 thread_local! {
     /// Each store operation's histogram handle, kept per thread once the recorder is installed:
     /// registering a labelled metric builds, hashes and looks up its key on every call.
-    static STORE_TIMERS: std::cell::RefCell<std::collections::HashMap<&'static str, metrics::Histogram>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    static STORE_TIMERS: std::cell::RefCell<HashMap<&'static str, metrics::Histogram>> =
+        std::cell::RefCell::new(HashMap::new());
 }
 
 /// Says the process's metrics recorder is installed: from then on `timed` keeps its handles (a
@@ -297,7 +291,7 @@ impl JobService {
                         }
                         service.wake_claimers();
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => service.work_may_be_available.notify_waiters(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => service.wake_claimers(),
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }

@@ -15,7 +15,9 @@ use jobd_core::{Cursor, Direction, JobQuery};
 use crate::batch::KeyPlan;
 use crate::codec::{corrupt, enum_text, from_millis, millis, opt_from_millis, to_json, JOB_COLUMNS};
 use crate::sqlite_readers::{push_any, Readers, SqlText};
-use crate::sqlite_rows::{job_from_row, job_ref_from_row, tree_from_rows, LOAD_TREE_SQL};
+use crate::sqlite_rows::{
+    job_from_row, job_ref_from_row, tree_from_rows, LOAD_TREE_SQL, READ_ROW_SQL, READ_SUB_JOBS_SQL,
+};
 use crate::sqlite_writer::{GroupCommit, QueueLimits, WriteTx};
 use crate::tree_cache::TreeCache;
 use crate::{
@@ -607,11 +609,6 @@ fn with_sub_jobs(tx: &WriteTx, mut root: Job) -> Result<Job> {
     }
     Ok(root)
 }
-
-static READ_ROW_SQL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?"));
-static READ_SUB_JOBS_SQL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = ? ORDER BY position"));
 
 /// Applies worker events one after another, each seeing the ones before it; a refused event
 /// writes nothing.

@@ -22,6 +22,14 @@ pub(crate) static LOAD_TREE_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// One job row by id (the writer reads trees probe by probe: the row, its root, the sub-jobs).
+pub(crate) static READ_ROW_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?"));
+
+/// The sub-jobs of a root, in order.
+pub(crate) static READ_SUB_JOBS_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id = ? ORDER BY position"));
+
 /// A result row, read by column position.
 pub(crate) trait SqliteColumns {
     fn text(&self, index: usize) -> Result<String>;

@@ -469,31 +469,17 @@ pub async fn rollback_compensations_are_claimed_last_first(store: SharedStore) {
     let mut request = claim_request("w", false);
     request.services = vec![ServiceName::parse("elb").unwrap()];
     request.max_tasks = 10;
-    let finish = |task: &ClaimedTask, ok: bool| {
-        let lease_token = task.task().lease.as_ref().unwrap().token.clone();
-        if ok {
-            JobEvent::Complete { lease_token, result: None, message: None }
-        } else {
-            JobEvent::FailAttempt {
-                lease_token,
-                error_code: "E".into(),
-                error_msg: "x".into(),
-                retryable: false,
-                jitter: 0.0,
-            }
-        }
-    };
     for (i, ok) in [(0, true), (1, true), (2, false)] {
         let task = store.claim_tasks(&request, at(10 + i)).await.unwrap().pop().unwrap();
         assert_eq!(task.task_id, tree.sub_jobs[i as usize].job_id);
-        store.apply_event(&p, &task.task_id, &finish(&task, ok), at(20 + i)).await.unwrap();
+        store.apply_event(&p, &task.task_id, &outcome(&task, ok), at(20 + i)).await.unwrap();
     }
     for i in [1usize, 0] {
         let tasks = store.claim_tasks(&request, at(100 + i as i64)).await.unwrap();
         assert_eq!(tasks.len(), 1, "one compensation at a time");
         assert_eq!(tasks[0].task_id, tree.sub_jobs[i].job_id, "last succeeded first");
         assert_eq!(tasks[0].tree.phase, jobd_core::Phase::Rollback);
-        store.apply_event(&p, &tasks[0].task_id, &finish(&tasks[0], true), at(200 + i as i64)).await.unwrap();
+        store.apply_event(&p, &tasks[0].task_id, &outcome(&tasks[0], true), at(200 + i as i64)).await.unwrap();
     }
     let done = store.get_job(&p, &tree.job_id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Failed);

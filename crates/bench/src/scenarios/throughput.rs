@@ -104,16 +104,11 @@ pub async fn burn_down(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f6
         let _ = drained.send(Instant::now());
     });
     let started = Instant::now();
-    let (ended_tx, ended) = tokio::sync::oneshot::channel::<Instant>();
-    let stop = async move {
-        if let Ok(at) = drained_rx.await {
-            let _ = ended_tx.send(at);
-        }
-    };
-    let report = runtime.run_until(stop).await;
+    let mut drained_at = None;
+    let report = runtime.run_until(async { drained_at = drained_rx.await.ok() }).await;
     watcher.abort();
     let drain_seconds =
-        ended.await.map_err(|_| anyhow::anyhow!("the drain never ended"))?.duration_since(started).as_secs_f64();
+        drained_at.ok_or_else(|| anyhow::anyhow!("the drain never ended"))?.duration_since(started).as_secs_f64();
     if report.completed != args.jobs {
         bail!("the worker completed {} of {} jobs: {report:?}", report.completed, args.jobs);
     }
