@@ -160,3 +160,22 @@ pub fn parse_job_request(project_id: ProjectId, value: Value) -> Result<(NewJob,
     };
     Ok((new_job, canonical))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `job_request` fuzz target: a number with more digits than a float holds
+    /// must read to the same float from the request and from its canonical text (serde_json's
+    /// `float_roundtrip`: correctly rounded parsing).
+    #[test]
+    fn a_long_decimal_reads_back_the_same_from_the_canonical_text() {
+        let project = ProjectId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let body = br#"{"service": "elb", "job_type": "UPGRADE", "retry_backoff": {"initial_seconds":
+            88888000000000000000000000000000000000000000000010248191152060862002.5, "multiplier": 2,
+            "max_seconds": 60}}"#;
+        let (job, canonical) = parse_job_request_bytes(project.clone(), body).unwrap();
+        let (again, _) = parse_job_request_bytes(project, canonical.as_bytes()).unwrap();
+        assert_eq!(again, job, "{canonical}");
+    }
+}
