@@ -348,15 +348,24 @@ impl JobStore for PgStore {
         let mut tx = self.pool()?.begin().await?;
         // Roots only, skipping any another transaction holds (a finished job refuses every event,
         // so it is pruned by a later round).
-        let roots: Vec<String> = sqlx::query_scalar(
-            "SELECT job_id FROM jobs WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at < $1 \
-             LIMIT $2 FOR UPDATE SKIP LOCKED",
+        let ended: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT e.ended_at, e.job_id FROM ended_roots AS e JOIN jobs AS r ON r.job_id = e.job_id \
+             WHERE e.ended_at < $1 ORDER BY e.ended_at LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
         )
         .bind(millis(&cutoff))
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
+        let (ended_at, roots): (Vec<i64>, Vec<String>) = ended.into_iter().unzip();
         if !roots.is_empty() {
+            sqlx::query(
+                "DELETE FROM ended_roots AS e USING unnest($1::int8[], $2::text[]) AS d(ended_at, job_id) \
+                 WHERE e.ended_at = d.ended_at AND e.job_id = d.job_id",
+            )
+            .bind(&ended_at)
+            .bind(&roots)
+            .execute(&mut *tx)
+            .await?;
             // A finished tree has no queued task; this only keeps a stray row from outliving it.
             sqlx::query("DELETE FROM task_queue WHERE root_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM jobs WHERE parent_job_id = ANY($1)").bind(&roots).execute(&mut *tx).await?;
@@ -425,10 +434,10 @@ impl JobStore for PgStore {
 
     async fn finished_jobs(&self, project_id: &ProjectId, since: Timestamp) -> Result<Vec<FinishedJobs>> {
         let rows = sqlx::query(
-            "SELECT service, job_type, enterprise_project_id, (ended_at / 60000) * 60000 AS minute, status, \
-             COUNT(*) AS count FROM jobs \
-             WHERE parent_job_id IS NULL AND ended_at IS NOT NULL AND ended_at >= $2 AND project_id = $1 \
-             GROUP BY service, job_type, enterprise_project_id, minute, status",
+            "SELECT j.service, j.job_type, j.enterprise_project_id, (e.ended_at / 60000) * 60000 AS minute, \
+             j.status, COUNT(*) AS count FROM ended_roots AS e JOIN jobs AS j ON j.job_id = e.job_id \
+             WHERE e.ended_at >= $2 AND j.project_id = $1 \
+             GROUP BY j.service, j.job_type, j.enterprise_project_id, minute, j.status",
         )
         .bind(project_id.as_str())
         .bind(millis(&since))

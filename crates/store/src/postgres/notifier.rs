@@ -34,45 +34,79 @@ pub(super) const MAINTENANCE_LOCK: i64 = 0x6a6f_6264;
 /// The channel other nodes' changes arrive on (`NOTIFY`, delivered when the writer commits).
 pub(super) const CHANGES_CHANNEL: &str = "jobd_changes";
 
+/// The most a `NOTIFY` payload may hold is 8,000 bytes; a notice packs trees up to this.
+const NOTICE_BYTES: usize = 7_900;
+
 /// Tells the other nodes which trees changed, once the writing transaction has committed. One task
 /// gathers the notices that queue up while it sends and sends them all in one statement: notifying
 /// costs one short transaction per gathering instead of a step inside every write, whose commit
 /// would then take PostgreSQL's notification lock (it serialises the commits of all notifying
-/// transactions, each waiting for its WAL flush). A node that dies between a commit and its notice
-/// leaves the other nodes to see that change at their periodic re-read.
+/// transactions, each waiting for its WAL flush). One notice names many trees
+/// (`<node> <project> <job> <project> <job> ...`, up to [`NOTICE_BYTES`]): each notice is an entry
+/// in PostgreSQL's notification queue that every listening session reads, so a burn-down that
+/// changed a tree per notice spent a share of the server's work and of every node's on them. A
+/// node that dies between a commit and its notice leaves the other nodes to see that change at
+/// their periodic re-read.
 #[derive(Clone)]
 pub(super) struct Notifier {
-    /// This store's name in change notices, so its own listener can skip them.
-    node: Arc<str>,
     queue: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Notifier {
-    /// Starts the sending task; it ends when the last store clone is dropped.
+    /// Starts the sending task; it ends when the last store clone is dropped. `node` is this
+    /// store's name in change notices, so its own listener can skip them.
     pub(super) fn start(pool: PgPool, node: Arc<str>) -> Self {
         let (queue, mut pending) = tokio::sync::mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
-            let mut payloads = Vec::new();
-            while pending.recv_many(&mut payloads, 1000).await > 0 {
-                payloads.sort_unstable();
-                payloads.dedup();
+            let mut trees = Vec::new();
+            while pending.recv_many(&mut trees, 1000).await > 0 {
+                trees.sort_unstable();
+                trees.dedup();
+                let payloads = pack_notices(&node, &trees);
                 let sent = sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
                     .bind(CHANGES_CHANNEL)
                     .bind(&payloads)
                     .execute(&pool)
                     .await;
                 if let Err(error) = sent {
-                    tracing::warn!(%error, changes = payloads.len(), "cannot notify the other nodes; they will re-read");
+                    tracing::warn!(%error, changes = trees.len(), "cannot notify the other nodes; they will re-read");
                 }
-                payloads.clear();
+                trees.clear();
             }
         });
-        Notifier { node, queue }
+        Notifier { queue }
     }
 
     pub(super) fn changed(&self, tree: &Job) {
-        let _ = self.queue.send(format!("{} {} {}", self.node, tree.project_id, tree.job_id));
+        let _ = self.queue.send(format!("{} {}", tree.project_id, tree.job_id));
     }
+}
+
+/// `trees` (each `<project> <job>`) as few notices as fit, each starting with `node`.
+fn pack_notices(node: &str, trees: &[String]) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut payload = String::new();
+    for tree in trees {
+        if !payload.is_empty() && payload.len() + 1 + tree.len() > NOTICE_BYTES {
+            payloads.push(std::mem::take(&mut payload));
+        }
+        if payload.is_empty() {
+            payload.push_str(node);
+        }
+        payload.push(' ');
+        payload.push_str(tree);
+    }
+    if !payload.is_empty() {
+        payloads.push(payload);
+    }
+    payloads
+}
+
+/// The node a notice came from and the trees it names.
+fn unpack_notice(payload: &str) -> Option<(&str, impl Iterator<Item = (&str, &str)>)> {
+    let mut parts = payload.split(' ');
+    let from = parts.next()?;
+    Some((from, std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))))
 }
 
 /// Listens for other nodes' changes and hands them to `changes`, reconnecting when the database
@@ -110,15 +144,14 @@ pub(super) fn spawn_listener(
                         return Ok::<Ended, sqlx::Error>(Ended::ConnectionLost);
                     };
                     let Some(changes) = changes.upgrade() else { return Ok(Ended::StoreDropped) };
-                    let mut parts = notification.payload().split(' ');
-                    let (Some(from), Some(project), Some(job)) = (parts.next(), parts.next(), parts.next()) else {
-                        continue;
-                    };
+                    let Some((from, trees)) = unpack_notice(notification.payload()) else { continue };
                     if from == &*node {
                         continue;
                     }
-                    if let (Ok(project_id), Ok(job_id)) = (ProjectId::parse(project), JobId::parse(job)) {
-                        let _ = changes.send(ChangeNotice { project_id, job_id });
+                    for (project, job) in trees {
+                        if let (Ok(project_id), Ok(job_id)) = (ProjectId::parse(project), JobId::parse(job)) {
+                            let _ = changes.send(ChangeNotice { project_id, job_id });
+                        }
                     }
                 }
             };
@@ -150,4 +183,30 @@ pub(super) fn spawn_listener(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_pack_trees_up_to_the_payload_limit_and_unpack_to_the_same() {
+        let trees: Vec<String> = (0..500).map(|i| format!("project{i:04} job{i:028}")).collect();
+        let payloads = pack_notices("node1", &trees);
+        assert!(payloads.len() > 1, "500 trees do not fit one notice");
+        assert!(payloads.iter().all(|p| p.len() <= NOTICE_BYTES));
+        let mut unpacked = Vec::new();
+        for payload in &payloads {
+            let (from, named) = unpack_notice(payload).expect("a notice");
+            assert_eq!(from, "node1");
+            unpacked.extend(named.map(|(project, job)| format!("{project} {job}")));
+        }
+        assert_eq!(unpacked, trees);
+    }
+
+    #[test]
+    fn a_notice_of_one_tree_reads_as_before() {
+        let (from, trees) = unpack_notice("node2 p1 j1").expect("a notice");
+        assert_eq!((from, trees.collect::<Vec<_>>()), ("node2", vec![("p1", "j1")]));
+    }
 }

@@ -156,11 +156,14 @@ impl RowColumns {
              $15::text[], $16::text[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], \
              $22::int4[], $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[], $28::int8[], \
              $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[], $34::bool[], $35::int8[], \
-             $36::text[], $37::text[], $38::text[], $39::bool[], $40::text[]) RETURNING *) \
-             INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, enterprise_project_id, \
+             $36::text[], $37::text[], $38::text[], $39::bool[], $40::text[]) RETURNING *), \
+             queued AS (INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, enterprise_project_id, \
              service, job_type, simulated, priority, available_at, lease_expires_at, \
              GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
-             FROM inserted WHERE runnable OR rescuable",
+             FROM inserted WHERE runnable OR rescuable), \
+             ended AS (INSERT INTO ended_roots SELECT ended_at, job_id FROM inserted \
+             WHERE parent_job_id IS NULL AND ended_at IS NOT NULL) \
+             SELECT 1",
         )
         .bind(self.job_id)
         .bind(self.parent_job_id)
@@ -241,7 +244,9 @@ impl RowColumns {
              lease_expires_at = EXCLUDED.lease_expires_at, due_at = EXCLUDED.due_at, \
              runnable = EXCLUDED.runnable, rescuable = EXCLUDED.rescuable), \
              dequeued AS (DELETE FROM task_queue WHERE job_id = ANY(ARRAY( \
-             SELECT job_id FROM updated WHERE NOT (runnable OR rescuable)))) \
+             SELECT job_id FROM updated WHERE NOT (runnable OR rescuable)))), \
+             ended AS (INSERT INTO ended_roots SELECT ended_at, job_id FROM updated \
+             WHERE parent_job_id IS NULL AND ended_at IS NOT NULL ON CONFLICT DO NOTHING) \
              SELECT COUNT(*) FROM updated",
         )
         .bind(self.status)
