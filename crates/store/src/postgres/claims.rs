@@ -46,6 +46,10 @@ pub(super) static ROOT_COLUMNS: std::sync::LazyLock<String> =
 pub(super) const HAS_SUB_JOBS: &str =
     "(SELECT TRUE FROM jobs AS s WHERE s.parent_job_id = r.job_id LIMIT 1) IS NOT NULL AS has_sub_jobs";
 
+/// `has_sub_jobs` of a claim candidate's root, without reading a row: a task is either a job
+/// without sub-jobs (its own root) or a sub-job, and `task_queue` holds tasks only.
+const TASK_UNDER_ROOT: &str = "t.job_id <> t.root_id AS has_sub_jobs";
+
 /// Root rows a statement has just locked (each as locked, that is as the last committed write
 /// left it), completed into trees: the sub-jobs of those that have any are read by one more
 /// statement, after the lock, so they are as current as the root.
@@ -80,7 +84,7 @@ pub(super) async fn lock_claim_candidates(
 ) -> Result<(Vec<Candidate>, HashMap<JobId, Job>)> {
     let now = millis(&now);
     let mut builder = QueryBuilder::<Postgres>::new(format!(
-        "SELECT t.job_id AS task_id, {HAS_SUB_JOBS}, {} FROM task_queue AS t \
+        "SELECT t.job_id AS task_id, {TASK_UNDER_ROOT}, {} FROM task_queue AS t \
          JOIN jobs AS r ON r.job_id = t.root_id WHERE t.runnable",
         *ROOT_COLUMNS
     ));

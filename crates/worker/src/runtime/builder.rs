@@ -136,6 +136,12 @@ impl WorkerRuntimeBuilder {
         self
     }
 
+    /// Claims each group of services keeps in flight at once (1 to 8).
+    pub fn claims_in_flight(mut self, claims_in_flight: usize) -> Self {
+        self.config.claims_in_flight = claims_in_flight;
+        self
+    }
+
     pub fn drain_timeout(mut self, drain_timeout: Duration) -> Self {
         self.config.drain_timeout = drain_timeout;
         self

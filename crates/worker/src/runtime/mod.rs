@@ -113,6 +113,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// The most handlers one runtime runs at once.
 const MAX_IN_FLIGHT: usize = 10_000;
 
+/// The most claims one group of services keeps in flight at once.
+const MAX_CLAIMS_IN_FLIGHT: usize = 8;
+
 /// Tuning of a [`WorkerRuntime`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -128,6 +131,10 @@ pub struct RuntimeConfig {
     pub cancel_grace: Duration,
     /// The longest wait between failing claims (default 30 s).
     pub max_claim_backoff: Duration,
+    /// Claims each group of services keeps in flight at once (default 2, 1 to 8). While one claim
+    /// is on its way, slots that free up go out in the next: a worker whose tasks are short is
+    /// not held to one claim's round trip at a time.
+    pub claims_in_flight: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -139,6 +146,7 @@ impl Default for RuntimeConfig {
             drain_timeout: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(5),
             max_claim_backoff: Duration::from_secs(30),
+            claims_in_flight: 2,
         }
     }
 }
@@ -248,13 +256,15 @@ impl WorkerRuntime {
         tracing::info!(worker_id = %shared.worker_id, groups = ?self.claim_groups, "worker started");
         let reporter =
             tokio::spawn(reporting::report_loop(shared.client.clone(), shared.reporter.batched.clone(), self.queued));
+        let claims_in_flight = shared.config.claims_in_flight.clamp(1, MAX_CLAIMS_IN_FLIGHT);
         let claimers: Vec<_> = self
             .claim_groups
-            .into_iter()
+            .iter()
+            .flat_map(|group| std::iter::repeat_n(group, claims_in_flight))
             .map(|group| {
                 tokio::spawn(claiming::claim_loop(
                     shared.clone(),
-                    group,
+                    group.clone(),
                     self.per_claim,
                     stop_claiming_rx.clone(),
                     abandon_rx.clone(),
