@@ -394,13 +394,16 @@ async fn a_claim_passes_over_a_held_tree_and_an_event_waits_for_it() {
         store.insert_job(&held, None).await.unwrap();
         store.insert_job(&free, None).await.unwrap();
 
+        // Held as a writer holds a tree: its root, then the queue row of a lone root.
         let mut other = PgConnection::connect(&database.url).await.unwrap();
         other.execute("BEGIN").await.unwrap();
-        sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE")
-            .bind(held.job_id.as_str())
-            .execute(&mut other)
-            .await
-            .unwrap();
+        for table in ["jobs", "task_queue"] {
+            sqlx::query(&format!("SELECT 1 FROM {table} WHERE job_id = $1 FOR UPDATE"))
+                .bind(held.job_id.as_str())
+                .execute(&mut other)
+                .await
+                .unwrap();
+        }
 
         let claim =
             tokio::time::timeout(Duration::from_secs(5), store.claim_tasks(&claim_request("w".into(), 2), at(1_000)))
@@ -425,6 +428,78 @@ async fn a_claim_passes_over_a_held_tree_and_an_event_waits_for_it() {
 
         let claim = store.claim_tasks(&claim_request("w".into(), 2), at(1_200)).await.unwrap();
         assert_eq!(claim.iter().map(|task| task.task_id.clone()).collect::<Vec<_>>(), vec![held.job_id.clone()]);
+        store.close().await;
+    })
+    .await;
+}
+
+/// A claim of a lone job keeps its lease in the queue row (`pending_claims`): a writer that took
+/// the job's root before the claim waits for the claim's queue row, then writes on the job as the
+/// claim left it; readers see the claim at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_holding_the_root_sees_a_claim_taken_meanwhile() {
+    with_database(|database| async move {
+        let store = Arc::new(connect(&database).await);
+        let job = new_job(0, Execution::Sequential, 0);
+        store.insert_job(&job, None).await.unwrap();
+
+        // A writer between its two locks: the root is taken, the queue row not yet.
+        let mut other = PgConnection::connect(&database.url).await.unwrap();
+        other.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE")
+            .bind(job.job_id.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let claim =
+            tokio::time::timeout(Duration::from_secs(5), store.claim_tasks(&claim_request("w".into(), 1), at(1_000)))
+                .await
+                .expect("a claim never waits for a held root")
+                .unwrap();
+        assert_eq!(claim.len(), 1, "a lone job's claim needs no root lock");
+        let lease = claim[0].task().lease.clone().expect("a claimed task holds a lease");
+        let read = store.get_job(&project(), &job.job_id).await.unwrap().unwrap();
+        assert_eq!(read, claim[0].tree, "a read sees the claim as the claim answered it");
+        let mut running = JobQuery::new(project());
+        running.statuses = vec![JobStatus::Running];
+        assert_eq!(store.list_jobs(&running).await.unwrap().len(), 1, "a status filter sees the claim");
+        let held = store.held_leases(&project(), at(1_000), 10).await.unwrap();
+        assert_eq!(held.iter().map(|h| (&h.job_id, h.attempt)).collect::<Vec<_>>(), vec![(&job.job_id, 1)]);
+
+        // The writer goes on: the event on the job waits for the root, then applies to the job
+        // as the claim left it, and the claim is written into the row with it.
+        let waiting = {
+            let store = store.clone();
+            let id = job.job_id.clone();
+            let token = lease.token.clone();
+            tokio::spawn(async move {
+                store
+                    .apply_event(
+                        &project(),
+                        &id,
+                        &JobEvent::Heartbeat { lease_token: token, lease_expires_at: None, message: Some("h".into()) },
+                        at(1_100),
+                    )
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "an event waits for the transaction holding its root");
+        other.execute("COMMIT").await.unwrap();
+        let after = waiting.await.unwrap().unwrap();
+        assert_eq!(after.status, JobStatus::Running);
+        assert_eq!(after.attempt, 1);
+        assert_eq!(after.lease.as_ref().map(|l| &l.token), Some(&lease.token));
+        assert_eq!(after.message.as_deref(), Some("h"));
+        let (stored_status, pending): (String, Option<String>) = sqlx::query_as(
+            "SELECT j.status, q.claim_token FROM jobs j JOIN task_queue q ON q.job_id = j.job_id WHERE j.job_id = $1",
+        )
+        .bind(job.job_id.as_str())
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+        assert_eq!((stored_status.as_str(), pending), ("RUNNING", None), "the write took the claim into the row");
+        assert_eq!(store.get_job(&project(), &job.job_id).await.unwrap().unwrap(), after);
         store.close().await;
     })
     .await;

@@ -29,10 +29,19 @@ pub(super) fn push_claim_filters(builder: &mut QueryBuilder<'_, Postgres>, table
     push_any(builder, &format!("{table}.job_type"), request.job_types.iter().cloned());
 }
 
-/// A task a claim may take, and the root of its tree (locked by the claim).
+/// A task a claim may take, the root of its tree, and whether its queue row holds a claim.
 pub(super) struct Candidate {
     pub(super) job_id: JobId,
     pub(super) root_id: JobId,
+    pub(super) pending: bool,
+}
+
+impl Candidate {
+    /// Whether its claim may stay in `task_queue` alone, as far as the queue row tells: a lone job
+    /// whose row holds no claim yet (`pending_claims::may_stay_in_queue` decides the rest).
+    fn may_be_queued(&self) -> bool {
+        self.job_id == self.root_id && !self.pending
+    }
 }
 
 /// The job columns of the row aliased `r` (a root a statement locks).
@@ -46,14 +55,11 @@ pub(super) static ROOT_COLUMNS: std::sync::LazyLock<String> =
 pub(super) const HAS_SUB_JOBS: &str =
     "(SELECT TRUE FROM jobs AS s WHERE s.parent_job_id = r.job_id LIMIT 1) IS NOT NULL AS has_sub_jobs";
 
-/// `has_sub_jobs` of a claim candidate's root, without reading a row: a task is either a job
-/// without sub-jobs (its own root) or a sub-job, and `task_queue` holds tasks only.
-const TASK_UNDER_ROOT: &str = "t.job_id <> t.root_id AS has_sub_jobs";
-
 /// Root rows a statement has just locked (each as locked, that is as the last committed write
 /// left it), completed into trees: the sub-jobs of those that have any are read by one more
-/// statement, after the lock, so they are as current as the root.
-pub(super) async fn locked_trees(conn: &mut PgConnection, rows: &[PgRow]) -> Result<HashMap<JobId, Job>> {
+/// statement, after the lock, so they are as current as the root. Each tree as stored and as it
+/// stands (`pending_claims`).
+pub(super) async fn locked_trees(conn: &mut PgConnection, rows: &[PgRow]) -> Result<HashMap<JobId, (Job, Job)>> {
     let mut trees: HashMap<JobId, Job> = HashMap::with_capacity(rows.len());
     let mut with_sub_jobs: Vec<Job> = Vec::new();
     for row in rows {
@@ -69,44 +75,80 @@ pub(super) async fn locked_trees(conn: &mut PgConnection, rows: &[PgRow]) -> Res
     }
     attach_sub_jobs(conn, &mut with_sub_jobs).await?;
     trees.extend(with_sub_jobs.into_iter().map(|tree| (tree.job_id.clone(), tree)));
-    Ok(trees)
+    apply_pending_claims(conn, trees).await
 }
 
-/// Up to `limit` claimable tasks not yet `tried`, best first, with their roots locked by this
-/// transaction (`SKIP LOCKED`: trees another transaction holds are passed over, not waited for)
-/// and loaded. Only roots are locked here, so this never holds a sub-job row without its root.
-pub(super) async fn lock_claim_candidates(
+/// Up to `limit` claimable tasks not yet `tried`, best first, their `task_queue` rows taken by
+/// this transaction (`SKIP LOCKED`: rows another transaction holds are passed over, not waited
+/// for). While the claim holds them, no write of their jobs can commit (`pending_claims`).
+async fn take_candidates(
     conn: &mut PgConnection,
     request: &ClaimRequest,
     now: Timestamp,
     tried: &[String],
     limit: usize,
-) -> Result<(Vec<Candidate>, HashMap<JobId, Job>)> {
-    let now = millis(&now);
-    let mut builder = QueryBuilder::<Postgres>::new(format!(
-        "SELECT t.job_id AS task_id, {TASK_UNDER_ROOT}, {} FROM task_queue AS t \
-         JOIN jobs AS r ON r.job_id = t.root_id WHERE t.runnable",
-        *ROOT_COLUMNS
-    ));
+) -> Result<Vec<Candidate>> {
+    let mut builder = QueryBuilder::<Postgres>::new(
+        "SELECT t.job_id, t.root_id, t.claim_token IS NOT NULL AS pending FROM task_queue AS t WHERE t.runnable",
+    );
     push_claim_filters(&mut builder, "t", request);
-    builder.push(" AND t.due_at <= ").push_bind(now);
+    builder.push(" AND t.due_at <= ").push_bind(millis(&now));
     if !tried.is_empty() {
         builder.push(" AND t.job_id <> ALL(").push_bind(tried.to_vec()).push(")");
     }
     builder
         .push(" ORDER BY t.priority DESC, t.due_at, t.seq LIMIT ")
         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .push(" FOR UPDATE OF r SKIP LOCKED");
+        .push(" FOR UPDATE OF t SKIP LOCKED");
     let rows = builder.build().fetch_all(&mut *conn).await?;
-    let candidates = rows
-        .iter()
+    rows.iter()
         .map(|row| {
             let id =
                 |column: &str| -> Result<JobId> { JobId::parse(row.try_get(column)?).map_err(|e| corrupt(column, e)) };
-            Ok(Candidate { job_id: id("task_id")?, root_id: id("job_id")? })
+            Ok(Candidate { job_id: id("job_id")?, root_id: id("root_id")?, pending: row.try_get("pending")? })
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((candidates, locked_trees(conn, &rows).await?))
+        .collect()
+}
+
+/// The rows of lone jobs whose queue rows this claim holds, as stored (no claim pending).
+async fn read_lone_jobs(conn: &mut PgConnection, job_ids: &[String]) -> Result<HashMap<JobId, Job>> {
+    if job_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ANY($1)"))
+        .bind(job_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let job = job_from_row(row)?;
+            Ok((job.job_id.clone(), job))
+        })
+        .collect()
+}
+
+/// The roots of `root_ids` this transaction can lock now (`SKIP LOCKED`), as trees.
+async fn lock_roots(conn: &mut PgConnection, root_ids: &[String]) -> Result<HashMap<JobId, (Job, Job)>> {
+    if root_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {HAS_SUB_JOBS}, {} FROM jobs AS r WHERE r.job_id = ANY($1) AND r.parent_job_id IS NULL \
+         FOR UPDATE SKIP LOCKED",
+        *ROOT_COLUMNS
+    ))
+    .bind(root_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    locked_trees(conn, &rows).await
+}
+
+/// A task this claim took.
+enum Taken {
+    /// Its claim stays in `task_queue`: the lone job as it now stands.
+    Queued(Job),
+    /// Its tree's rows are written: the tree's root.
+    Written(JobId),
 }
 
 pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>> {
@@ -115,71 +157,97 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
         return Ok(Vec::new());
     }
     let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
-    // The claim must walk `task_queue_claimable` in order, lock each candidate's root through
-    // its primary key, and stop at the limit. Whatever the statistics say (they lag behind a
-    // queue that fills fast, or see every row runnable right after an analyse), a bitmap scan
-    // or a hash join would read and sort every waiting task on each claim (170 ms at 100,000
-    // waiting tasks, against 7 ms in index order). Set in the same round trip as `BEGIN`.
-    let mut tx = store
-        .pool()?
-        .begin_with("BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-        .await?;
-    // Each tree as read (before) and with this batch's claims applied (after).
+    let lease =
+        || Lease { worker_id: request.worker_id.clone(), token: uuid::Uuid::new_v4().simple().to_string(), expires_at };
+    // The claim must walk `task_queue_claimable` in order and stop at the limit. Whatever the
+    // statistics say (they lag behind a queue that fills fast, or see every row runnable right
+    // after an analyse), a bitmap scan, or a scan of `task_queue_due` and a sort, would read and
+    // sort every waiting task on each claim (116 to 170 ms at 50,000 to 100,000 waiting tasks,
+    // against a few ms in index order). Set in the same round trip as `BEGIN`.
+    let mut tx =
+        store.pool()?.begin_with("BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off").await?;
+    // Trees whose rows this claim writes: as stored, and with this batch's claims applied.
     let mut trees: HashMap<JobId, (Job, Job)> = HashMap::new();
-    let mut claimed: Vec<(JobId, JobId)> = Vec::with_capacity(wanted);
+    let mut queued = QueuedClaims::default();
+    let mut taken: Vec<(Taken, JobId)> = Vec::with_capacity(wanted);
     let mut tried: Vec<String> = Vec::new();
     for _ in 0..CLAIM_ROUNDS {
-        // One statement picks the candidates, locks their roots and reads them; one more reads
-        // the sub-jobs of those roots that have any.
-        let (candidates, locked) = lock_claim_candidates(&mut tx, request, now, &tried, wanted - claimed.len()).await?;
+        let candidates = take_candidates(&mut tx, request, now, &tried, wanted - taken.len()).await?;
         if candidates.is_empty() {
             break;
         }
-        for (root_id, tree) in locked {
-            trees.entry(root_id).or_insert_with(|| (tree.clone(), tree));
-        }
-        // The roots are ours now: the state machine decides on the trees as the last
-        // committed write left them.
+        tried.extend(candidates.iter().map(|c| c.job_id.to_string()));
+        let lone: Vec<String> = candidates.iter().filter(|c| c.may_be_queued()).map(|c| c.job_id.to_string()).collect();
+        let stored = read_lone_jobs(&mut tx, &lone).await?;
         let mut any_refused = false;
-        for candidate in candidates {
-            tried.push(candidate.job_id.to_string());
-            let Some((_, current)) = trees.get_mut(&candidate.root_id) else {
+        let mut to_write: Vec<&Candidate> = Vec::new();
+        for candidate in &candidates {
+            if !candidate.may_be_queued() {
+                to_write.push(candidate);
+                continue;
+            }
+            let Some(job) = stored.get(&candidate.job_id) else {
                 any_refused = true;
                 continue;
             };
-            let lease = Lease {
-                worker_id: request.worker_id.clone(),
-                token: uuid::Uuid::new_v4().simple().to_string(),
-                expires_at,
-            };
-            match apply(current, &candidate.job_id, &JobEvent::Claim { lease }, now) {
-                Ok(next) => {
-                    *current = next;
-                    claimed.push((candidate.root_id, candidate.job_id));
+            match apply(job, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
+                Ok(after) if may_stay_in_queue(job, &after) => {
+                    queued.push(&after, now);
+                    taken.push((Taken::Queued(after), candidate.job_id.clone()));
                 }
-                // Claimed (or finished) by a transaction that committed after the candidate
-                // query took its snapshot: skip it, never hand it out.
+                Ok(_) => to_write.push(candidate),
                 Err(error) => {
                     any_refused = true;
-                    tracing::debug!(job_id = %candidate.job_id, %error, "claim candidate taken meanwhile");
+                    tracing::debug!(job_id = %candidate.job_id, %error, "claim candidate refused");
                 }
             }
         }
-        if !any_refused || claimed.len() == wanted {
+        if !to_write.is_empty() {
+            // These need their roots: the state machine decides on the trees as the last
+            // committed write left them (with any claim their queue rows hold applied).
+            let roots: Vec<String> =
+                to_write.iter().filter(|c| !trees.contains_key(&c.root_id)).map(|c| c.root_id.to_string()).collect();
+            for (root_id, pair) in lock_roots(&mut tx, &roots).await? {
+                trees.entry(root_id).or_insert(pair);
+            }
+            for candidate in to_write {
+                let Some((_, current)) = trees.get_mut(&candidate.root_id) else {
+                    any_refused = true; // another transaction holds the root
+                    continue;
+                };
+                match apply(current, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
+                    Ok(next) => {
+                        *current = next;
+                        taken.push((Taken::Written(candidate.root_id.clone()), candidate.job_id.clone()));
+                    }
+                    // Claimed (or finished) by a transaction that committed after the candidate
+                    // query took its snapshot: skip it, never hand it out.
+                    Err(error) => {
+                        any_refused = true;
+                        tracing::debug!(job_id = %candidate.job_id, %error, "claim candidate taken meanwhile");
+                    }
+                }
+            }
+        }
+        if !any_refused || taken.len() == wanted {
             break;
         }
     }
-    // One statement writes every changed row.
+    queued.write(&mut tx).await?;
     let mut rows = RowColumns::default();
     for (before, after) in trees.values() {
         rows.push_changes(before, after);
     }
     rows.update(&mut tx).await?;
     tx.commit().await?;
-    for (_, after) in trees.values() {
-        if after.iter_tree().any(|job| claimed.iter().any(|(_, task)| task == &job.job_id)) {
-            store.notifier.changed(after);
-        }
+    let mut claimed = Vec::with_capacity(taken.len());
+    for (how, task_id) in taken {
+        let tree = match how {
+            Taken::Queued(job) => job,
+            Taken::Written(root_id) => trees[&root_id].1.clone(),
+        };
+        store.notifier.changed(&tree);
+        claimed.push(ClaimedTask { tree, task_id });
     }
-    Ok(claimed.into_iter().map(|(root_id, task_id)| ClaimedTask { tree: trees[&root_id].1.clone(), task_id }).collect())
+    Ok(claimed)
 }

@@ -24,8 +24,8 @@ pub(super) async fn apply_task_events(
     .bind(&task_ids)
     .fetch_all(&mut *tx)
     .await?;
-    let mut trees: HashMap<JobId, (Job, Job)> =
-        locked_trees(&mut tx, &rows).await?.into_iter().map(|(id, tree)| (id, (tree.clone(), tree))).collect();
+    // Each tree as stored (what the write compares with) and as it stands (what events apply to).
+    let mut trees: HashMap<JobId, (Job, Job)> = locked_trees(&mut tx, &rows).await?;
     let mut root_of: HashMap<String, JobId> = HashMap::with_capacity(task_ids.len());
     for (root_id, (tree, _)) in &trees {
         for job in tree.iter_tree() {

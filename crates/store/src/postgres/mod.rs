@@ -32,10 +32,12 @@ mod events;
 mod identity;
 mod inserts;
 mod notifier;
+mod pending_claims;
 mod rows;
 
 use self::claims::*;
 use self::notifier::*;
+use self::pending_claims::*;
 use self::rows::*;
 use crate::codec::{corrupt, from_json, from_millis, millis, opt_from_millis, JOB_COLUMNS};
 use crate::{
@@ -188,16 +190,18 @@ impl JobStore for PgStore {
         let rows = sqlx::query(&format!(
             "WITH target AS (SELECT COALESCE(parent_job_id, job_id) AS root FROM jobs \
              WHERE job_id = $1 AND project_id = $2) \
-             SELECT {JOB_COLUMNS}, position FROM jobs WHERE job_id = (SELECT root FROM target) \
+             SELECT {JOB_COLUMNS}, position, {} FROM jobs WHERE job_id = (SELECT root FROM target) \
              UNION ALL \
-             SELECT {JOB_COLUMNS}, position FROM jobs WHERE parent_job_id = (SELECT root FROM target) \
-             ORDER BY parent_job_id NULLS FIRST, position"
+             SELECT {JOB_COLUMNS}, position, {NO_PENDING_CLAIM} FROM jobs \
+             WHERE parent_job_id = (SELECT root FROM target) \
+             ORDER BY parent_job_id NULLS FIRST, position",
+            pending_claim_column("jobs")
         ))
         .bind(job_id.as_str())
         .bind(project_id.as_str())
         .fetch_all(self.pool()?)
         .await?;
-        let mut jobs = rows.iter().map(job_from_row);
+        let mut jobs = rows.iter().map(job_now_from_row);
         let Some(root) = jobs.next().transpose()? else { return Ok(None) };
         let tree = Job { sub_jobs: jobs.collect::<Result<_>>()?, ..root };
         if tree.parent_job_id.is_some()
@@ -213,7 +217,8 @@ impl JobStore for PgStore {
 
     async fn list_jobs(&self, query: &JobQuery) -> Result<Vec<Job>> {
         let mut builder = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE parent_job_id IS NULL AND project_id = "
+            "SELECT {JOB_COLUMNS}, {} FROM jobs WHERE parent_job_id IS NULL AND project_id = ",
+            pending_claim_column("jobs")
         ));
         builder.push_bind(query.project_id.as_str());
         if let Some(service) = &query.service {
@@ -227,8 +232,12 @@ impl JobStore for PgStore {
         }
         push_any(&mut builder, "job_id", query.job_ids.iter().map(|id| id.to_string()));
         push_any(&mut builder, "job_type", query.job_types.iter().cloned());
-        push_any(&mut builder, "status", query.statuses.iter().map(|s| s.as_str().to_owned()));
-        push_any(&mut builder, "tree_status", query.tree_statuses.iter().map(|s| s.as_str().to_owned()));
+        push_any(&mut builder, &status_now("jobs", "status"), query.statuses.iter().map(|s| s.as_str().to_owned()));
+        push_any(
+            &mut builder,
+            &status_now("jobs", "tree_status"),
+            query.tree_statuses.iter().map(|s| s.as_str().to_owned()),
+        );
         push_any(&mut builder, "resource_id", query.resource_ids.iter().cloned());
         push_any(&mut builder, "error_code", query.error_codes.iter().cloned());
         if let Some(since) = &query.created_since {
@@ -253,7 +262,7 @@ impl JobStore for PgStore {
         // One snapshot for the page and its sub-jobs: no tree is read half before, half after a write.
         let mut tx = self.pool()?.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
         let rows = builder.build().fetch_all(&mut *tx).await?;
-        let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+        let mut jobs = rows.iter().map(job_now_from_row).collect::<Result<Vec<_>>>()?;
         if query.direction == Direction::Newer {
             jobs.reverse();
         }
@@ -290,10 +299,10 @@ impl JobStore for PgStore {
         now: Timestamp,
     ) -> Result<Job> {
         let mut tx = self.pool()?.begin().await?;
-        let tree =
+        let (stored, tree) =
             lock_tree(&mut tx, project_id, job_id).await?.ok_or_else(|| StoreError::NotFound(job_id.to_string()))?;
         let next = apply(&tree, job_id, event, now)?;
-        write_tree_changes(&mut tx, &tree, &next).await?;
+        write_tree_changes(&mut tx, &stored, &next).await?;
         tx.commit().await?;
         self.notifier.changed(&next);
         Ok(next)
@@ -411,7 +420,12 @@ impl JobStore for PgStore {
              COUNT(*) FILTER (WHERE lease_worker_id IS NOT NULL AND lease_expires_at > $2) AS running, \
              MIN(available_at) FILTER (WHERE runnable AND available_at <= $2 \
                  AND (lease_expires_at IS NULL OR lease_expires_at <= $2)) AS oldest \
-             FROM jobs WHERE status IN ('PENDING', 'RUNNING') AND project_id = $1 \
+             FROM (SELECT j.service, j.job_type, j.enterprise_project_id, j.available_at, \
+                 COALESCE(q.runnable, j.runnable) AS runnable, \
+                 COALESCE(q.claim_worker_id, j.lease_worker_id) AS lease_worker_id, \
+                 COALESCE(q.lease_expires_at, j.lease_expires_at) AS lease_expires_at \
+                 FROM jobs AS j LEFT JOIN task_queue AS q ON q.job_id = j.job_id AND q.claim_token IS NOT NULL \
+                 WHERE j.status IN ('PENDING', 'RUNNING') AND j.project_id = $1) AS open_jobs \
              GROUP BY service, job_type, enterprise_project_id",
         )
         .bind(project_id.as_str())
@@ -459,37 +473,45 @@ impl JobStore for PgStore {
     }
 
     async fn held_leases(&self, project_id: &ProjectId, now: Timestamp, limit: u32) -> Result<Vec<HeldLease>> {
-        let rows = sqlx::query(
-            "SELECT job_id, parent_job_id, enterprise_project_id, service, job_type, lease_worker_id, attempt, \
-             started_at, updated_at, lease_expires_at FROM jobs \
-             WHERE status IN ('PENDING', 'RUNNING') AND project_id = $1 AND lease_worker_id IS NOT NULL \
-             AND lease_expires_at > $2 ORDER BY lease_worker_id, lease_expires_at, job_id LIMIT $3",
-        )
+        // Leases in job rows, and those of claims `task_queue` holds (`pending_claims`): the jobs
+        // as they stand tell the worker, attempt and times of both alike.
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS}, {} FROM jobs \
+             WHERE status IN ('PENDING', 'RUNNING') AND project_id = $1 \
+             AND ((lease_worker_id IS NOT NULL AND lease_expires_at > $2) OR EXISTS (SELECT 1 FROM task_queue AS q \
+                 WHERE q.job_id = jobs.job_id AND q.claim_token IS NOT NULL AND q.lease_expires_at > $2))",
+            pending_claim_column("jobs")
+        ))
         .bind(project_id.as_str())
         .bind(millis(&now))
-        .bind(i64::from(limit))
         .fetch_all(self.pool()?)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let parent: Option<String> = row.try_get("parent_job_id")?;
-                Ok(HeldLease {
-                    job_id: JobId::parse(row.try_get("job_id")?).map_err(|e| corrupt("job_id", e))?,
-                    parent_job_id: parent
-                        .map(|p| JobId::parse(&p))
-                        .transpose()
-                        .map_err(|e| corrupt("parent_job_id", e))?,
-                    enterprise_project_id: row.try_get("enterprise_project_id")?,
-                    service: row.try_get("service")?,
-                    job_type: row.try_get("job_type")?,
-                    worker_id: row.try_get("lease_worker_id")?,
-                    attempt: row.try_get::<i64, _>("attempt")?.max(0) as u32,
-                    started_at: opt_from_millis(row.try_get("started_at")?)?,
-                    updated_at: from_millis(row.try_get("updated_at")?)?,
-                    lease_expires_at: from_millis(row.try_get("lease_expires_at")?)?,
-                })
-            })
-            .collect()
+        let mut held = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let job = job_now_from_row(row)?;
+            let Some(lease) = job.lease.filter(|lease| lease.expires_at > now) else { continue };
+            held.push(HeldLease {
+                job_id: job.job_id,
+                parent_job_id: job.parent_job_id,
+                enterprise_project_id: job.enterprise_project_id,
+                service: job.service.to_string(),
+                job_type: job.job_type.to_string(),
+                worker_id: lease.worker_id,
+                attempt: job.attempt,
+                started_at: job.started_at,
+                updated_at: job.updated_at,
+                lease_expires_at: lease.expires_at,
+            });
+        }
+        held.sort_by(|a, b| {
+            (&a.worker_id, a.lease_expires_at, a.job_id.as_str()).cmp(&(
+                &b.worker_id,
+                b.lease_expires_at,
+                b.job_id.as_str(),
+            ))
+        });
+        held.truncate(limit as usize);
+        Ok(held)
     }
 
     fn other_nodes_changes(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {

@@ -242,7 +242,8 @@ impl RowColumns {
              FROM updated WHERE runnable OR rescuable \
              ON CONFLICT (job_id) DO UPDATE SET available_at = EXCLUDED.available_at, \
              lease_expires_at = EXCLUDED.lease_expires_at, due_at = EXCLUDED.due_at, \
-             runnable = EXCLUDED.runnable, rescuable = EXCLUDED.rescuable), \
+             runnable = EXCLUDED.runnable, rescuable = EXCLUDED.rescuable, \
+             claim_worker_id = NULL, claim_token = NULL, claimed_at = NULL), \
              dequeued AS (DELETE FROM task_queue WHERE job_id = ANY(ARRAY( \
              SELECT job_id FROM updated WHERE NOT (runnable OR rescuable)))), \
              ended AS (INSERT INTO ended_roots SELECT ended_at, job_id FROM updated \
@@ -283,8 +284,8 @@ impl RowColumns {
     }
 }
 
-/// The trees whose roots are `root_ids`, in one query, keyed by root id; a root that does not
-/// exist is absent. The caller holds the roots' locks (or reads in one snapshot).
+/// The trees whose roots are `root_ids` as they stand, in one query, keyed by root id; a root
+/// that does not exist is absent. The caller holds the roots' locks (or reads in one snapshot).
 pub(super) async fn load_trees(conn: &mut PgConnection, root_ids: &[String]) -> Result<HashMap<JobId, Job>> {
     let mut trees = HashMap::with_capacity(root_ids.len());
     if root_ids.is_empty() {
@@ -293,17 +294,18 @@ pub(super) async fn load_trees(conn: &mut PgConnection, root_ids: &[String]) -> 
     // Two index scans (roots by id, sub-jobs by parent), never a bitmap OR: claims turn bitmap
     // scans off for their own query.
     let rows = sqlx::query(&format!(
-        "SELECT {JOB_COLUMNS}, position FROM jobs WHERE job_id = ANY($1) AND parent_job_id IS NULL \
+        "SELECT {JOB_COLUMNS}, position, {} FROM jobs WHERE job_id = ANY($1) AND parent_job_id IS NULL \
          UNION ALL \
-         SELECT {JOB_COLUMNS}, position FROM jobs WHERE parent_job_id = ANY($1) \
-         ORDER BY parent_job_id NULLS FIRST, position"
+         SELECT {JOB_COLUMNS}, position, {NO_PENDING_CLAIM} FROM jobs WHERE parent_job_id = ANY($1) \
+         ORDER BY parent_job_id NULLS FIRST, position",
+        pending_claim_column("jobs")
     ))
     .bind(root_ids)
     .fetch_all(&mut *conn)
     .await?;
     let mut subs = Vec::new();
     for row in &rows {
-        let job = job_from_row(row)?;
+        let job = job_now_from_row(row)?;
         match &job.parent_job_id {
             None => {
                 trees.insert(job.job_id.clone(), job);
@@ -398,8 +400,12 @@ pub(super) async fn write_tree_changes(conn: &mut PgConnection, before: &Job, af
 
 /// The whole tree a job (or sub-job) of this project belongs to, locked for this transaction to
 /// change (`FOR UPDATE`, waiting for the current holder): its root first (locked first), then the
-/// root's sub-jobs in order.
-pub(super) async fn lock_tree(conn: &mut PgConnection, project_id: &ProjectId, job_id: &JobId) -> Result<Option<Job>> {
+/// root's sub-jobs in order. Answers it as stored and as it stands (`pending_claims`).
+pub(super) async fn lock_tree(
+    conn: &mut PgConnection,
+    project_id: &ProjectId,
+    job_id: &JobId,
+) -> Result<Option<(Job, Job)>> {
     let root = sqlx::query(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = \
          (SELECT COALESCE(parent_job_id, job_id) FROM jobs WHERE job_id = $1 AND project_id = $2) FOR UPDATE"
@@ -416,7 +422,12 @@ pub(super) async fn lock_tree(conn: &mut PgConnection, project_id: &ProjectId, j
             .fetch_all(&mut *conn)
             .await?;
     root.sub_jobs = subs.iter().map(job_from_row).collect::<Result<_>>()?;
-    Ok(root.find(job_id).is_some().then_some(root))
+    if root.find(job_id).is_none() {
+        return Ok(None);
+    }
+    let root_id = root.job_id.clone();
+    let mut trees = apply_pending_claims(conn, HashMap::from([(root_id.clone(), root)])).await?;
+    Ok(trees.remove(&root_id))
 }
 
 /// Loads the sub-jobs of the given parents and attaches them in order.

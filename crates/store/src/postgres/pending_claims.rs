@@ -1,0 +1,186 @@
+//! Claims kept in `task_queue` until the job's next write.
+//!
+//! A claim of a lone job (a job without sub-jobs) without a timeout changes nothing a query on
+//! `jobs` looks for but its status, and everything else it changes is the lease. Writing the wide
+//! row for it (and locking it first) was a third of PostgreSQL's work in the burn-down, and the
+//! completion wrote the same row again a moment later. So such a claim writes only the task's
+//! narrow `task_queue` row: the lease (`claim_worker_id`, `claim_token`, `lease_expires_at`) and
+//! when it was taken (`claimed_at`). The job's row in `jobs` stays as it was before the claim.
+//!
+//! The rule that keeps this exact: while a `task_queue` row holds a claim, its job's row in `jobs`
+//! is the row the claim was decided on, and the job as it stands is that row with the claim applied
+//! by the state machine (`jobd_core::apply`, the same event at the same time: the same answer).
+//! - A claim takes its `task_queue` rows first (`FOR UPDATE SKIP LOCKED`), then reads the job rows
+//!   in a later statement: whatever wrote them before is visible, and nothing can write them after.
+//! - Every write of a job tree takes its root (`FOR UPDATE`), then the `task_queue` row of a lone
+//!   root (`FOR UPDATE`, waiting for a claim in flight), applies the claim it holds, and writes the
+//!   row with the claim in it; the same statement clears the claim from `task_queue`.
+//! - Every read applies the claim it finds beside the row, in the same statement (one snapshot).
+//! - Lists filtered by status, the console's counts of running tasks and its held leases read the
+//!   claim's status (`RUNNING`, [`CLAIMED_STATUS`]) and lease from `task_queue`.
+//!
+//! A claim that would change more (a sub-job's, whose root changes too; a job with a timeout,
+//! whose deadline starts; a job whose queue row already holds a claim, taken again after its
+//! lease expired) locks the root and writes the rows, as every other write does.
+
+use jobd_core::{JobStatus, TreeStatus};
+
+use super::*;
+
+/// The status of a job whose `task_queue` row holds a claim: what the claim made of it (a quick
+/// claim is taken only when it makes the job and its tree `RUNNING`).
+pub(super) const CLAIMED_STATUS: &str = "RUNNING";
+
+/// A claim a `task_queue` row holds: the lease it gave and when.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct PendingClaim(String, String, i64, i64);
+
+impl PendingClaim {
+    /// The job as it stands: `stored` (the row the claim was decided on) with the claim applied.
+    pub(super) fn apply_to(self, stored: &Job) -> Result<Job> {
+        let PendingClaim(worker_id, token, expires_at, claimed_at) = self;
+        let lease = Lease { worker_id, token, expires_at: from_millis(expires_at)? };
+        apply(stored, &stored.job_id, &JobEvent::Claim { lease }, from_millis(claimed_at)?).map_err(|refused| {
+            StoreError::Corrupt(format!(
+                "the claim task_queue holds for job {} does not apply: {refused}",
+                stored.job_id
+            ))
+        })
+    }
+}
+
+/// A select-list item: the claim the `task_queue` row of the job row aliased `alias` holds, if
+/// any, as JSON (`[worker_id, token, lease_expires_at, claimed_at]`), named `pending_claim`.
+pub(super) fn pending_claim_column(alias: &str) -> String {
+    format!(
+        "(SELECT json_build_array(q.claim_worker_id, q.claim_token, q.lease_expires_at, q.claimed_at)::text \
+         FROM task_queue AS q WHERE q.job_id = {alias}.job_id AND q.claim_token IS NOT NULL) AS pending_claim"
+    )
+}
+
+/// `pending_claim` for rows that never hold one (sub-jobs), where a `UNION` needs the column.
+pub(super) const NO_PENDING_CLAIM: &str = "NULL::text AS pending_claim";
+
+/// A status filter's column: the row's status, or [`CLAIMED_STATUS`] while a claim is pending.
+pub(super) fn status_now(alias: &str, column: &str) -> String {
+    format!(
+        "COALESCE((SELECT '{CLAIMED_STATUS}'::text FROM task_queue AS q \
+         WHERE q.job_id = {alias}.job_id AND q.claim_token IS NOT NULL), {alias}.{column})"
+    )
+}
+
+/// The job of a row read with [`pending_claim_column`], as it stands.
+pub(super) fn job_now_from_row(row: &PgRow) -> Result<Job> {
+    let stored = job_from_row(row)?;
+    match row.try_get::<Option<String>, _>("pending_claim")? {
+        Some(claim) => {
+            serde_json::from_str::<PendingClaim>(&claim).map_err(|e| corrupt("pending_claim", e))?.apply_to(&stored)
+        }
+        None => Ok(stored),
+    }
+}
+
+/// Whether the claim that made `after` of `before` may stay in `task_queue` alone.
+pub(super) fn may_stay_in_queue(before: &Job, after: &Job) -> bool {
+    let flags = after.task_flags();
+    before.parent_job_id.is_none()
+        && !before.has_sub_jobs()
+        && before.timeout_seconds.is_none()
+        && after.status == JobStatus::Running
+        && after.tree_status() == TreeStatus::Running
+        && flags.len() == 1
+        && (flags[0].runnable || flags[0].rescuable)
+}
+
+/// Trees whose roots this transaction has locked: each as stored and as it stands, with the claim
+/// the `task_queue` row of a lone root holds applied. Takes those rows (`FOR UPDATE`, waiting for
+/// a claim in flight) so no claim comes between this read and the write.
+pub(super) async fn apply_pending_claims(
+    conn: &mut PgConnection,
+    trees: HashMap<JobId, Job>,
+) -> Result<HashMap<JobId, (Job, Job)>> {
+    let lone: Vec<String> = trees.values().filter(|tree| !tree.has_sub_jobs()).map(|t| t.job_id.to_string()).collect();
+    let claims: Vec<(String, Option<String>)> = if lone.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT job_id, CASE WHEN claim_token IS NOT NULL THEN json_build_array(claim_worker_id, claim_token, \
+             lease_expires_at, claimed_at)::text END FROM task_queue WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE",
+        )
+        .bind(&lone)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    let mut pending: HashMap<String, PendingClaim> = HashMap::new();
+    for (job_id, claim) in claims {
+        if let Some(claim) = claim {
+            pending.insert(job_id, serde_json::from_str(&claim).map_err(|e| corrupt("pending_claim", e))?);
+        }
+    }
+    trees
+        .into_iter()
+        .map(|(root_id, stored)| {
+            let now = match pending.remove(root_id.as_str()) {
+                Some(claim) => claim.apply_to(&stored)?,
+                None => stored.clone(),
+            };
+            Ok((root_id, (stored, now)))
+        })
+        .collect()
+}
+
+/// Claims that stay in `task_queue` alone, column by column: one statement writes them all.
+#[derive(Default)]
+pub(super) struct QueuedClaims {
+    job_id: Vec<String>,
+    worker_id: Vec<String>,
+    token: Vec<String>,
+    expires_at: Vec<i64>,
+    claimed_at: Vec<i64>,
+    runnable: Vec<bool>,
+    rescuable: Vec<bool>,
+}
+
+impl QueuedClaims {
+    /// Adds the claim that made `after` (a lone job, [`may_stay_in_queue`]) at `now`.
+    pub(super) fn push(&mut self, after: &Job, now: Timestamp) {
+        let lease = after.lease.as_ref().expect("a claimed job holds a lease");
+        let flags = after.task_flags()[0];
+        self.job_id.push(after.job_id.to_string());
+        self.worker_id.push(lease.worker_id.clone());
+        self.token.push(lease.token.clone());
+        self.expires_at.push(millis(&lease.expires_at));
+        self.claimed_at.push(millis(&now));
+        self.runnable.push(flags.runnable);
+        self.rescuable.push(flags.rescuable);
+    }
+
+    /// Writes every claim; the caller holds the rows (the claim's `FOR UPDATE`).
+    pub(super) async fn write(self, conn: &mut PgConnection) -> Result<()> {
+        if self.job_id.is_empty() {
+            return Ok(());
+        }
+        let expected = self.job_id.len() as u64;
+        let done = sqlx::query(
+            "UPDATE task_queue AS t SET claim_worker_id = c.worker_id, claim_token = c.token, \
+             claimed_at = c.claimed_at, lease_expires_at = c.expires_at, \
+             due_at = GREATEST(t.available_at, c.expires_at), runnable = c.runnable, rescuable = c.rescuable \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[], $7::bool[]) \
+             AS c(job_id, worker_id, token, expires_at, claimed_at, runnable, rescuable) WHERE t.job_id = c.job_id",
+        )
+        .bind(self.job_id)
+        .bind(self.worker_id)
+        .bind(self.token)
+        .bind(self.expires_at)
+        .bind(self.claimed_at)
+        .bind(self.runnable)
+        .bind(self.rescuable)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if done != expected {
+            return Err(StoreError::Corrupt(format!("{} of {expected} claimed tasks left the queue", expected - done)));
+        }
+        Ok(())
+    }
+}
