@@ -654,11 +654,11 @@ fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<V
     // row is its whole tree; a runnable sub-job's tree is read by its root.
     sql.sql(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE runnable = 1"));
     push_claim_filters(&mut sql, request);
-    sql.sql(" AND available_at <= ");
+    // `due_at`: the later of `available_at` and the lease's expiry (migration 0009), so leased
+    // tasks sit at the back of the claim index, not at its head.
+    sql.sql(" AND due_at <= ");
     sql.bind_int(millis(&now));
-    sql.sql(" AND (lease_expires_at IS NULL OR lease_expires_at <= ");
-    sql.bind_int(millis(&now));
-    sql.sql(") ORDER BY priority DESC, available_at, seq LIMIT ");
+    sql.sql(" ORDER BY priority DESC, due_at, seq LIMIT ");
     sql.bind_int(i64::from(request.max_tasks));
     let candidates = read_rows(tx, &sql, |row| job_noting_row_id(tx, row))?;
     let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
@@ -798,7 +798,7 @@ impl JobStore for SqliteStore {
 
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>> {
         let mut sql = SqlText::default();
-        sql.sql("SELECT MIN(MAX(available_at, COALESCE(lease_expires_at, 0))) AS due FROM jobs WHERE runnable = 1");
+        sql.sql("SELECT MIN(due_at) AS due FROM jobs WHERE runnable = 1");
         push_claim_filters(&mut sql, request);
         let due = self
             .readers
