@@ -666,7 +666,9 @@ fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<V
     for candidate in candidates {
         let task_id = candidate.job_id.clone();
         let tree = match &candidate.parent_job_id {
-            None => with_sub_jobs(tx, candidate)?,
+            // A runnable root is its whole tree (`Job::task_flags`: a root with sub-jobs is
+            // never runnable itself), so no query for sub-jobs it cannot have.
+            None => candidate,
             Some(_) => match read_tree_of(tx, &task_id)? {
                 Some(tree) => tree,
                 None => continue,

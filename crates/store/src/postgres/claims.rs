@@ -1,4 +1,5 @@
-//! Claims: the candidates a claim takes from `task_queue`, best first, with their roots locked.
+//! Claims: the candidates a claim takes from `task_queue`, best first; the roots it locks when a
+//! claim cannot stay in the queue row alone (`pending_claims`).
 
 use super::*;
 

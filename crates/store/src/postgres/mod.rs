@@ -1,19 +1,22 @@
 //! The PostgreSQL backend (13+): one database shared by any number of jobd nodes.
 //!
-//! Concurrency rests on one rule: a job row is locked or written only by a transaction that holds
-//! the lock on its tree's root row. `apply_event` waits for that one root lock (`FOR UPDATE`), so
-//! events on one tree serialize. Claims and pruning take roots with `FOR UPDATE SKIP LOCKED`, so
-//! they never wait for anyone; after taking a root they reload the tree and let
-//! `jobd_core::apply` decide, so a candidate another node claimed a moment ago is refused, never
-//! handed out twice. No transaction waits for a lock while holding one another transaction can
-//! wait for, so there are no deadlocks (a batch of events waits for several roots, always in id
-//! order, so two batches never wait for each other in a cycle).
+//! Concurrency rests on one rule: a job row is written only by a transaction that holds the lock
+//! on its tree's root row and, for a lone job (no sub-jobs), on its `task_queue` row as well.
+//! `apply_event` waits for the root lock (`FOR UPDATE`), then for the queue row, so events on one
+//! tree serialize. Claims take `task_queue` rows with `FOR UPDATE SKIP LOCKED` and never wait: a
+//! lone job's claim stays in its queue row (`pending_claims`), any other claim then takes the
+//! roots it needs with `SKIP LOCKED` too and reloads them, letting `jobd_core::apply` decide, so a
+//! candidate another node claimed a moment ago is refused, never handed out twice. Pruning takes
+//! roots with `SKIP LOCKED`. Only transactions that never wait hold a queue row before a root, so
+//! there are no deadlocks (a batch of events waits for several roots, always in id order, so two
+//! batches never wait for each other in a cycle).
 //!
 //! By duty: `rows` (the one mapping of a job to its row, set-based writes that keep `task_queue`
-//! in step, tree loads), `claims`, `events` (workers' events in batches), `inserts` (batch
-//! creates and their idempotency keys), `notifier` (changes to and from the other nodes, and
-//! whether the database can be reached), `identity` (the identity store); this file holds the
-//! store itself, migrations, the maintenance leader and the single-row verbs.
+//! in step, tree loads), `claims`, `pending_claims` (claims kept in `task_queue` until the job's
+//! next write), `events` (workers' events in batches), `inserts` (batch creates and their
+//! idempotency keys), `notifier` (changes to and from the other nodes, and whether the database
+//! can be reached), `identity` (the identity store); this file holds the store itself,
+//! migrations, the maintenance leader and the single-row verbs.
 
 use std::str::FromStr;
 use std::sync::Arc;
