@@ -575,6 +575,9 @@ fn insert_jobs(tx: &WriteTx, trees: &[NewTree]) -> Result<Vec<Inserted>> {
 fn read_tree_of(tx: &WriteTx, job_id: &JobId) -> Result<Option<Job>> {
     let Some(job) = read_row(tx, job_id)? else { return Ok(None) };
     let root = match &job.parent_job_id {
+        // Only a task holds a lease, and a root with sub-jobs is never a task: a leased root is
+        // its whole tree (a worker's report names a task it leased; no query for sub-jobs).
+        None if job.lease.is_some() => return Ok(Some(job)),
         None => job,
         Some(parent) => read_row(tx, parent)?
             .ok_or_else(|| StoreError::Corrupt(format!("the tree of job {job_id} is malformed")))?,
