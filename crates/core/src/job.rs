@@ -286,7 +286,75 @@ impl Job {
 
     /// Whether two versions of one job differ in anything stored on its own row.
     pub fn same_row(&self, other: &Job) -> bool {
-        let strip = |job: &Job| Job { sub_jobs: Vec::new(), ..job.clone() };
-        strip(self) == strip(other)
+        // Field by field, without copying either job (the stores ask this for every row they
+        // may write); the destructuring names every field, so a new one cannot be forgotten.
+        let Job {
+            job_id,
+            parent_job_id,
+            project_id,
+            enterprise_project_id,
+            service,
+            job_type,
+            status,
+            message,
+            resource_id,
+            entities,
+            error_code,
+            error_msg,
+            payload,
+            result,
+            simulate,
+            created_at,
+            started_at,
+            ended_at,
+            updated_at,
+            version,
+            priority,
+            run_at,
+            available_at,
+            max_attempts,
+            attempt,
+            retry_backoff,
+            timeout_seconds,
+            execution,
+            lease,
+            on_failure,
+            phase,
+            compensation,
+            sub_jobs: _,
+        } = self;
+        // The fields a write changes first, so a changed row is told apart at once.
+        *version == other.version
+            && *status == other.status
+            && *updated_at == other.updated_at
+            && *lease == other.lease
+            && *attempt == other.attempt
+            && *started_at == other.started_at
+            && *ended_at == other.ended_at
+            && *available_at == other.available_at
+            && *message == other.message
+            && *error_code == other.error_code
+            && *error_msg == other.error_msg
+            && *phase == other.phase
+            && *compensation == other.compensation
+            && *job_id == other.job_id
+            && *parent_job_id == other.parent_job_id
+            && *project_id == other.project_id
+            && *enterprise_project_id == other.enterprise_project_id
+            && *service == other.service
+            && *job_type == other.job_type
+            && *resource_id == other.resource_id
+            && *created_at == other.created_at
+            && *priority == other.priority
+            && *run_at == other.run_at
+            && *max_attempts == other.max_attempts
+            && *timeout_seconds == other.timeout_seconds
+            && *execution == other.execution
+            && *on_failure == other.on_failure
+            && *retry_backoff == other.retry_backoff
+            && *entities == other.entities
+            && *result == other.result
+            && *simulate == other.simulate
+            && *payload == other.payload
     }
 }

@@ -233,3 +233,21 @@ proptest! {
         prop_assert_eq!(tree, cancelled);
     }
 }
+
+#[test]
+fn same_row_sees_a_change_of_any_own_field_and_ignores_sub_jobs() {
+    let tree = new_job(2);
+    let alone = Job { sub_jobs: Vec::new(), ..tree.clone() };
+    assert!(tree.same_row(&alone), "sub-jobs are rows of their own");
+    let changed: Vec<Job> = vec![
+        Job { payload: Some(serde_json::json!({"k": 1})), ..alone.clone() },
+        Job { lease: Some(Lease { worker_id: "w".into(), token: "t".into(), expires_at: at(5) }), ..alone.clone() },
+        Job { version: alone.version + 1, ..alone.clone() },
+        Job { message: Some("m".into()), ..alone.clone() },
+        Job { resource_id: Some("lb-2".into()), ..alone.clone() },
+        Job { priority: 7, ..alone.clone() },
+    ];
+    for other in &changed {
+        assert!(!alone.same_row(other) && !other.same_row(&alone));
+    }
+}

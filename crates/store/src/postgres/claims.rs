@@ -147,7 +147,7 @@ async fn lock_roots(conn: &mut PgConnection, root_ids: &[String]) -> Result<Hash
 /// A task this claim took.
 enum Taken {
     /// Its claim stays in `task_queue`: the lone job as it now stands.
-    Queued(Job),
+    Queued(Box<Job>),
     /// Its tree's rows are written: the tree's root.
     Written(JobId),
 }
@@ -194,7 +194,7 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
             match apply(job, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
                 Ok(after) if may_stay_in_queue(job, &after) => {
                     queued.push(&after, now);
-                    taken.push((Taken::Queued(after), candidate.job_id.clone()));
+                    taken.push((Taken::Queued(Box::new(after)), candidate.job_id.clone()));
                 }
                 Ok(_) => to_write.push(candidate),
                 Err(error) => {
@@ -244,7 +244,7 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
     let mut claimed = Vec::with_capacity(taken.len());
     for (how, task_id) in taken {
         let tree = match how {
-            Taken::Queued(job) => job,
+            Taken::Queued(job) => *job,
             Taken::Written(root_id) => trees[&root_id].1.clone(),
         };
         store.notifier.changed(&tree);
