@@ -18,13 +18,11 @@ const MAX_IDLE: usize = 4;
 const STATEMENT_CACHE: usize = 64;
 /// How long a read waits for a lock (a reader only waits while the WAL index is being rebuilt).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Point readers see the file's first bytes through a memory map: the pages come from the OS page
-/// cache without a `pread` and a copy each (SQLite's own cache holds 2 MB per connection, so
-/// nearly every b-tree page of a random lookup was a system call); past it they read as usual.
-/// Only reads use it: writes still go through the WAL, fsynced. Each connection maps the file
-/// anew and RSS counts the shared pages once per mapping (PSS does not), so only the point
-/// readers, about one per async thread, map it; scans read through `pread`.
-const MMAP_BYTES: u64 = 256 << 20;
+// Readers read pages through SQLite's own cache (`pread`), not a memory map of the file. A map
+// made point reads cheaper before the tree cache answered most of them; but RSS counts each
+// mapped page once per connection that maps it, and the status-read benchmark's RSS grew with
+// every page read (272 MiB at 100k jobs, 163 MiB of it the map) where the issue bounds it to
+// 256 MiB. Without it the same benchmark peaks at 128 MiB and reads as fast (BENCHMARKS.md).
 
 #[derive(Clone)]
 pub(crate) struct Readers {
@@ -54,30 +52,24 @@ impl Readers {
         Ok(readers)
     }
 
-    fn connect(&self, mmap_bytes: u64) -> Result<Connection> {
+    fn connect(&self) -> Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(&self.inner.path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update_and_check(None, "mmap_size", mmap_bytes, |_| Ok(()))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
     /// Runs a point read (a few rows by key) on an idle connection (or a new one) on this thread.
     pub(crate) fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.read_on(&self.inner.idle_points, MMAP_BYTES, read)
+        self.read_on(&self.inner.idle_points, read)
     }
 
-    fn read_on<T>(
-        &self,
-        idle: &Mutex<Vec<Connection>>,
-        mmap_bytes: u64,
-        read: impl FnOnce(&Connection) -> Result<T>,
-    ) -> Result<T> {
+    fn read_on<T>(&self, idle: &Mutex<Vec<Connection>>, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let taken = idle.lock().expect("idle readers").pop();
         let conn = match taken {
             Some(conn) => conn,
-            None => self.connect(mmap_bytes)?,
+            None => self.connect()?,
         };
         let answer = read(&conn);
         // A connection whose read panicked is dropped with it; the others go back.
@@ -95,7 +87,7 @@ impl Readers {
         read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let readers = self.clone();
-        tokio::task::spawn_blocking(move || readers.read_on(&readers.inner.idle_scans, 0, read)).await.map_err(|e| {
+        tokio::task::spawn_blocking(move || readers.read_on(&readers.inner.idle_scans, read)).await.map_err(|e| {
             if e.is_cancelled() {
                 // The runtime is shutting down: not a fault of the store.
                 StoreError::Unavailable("the store's reader was stopped (shutting down)".to_owned())
