@@ -45,6 +45,21 @@ async fn connect(database: &TestDatabase) -> PgStore {
         .unwrap_or_else(|error| panic!("cannot open the store on {}: {error}", database.name))
 }
 
+/// Another session, inside a transaction that holds the rows of `job_id` in `tables`
+/// (`FOR UPDATE`, in that order), as a concurrent writer would; `COMMIT` on it lets them go.
+async fn hold_rows(database: &TestDatabase, tables: &[&str], job_id: &JobId) -> PgConnection {
+    let mut other = PgConnection::connect(&database.url).await.unwrap();
+    other.execute("BEGIN").await.unwrap();
+    for table in tables {
+        sqlx::query(&format!("SELECT 1 FROM {table} WHERE job_id = $1 FOR UPDATE"))
+            .bind(job_id.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+    }
+    other
+}
+
 struct Fixture {
     store: Arc<PgStore>,
     database: TestDatabase,
@@ -395,15 +410,7 @@ async fn a_claim_passes_over_a_held_tree_and_an_event_waits_for_it() {
         store.insert_job(&free, None).await.unwrap();
 
         // Held as a writer holds a tree: its root, then the queue row of a lone root.
-        let mut other = PgConnection::connect(&database.url).await.unwrap();
-        other.execute("BEGIN").await.unwrap();
-        for table in ["jobs", "task_queue"] {
-            sqlx::query(&format!("SELECT 1 FROM {table} WHERE job_id = $1 FOR UPDATE"))
-                .bind(held.job_id.as_str())
-                .execute(&mut other)
-                .await
-                .unwrap();
-        }
+        let mut other = hold_rows(&database, &["jobs", "task_queue"], &held.job_id).await;
 
         let claim =
             tokio::time::timeout(Duration::from_secs(5), store.claim_tasks(&claim_request("w".into(), 2), at(1_000)))
@@ -444,13 +451,7 @@ async fn a_writer_holding_the_root_sees_a_claim_taken_meanwhile() {
         store.insert_job(&job, None).await.unwrap();
 
         // A writer between its two locks: the root is taken, the queue row not yet.
-        let mut other = PgConnection::connect(&database.url).await.unwrap();
-        other.execute("BEGIN").await.unwrap();
-        sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE")
-            .bind(job.job_id.as_str())
-            .execute(&mut other)
-            .await
-            .unwrap();
+        let mut other = hold_rows(&database, &["jobs"], &job.job_id).await;
         let claim =
             tokio::time::timeout(Duration::from_secs(5), store.claim_tasks(&claim_request("w".into(), 1), at(1_000)))
                 .await
@@ -513,13 +514,7 @@ async fn the_statement_timeout_bounds_a_stuck_call() {
         let store = PgStore::connect(&database.url, options).await.unwrap();
         let job = new_job(0, Execution::Sequential, 0);
         store.insert_job(&job, None).await.unwrap();
-        let mut other = PgConnection::connect(&database.url).await.unwrap();
-        other.execute("BEGIN").await.unwrap();
-        sqlx::query("SELECT 1 FROM jobs WHERE job_id = $1 FOR UPDATE")
-            .bind(job.job_id.as_str())
-            .execute(&mut other)
-            .await
-            .unwrap();
+        let mut other = hold_rows(&database, &["jobs"], &job.job_id).await;
         let started = Instant::now();
         let error = store.apply_event(&project(), &job.job_id, &JobEvent::Cancel, at(1)).await.unwrap_err();
         assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
