@@ -12,8 +12,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::{Result, StoreError};
 
-/// Idle connections of each kind kept for the next read; more may be open at once while busy.
-const MAX_IDLE: usize = 4;
+/// Idle connections kept for the next read (point reads and scans alike); more may be open at
+/// once while busy.
+const MAX_IDLE: usize = 8;
 /// Prepared statements kept per connection (the point reads, and the latest dynamic lists).
 const STATEMENT_CACHE: usize = 64;
 /// How long a read waits for a lock (a reader only waits while the WAL index is being rebuilt).
@@ -31,23 +32,16 @@ pub(crate) struct Readers {
 
 struct Pool {
     path: PathBuf,
-    /// Point reads, on the calling (async) thread; these connections map the file.
-    idle_points: Mutex<Vec<Connection>>,
-    /// Scans, on blocking threads.
-    idle_scans: Mutex<Vec<Connection>>,
+    /// Connections between reads: point reads take them on the calling (async) thread, scans on
+    /// blocking threads.
+    idle: Mutex<Vec<Connection>>,
 }
 
 impl Readers {
     /// Opens the pool on the database at `path` (which must exist, migrated) and checks that one
     /// connection can read it.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let readers = Readers {
-            inner: Arc::new(Pool {
-                path: path.to_owned(),
-                idle_points: Mutex::new(Vec::new()),
-                idle_scans: Mutex::new(Vec::new()),
-            }),
-        };
+        let readers = Readers { inner: Arc::new(Pool { path: path.to_owned(), idle: Mutex::new(Vec::new()) }) };
         readers.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))?;
         Ok(readers)
     }
@@ -62,18 +56,14 @@ impl Readers {
 
     /// Runs a point read (a few rows by key) on an idle connection (or a new one) on this thread.
     pub(crate) fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.read_on(&self.inner.idle_points, read)
-    }
-
-    fn read_on<T>(&self, idle: &Mutex<Vec<Connection>>, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let taken = idle.lock().expect("idle readers").pop();
+        let taken = self.inner.idle.lock().expect("idle readers").pop();
         let conn = match taken {
             Some(conn) => conn,
             None => self.connect()?,
         };
         let answer = read(&conn);
         // A connection whose read panicked is dropped with it; the others go back.
-        let mut idle = idle.lock().expect("idle readers");
+        let mut idle = self.inner.idle.lock().expect("idle readers");
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
@@ -87,7 +77,7 @@ impl Readers {
         read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let readers = self.clone();
-        tokio::task::spawn_blocking(move || readers.read_on(&readers.inner.idle_scans, read)).await.map_err(|e| {
+        tokio::task::spawn_blocking(move || readers.read(read)).await.map_err(|e| {
             if e.is_cancelled() {
                 // The runtime is shutting down: not a fault of the store.
                 StoreError::Unavailable("the store's reader was stopped (shutting down)".to_owned())
