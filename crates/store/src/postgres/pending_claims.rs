@@ -35,7 +35,16 @@ pub(super) const CLAIMED_STATUS: &str = "RUNNING";
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct PendingClaim(String, String, i64, i64);
 
+/// The JSON a statement answers for the claim of the `task_queue` row aliased `q`
+/// (`[worker_id, token, lease_expires_at, claimed_at]`): what [`PendingClaim::parse`] reads.
+const CLAIM_JSON: &str = "json_build_array(q.claim_worker_id, q.claim_token, q.lease_expires_at, q.claimed_at)::text";
+
 impl PendingClaim {
+    /// A claim as [`CLAIM_JSON`] gave it.
+    fn parse(json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(|e| corrupt("pending_claim", e))
+    }
+
     /// The job as it stands: `stored` (the row the claim was decided on) with the claim applied.
     pub(super) fn apply_to(self, stored: &Job) -> Result<Job> {
         let PendingClaim(worker_id, token, expires_at, claimed_at) = self;
@@ -49,13 +58,16 @@ impl PendingClaim {
     }
 }
 
+/// `FROM` and `WHERE` of a subquery: the `task_queue` row (`q`) of the job row aliased `alias`,
+/// while it holds a claim.
+pub(super) fn queue_row_holding_a_claim(alias: &str) -> String {
+    format!("FROM task_queue AS q WHERE q.job_id = {alias}.job_id AND q.claim_token IS NOT NULL")
+}
+
 /// A select-list item: the claim the `task_queue` row of the job row aliased `alias` holds, if
-/// any, as JSON (`[worker_id, token, lease_expires_at, claimed_at]`), named `pending_claim`.
+/// any, as [`CLAIM_JSON`], named `pending_claim`.
 pub(super) fn pending_claim_column(alias: &str) -> String {
-    format!(
-        "(SELECT json_build_array(q.claim_worker_id, q.claim_token, q.lease_expires_at, q.claimed_at)::text \
-         FROM task_queue AS q WHERE q.job_id = {alias}.job_id AND q.claim_token IS NOT NULL) AS pending_claim"
-    )
+    format!("(SELECT {CLAIM_JSON} {}) AS pending_claim", queue_row_holding_a_claim(alias))
 }
 
 /// `pending_claim` for rows that never hold one (sub-jobs), where a `UNION` needs the column.
@@ -63,19 +75,14 @@ pub(super) const NO_PENDING_CLAIM: &str = "NULL::text AS pending_claim";
 
 /// A status filter's column: the row's status, or [`CLAIMED_STATUS`] while a claim is pending.
 pub(super) fn status_now(alias: &str, column: &str) -> String {
-    format!(
-        "COALESCE((SELECT '{CLAIMED_STATUS}'::text FROM task_queue AS q \
-         WHERE q.job_id = {alias}.job_id AND q.claim_token IS NOT NULL), {alias}.{column})"
-    )
+    format!("COALESCE((SELECT '{CLAIMED_STATUS}'::text {}), {alias}.{column})", queue_row_holding_a_claim(alias))
 }
 
 /// The job of a row read with [`pending_claim_column`], as it stands.
 pub(super) fn job_now_from_row(row: &PgRow) -> Result<Job> {
     let stored = job_from_row(row)?;
     match row.try_get::<Option<String>, _>("pending_claim")? {
-        Some(claim) => {
-            serde_json::from_str::<PendingClaim>(&claim).map_err(|e| corrupt("pending_claim", e))?.apply_to(&stored)
-        }
+        Some(claim) => PendingClaim::parse(&claim)?.apply_to(&stored),
         None => Ok(stored),
     }
 }
@@ -103,10 +110,10 @@ pub(super) async fn apply_pending_claims(
     let claims: Vec<(String, Option<String>)> = if lone.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_as(
-            "SELECT job_id, CASE WHEN claim_token IS NOT NULL THEN json_build_array(claim_worker_id, claim_token, \
-             lease_expires_at, claimed_at)::text END FROM task_queue WHERE job_id = ANY($1) ORDER BY job_id FOR UPDATE",
-        )
+        sqlx::query_as(&format!(
+            "SELECT q.job_id, CASE WHEN q.claim_token IS NOT NULL THEN {CLAIM_JSON} END FROM task_queue AS q \
+             WHERE q.job_id = ANY($1) ORDER BY q.job_id FOR UPDATE"
+        ))
         .bind(&lone)
         .fetch_all(&mut *conn)
         .await?
@@ -114,7 +121,7 @@ pub(super) async fn apply_pending_claims(
     let mut pending: HashMap<String, PendingClaim> = HashMap::new();
     for (job_id, claim) in claims {
         if let Some(claim) = claim {
-            pending.insert(job_id, serde_json::from_str(&claim).map_err(|e| corrupt("pending_claim", e))?);
+            pending.insert(job_id, PendingClaim::parse(&claim)?);
         }
     }
     trees
