@@ -506,6 +506,35 @@ async fn a_writer_holding_the_root_sees_a_claim_taken_meanwhile() {
     .await;
 }
 
+/// Held leases come in holder, then expiry order, up to the limit, whether the lease is in the job
+/// row (a claim that wrote it: here a job with a timeout) or in `task_queue` (`pending_claims`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_leases_order_row_and_queue_leases_alike() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        // Claimed in priority order: `timed` by "a" (its lease in the row), `first` by "b",
+        // `second` by "a" with the shortest lease (both kept in the queue row).
+        let mut timed = new_job(0, Execution::Sequential, 0);
+        (timed.priority, timed.timeout_seconds) = (3, Some(3_600));
+        let mut first = new_job(0, Execution::Sequential, 1);
+        first.priority = 2;
+        let second = new_job(0, Execution::Sequential, 2);
+        for job in [&timed, &first, &second] {
+            store.insert_job(job, None).await.unwrap();
+        }
+        for (worker, lease_seconds) in [("a", 60), ("b", 60), ("a", 30)] {
+            let request = ClaimRequest { lease_seconds, ..claim_request(worker.into(), 1) };
+            assert_eq!(store.claim_tasks(&request, at(1_000)).await.unwrap().len(), 1);
+        }
+        let held = store.held_leases(&project(), at(2_000), 2).await.unwrap();
+        let order: Vec<(&str, &JobId)> = held.iter().map(|h| (h.worker_id.as_str(), &h.job_id)).collect();
+        assert_eq!(order, vec![("a", &second.job_id), ("a", &timed.job_id)]);
+        assert_eq!(store.held_leases(&project(), at(2_000), 10).await.unwrap().len(), 3);
+        store.close().await;
+    })
+    .await;
+}
+
 /// `statement_timeout` bounds a call stuck behind a lock, and answers `Unavailable`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_statement_timeout_bounds_a_stuck_call() {

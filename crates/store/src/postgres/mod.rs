@@ -476,17 +476,21 @@ impl JobStore for PgStore {
     }
 
     async fn held_leases(&self, project_id: &ProjectId, now: Timestamp, limit: u32) -> Result<Vec<HeldLease>> {
-        // Leases in job rows, and those of claims `task_queue` holds (`pending_claims`): the jobs
-        // as they stand tell the worker, attempt and times of both alike.
+        // Leases in job rows, and those of claims `task_queue` holds (`pending_claims`): a claim's
+        // lease is the job's lease once applied, so the database orders and limits by either,
+        // and the jobs as they stand tell the worker, attempt and times of both alike.
+        let claim = queue_row_holding_a_claim("open");
         let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS}, {} FROM jobs \
-             WHERE status IN ('PENDING', 'RUNNING') AND project_id = $1 \
-             AND ((lease_worker_id IS NOT NULL AND lease_expires_at > $2) OR EXISTS (SELECT 1 FROM task_queue AS q \
-                 WHERE q.job_id = jobs.job_id AND q.claim_token IS NOT NULL AND q.lease_expires_at > $2))",
-            pending_claim_column("jobs")
+            "SELECT {JOB_COLUMNS}, {} FROM (SELECT open.*, \
+                 COALESCE((SELECT q.claim_worker_id {claim}), open.lease_worker_id) AS holder, \
+                 COALESCE((SELECT q.lease_expires_at {claim}), open.lease_expires_at) AS held_until \
+                 FROM jobs AS open WHERE open.status IN ('PENDING', 'RUNNING') AND open.project_id = $1) AS jobs \
+             WHERE holder IS NOT NULL AND held_until > $2 ORDER BY holder, held_until, job_id LIMIT $3",
+            pending_claim_column("jobs"),
         ))
         .bind(project_id.as_str())
         .bind(millis(&now))
+        .bind(i64::from(limit))
         .fetch_all(self.pool()?)
         .await?;
         let mut held = Vec::with_capacity(rows.len());
@@ -506,14 +510,6 @@ impl JobStore for PgStore {
                 lease_expires_at: lease.expires_at,
             });
         }
-        held.sort_by(|a, b| {
-            (&a.worker_id, a.lease_expires_at, a.job_id.as_str()).cmp(&(
-                &b.worker_id,
-                b.lease_expires_at,
-                b.job_id.as_str(),
-            ))
-        });
-        held.truncate(limit as usize);
         Ok(held)
     }
 
