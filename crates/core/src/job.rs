@@ -223,6 +223,12 @@ impl Job {
         Some(self.started_at? + chrono::Duration::seconds(i64::from(timeout)))
     }
 
+    /// Whether the tree holds a task a worker may take without waiting for a lease to run out
+    /// (now, or once it falls due): a change that leaves none makes no work for a waiting claim.
+    pub fn offers_work(&self) -> bool {
+        self.iter_tree().zip(self.task_flags()).any(|(job, flags)| flags.runnable && job.lease.is_none())
+    }
+
     /// For each job of the tree (parent first), what the claim and rescue queries need: a task is
     /// an open job without sub-jobs, or an open sub-job of an open parent whose turn has come
     /// (sequential: every sub-job ahead of it succeeded); while a parent rolls back, the tasks are

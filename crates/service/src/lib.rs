@@ -451,7 +451,9 @@ impl JobService {
         tally.record();
         tracing::debug!(job_id = %job_id, status = %tree.status, version = tree.version, "job changed");
         self.announce(&tree, false);
-        self.wake_claimers();
+        if tree.offers_work() {
+            self.wake_claimers();
+        }
         Ok(tree)
     }
 
@@ -477,12 +479,18 @@ impl JobService {
         tally.record();
         // Each changed tree once, as it stands after the batch (its last event's answer).
         let mut announced = std::collections::HashSet::new();
+        let mut offers_work = false;
         for tree in results.iter().rev().flatten() {
             if announced.insert(tree.job_id.clone()) {
                 self.announce(tree, false);
+                offers_work |= tree.offers_work();
             }
         }
-        self.wake_claimers();
+        // A batch of completions makes no work: the claims waiting stay asleep (each would run
+        // an empty claim), and wake for a retry, the next step of a tree or a new job.
+        if offers_work {
+            self.wake_claimers();
+        }
         Ok(results)
     }
 

@@ -10,7 +10,8 @@ use jobd_auth::secrets::MasterKey;
 use jobd_core::{Job, JobStatus, JobType, NewJob, ProjectId, ServiceName};
 use jobd_service::identity::{IdentityConfig, IdentityService, ProjectSelector};
 use jobd_service::maintenance::{
-    self, abuse_pruner, job_cleaner, job_timeouts, key_pruner, lease_rescuer, token_pruner, MaintenanceConfig, Scope,
+    self, abuse_pruner, job_cleaner, job_timeouts, key_pruner, lease_rescuer, queue_vacuum, token_pruner,
+    MaintenanceConfig, Scope,
 };
 use jobd_service::{ClaimRequest, ClientToken, JobService, ServiceError};
 use jobd_store::SqliteStore;
@@ -184,6 +185,7 @@ async fn every_duty_is_listed_with_its_interval_and_scope() {
         [
             (job_timeouts::NAME, 1, Scope::Leader),
             (lease_rescuer::NAME, 1, Scope::Leader),
+            (queue_vacuum::NAME, 1, Scope::Leader),
             (job_cleaner::NAME, 2, Scope::Leader),
             (key_pruner::NAME, 2, Scope::Leader),
             (token_pruner::NAME, 2, Scope::Leader),
@@ -194,7 +196,7 @@ async fn every_duty_is_listed_with_its_interval_and_scope() {
         assert_eq!(duty.run_once().await.unwrap(), 0, "{}: nothing to do on an empty store", duty.name);
     }
     let without_identity = maintenance::duties(&node.service, None, &config);
-    assert_eq!(without_identity.len(), 4, "the identity duties need an identity service");
+    assert_eq!(without_identity.len(), 5, "the identity duties need an identity service");
 }
 
 #[tokio::test]
@@ -205,7 +207,7 @@ async fn spawned_duties_run_at_their_intervals() {
     node.clock.advance(Duration::from_secs(2));
     let config = MaintenanceConfig { interval: Duration::from_millis(20), ..MaintenanceConfig::default() };
     let tasks = maintenance::spawn(node.service.clone(), Some(node.identity.clone()), config);
-    assert_eq!(tasks.len(), 6, "a task per duty");
+    assert_eq!(tasks.len(), 7, "a task per duty");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let seen = node.service.get(&project(), &job.job_id).await.unwrap();

@@ -60,7 +60,8 @@ pub struct ClaimRequest {
 /// A task handed to a worker: the job tree as it now stands and the task within it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedTask {
-    pub tree: Job,
+    /// Shared: the SQLite writer keeps the tree it just wrote for the task's report.
+    pub tree: std::sync::Arc<Job>,
     pub task_id: JobId,
 }
 
@@ -251,6 +252,12 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Deletes the idempotency keys (`X-Client-Token`s) made before `cutoff`; answers how many.
     async fn prune_idempotency_keys(&self, cutoff: Timestamp) -> Result<u64>;
+
+    /// Clears what claims and completions left dead on the claim path, once enough has piled up
+    /// that claims would walk over it; answers how many dead rows there were (0: nothing to do).
+    /// PostgreSQL: `VACUUM` of `task_queue`, whose rows every claim rewrites and every completion
+    /// deletes (autovacuum wakes only once a minute). SQLite deletes index entries at once: 0.
+    async fn tidy_claim_path(&self) -> Result<u64>;
 
     /// Tasks waiting for a worker now (runnable, due, no live lease), by service and job type, with
     /// the earliest time one of them became due.

@@ -569,20 +569,24 @@ fn insert_jobs(tx: &WriteTx, trees: &[NewTree]) -> Result<Vec<Inserted>> {
     Ok(plan.finish(trees, answers))
 }
 
-/// The tree holding `job_id`, whichever project it is in, in simple indexed statements: the row,
-/// its root's row when it is a sub-job, and the root's sub-jobs (the writer's path, where
-/// `LOAD_TREE_SQL`'s union and sort cost more than these three probes).
-fn read_tree_of(tx: &WriteTx, job_id: &JobId) -> Result<Option<Job>> {
+/// The tree holding `job_id`, whichever project it is in: a lone leased job as the writer kept it
+/// (`WriteTx::leased_tree`), else read in simple indexed statements: the row, its root's row when
+/// it is a sub-job, and the root's sub-jobs (the writer's path, where `LOAD_TREE_SQL`'s union and
+/// sort cost more than these three probes).
+fn read_tree_of(tx: &WriteTx, job_id: &JobId) -> Result<Option<Arc<Job>>> {
+    if let Some(tree) = tx.leased_tree(job_id) {
+        return Ok(Some(tree));
+    }
     let Some(job) = read_row(tx, job_id)? else { return Ok(None) };
     let root = match &job.parent_job_id {
         // Only a task holds a lease, and a root with sub-jobs is never a task: a leased root is
         // its whole tree (a worker's report names a task it leased; no query for sub-jobs).
-        None if job.lease.is_some() => return Ok(Some(job)),
+        None if job.lease.is_some() => return Ok(Some(Arc::new(job))),
         None => job,
         Some(parent) => read_row(tx, parent)?
             .ok_or_else(|| StoreError::Corrupt(format!("the tree of job {job_id} is malformed")))?,
     };
-    with_sub_jobs(tx, root).map(Some)
+    with_sub_jobs(tx, root).map(|tree| Some(Arc::new(tree)))
 }
 
 /// One job row, without its sub-jobs.
@@ -671,7 +675,7 @@ fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<V
         let tree = match &candidate.parent_job_id {
             // A runnable root is its whole tree (`Job::task_flags`: a root with sub-jobs is
             // never runnable itself), so no query for sub-jobs it cannot have.
-            None => candidate,
+            None => Arc::new(candidate),
             Some(_) => match read_tree_of(tx, &task_id)? {
                 Some(tree) => tree,
                 None => continue,
@@ -685,6 +689,8 @@ fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<V
         match apply(&tree, &task_id, &JobEvent::Claim { lease }, now) {
             Ok(next) => {
                 write_tree_changes(tx, &tree, &next)?;
+                let next = Arc::new(next);
+                tx.keep_if_leased(&next);
                 claimed.push(ClaimedTask { tree: next, task_id });
             }
             // The derived columns said yes, the state machine said no: skip, never hand out.
@@ -849,6 +855,11 @@ impl JobStore for SqliteStore {
 
     async fn prune_idempotency_keys(&self, cutoff: Timestamp) -> Result<u64> {
         self.commits.write(Box::new(move |tx| prune_idempotency_keys(tx, cutoff))).await
+    }
+
+    async fn tidy_claim_path(&self) -> Result<u64> {
+        // A delete or update removes its index entries at once: no dead entries to walk over.
+        Ok(0)
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {

@@ -134,7 +134,7 @@ impl TreeCache {
 }
 
 /// About how much memory a tree holds, or `None` past `MAX_TREE_BYTES`.
-fn approximate_bytes(tree: &Job) -> Option<usize> {
+pub(crate) fn approximate_bytes(tree: &Job) -> Option<usize> {
     let mut bytes = 0;
     for job in tree.iter_tree() {
         let texts = [&job.message, &job.resource_id, &job.error_code, &job.error_msg];

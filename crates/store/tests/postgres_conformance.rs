@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use jobd_core::{
     Execution, Job, JobEvent, JobId, JobQuery, JobStatus, JobType, NewJob, NewSubJob, ProjectId, ServiceName,
 };
-use jobd_store::{ClaimRequest, IdempotencyKey, Inserted, JobStore, PgOptions, PgStore, StoreError};
+use jobd_store::{
+    ClaimRequest, IdempotencyKey, Inserted, JobStore, NewTree, PgOptions, PgStore, StoreError, TaskEvent, TaskScope,
+};
 use jobd_test_support::database::{create_test_database, drop_test_database, url_for_database};
 use jobd_test_support::store_conformance::{at, SharedStore};
 use serde_json::json;
@@ -460,7 +462,7 @@ async fn a_writer_holding_the_root_sees_a_claim_taken_meanwhile() {
         assert_eq!(claim.len(), 1, "a lone job's claim needs no root lock");
         let lease = claim[0].task().lease.clone().expect("a claimed task holds a lease");
         let read = store.get_job(&project(), &job.job_id).await.unwrap().unwrap();
-        assert_eq!(read, claim[0].tree, "a read sees the claim as the claim answered it");
+        assert_eq!(read, *claim[0].tree, "a read sees the claim as the claim answered it");
         let mut running = JobQuery::new(project());
         running.statuses = vec![JobStatus::Running];
         assert_eq!(store.list_jobs(&running).await.unwrap().len(), 1, "a status filter sees the claim");
@@ -530,6 +532,63 @@ async fn held_leases_order_row_and_queue_leases_alike() {
         let order: Vec<(&str, &JobId)> = held.iter().map(|h| (h.worker_id.as_str(), &h.job_id)).collect();
         assert_eq!(order, vec![("a", &second.job_id), ("a", &timed.job_id)]);
         assert_eq!(store.held_leases(&project(), at(2_000), 10).await.unwrap().len(), 3);
+        store.close().await;
+    })
+    .await;
+}
+
+/// Claims and completions leave dead `task_queue` rows; once past the threshold the claim path
+/// is vacuumed (the dead rows counted, the statistics' count back near 0), and claims still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_path_is_vacuumed_once_dead_rows_pile_up() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        assert_eq!(store.tidy_claim_path().await.unwrap(), 0, "nothing dead on a fresh store");
+        let jobs: Vec<Job> = (0..2_500).map(|i| new_job(0, Execution::Sequential, i)).collect();
+        let trees: Vec<NewTree> = jobs.iter().map(|job| NewTree { job: job.clone(), idempotency: None }).collect();
+        for chunk in trees.chunks(500) {
+            store.insert_jobs(chunk).await.unwrap();
+        }
+        let mut done = 0;
+        while done < jobs.len() {
+            let claimed = store.claim_tasks(&claim_request("w".into(), 500), at(10_000)).await.unwrap();
+            assert!(!claimed.is_empty(), "{done} of {} done and nothing to claim", jobs.len());
+            let events: Vec<TaskEvent> = claimed
+                .iter()
+                .map(|task| TaskEvent {
+                    job_id: task.task_id.clone(),
+                    event: complete(task.task().lease.as_ref().unwrap().token.clone()),
+                })
+                .collect();
+            let answers = store.apply_task_events(&events, &TaskScope::default(), at(10_001)).await.unwrap();
+            assert!(answers.iter().all(Result::is_ok));
+            done += claimed.len();
+        }
+        // Each backend hands its counts to the statistics within a second or so.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let dead = loop {
+            let dead = store.tidy_claim_path().await.unwrap();
+            if dead > 0 {
+                break dead;
+            }
+            assert!(Instant::now() < deadline, "the dead queue rows were never vacuumed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(dead >= 2_000, "{dead} dead rows counted");
+        let mut conn = PgConnection::connect(&database.url).await.unwrap();
+        let vacuumed: Option<i64> =
+            sqlx::query_scalar("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'task_queue'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(vacuumed.unwrap_or(0) >= 1, "task_queue was vacuumed");
+        // Counts still on their way to the statistics may ask for one more run; then nothing.
+        while store.tidy_claim_path().await.unwrap() > 0 {
+            assert!(Instant::now() < deadline, "the claim path never came clean");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        store.insert_job(&new_job(0, Execution::Sequential, 20_000), None).await.unwrap();
+        assert_eq!(store.claim_tasks(&claim_request("w".into(), 10), at(30_000)).await.unwrap().len(), 1);
         store.close().await;
     })
     .await;

@@ -36,6 +36,9 @@ pub struct ThroughputArgs {
     /// Handlers the worker runtime runs at once (it claims up to this many per call, 1,000 at most).
     #[arg(long, default_value_t = 2000)]
     pub concurrency: usize,
+    /// Claims the burn-down's worker runtime keeps in flight (the runtime's default when unset).
+    #[arg(long)]
+    pub claims_in_flight: Option<usize>,
     /// Backends to measure, in turn.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,postgres")]
     pub backends: Vec<Backend>,
@@ -85,12 +88,15 @@ async fn fill(client: &Client, count: u64, producers: usize, batch: u64) -> anyh
 pub async fn burn_down(node: &Node, args: &ThroughputArgs) -> anyhow::Result<(f64, f64)> {
     let client = node.client()?;
     let enqueue_rate = fill(&client, args.jobs, args.producers, args.create_batch).await?;
-    let runtime = WorkerRuntime::builder(client, "bench-burn-down")
+    let mut runtime = WorkerRuntime::builder(client, "bench-burn-down")
         .service("cfw")
         .fallback_handler(|_task: Task, _context: TaskContext| async { HandlerResult::Ok(None) })
         .max_in_flight(args.concurrency)
-        .wait_seconds(1)
-        .build()?;
+        .wait_seconds(1);
+    if let Some(claims) = args.claims_in_flight {
+        runtime = runtime.claims_in_flight(claims);
+    }
+    let runtime = runtime.build()?;
     // The drain ends when the server has taken the last completion (as the peers' drains end at
     // the last completion written), not when the runtime has shut down: its shutdown waits for
     // the long poll it has in flight, which is not the queue's work.
@@ -221,7 +227,7 @@ pub async fn run(args: &ThroughputArgs, runs: usize) -> anyhow::Result<Report> {
     let mut report = Report::new(
         "throughput",
         json!({"jobs": args.jobs, "producers": args.producers, "create_batch": args.create_batch, "concurrency": args.concurrency,
-               "depth": args.depth, "seconds": args.seconds, "runs": runs}),
+               "depth": args.depth, "seconds": args.seconds, "runs": runs, "claims_in_flight": args.claims_in_flight}),
     );
     for &backend in &args.backends {
         for run in 1..=runs {

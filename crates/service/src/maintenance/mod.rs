@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | `job_timeouts` | fails jobs past their `timeout_seconds` (`JOB.TIMEOUT`) | `interval` (500 ms) | the leader |
 //! | `lease_rescuer` | fails tasks whose last attempt's lease expired (`JOB.LEASE_EXPIRED`) | `interval` (500 ms) | the leader |
+//! | `queue_vacuum` | clears the dead rows claims and completions leave on the claim path once they pile up (PostgreSQL's `VACUUM` of `task_queue`; nothing on SQLite) | `interval` (500 ms) | the leader |
 //! | `job_cleaner` | deletes finished jobs past `retention` | `retention_interval` (1 min) | the leader |
 //! | `key_pruner` | forgets `X-Client-Token`s past `idempotency_window` | `retention_interval` (1 min) | the leader |
 //! | `token_pruner` | deletes expired tokens | `retention_interval` (1 min) | the leader |
@@ -22,6 +23,7 @@ pub mod job_cleaner;
 pub mod job_timeouts;
 pub mod key_pruner;
 pub mod lease_rescuer;
+pub mod queue_vacuum;
 pub mod token_pruner;
 
 use std::future::Future;
@@ -135,6 +137,7 @@ pub fn duties(service: &JobService, identity: Option<&IdentityService>, config: 
     let mut duties = vec![
         job_timeouts::duty(service, config),
         lease_rescuer::duty(service, config),
+        queue_vacuum::duty(service, config),
         job_cleaner::duty(service, config),
         key_pruner::duty(service, config),
     ];

@@ -395,6 +395,10 @@ impl JobStore for PgStore {
         Ok(deleted.rows_affected())
     }
 
+    async fn tidy_claim_path(&self) -> Result<u64> {
+        claims::vacuum_task_queue(self).await
+    }
+
     async fn queue_stats(&self, now: Timestamp) -> Result<Vec<QueueStat>> {
         let rows = sqlx::query(
             "SELECT service, job_type, COUNT(*) AS depth, MIN(available_at) AS oldest FROM task_queue \
