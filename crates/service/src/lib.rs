@@ -249,8 +249,9 @@ impl JobService {
         self.changes.subscribe()
     }
 
-    /// Any change but a claim may free work (a new job, a sub-job's turn, a retry, a cancelled
-    /// sibling): the waiting claimers look again. Called once per write, after its announcements.
+    /// A change that leaves work (`Job::offers_work`: a new job, a sub-job's turn, a retry, a
+    /// rollback) or moves a lease's expiry (a heartbeat: a waiting claim's timer may now be late):
+    /// the waiting claimers look again. Called once per write, after its announcements.
     fn wake_claimers(&self) {
         self.work_may_be_available.notify_waiters();
     }
@@ -479,7 +480,8 @@ impl JobService {
         tally.record();
         // Each changed tree once, as it stands after the batch (its last event's answer).
         let mut announced = std::collections::HashSet::new();
-        let mut offers_work = false;
+        // A heartbeat may bring a lease's expiry forward: a claim waiting for it must look again.
+        let mut offers_work = events.iter().any(|e| matches!(e.event, JobEvent::Heartbeat { .. }));
         for tree in results.iter().rev().flatten() {
             if announced.insert(tree.job_id.clone()) {
                 self.announce(tree, false);
@@ -487,7 +489,8 @@ impl JobService {
             }
         }
         // A batch of completions makes no work: the claims waiting stay asleep (each would run
-        // an empty claim), and wake for a retry, the next step of a tree or a new job.
+        // an empty claim), and wake for a retry, the next step of a tree, a new job or a lease's
+        // new expiry.
         if offers_work {
             self.wake_claimers();
         }

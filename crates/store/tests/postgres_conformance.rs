@@ -537,6 +537,44 @@ async fn held_leases_order_row_and_queue_leases_alike() {
     .await;
 }
 
+/// Creates `count` jobs, claims and completes them all: `task_queue` is left with dead rows only.
+async fn burn_down(store: &PgStore, count: i64) {
+    let trees: Vec<NewTree> =
+        (0..count).map(|i| NewTree { job: new_job(0, Execution::Sequential, i), idempotency: None }).collect();
+    for chunk in trees.chunks(500) {
+        store.insert_jobs(chunk).await.unwrap();
+    }
+    let mut done = 0;
+    while done < trees.len() {
+        let claimed = store.claim_tasks(&claim_request("w".into(), 500), at(10_000)).await.unwrap();
+        assert!(!claimed.is_empty(), "{done} of {} done and nothing to claim", trees.len());
+        let events: Vec<TaskEvent> = claimed
+            .iter()
+            .map(|task| TaskEvent {
+                job_id: task.task_id.clone(),
+                event: complete(task.task().lease.as_ref().unwrap().token.clone()),
+            })
+            .collect();
+        let answers = store.apply_task_events(&events, &TaskScope::default(), at(10_001)).await.unwrap();
+        assert!(answers.iter().all(Result::is_ok));
+        done += claimed.len();
+    }
+}
+
+/// Calls `tidy_claim_path` until it vacuums (a backend hands its counts to the statistics at
+/// most once a second while busy, and within 10 s once idle); answers the dead rows it counted.
+async fn tidy_until_vacuumed(store: &PgStore) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let dead = store.tidy_claim_path().await.unwrap();
+        if dead > 0 {
+            return dead;
+        }
+        assert!(Instant::now() < deadline, "the dead queue rows were never vacuumed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Claims and completions leave dead `task_queue` rows; once past the threshold the claim path
 /// is vacuumed (the dead rows counted, the statistics' count back near 0), and claims still work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,36 +582,8 @@ async fn the_claim_path_is_vacuumed_once_dead_rows_pile_up() {
     with_database(|database| async move {
         let store = connect(&database).await;
         assert_eq!(store.tidy_claim_path().await.unwrap(), 0, "nothing dead on a fresh store");
-        let jobs: Vec<Job> = (0..2_500).map(|i| new_job(0, Execution::Sequential, i)).collect();
-        let trees: Vec<NewTree> = jobs.iter().map(|job| NewTree { job: job.clone(), idempotency: None }).collect();
-        for chunk in trees.chunks(500) {
-            store.insert_jobs(chunk).await.unwrap();
-        }
-        let mut done = 0;
-        while done < jobs.len() {
-            let claimed = store.claim_tasks(&claim_request("w".into(), 500), at(10_000)).await.unwrap();
-            assert!(!claimed.is_empty(), "{done} of {} done and nothing to claim", jobs.len());
-            let events: Vec<TaskEvent> = claimed
-                .iter()
-                .map(|task| TaskEvent {
-                    job_id: task.task_id.clone(),
-                    event: complete(task.task().lease.as_ref().unwrap().token.clone()),
-                })
-                .collect();
-            let answers = store.apply_task_events(&events, &TaskScope::default(), at(10_001)).await.unwrap();
-            assert!(answers.iter().all(Result::is_ok));
-            done += claimed.len();
-        }
-        // Each backend hands its counts to the statistics within a second or so.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let dead = loop {
-            let dead = store.tidy_claim_path().await.unwrap();
-            if dead > 0 {
-                break dead;
-            }
-            assert!(Instant::now() < deadline, "the dead queue rows were never vacuumed");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        burn_down(&store, 2_500).await;
+        let dead = tidy_until_vacuumed(&store).await;
         assert!(dead >= 2_000, "{dead} dead rows counted");
         let mut conn = PgConnection::connect(&database.url).await.unwrap();
         let vacuumed: Option<i64> =
@@ -583,12 +593,47 @@ async fn the_claim_path_is_vacuumed_once_dead_rows_pile_up() {
                 .unwrap();
         assert!(vacuumed.unwrap_or(0) >= 1, "task_queue was vacuumed");
         // Counts still on their way to the statistics may ask for one more run; then nothing.
+        let deadline = Instant::now() + Duration::from_secs(20);
         while store.tidy_claim_path().await.unwrap() > 0 {
             assert!(Instant::now() < deadline, "the claim path never came clean");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         store.insert_job(&new_job(0, Execution::Sequential, 20_000), None).await.unwrap();
         assert_eq!(store.claim_tasks(&claim_request("w".into(), 10), at(30_000)).await.unwrap().len(), 1);
+        store.close().await;
+    })
+    .await;
+}
+
+/// A vacuum that cannot clear the dead rows (a snapshot older than them is still open) is not
+/// repeated at every run of the duty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vacuum_that_cannot_clear_the_claim_path_is_not_repeated() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        // A reader holding a snapshot from before the burn-down keeps every dead row alive.
+        let mut reader = PgConnection::connect(&database.url).await.unwrap();
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+        reader.execute("SELECT count(*) FROM task_queue").await.unwrap();
+        burn_down(&store, 2_500).await;
+        tidy_until_vacuumed(&store).await;
+        let mut conn = PgConnection::connect(&database.url).await.unwrap();
+        let (dead, vacuums): (i64, i64) =
+            sqlx::query_as("SELECT n_dead_tup, vacuum_count FROM pg_stat_user_tables WHERE relname = 'task_queue'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(dead >= 2_000, "the old snapshot kept the rows: {dead} dead");
+        for _ in 0..5 {
+            assert_eq!(store.tidy_claim_path().await.unwrap(), 0, "no vacuum again so soon");
+        }
+        let (again,): (i64,) =
+            sqlx::query_as("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'task_queue'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(again, vacuums, "no vacuum ran");
+        reader.execute("COMMIT").await.unwrap();
         store.close().await;
     })
     .await;

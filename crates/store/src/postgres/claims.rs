@@ -257,6 +257,8 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
 /// rows [`DEAD_PER_LIVE`] times.
 const DEAD_QUEUE_ROWS: i64 = 2_000;
 const DEAD_PER_LIVE: i64 = 8;
+/// How long the claim path is left alone after a vacuum that could not clear it.
+const VACUUM_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `VACUUM`s `task_queue` once it is mostly dead rows (as the server's statistics count them);
 /// answers how many there were. Every claim leaves a dead version of its queue row and every
@@ -267,16 +269,36 @@ const DEAD_PER_LIVE: i64 = 8;
 /// took 300 ms a run and slowed the drain more than walking the dead entries did. `SKIP_LOCKED`:
 /// when autovacuum is at it already, this run does nothing; `TRUNCATE false`: the emptied pages are
 /// kept for the next rows rather than cut off the file, which would take a lock claims wait for.
+/// A vacuum that leaves the rows dead (an old snapshot still sees them, or the role does not own
+/// the table) is not repeated for [`VACUUM_BACKOFF`], as autovacuum would not.
 pub(super) async fn vacuum_task_queue(store: &PgStore) -> Result<u64> {
+    let backing_off = |store: &PgStore| {
+        let not_before = store.vacuum_not_before.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        not_before.is_some_and(|at| std::time::Instant::now() < at)
+    };
+    if backing_off(store) {
+        return Ok(0);
+    }
     let pool = store.pool()?;
-    let counts: Option<(i64, i64)> =
-        sqlx::query_as("SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = 'task_queue'::regclass")
-            .fetch_optional(pool)
-            .await?;
-    let (dead, live) = counts.unwrap_or((0, 0));
+    let (dead, live) = dead_and_live_queue_rows(pool).await?;
     if dead < DEAD_QUEUE_ROWS || live.saturating_mul(DEAD_PER_LIVE) > dead {
         return Ok(0);
     }
     sqlx::query("VACUUM (SKIP_LOCKED, TRUNCATE false) task_queue").execute(pool).await?;
+    let (left, _) = dead_and_live_queue_rows(pool).await?;
+    if left >= DEAD_QUEUE_ROWS {
+        tracing::info!(dead = left, "the claim path's dead rows outlived a vacuum; next try in a minute");
+        *store.vacuum_not_before.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some(std::time::Instant::now() + VACUUM_BACKOFF);
+    }
     Ok(u64::try_from(dead).unwrap_or(0))
+}
+
+/// `task_queue`'s dead and live rows, as the server's statistics count them.
+async fn dead_and_live_queue_rows(pool: &sqlx::PgPool) -> Result<(i64, i64)> {
+    let counts: Option<(i64, i64)> =
+        sqlx::query_as("SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = 'task_queue'::regclass")
+            .fetch_optional(pool)
+            .await?;
+    Ok(counts.unwrap_or((0, 0)))
 }

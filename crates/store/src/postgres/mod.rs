@@ -86,6 +86,9 @@ pub struct PgStore {
     reachability: Arc<Reachability>,
     /// Sends this node's changes to the others.
     notifier: Notifier,
+    /// No vacuum of the claim path before this (`claims::vacuum_task_queue`: set when a vacuum
+    /// could not clear the dead rows).
+    vacuum_not_before: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl PgStore {
@@ -118,7 +121,14 @@ impl PgStore {
         let reachability = Arc::new(Reachability::default());
         spawn_listener(pool.clone(), node.clone(), changes.downgrade(), reachability.clone());
         let notifier = Notifier::start(pool.clone(), node.clone());
-        Ok(PgStore { pool, changes, leader_session: Arc::new(tokio::sync::Mutex::new(None)), reachability, notifier })
+        Ok(PgStore {
+            pool,
+            changes,
+            leader_session: Arc::new(tokio::sync::Mutex::new(None)),
+            reachability,
+            notifier,
+            vacuum_not_before: Arc::new(std::sync::Mutex::new(None)),
+        })
     }
 
     /// The pool, unless the database is known to be unreachable right now: then `Unavailable` at
