@@ -21,7 +21,7 @@
 //! checks the row's version.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, StoreError};
-use crate::tree_cache::{approximate_bytes, TreeCache};
+use crate::tree_cache::{approximate_bytes, BoundedTrees, TreeCache};
 
 /// The most writes sharing one commit.
 const MAX_BATCH: usize = 256;
@@ -70,9 +70,9 @@ pub(crate) struct WriteTx<'c> {
     row_ids: RefCell<HashMap<JobId, i64, RandomState>>,
     /// The lone leased jobs as committed by earlier batches, none of them touched in this one.
     leased: &'c RefCell<LeasedTrees>,
-    /// Lone leased jobs this batch's writes left, each with the write that left it: kept once
-    /// the batch is committed, dropped with a write that is rolled back.
-    kept: RefCell<HashMap<JobId, (usize, LeasedTree), RandomState>>,
+    /// Lone leased jobs this batch's writes left, each with the write that left it and its
+    /// size: kept once the batch is committed, dropped with a write that is rolled back.
+    kept: RefCell<HashMap<JobId, (usize, LeasedTree, usize), RandomState>>,
     /// The write running now (its index in the batch).
     write: Cell<usize>,
 }
@@ -110,7 +110,7 @@ impl<'c> WriteTx<'c> {
     /// The lone leased job `job_id` as stored, if the writer kept it (its row id noted).
     pub(crate) fn leased_tree(&self, job_id: &JobId) -> Option<Arc<Job>> {
         let leased = self.leased.borrow();
-        let kept = leased.trees.get(job_id)?;
+        let kept = leased.get(job_id)?;
         self.note_row_id(job_id, kept.row_id);
         Some(kept.tree.clone())
     }
@@ -122,14 +122,14 @@ impl<'c> WriteTx<'c> {
             return;
         }
         let (Some(row_id), Some(bytes)) = (self.row_id(&tree.job_id), approximate_bytes(tree)) else { return };
-        let kept = LeasedTree { row_id, tree: tree.clone(), bytes };
-        self.kept.borrow_mut().insert(tree.job_id.clone(), (self.write.get(), kept));
+        let kept = LeasedTree { row_id, tree: tree.clone() };
+        self.kept.borrow_mut().insert(tree.job_id.clone(), (self.write.get(), kept, bytes));
     }
 
     /// Forgets what the write running now kept: it is being rolled back.
     fn roll_back_kept(&self) {
         let write = self.write.get();
-        self.kept.borrow_mut().retain(|_, (by, _)| *by != write);
+        self.kept.borrow_mut().retain(|_, (by, _, _)| *by != write);
     }
 }
 
@@ -137,40 +137,11 @@ impl<'c> WriteTx<'c> {
 struct LeasedTree {
     row_id: i64,
     tree: Arc<Job>,
-    bytes: usize,
 }
 
-/// The lone leased jobs the writer keeps, bounded in bytes, oldest dropped first.
-#[derive(Default)]
-pub(crate) struct LeasedTrees {
-    trees: HashMap<JobId, LeasedTree, RandomState>,
-    /// Ids in the order they were kept; ids forgotten since are skipped lazily.
-    order: VecDeque<JobId>,
-    bytes: usize,
-}
-
-impl LeasedTrees {
-    fn remove(&mut self, job_id: &JobId) {
-        if let Some(gone) = self.trees.remove(job_id) {
-            self.bytes -= gone.bytes;
-        }
-    }
-
-    fn insert(&mut self, job_id: JobId, tree: LeasedTree) {
-        self.remove(&job_id);
-        while self.bytes + tree.bytes > LEASED_TREES_BYTES {
-            let Some(oldest) = self.order.pop_front() else { break };
-            self.remove(&oldest);
-        }
-        self.bytes += tree.bytes;
-        self.trees.insert(job_id.clone(), tree);
-        self.order.push_back(job_id);
-        if self.order.len() > 2 * self.trees.len() + 64 {
-            let trees = &self.trees;
-            self.order.retain(|id| trees.contains_key(id));
-        }
-    }
-}
+/// The lone leased jobs the writer keeps, bounded in bytes (`LEASED_TREES_BYTES`), oldest dropped
+/// first.
+type LeasedTrees = BoundedTrees<LeasedTree>;
 
 impl Deref for WriteTx<'_> {
     type Target = Connection;
@@ -277,8 +248,8 @@ fn run_batches(
         cache.evict(tx.touched.into_inner().iter());
         if outcome.is_ok() {
             let mut leased = leased.borrow_mut();
-            for (job_id, (_, tree)) in tx.kept.into_inner() {
-                leased.insert(job_id, tree);
+            for (job_id, (_, tree, bytes)) in tx.kept.into_inner() {
+                leased.insert(job_id, tree, bytes, LEASED_TREES_BYTES);
             }
         }
         if let Err(error) = &outcome {

@@ -38,13 +38,55 @@ pub(crate) struct TreeCache {
 
 #[derive(Default)]
 struct Shard {
-    /// foldhash, not SipHash: the key is an id jobd made, and the lookup is on every status read.
-    trees: HashMap<JobId, (Arc<Job>, usize), RandomState>,
-    /// Ids in the order they were stored, oldest first; ids evicted since are skipped lazily.
-    order: VecDeque<JobId>,
-    bytes: usize,
+    trees: BoundedTrees<Arc<Job>>,
     /// Bumped by every eviction in this shard (whether or not it held the tree).
     generation: u64,
+}
+
+/// Values by tree root, bounded in bytes (each value's estimate, `approximate_bytes`), the oldest
+/// kept dropped first: a shard of the tree cache, and the lone leased jobs the SQLite writer keeps.
+pub(crate) struct BoundedTrees<V> {
+    /// foldhash, not SipHash: the key is an id jobd made, and the lookup is on every status read.
+    entries: HashMap<JobId, (V, usize), RandomState>,
+    /// Ids in the order they were kept, oldest first; ids removed since are skipped lazily.
+    order: VecDeque<JobId>,
+    bytes: usize,
+}
+
+impl<V> Default for BoundedTrees<V> {
+    fn default() -> Self {
+        BoundedTrees { entries: HashMap::default(), order: VecDeque::new(), bytes: 0 }
+    }
+}
+
+impl<V> BoundedTrees<V> {
+    pub(crate) fn get(&self, root: &JobId) -> Option<&V> {
+        self.entries.get(root).map(|(value, _)| value)
+    }
+
+    pub(crate) fn remove(&mut self, root: &JobId) {
+        if let Some((_, bytes)) = self.entries.remove(root) {
+            self.bytes -= bytes;
+        }
+    }
+
+    /// Keeps `value` (about `bytes` of memory) for `root`, in place of what was kept for it,
+    /// dropping the oldest until all fit in `max_bytes`.
+    pub(crate) fn insert(&mut self, root: JobId, value: V, bytes: usize, max_bytes: usize) {
+        self.remove(&root);
+        while self.bytes + bytes > max_bytes {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.remove(&oldest);
+        }
+        self.entries.insert(root.clone(), (value, bytes));
+        self.order.push_back(root);
+        self.bytes += bytes;
+        if self.order.len() > 2 * self.entries.len() + 64 {
+            // Mostly ids removed since (by writes): drop them.
+            let entries = &self.entries;
+            self.order.retain(|id| entries.contains_key(id));
+        }
+    }
 }
 
 /// What a reader notes before it reads the database, to store what it read afterwards.
@@ -79,7 +121,7 @@ impl TreeCache {
         let shard = self.shard_of(job_id);
         let guard = self.lock(shard);
         match guard.trees.get(job_id) {
-            Some((tree, _)) if &tree.project_id == project_id => Ok(tree.clone()),
+            Some(tree) if &tree.project_id == project_id => Ok(tree.clone()),
             _ => Err(Ticket { shard, generation: guard.generation }),
         }
     }
@@ -96,28 +138,10 @@ impl TreeCache {
         if shard.generation != ticket.generation {
             return;
         }
-        match shard.trees.get(&tree.job_id) {
-            Some((kept, _)) if kept.version >= tree.version => return,
-            Some(_) => {
-                let (_, old_bytes) = shard.trees.remove(&tree.job_id).expect("just seen");
-                shard.bytes -= old_bytes;
-            }
-            None => {}
+        if shard.trees.get(&tree.job_id).is_some_and(|kept| kept.version >= tree.version) {
+            return;
         }
-        while shard.bytes + bytes > self.bytes_per_shard {
-            let Some(oldest) = shard.order.pop_front() else { break };
-            if let Some((_, old_bytes)) = shard.trees.remove(&oldest) {
-                shard.bytes -= old_bytes;
-            }
-        }
-        shard.trees.insert(tree.job_id.clone(), (tree.clone(), bytes));
-        shard.order.push_back(tree.job_id.clone());
-        shard.bytes += bytes;
-        if shard.order.len() > 2 * shard.trees.len() + 64 {
-            // Mostly ids evicted by writes: drop them.
-            let trees = &shard.trees;
-            shard.order.retain(|id| trees.contains_key(id));
-        }
+        shard.trees.insert(tree.job_id.clone(), tree.clone(), bytes, self.bytes_per_shard);
     }
 
     /// Forgets the trees rooted at `roots`: called after they were written and committed, before
@@ -126,9 +150,7 @@ impl TreeCache {
         for root in roots {
             let mut guard = self.lock(self.shard_of(root));
             guard.generation += 1;
-            if let Some((_, bytes)) = guard.trees.remove(root) {
-                guard.bytes -= bytes;
-            }
+            guard.trees.remove(root);
         }
     }
 }
@@ -214,7 +236,7 @@ mod tests {
             let ticket = cache.get(&project, &job.job_id).unwrap_err();
             cache.store(ticket, job);
         }
-        let held: usize = cache.shards.iter().map(|shard| shard.lock().unwrap().bytes).sum();
+        let held: usize = cache.shards.iter().map(|shard| shard.lock().unwrap().trees.bytes).sum();
         assert!(held <= budget + SHARDS * 2048, "{held} bytes held");
         assert!(cache.get(&project, &trees.last().unwrap().job_id).is_ok(), "the newest is kept");
         assert!(cache.get(&project, &trees[0].job_id).is_err(), "the oldest went first");

@@ -272,11 +272,8 @@ const VACUUM_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
 /// A vacuum that leaves the rows dead (an old snapshot still sees them, or the role does not own
 /// the table) is not repeated for [`VACUUM_BACKOFF`], as autovacuum would not.
 pub(super) async fn vacuum_task_queue(store: &PgStore) -> Result<u64> {
-    let backing_off = |store: &PgStore| {
-        let not_before = store.vacuum_not_before.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        not_before.is_some_and(|at| std::time::Instant::now() < at)
-    };
-    if backing_off(store) {
+    let not_before = *store.vacuum_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if not_before.is_some_and(|at| std::time::Instant::now() < at) {
         return Ok(0);
     }
     let pool = store.pool()?;
@@ -288,7 +285,7 @@ pub(super) async fn vacuum_task_queue(store: &PgStore) -> Result<u64> {
     let (left, _) = dead_and_live_queue_rows(pool).await?;
     if left >= DEAD_QUEUE_ROWS {
         tracing::info!(dead = left, "the claim path's dead rows outlived a vacuum; next try in a minute");
-        *store.vacuum_not_before.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+        *store.vacuum_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(std::time::Instant::now() + VACUUM_BACKOFF);
     }
     Ok(u64::try_from(dead).unwrap_or(0))

@@ -13,14 +13,9 @@ use crate::codec::{enum_text, to_json};
 /// What the row writes hand on to `task_queue` and `ended_roots` from the rows they wrote (not the
 /// whole row: a job's payload and result need not be copied on), named by table (an `UPDATE ...
 /// FROM unnest(...)` has columns of the same names).
-static WRITTEN_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    ["job_id", "parent_job_id", "project_id", "enterprise_project_id", "service", "job_type", "simulated"]
-        .into_iter()
-        .chain(["priority", "available_at", "lease_expires_at", "seq", "runnable", "rescuable", "ended_at"])
-        .map(|column| format!("jobs.{column}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-});
+const WRITTEN_COLUMNS: &str = "jobs.job_id, jobs.parent_job_id, jobs.project_id, jobs.enterprise_project_id, \
+     jobs.service, jobs.job_type, jobs.simulated, jobs.priority, jobs.available_at, jobs.lease_expires_at, jobs.seq, \
+     jobs.runnable, jobs.rescuable, jobs.ended_at";
 
 /// Job rows, column by column: the binds of one set-based statement.
 #[derive(Default)]
@@ -168,15 +163,14 @@ impl RowColumns {
              $15::text[], $16::text[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], \
              $22::int4[], $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[], $28::int8[], \
              $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[], $34::bool[], $35::int8[], \
-             $36::text[], $37::text[], $38::text[], $39::bool[], $40::text[]) RETURNING {}), \
+             $36::text[], $37::text[], $38::text[], $39::bool[], $40::text[]) RETURNING {WRITTEN_COLUMNS}), \
              queued AS (INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, enterprise_project_id, \
              service, job_type, simulated, priority, available_at, lease_expires_at, \
              GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
              FROM inserted WHERE runnable OR rescuable), \
              ended AS (INSERT INTO ended_roots SELECT ended_at, job_id FROM inserted \
              WHERE parent_job_id IS NULL AND ended_at IS NOT NULL) \
-             SELECT 1",
-            *WRITTEN_COLUMNS
+             SELECT 1"
         ))
         .bind(self.job_id)
         .bind(self.parent_job_id)
@@ -248,7 +242,7 @@ impl RowColumns {
              AS u(status, message, error_code, error_msg, result, started_at, ended_at, updated_at, version, \
              available_at, attempt, lease_worker_id, lease_token, lease_expires_at, runnable, deadline_at, phase, \
              compensation, rescuable, job_id, previous_version, tree_status) \
-             WHERE jobs.job_id = u.job_id AND jobs.version = u.previous_version RETURNING {}), \
+             WHERE jobs.job_id = u.job_id AND jobs.version = u.previous_version RETURNING {WRITTEN_COLUMNS}), \
              queued AS (INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, \
              enterprise_project_id, service, job_type, simulated, priority, available_at, lease_expires_at, \
              GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
@@ -261,8 +255,7 @@ impl RowColumns {
              SELECT job_id FROM updated WHERE NOT (runnable OR rescuable)))), \
              ended AS (INSERT INTO ended_roots SELECT ended_at, job_id FROM updated \
              WHERE parent_job_id IS NULL AND ended_at IS NOT NULL ON CONFLICT DO NOTHING) \
-             SELECT COUNT(*) FROM updated",
-            *WRITTEN_COLUMNS
+             SELECT COUNT(*) FROM updated"
         ))
         .bind(self.status)
         .bind(self.message)
