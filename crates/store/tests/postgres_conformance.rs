@@ -708,3 +708,76 @@ fn test_urls_keep_everything_but_the_database() {
     );
     assert_eq!(url_for_database("postgres://h", "x"), "postgres://h/x");
 }
+
+/// A claim kept in `task_queue` (a lone job's first attempts, `pending_claims`) changes no column
+/// an index holds: the server writes each claimed row beside the old one (a HOT update) and adds
+/// no index entry. Checked on the server's own count of updates and HOT updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_kept_in_the_queue_are_hot_updates() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        let trees: Vec<NewTree> =
+            (0..200).map(|i| NewTree { job: new_job(0, Execution::Sequential, i), idempotency: None }).collect();
+        store.insert_jobs(&trees).await.unwrap();
+        assert_eq!(store.claim_tasks(&claim_request("w".into(), 200), at(30_000)).await.unwrap().len(), 200);
+        let mut conn = PgConnection::connect(&database.url).await.unwrap();
+        // The store's session hands its counts to the statistics once idle (up to 10 s later).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (updated, hot): (i64, i64) =
+                sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'task_queue'")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            if updated >= 200 {
+                assert_eq!(hot, updated, "every claim kept in the queue is a HOT update");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the statistics never counted the claims ({updated} updates)");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        store.close().await;
+    })
+    .await;
+}
+
+/// The pool hands out connections without a round trip to check them, except those that may be
+/// broken: when every session of the store is cut (as a server restart does), the change listener
+/// finds the database again, and the pooled connections opened before are checked and replaced,
+/// so no store call fails on one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_connections_cut_by_an_outage_are_replaced_before_use() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        let trees: Vec<NewTree> =
+            (0..20).map(|i| NewTree { job: new_job(0, Execution::Sequential, i), idempotency: None }).collect();
+        store.insert_jobs(&trees).await.unwrap();
+        let job = &trees[0].job;
+        // Several pooled connections, all idle now.
+        let reads: Vec<_> = (0..4).map(|_| store.get_job(&job.project_id, &job.job_id)).collect();
+        for read in futures_util::future::join_all(reads).await {
+            assert!(read.unwrap().is_some());
+        }
+        let mut admin = PgConnection::connect(&url_for_database(&database.url, "postgres")).await.unwrap();
+        let cut: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&database.name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(cut.len() >= 2, "the listener's session and pooled ones were cut ({} sessions)", cut.len());
+        // The listener sees its session go and reconnects at once.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for round in 0..10 {
+            let reads: Vec<_> = (0..4).map(|_| store.get_job(&job.project_id, &job.job_id)).collect();
+            for read in futures_util::future::join_all(reads).await {
+                let read = read.unwrap_or_else(|error| panic!("round {round}: a cut connection was used: {error}"));
+                assert!(read.is_some());
+            }
+        }
+        assert_eq!(store.claim_tasks(&claim_request("w".into(), 20), at(30_000)).await.unwrap().len(), 20);
+        store.close().await;
+    })
+    .await;
+}

@@ -93,7 +93,10 @@ async fn take_candidates(
         "SELECT t.job_id, t.root_id, t.claim_token IS NOT NULL AS pending FROM task_queue AS t WHERE t.runnable",
     );
     push_claim_filters(&mut builder, "t", request);
+    // Due: `GREATEST(due_at, lease_expires_at)` (`task_queue.due_at`); the claim index walks
+    // `due_at`, and a row holding a claim whose lease has not expired is passed over.
     builder.push(" AND t.due_at <= ").push_bind(millis(&now));
+    builder.push(" AND COALESCE(t.lease_expires_at, 0) <= ").push_bind(millis(&now));
     if !tried.is_empty() {
         builder.push(" AND t.job_id <> ALL(").push_bind(tried.to_vec()).push(")");
     }
@@ -253,49 +256,75 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
     Ok(claimed)
 }
 
-/// Dead `task_queue` rows past which the claim path is vacuumed, once they outnumber the live
-/// rows [`DEAD_PER_LIVE`] times.
+/// Rows through `task_queue` since its last vacuum past which the claim path is vacuumed, once
+/// they outnumber the live rows [`DEAD_PER_LIVE`] times.
 const DEAD_QUEUE_ROWS: i64 = 2_000;
 const DEAD_PER_LIVE: i64 = 8;
 /// How long the claim path is left alone after a vacuum that could not clear it.
 const VACUUM_BACKOFF: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// `VACUUM`s `task_queue` once it is mostly dead rows (as the server's statistics count them);
-/// answers how many there were. Every claim leaves a dead version of its queue row and every
-/// completion a dead row, and their index entries stay in the claim index until a vacuum: after a
-/// burn-down of 100,000 jobs each claim of a lone job walked over all of them (3 ms instead of
-/// 1 ms) until autovacuum woke, up to a minute later. Only a queue that is mostly dead: a vacuum
-/// reads the whole table and its indexes, which during the burn-down itself (100,000 live rows)
-/// took 300 ms a run and slowed the drain more than walking the dead entries did. `SKIP_LOCKED`:
-/// when autovacuum is at it already, this run does nothing; `TRUNCATE false`: the emptied pages are
-/// kept for the next rows rather than cut off the file, which would take a lock claims wait for.
-/// A vacuum that leaves the rows dead (an old snapshot still sees them, or the role does not own
-/// the table) is not repeated for [`VACUUM_BACKOFF`], as autovacuum would not.
+/// `VACUUM`s `task_queue` once it is mostly dead entries; answers how many rows went through it
+/// since its last vacuum (as the server's statistics count them). Every completion leaves a dead
+/// row, and its index entries stay in the claim index until a vacuum: after a burn-down of
+/// 100,000 jobs each claim of a lone job walked over all of them (3 ms instead of 1 ms) until
+/// autovacuum woke, up to a minute later. The count is of rows inserted since the last vacuum (or
+/// the dead rows, if more): each put entries in the indexes, and once the queue is mostly empty
+/// those entries are mostly dead. The server's count of dead rows alone is not enough: a page
+/// pruned on the way (claims are HOT updates, and a read prunes a page full of their old
+/// versions) takes its dead rows off the count and leaves their index entries behind. Only a
+/// queue that is mostly dead: a vacuum reads the whole table and its indexes, which during the
+/// burn-down itself (100,000 live rows) took 300 ms a run and slowed the drain more than walking
+/// the dead entries did. `SKIP_LOCKED`: when autovacuum is at it already, this run does nothing;
+/// `TRUNCATE false`: the emptied pages are kept for the next rows rather than cut off the file,
+/// which would take a lock claims wait for. A vacuum that leaves the rows dead (an old snapshot
+/// still sees them, or the role does not own the table) is not repeated for
+/// [`VACUUM_BACKOFF`], as autovacuum would not.
 pub(super) async fn vacuum_task_queue(store: &PgStore) -> Result<u64> {
     let not_before = *store.vacuum_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if not_before.is_some_and(|at| std::time::Instant::now() < at) {
         return Ok(0);
     }
     let pool = store.pool()?;
-    let (dead, live) = dead_and_live_queue_rows(pool).await?;
-    if dead < DEAD_QUEUE_ROWS || live.saturating_mul(DEAD_PER_LIVE) > dead {
+    let counts = queue_row_counts(pool).await?;
+    let passed = counts.inserted_since_vacuum.max(counts.dead);
+    if passed < DEAD_QUEUE_ROWS {
+        return Ok(0);
+    }
+    // The live rows counted, not taken from the statistics: a session that went idle may hold its
+    // counts back for long (a thousand deletes seen held for a minute), and a live count too high
+    // would keep the vacuum off. At most `passed / DEAD_PER_LIVE + 1` rows are read.
+    let most_live = passed / DEAD_PER_LIVE;
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT FROM task_queue LIMIT $1) AS live")
+        .bind(most_live + 1)
+        .fetch_one(pool)
+        .await?;
+    if live > most_live {
         return Ok(0);
     }
     sqlx::query("VACUUM (SKIP_LOCKED, TRUNCATE false) task_queue").execute(pool).await?;
-    let (left, _) = dead_and_live_queue_rows(pool).await?;
+    let left = queue_row_counts(pool).await?.dead;
     if left >= DEAD_QUEUE_ROWS {
         tracing::info!(dead = left, "the claim path's dead rows outlived a vacuum; next try in a minute");
         *store.vacuum_not_before.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(std::time::Instant::now() + VACUUM_BACKOFF);
     }
-    Ok(u64::try_from(dead).unwrap_or(0))
+    Ok(u64::try_from(passed).unwrap_or(0))
 }
 
-/// `task_queue`'s dead and live rows, as the server's statistics count them.
-async fn dead_and_live_queue_rows(pool: &sqlx::PgPool) -> Result<(i64, i64)> {
-    let counts: Option<(i64, i64)> =
-        sqlx::query_as("SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = 'task_queue'::regclass")
-            .fetch_optional(pool)
-            .await?;
-    Ok(counts.unwrap_or((0, 0)))
+/// `task_queue`'s dead rows and rows inserted since its last vacuum, as the server's statistics
+/// count them.
+#[derive(sqlx::FromRow)]
+struct QueueRowCounts {
+    dead: i64,
+    inserted_since_vacuum: i64,
+}
+
+async fn queue_row_counts(pool: &sqlx::PgPool) -> Result<QueueRowCounts> {
+    let counts: Option<QueueRowCounts> = sqlx::query_as(
+        "SELECT n_dead_tup AS dead, n_ins_since_vacuum AS inserted_since_vacuum \
+         FROM pg_stat_user_tables WHERE relid = 'task_queue'::regclass",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(counts.unwrap_or(QueueRowCounts { dead: 0, inserted_since_vacuum: 0 }))
 }

@@ -11,6 +11,8 @@ use super::*;
 #[derive(Debug, Default)]
 pub(super) struct Reachability {
     lost: std::sync::atomic::AtomicBool,
+    /// When the database was last found again after it was lost.
+    regained: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Reachability {
@@ -20,9 +22,25 @@ impl Reachability {
 
     /// Answers whether this changed it.
     pub(super) fn set_lost(&self, lost: bool) -> bool {
-        self.lost.swap(lost, std::sync::atomic::Ordering::AcqRel) != lost
+        let changed = self.lost.swap(lost, std::sync::atomic::Ordering::AcqRel) != lost;
+        if changed && !lost {
+            *self.regained.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+        }
+        changed
+    }
+
+    /// Whether a connection opened `age` ago may have been cut by an outage: the database is
+    /// lost now (only the change listener asks for connections then, to find it again), or the
+    /// connection was opened before the database was last found again.
+    pub(super) fn may_predate_outage(&self, age: Duration) -> bool {
+        let regained = *self.regained.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.is_lost() || regained.is_some_and(|at| age >= at.elapsed())
     }
 }
+
+/// A pooled connection idle this long is checked (a round trip) before it is handed out: a
+/// proxy, a firewall or the server's `idle_session_timeout` may have cut it meanwhile.
+pub(super) const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
 
 /// How long one attempt of the listener to reconnect waits for a connection: short, so that it
 /// tries again soon after the server is back (the pool's own retries back off up to seconds).

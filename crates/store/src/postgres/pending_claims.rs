@@ -162,7 +162,11 @@ impl QueuedClaims {
         self.rescuable.push(flags.rescuable);
     }
 
-    /// Writes every claim; the caller holds the rows (the claim's `FOR UPDATE`).
+    /// Writes every claim; the caller holds the rows (the claim's `FOR UPDATE`). A claim that
+    /// leaves the row's flags as they were changes no column an index holds (the lease's expiry
+    /// makes the task due again, `task_queue.due_at` stays), so the server writes the new version
+    /// beside the old one with no new index entry (a HOT update); one that changes them (the last
+    /// attempt's) moves `due_at` to the lease's expiry, where the rescuer looks.
     pub(super) async fn write(self, conn: &mut PgConnection) -> Result<()> {
         if self.job_id.is_empty() {
             return Ok(());
@@ -171,7 +175,8 @@ impl QueuedClaims {
         let done = sqlx::query(
             "UPDATE task_queue AS t SET claim_worker_id = c.worker_id, claim_token = c.token, \
              claimed_at = c.claimed_at, lease_expires_at = c.expires_at, \
-             due_at = GREATEST(t.available_at, c.expires_at), runnable = c.runnable, rescuable = c.rescuable \
+             due_at = CASE WHEN (t.runnable, t.rescuable) = (c.runnable, c.rescuable) THEN t.due_at \
+             ELSE GREATEST(t.available_at, c.expires_at) END, runnable = c.runnable, rescuable = c.rescuable \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[], $7::bool[]) \
              AS c(job_id, worker_id, token, expires_at, claimed_at, runnable, rescuable) WHERE t.job_id = c.job_id",
         )
