@@ -226,7 +226,16 @@ impl Job {
     /// Whether the tree holds a task a worker may take without waiting for a lease to run out
     /// (now, or once it falls due): a change that leaves none makes no work for a waiting claim.
     pub fn offers_work(&self) -> bool {
-        self.iter_tree().zip(self.task_flags()).any(|(job, flags)| flags.runnable && job.lease.is_none())
+        self.offered_tasks().next().is_some()
+    }
+
+    /// The tasks of the tree a worker may take without waiting for a lease to run out (now, or
+    /// once they fall due), parent first.
+    pub fn offered_tasks(&self) -> impl Iterator<Item = &Job> {
+        self.iter_tree()
+            .zip(self.task_flags())
+            .filter(|(job, flags)| flags.runnable && job.lease.is_none())
+            .map(|(job, _)| job)
     }
 
     /// For each job of the tree (parent first), what the claim and rescue queries need: a task is

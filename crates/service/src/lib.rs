@@ -10,6 +10,7 @@ pub mod identity;
 pub mod maintenance;
 pub mod metric_labels;
 pub mod simulator;
+mod waiting_claims;
 mod watch;
 
 use std::collections::HashMap;
@@ -204,7 +205,10 @@ pub struct JobServiceState {
     store: Arc<dyn JobStore>,
     clock: Arc<dyn Clock>,
     changes: broadcast::Sender<JobChange>,
+    /// Wakes every waiting claim (a change whose tasks this node cannot see, a lease moved).
     work_may_be_available: Arc<Notify>,
+    /// Wakes the waiting claims that would take the tasks a change offers.
+    waiting_claims: Arc<waiting_claims::WaitingClaims>,
     watchers: Arc<watch::Watchers>,
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
     /// With a shared store, changes made by other nodes are not announced here: waits re-read the
@@ -226,6 +230,7 @@ impl JobService {
             clock,
             changes,
             work_may_be_available: Arc::new(Notify::new()),
+            waiting_claims: Arc::default(),
             watchers: Arc::new(watch::Watchers::default()),
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
             poll_fallback: None,
@@ -254,6 +259,12 @@ impl JobService {
     /// the waiting claimers look again. Called once per write, after its announcements.
     fn wake_claimers(&self) {
         self.work_may_be_available.notify_waiters();
+    }
+
+    /// Changes that may leave work: for each task they offer (`Job::offered_tasks`), the claim
+    /// waiting longest that would take it looks again; the others stay asleep.
+    fn wake_claimers_for<'j>(&self, trees: impl IntoIterator<Item = &'j Job>) {
+        self.waiting_claims.wake_for(trees);
     }
 
     /// Hands a changed tree to its watchers and the change feed.
@@ -371,7 +382,7 @@ impl JobService {
                 self.count_created(&job);
                 tracing::info!(job_id = %job.job_id, service = %job.service, job_type = %job.job_type, "job created");
                 self.announce(&job, true);
-                self.wake_claimers();
+                self.wake_claimers_for([&job]);
                 Ok(Created { job, replayed: false })
             }
             Inserted::Existing(existing) => Ok(Created { job: *existing, replayed: true }),
@@ -413,7 +424,7 @@ impl JobService {
                 Inserted::KeyConflict => return Err(ServiceError::IdempotencyConflict),
             });
         }
-        self.wake_claimers();
+        self.wake_claimers_for(created.iter().filter(|c| !c.replayed).map(|c| &c.job));
         tracing::info!(jobs = created.len(), "jobs created in a batch");
         Ok(created)
     }
@@ -452,9 +463,7 @@ impl JobService {
         tally.record();
         tracing::debug!(job_id = %job_id, status = %tree.status, version = tree.version, "job changed");
         self.announce(&tree, false);
-        if tree.offers_work() {
-            self.wake_claimers();
-        }
+        self.wake_claimers_for([&tree]);
         Ok(tree)
     }
 
@@ -480,19 +489,21 @@ impl JobService {
         tally.record();
         // Each changed tree once, as it stands after the batch (its last event's answer).
         let mut announced = std::collections::HashSet::new();
-        // A heartbeat may bring a lease's expiry forward: a claim waiting for it must look again.
-        let mut offers_work = events.iter().any(|e| matches!(e.event, JobEvent::Heartbeat { .. }));
+        let mut changed = Vec::new();
         for tree in results.iter().rev().flatten() {
             if announced.insert(tree.job_id.clone()) {
                 self.announce(tree, false);
-                offers_work |= tree.offers_work();
+                changed.push(tree);
             }
         }
         // A batch of completions makes no work: the claims waiting stay asleep (each would run
-        // an empty claim), and wake for a retry, the next step of a tree, a new job or a lease's
-        // new expiry.
-        if offers_work {
+        // an empty claim), and a claim that would take it wakes for a retry, the next step of a
+        // tree or a rollback. A heartbeat may bring a lease's expiry forward: every claim waiting
+        // on a timer looks again.
+        if events.iter().any(|e| matches!(e.event, JobEvent::Heartbeat { .. })) {
             self.wake_claimers();
+        } else {
+            self.wake_claimers_for(changed);
         }
         Ok(results)
     }
@@ -508,10 +519,13 @@ impl JobService {
     /// or when the next scheduled or backed-off task falls due), or the wait ends.
     pub async fn claim(&self, request: &ClaimRequest, wait: Duration) -> Result<Vec<ClaimedTask>> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_CLAIM_WAIT);
+        let filter = Arc::new(request.clone());
         loop {
+            // Registered before the store is asked: a task offered from here on wakes it.
             let notified = self.work_may_be_available.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let waiting = self.waiting_claims.register(filter.clone());
             let claimed = timed("claim_tasks", self.store.claim_tasks(request, self.clock.now())).await?;
             if !claimed.is_empty() {
                 // A claim frees no work: the claimers are not woken.
@@ -541,6 +555,7 @@ impl JobService {
             }
             tokio::select! {
                 _ = &mut notified => {}
+                () = waiting.woken() => {}
                 _ = tokio::time::sleep_until(wake_at) => {}
                 () = self.shutting_down() => return Ok(Vec::new()),
             }
