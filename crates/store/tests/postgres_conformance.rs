@@ -781,3 +781,34 @@ async fn pooled_connections_cut_by_an_outage_are_replaced_before_use() {
     })
     .await;
 }
+
+/// A claim reads its candidates' job rows in the statement that takes their queue rows, and keeps
+/// a row only when its version is the one the queue row names; otherwise (a write that committed
+/// while the statement ran) it reads the row again. Here the queue row names another version: the
+/// claim still takes the job, as it now stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_whose_row_disagrees_with_its_queue_row_is_read_again() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        let job = new_job(0, Execution::Sequential, 0);
+        store.insert_job(&job, None).await.unwrap();
+        let mut other = PgConnection::connect(&database.url).await.unwrap();
+        let (queued,): (i64,) = sqlx::query_as("SELECT version FROM task_queue WHERE job_id = $1")
+            .bind(job.job_id.as_str())
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(queued, job.version, "the queue row names the job row's version");
+        sqlx::query("UPDATE task_queue SET version = version + 1 WHERE job_id = $1")
+            .bind(job.job_id.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let claimed = store.claim_tasks(&claim_request("w".into(), 1), at(30_000)).await.unwrap();
+        assert_eq!(claimed.len(), 1, "the candidate was read again and taken");
+        assert_eq!(claimed[0].task_id, job.job_id);
+        assert_eq!(claimed[0].task().attempt, 1);
+        store.close().await;
+    })
+    .await;
+}

@@ -45,9 +45,16 @@ impl Candidate {
     }
 }
 
+/// [`JOB_COLUMNS`] of the row aliased `alias`.
+fn job_columns_of(alias: &str) -> String {
+    JOB_COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 /// The job columns of the row aliased `r` (a root a statement locks).
-pub(super) static ROOT_COLUMNS: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| JOB_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", "));
+pub(super) static ROOT_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| job_columns_of("r"));
+
+/// The job columns of the row aliased `j` (a candidate's job row, read with it).
+static CANDIDATE_JOB_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| job_columns_of("j"));
 
 /// Whether the locked root `r` has sub-jobs. Sub-jobs are created with their root and never
 /// added later, so the statement's snapshot answers it as well as a later one would.
@@ -81,16 +88,22 @@ pub(super) async fn locked_trees(conn: &mut PgConnection, rows: &[PgRow]) -> Res
 
 /// Up to `limit` claimable tasks not yet `tried`, best first, their `task_queue` rows taken by
 /// this transaction (`SKIP LOCKED`: rows another transaction holds are passed over, not waited
-/// for). While the claim holds them, no write of their jobs can commit (`pending_claims`).
+/// for), and, read by the same statement, the job rows of those that may be queued (lone jobs
+/// whose queue rows hold no claim). While the claim holds the queue rows, no write of their jobs
+/// can commit (`pending_claims`). A job row is kept only when it has the version its queue row
+/// names: the row is read in the statement's snapshot, while a queue row written by a transaction
+/// that committed after it is taken as it now stands, and every write of a job row rewrites its
+/// queue row in the same statement. Lone candidates without a row here (rare) are read again.
 async fn take_candidates(
     conn: &mut PgConnection,
     request: &ClaimRequest,
     now: Timestamp,
     tried: &[String],
     limit: usize,
-) -> Result<Vec<Candidate>> {
+) -> Result<(Vec<Candidate>, HashMap<JobId, Job>)> {
     let mut builder = QueryBuilder::<Postgres>::new(
-        "SELECT t.job_id, t.root_id, t.claim_token IS NOT NULL AS pending FROM task_queue AS t WHERE t.runnable",
+        "WITH c AS (SELECT t.job_id, t.root_id, t.claim_token IS NOT NULL AS pending, t.version, t.priority, \
+         t.due_at, t.seq FROM task_queue AS t WHERE t.runnable",
     );
     push_claim_filters(&mut builder, "t", request);
     // Due: `GREATEST(due_at, lease_expires_at)` (`task_queue.due_at`); the claim index walks
@@ -103,15 +116,42 @@ async fn take_candidates(
     builder
         .push(" ORDER BY t.priority DESC, t.due_at, t.seq LIMIT ")
         .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .push(" FOR UPDATE OF t SKIP LOCKED");
+        .push(" FOR UPDATE OF t SKIP LOCKED) ")
+        .push(format!(
+            "SELECT c.job_id AS candidate_id, c.root_id AS candidate_root_id, c.pending, \
+             c.version AS queued_version, c.priority AS candidate_priority, c.due_at AS candidate_due_at, \
+             c.seq AS candidate_seq, {} FROM c LEFT JOIN jobs AS j \
+             ON j.job_id = c.job_id AND c.job_id = c.root_id AND NOT c.pending",
+            *CANDIDATE_JOB_COLUMNS
+        ));
     let rows = builder.build().fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            let id =
-                |column: &str| -> Result<JobId> { JobId::parse(row.try_get(column)?).map_err(|e| corrupt(column, e)) };
-            Ok(Candidate { job_id: id("job_id")?, root_id: id("root_id")?, pending: row.try_get("pending")? })
-        })
-        .collect()
+    let mut ranked = Vec::with_capacity(rows.len());
+    let mut jobs = HashMap::new();
+    for row in &rows {
+        let id = |column: &str| -> Result<JobId> { JobId::parse(row.try_get(column)?).map_err(|e| corrupt(column, e)) };
+        let candidate = Candidate {
+            job_id: id("candidate_id")?,
+            root_id: id("candidate_root_id")?,
+            pending: row.try_get("pending")?,
+        };
+        let joined = row.try_get::<Option<i64>, _>("version")?;
+        if joined.is_some() && joined == Some(row.try_get::<i64, _>("queued_version")?) {
+            jobs.insert(candidate.job_id.clone(), job_from_row(row)?);
+        }
+        let rank: (i32, i64, i64) =
+            (row.try_get("candidate_priority")?, row.try_get("candidate_due_at")?, row.try_get("candidate_seq")?);
+        ranked.push((rank, candidate));
+    }
+    // Best first, as the scan took them: higher priority, then due earlier, then created earlier.
+    ranked.sort_by(|((p1, d1, s1), _), ((p2, d2, s2), _)| p2.cmp(p1).then(d1.cmp(d2)).then(s1.cmp(s2)));
+    let candidates: Vec<Candidate> = ranked.into_iter().map(|(_, candidate)| candidate).collect();
+    let unread: Vec<String> = candidates
+        .iter()
+        .filter(|c| c.may_be_queued() && !jobs.contains_key(&c.job_id))
+        .map(|c| c.job_id.to_string())
+        .collect();
+    jobs.extend(read_lone_jobs(conn, &unread).await?);
+    Ok((candidates, jobs))
 }
 
 /// The rows of lone jobs whose queue rows this claim holds, as stored (no claim pending).
@@ -167,22 +207,27 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
     // statistics say (they lag behind a queue that fills fast, or see every row runnable right
     // after an analyse), a bitmap scan, or a scan of `task_queue_due` and a sort, would read and
     // sort every waiting task on each claim (116 to 170 ms at 50,000 to 100,000 waiting tasks,
-    // against a few ms in index order). Set in the same round trip as `BEGIN`.
-    let mut tx =
-        store.pool()?.begin_with("BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off").await?;
+    // against a few ms in index order). The candidates' job rows are read by one index probe
+    // each (a nested loop), never by a hash or merge join over the whole of `jobs`. Set in the
+    // same round trip as `BEGIN`.
+    let mut tx = store
+        .pool()?
+        .begin_with(
+            "BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; \
+             SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+        )
+        .await?;
     // Trees whose rows this claim writes: as stored, and with this batch's claims applied.
     let mut trees: HashMap<JobId, (Job, Job)> = HashMap::new();
     let mut queued = QueuedClaims::default();
     let mut taken: Vec<(Taken, JobId)> = Vec::with_capacity(wanted);
     let mut tried: Vec<String> = Vec::new();
     for _ in 0..CLAIM_ROUNDS {
-        let candidates = take_candidates(&mut tx, request, now, &tried, wanted - taken.len()).await?;
+        let (candidates, stored) = take_candidates(&mut tx, request, now, &tried, wanted - taken.len()).await?;
         if candidates.is_empty() {
             break;
         }
         tried.extend(candidates.iter().map(|c| c.job_id.to_string()));
-        let lone: Vec<String> = candidates.iter().filter(|c| c.may_be_queued()).map(|c| c.job_id.to_string()).collect();
-        let stored = read_lone_jobs(&mut tx, &lone).await?;
         let mut any_refused = false;
         let mut to_write: Vec<&Candidate> = Vec::new();
         for candidate in &candidates {

@@ -15,7 +15,16 @@ use crate::codec::{enum_text, to_json};
 /// FROM unnest(...)` has columns of the same names).
 const WRITTEN_COLUMNS: &str = "jobs.job_id, jobs.parent_job_id, jobs.project_id, jobs.enterprise_project_id, \
      jobs.service, jobs.job_type, jobs.simulated, jobs.priority, jobs.available_at, jobs.lease_expires_at, jobs.seq, \
-     jobs.runnable, jobs.rescuable, jobs.ended_at";
+     jobs.runnable, jobs.rescuable, jobs.ended_at, jobs.version";
+
+/// The `task_queue` columns a row write sets, and their values from the [`WRITTEN_COLUMNS`] of
+/// a job row it wrote: the queue row of a runnable or rescuable task (a claim kept in the queue
+/// row is cleared by the write that takes it into the job row).
+const QUEUE_COLUMNS: &str = "job_id, root_id, project_id, enterprise_project_id, service, job_type, simulated, \
+     priority, available_at, lease_expires_at, due_at, seq, runnable, rescuable, version";
+const QUEUE_VALUES: &str = "job_id, COALESCE(parent_job_id, job_id), project_id, enterprise_project_id, service, \
+     job_type, simulated, priority, available_at, lease_expires_at, GREATEST(available_at, COALESCE(lease_expires_at, 0)), \
+     seq, runnable, rescuable, version";
 
 /// Job rows, column by column: the binds of one set-based statement.
 #[derive(Default)]
@@ -164,9 +173,7 @@ impl RowColumns {
              $22::int4[], $23::int8[], $24::int8[], $25::int8[], $26::int8[], $27::text[], $28::int8[], \
              $29::text[], $30::text[], $31::text[], $32::int8[], $33::bool[], $34::bool[], $35::int8[], \
              $36::text[], $37::text[], $38::text[], $39::bool[], $40::text[]) RETURNING {WRITTEN_COLUMNS}), \
-             queued AS (INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, enterprise_project_id, \
-             service, job_type, simulated, priority, available_at, lease_expires_at, \
-             GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
+             queued AS (INSERT INTO task_queue ({QUEUE_COLUMNS}) SELECT {QUEUE_VALUES} \
              FROM inserted WHERE runnable OR rescuable), \
              ended AS (INSERT INTO ended_roots SELECT ended_at, job_id FROM inserted \
              WHERE parent_job_id IS NULL AND ended_at IS NOT NULL) \
@@ -243,13 +250,11 @@ impl RowColumns {
              available_at, attempt, lease_worker_id, lease_token, lease_expires_at, runnable, deadline_at, phase, \
              compensation, rescuable, job_id, previous_version, tree_status) \
              WHERE jobs.job_id = u.job_id AND jobs.version = u.previous_version RETURNING {WRITTEN_COLUMNS}), \
-             queued AS (INSERT INTO task_queue SELECT job_id, COALESCE(parent_job_id, job_id), project_id, \
-             enterprise_project_id, service, job_type, simulated, priority, available_at, lease_expires_at, \
-             GREATEST(available_at, COALESCE(lease_expires_at, 0)), seq, runnable, rescuable \
+             queued AS (INSERT INTO task_queue ({QUEUE_COLUMNS}) SELECT {QUEUE_VALUES} \
              FROM updated WHERE runnable OR rescuable \
              ON CONFLICT (job_id) DO UPDATE SET available_at = EXCLUDED.available_at, \
              lease_expires_at = EXCLUDED.lease_expires_at, due_at = EXCLUDED.due_at, \
-             runnable = EXCLUDED.runnable, rescuable = EXCLUDED.rescuable, \
+             runnable = EXCLUDED.runnable, rescuable = EXCLUDED.rescuable, version = EXCLUDED.version, \
              claim_worker_id = NULL, claim_token = NULL, claimed_at = NULL), \
              dequeued AS (DELETE FROM task_queue WHERE job_id = ANY(ARRAY( \
              SELECT job_id FROM updated WHERE NOT (runnable OR rescuable)))), \
