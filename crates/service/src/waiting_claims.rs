@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use jobd_core::Job;
+use jobd_core::{Job, JobType, ProjectId, ServiceName};
 use jobd_store::ClaimRequest;
 use tokio::sync::Notify;
 
@@ -63,22 +63,53 @@ impl WaitingClaims {
     /// registers again.
     pub(crate) fn wake_for<'j>(&self, trees: impl IntoIterator<Item = &'j Job>) {
         let mut waiting = self.lock();
+        // Tasks alike in all a claim filters on (a batch of creates, mostly) are matched once
+        // when none of the waiting claims takes them: a batch costs the claims waiting, not the
+        // claims waiting times its tasks.
+        let mut taken_by_none: Vec<FilteredOn<'j>> = Vec::new();
         for tree in trees {
             for task in tree.offered_tasks() {
                 if waiting.is_empty() {
                     return;
                 }
-                if let Some(index) = waiting.iter().position(|w| takes(&w.request, task)) {
-                    let woken = waiting.remove(index).expect("found above");
-                    woken.wake.notify_one();
+                let filtered_on = FilteredOn::of(task);
+                if taken_by_none.contains(&filtered_on) {
+                    continue;
+                }
+                match waiting.iter().position(|w| takes(&w.request, task)) {
+                    Some(index) => waiting.remove(index).expect("found above").wake.notify_one(),
+                    None => taken_by_none.push(filtered_on),
                 }
             }
         }
     }
 }
 
+/// What of a task [`takes`] looks at.
+#[derive(PartialEq)]
+struct FilteredOn<'j> {
+    simulated: bool,
+    project_id: &'j ProjectId,
+    enterprise_project_id: &'j str,
+    service: &'j ServiceName,
+    job_type: &'j JobType,
+}
+
+impl<'j> FilteredOn<'j> {
+    fn of(task: &'j Job) -> Self {
+        FilteredOn {
+            simulated: task.simulate.is_some(),
+            project_id: &task.project_id,
+            enterprise_project_id: &task.enterprise_project_id,
+            service: &task.service,
+            job_type: &task.job_type,
+        }
+    }
+}
+
 /// Whether a claim made with `request` may take `task`, by the filters the stores apply (when in
 /// doubt, yes: a claim woken for nothing comes back empty; one left asleep leaves a task waiting).
+/// It looks only at what [`FilteredOn`] holds.
 fn takes(request: &ClaimRequest, task: &Job) -> bool {
     request.simulated == task.simulate.is_some()
         && request.project_ids.as_ref().is_none_or(|projects| projects.contains(&task.project_id))
@@ -136,6 +167,11 @@ mod tests {
         // A task offered between registering and waiting is not missed.
         claims.wake_for([&job("cfw")]);
         assert!(is_woken(&again).await);
+        // A batch: tasks no claim takes are passed over, the others still wake theirs.
+        let (cfw, waf) = (claims.register(wants("cfw")), claims.register(wants("waf")));
+        let batch: Vec<Job> = (0..100).map(|_| job("elb")).chain([job("waf"), job("cfw")]).collect();
+        claims.wake_for(&batch);
+        assert!(is_woken(&cfw).await && is_woken(&waf).await);
     }
 
     #[test]
