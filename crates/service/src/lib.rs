@@ -254,17 +254,20 @@ impl JobService {
         self.changes.subscribe()
     }
 
-    /// A change that leaves work (`Job::offers_work`: a new job, a sub-job's turn, a retry, a
-    /// rollback) or moves a lease's expiry (a heartbeat: a waiting claim's timer may now be late):
-    /// the waiting claimers look again. Called once per write, after its announcements.
+    /// Every waiting claim looks again: for a change whose tasks this node does not know (another
+    /// node's), one that moves a lease's expiry (a heartbeat: a waiting claim's timer may now be
+    /// late), or a task not due yet (every timer may need to move). Called after announcements.
     fn wake_claimers(&self) {
         self.work_may_be_available.notify_waiters();
     }
 
     /// Changes that may leave work: for each task they offer (`Job::offered_tasks`), the claim
-    /// waiting longest that would take it looks again; the others stay asleep.
+    /// waiting longest that would take it looks again, and the others stay asleep; a task not due
+    /// yet has every waiting claim look again (and set its timer).
     fn wake_claimers_for<'j>(&self, trees: impl IntoIterator<Item = &'j Job>) {
-        self.waiting_claims.wake_for(trees);
+        if self.waiting_claims.wake_for(trees, self.clock.now()) == waiting_claims::WakeFor::Everyone {
+            self.wake_claimers();
+        }
     }
 
     /// Hands a changed tree to its watchers and the change feed.
@@ -515,8 +518,9 @@ impl JobService {
         self.get(&project_id, job_id).await
     }
 
-    /// Claims tasks; with `wait`, holds the call until work arrives (woken at once by any change,
-    /// or when the next scheduled or backed-off task falls due), or the wait ends.
+    /// Claims tasks; with `wait`, holds the call until work arrives (woken at once by a change
+    /// that offers a task it takes, `waiting_claims`, or by any change another node made, or when
+    /// the next scheduled or backed-off task falls due), or the wait ends.
     pub async fn claim(&self, request: &ClaimRequest, wait: Duration) -> Result<Vec<ClaimedTask>> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_CLAIM_WAIT);
         let filter = Arc::new(request.clone());

@@ -2,12 +2,19 @@
 //! wakes, per task, one waiting claim that would take it, rather than every waiting claim: each
 //! woken claim runs a claim on the store, and all but one came back empty (on two cores, the
 //! empty ones ran beside the one that took the task and slowed it).
+//!
+//! A woken claim may leave without having looked for the task it was woken for: it was already
+//! asking the store and came back with other tasks, or its caller went away, or its wait ended.
+//! It then hands the wake on to the next waiting claim that would take that task (see
+//! [`WaitingClaim`]'s `Drop`). A task not due yet wakes every waiting claim instead
+//! ([`WakeFor::Everyone`]): each has to move its timer, and one woken claim could be taken away by
+//! another task before this one falls due.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use jobd_core::{Job, JobType, ProjectId, ServiceName};
+use jobd_core::{Job, JobType, ProjectId, ServiceName, Timestamp};
 use jobd_store::ClaimRequest;
 use tokio::sync::Notify;
 
@@ -22,46 +29,70 @@ struct Waiting {
     id: u64,
     request: Arc<ClaimRequest>,
     wake: Arc<Notify>,
+    /// The kinds of task it was woken for, until it looks for them.
+    woken_for: Arc<Mutex<Vec<TaskKind>>>,
 }
 
-/// A claim's place among the waiting: woken through `woken()`; leaves when dropped.
+/// What the changes asked of the waiting claims.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WakeFor {
+    /// Nothing to wake for, or a claim was woken for each task offered.
+    Done,
+    /// A task is not due yet: every waiting claim should look again (and set its timer).
+    Everyone,
+}
+
+/// A claim's place among the waiting: woken through `woken()`; leaves when dropped, handing on a
+/// wake it did not use.
 pub(crate) struct WaitingClaim<'a> {
     claims: &'a WaitingClaims,
     id: u64,
     wake: Arc<Notify>,
+    woken_for: Arc<Mutex<Vec<TaskKind>>>,
 }
 
 impl WaitingClaim<'_> {
     /// Resolves once a change offered a task this claim takes (at once if one did since it was
-    /// registered).
+    /// registered); the claim is then taken to look for it.
     pub(crate) async fn woken(&self) {
         self.wake.notified().await;
+        lock(&self.woken_for).clear();
     }
 }
 
 impl Drop for WaitingClaim<'_> {
     fn drop(&mut self) {
-        self.claims.lock().retain(|waiting| waiting.id != self.id);
+        let unused = std::mem::take(&mut *lock(&self.woken_for));
+        let mut waiting = self.claims.lock();
+        waiting.retain(|waiting| waiting.id != self.id);
+        for kind in unused {
+            wake_one(&mut waiting, &kind.filtered_on());
+        }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl WaitingClaims {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Waiting>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.waiting)
     }
 
     /// Registers a claim about to look for work: a task offered from now on may wake it.
     pub(crate) fn register(&self, request: Arc<ClaimRequest>) -> WaitingClaim<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let wake = Arc::new(Notify::new());
-        self.lock().push_back(Waiting { id, request, wake: wake.clone() });
-        WaitingClaim { claims: self, id, wake }
+        let woken_for = Arc::new(Mutex::new(Vec::new()));
+        self.lock().push_back(Waiting { id, request, wake: wake.clone(), woken_for: woken_for.clone() });
+        WaitingClaim { claims: self, id, wake, woken_for }
     }
 
-    /// Wakes, for each task `trees` offer (`Job::offered_tasks`), the longest-waiting claim that
-    /// would take it, each claim at most once; a woken claim leaves the waiting until it
-    /// registers again.
-    pub(crate) fn wake_for<'j>(&self, trees: impl IntoIterator<Item = &'j Job>) {
+    /// Wakes, for each task `trees` offer (`Job::offered_tasks`) due by `now`, the longest-waiting
+    /// claim that would take it, each claim at most once; a woken claim leaves the waiting until it
+    /// registers again. A task not due yet asks for [`WakeFor::Everyone`].
+    pub(crate) fn wake_for<'j>(&self, trees: impl IntoIterator<Item = &'j Job>, now: Timestamp) -> WakeFor {
         let mut waiting = self.lock();
         // Tasks alike in all a claim filters on (a batch of creates, mostly) are matched once
         // when none of the waiting claims takes them: a batch costs the claims waiting, not the
@@ -69,20 +100,30 @@ impl WaitingClaims {
         let mut taken_by_none: Vec<FilteredOn<'j>> = Vec::new();
         for tree in trees {
             for task in tree.offered_tasks() {
+                if task.available_at > now {
+                    return WakeFor::Everyone;
+                }
                 if waiting.is_empty() {
-                    return;
+                    continue; // a later task may not be due yet
                 }
                 let filtered_on = FilteredOn::of(task);
-                if taken_by_none.contains(&filtered_on) {
-                    continue;
-                }
-                match waiting.iter().position(|w| takes(&w.request, task)) {
-                    Some(index) => waiting.remove(index).expect("found above").wake.notify_one(),
-                    None => taken_by_none.push(filtered_on),
+                if !taken_by_none.contains(&filtered_on) && !wake_one(&mut waiting, &filtered_on) {
+                    taken_by_none.push(filtered_on);
                 }
             }
         }
+        WakeFor::Done
     }
+}
+
+/// Wakes the longest-waiting claim that would take a task filtered on `filtered_on`, if any, and
+/// takes it off the waiting; answers whether there was one.
+fn wake_one(waiting: &mut VecDeque<Waiting>, filtered_on: &FilteredOn<'_>) -> bool {
+    let Some(index) = waiting.iter().position(|w| takes(&w.request, filtered_on)) else { return false };
+    let woken = waiting.remove(index).expect("found above");
+    lock(&woken.woken_for).push(filtered_on.to_kind());
+    woken.wake.notify_one();
+    true
 }
 
 /// What of a task [`takes`] looks at.
@@ -95,6 +136,15 @@ struct FilteredOn<'j> {
     job_type: &'j JobType,
 }
 
+/// [`FilteredOn`], owned: what a woken claim keeps until it looks.
+struct TaskKind {
+    simulated: bool,
+    project_id: ProjectId,
+    enterprise_project_id: String,
+    service: ServiceName,
+    job_type: JobType,
+}
+
 impl<'j> FilteredOn<'j> {
     fn of(task: &'j Job) -> Self {
         FilteredOn {
@@ -105,19 +155,41 @@ impl<'j> FilteredOn<'j> {
             job_type: &task.job_type,
         }
     }
+
+    fn to_kind(&self) -> TaskKind {
+        TaskKind {
+            simulated: self.simulated,
+            project_id: self.project_id.clone(),
+            enterprise_project_id: self.enterprise_project_id.to_owned(),
+            service: self.service.clone(),
+            job_type: self.job_type.clone(),
+        }
+    }
 }
 
-/// Whether a claim made with `request` may take `task`, by the filters the stores apply (when in
-/// doubt, yes: a claim woken for nothing comes back empty; one left asleep leaves a task waiting).
-/// It looks only at what [`FilteredOn`] holds.
-fn takes(request: &ClaimRequest, task: &Job) -> bool {
-    request.simulated == task.simulate.is_some()
-        && request.project_ids.as_ref().is_none_or(|projects| projects.contains(&task.project_id))
+impl TaskKind {
+    fn filtered_on(&self) -> FilteredOn<'_> {
+        FilteredOn {
+            simulated: self.simulated,
+            project_id: &self.project_id,
+            enterprise_project_id: &self.enterprise_project_id,
+            service: &self.service,
+            job_type: &self.job_type,
+        }
+    }
+}
+
+/// Whether a claim made with `request` may take a task filtered on `task`, by the filters the
+/// stores apply (when in doubt, yes: a claim woken for nothing comes back empty; one left asleep
+/// leaves a task waiting).
+fn takes(request: &ClaimRequest, task: &FilteredOn<'_>) -> bool {
+    request.simulated == task.simulated
+        && request.project_ids.as_ref().is_none_or(|projects| projects.contains(task.project_id))
         && request
             .enterprise_project_ids
             .as_ref()
-            .is_none_or(|enterprise_projects| enterprise_projects.contains(&task.enterprise_project_id))
-        && (request.services.is_empty() || request.services.contains(&task.service))
+            .is_none_or(|enterprise_projects| enterprise_projects.iter().any(|e| e == task.enterprise_project_id))
+        && (request.services.is_empty() || request.services.contains(task.service))
         && (request.job_types.is_empty() || request.job_types.iter().any(|t| t == task.job_type.as_str()))
 }
 
@@ -143,6 +215,10 @@ mod tests {
         Arc::new(request)
     }
 
+    fn now() -> Timestamp {
+        Timestamp::default()
+    }
+
     async fn is_woken(claim: &WaitingClaim<'_>) -> bool {
         tokio::time::timeout(Duration::from_millis(50), claim.woken()).await.is_ok()
     }
@@ -152,41 +228,72 @@ mod tests {
         let claims = WaitingClaims::default();
         let (first, second, other) =
             (claims.register(wants("cfw")), claims.register(wants("cfw")), claims.register(wants("waf")));
-        claims.wake_for([&job("cfw")]);
+        claims.wake_for([&job("cfw")], now());
         assert!(is_woken(&first).await, "the claim waiting longest");
         assert!(!is_woken(&second).await, "one task wakes one claim");
         assert!(!is_woken(&other).await, "a claim for another service sleeps");
-        claims.wake_for([&job("cfw"), &job("cfw")]);
+        claims.wake_for([&job("cfw"), &job("cfw")], now());
         assert!(is_woken(&second).await);
         assert!(!is_woken(&first).await, "a woken claim waits again only once it registers again");
         drop(second);
         let again = claims.register(wants("cfw"));
-        claims.wake_for([&job("waf")]);
+        claims.wake_for([&job("waf")], now());
         assert!(is_woken(&other).await);
         assert!(!is_woken(&again).await);
         // A task offered between registering and waiting is not missed.
-        claims.wake_for([&job("cfw")]);
+        claims.wake_for([&job("cfw")], now());
         assert!(is_woken(&again).await);
         // A batch: tasks no claim takes are passed over, the others still wake theirs.
         let (cfw, waf) = (claims.register(wants("cfw")), claims.register(wants("waf")));
         let batch: Vec<Job> = (0..100).map(|_| job("elb")).chain([job("waf"), job("cfw")]).collect();
-        claims.wake_for(&batch);
+        claims.wake_for(&batch, now());
         assert!(is_woken(&cfw).await && is_woken(&waf).await);
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_leaves_without_looking_hands_its_wake_on() {
+        let claims = WaitingClaims::default();
+        let (busy, asleep) = (claims.register(wants("cfw")), claims.register(wants("cfw")));
+        // `busy` is still asking the store when the task comes, and leaves with other tasks.
+        claims.wake_for([&job("cfw")], now());
+        drop(busy);
+        assert!(is_woken(&asleep).await, "the wake went on to the next claim that takes the task");
+        // A claim that looked (woken, then ran its claim) hands nothing on.
+        let next = claims.register(wants("cfw"));
+        claims.wake_for([&job("cfw")], now());
+        let later = claims.register(wants("cfw"));
+        assert!(is_woken(&next).await);
+        drop(next);
+        assert!(!is_woken(&later).await);
+    }
+
+    #[tokio::test]
+    async fn a_task_not_due_yet_asks_every_claim_to_look_again() {
+        let claims = WaitingClaims::default();
+        let waiting = claims.register(wants("cfw"));
+        let mut later = job("cfw");
+        later.available_at = now() + chrono::Duration::seconds(5);
+        assert_eq!(claims.wake_for([&later], now()), WakeFor::Everyone);
+        assert_eq!(claims.wake_for([&job("waf")], now()), WakeFor::Done);
+        assert!(!is_woken(&waiting).await, "not woken one by one");
     }
 
     #[test]
     fn a_claim_takes_the_tasks_its_filters_let_through() {
         let task = job("cfw");
-        assert!(takes(&claim_request("w", false), &task), "no filter");
-        assert!(!takes(&claim_request("sim", true), &task), "the simulator takes simulated tasks only");
+        assert!(takes(&claim_request("w", false), &FilteredOn::of(&task)), "no filter");
+        assert!(
+            !takes(&claim_request("sim", true), &FilteredOn::of(&task)),
+            "the simulator takes simulated tasks only"
+        );
         let mut elsewhere = claim_request("w", false);
         elsewhere.project_ids = Some(vec![]);
-        assert!(!takes(&elsewhere, &task));
+        assert!(!takes(&elsewhere, &FilteredOn::of(&task)));
         elsewhere.project_ids = Some(vec![task.project_id.clone()]);
         elsewhere.job_types = vec!["deleteFirewall".into()];
-        assert!(!takes(&elsewhere, &task));
+        assert!(!takes(&elsewhere, &FilteredOn::of(&task)));
         elsewhere.job_types = vec!["createFirewall".into()];
         elsewhere.enterprise_project_ids = Some(vec![task.enterprise_project_id.clone()]);
-        assert!(takes(&elsewhere, &task));
+        assert!(takes(&elsewhere, &FilteredOn::of(&task)));
     }
 }

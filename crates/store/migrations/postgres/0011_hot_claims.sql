@@ -12,6 +12,9 @@
 -- The rescuer's index keys on `due_at` instead of `lease_expires_at`: a rescuable row is leased,
 -- and a row write or a claim that makes a row rescuable sets `due_at` to its lease's expiry (a
 -- lease is taken once the task is available, so it ends after `available_at`).
+--
+-- Every node sharing the database must run a version with this migration: an older node's claim
+-- would read `due_at` alone and take a claimed row's `due_at` (left in the past) as due.
 DROP INDEX task_queue_rescuable;
 CREATE INDEX task_queue_rescuable ON task_queue (due_at) WHERE rescuable;
 -- Room on each page for the claimed version of every row beside the row (a claim adds a worker

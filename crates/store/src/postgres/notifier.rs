@@ -22,11 +22,12 @@ impl Reachability {
 
     /// Answers whether this changed it.
     pub(super) fn set_lost(&self, lost: bool) -> bool {
-        let changed = self.lost.swap(lost, std::sync::atomic::Ordering::AcqRel) != lost;
-        if changed && !lost {
+        // Found again: when, before it shows as found, so no connection older than the outage is
+        // handed out unchecked in between.
+        if !lost && self.is_lost() {
             *self.regained.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
         }
-        changed
+        self.lost.swap(lost, std::sync::atomic::Ordering::AcqRel) != lost
     }
 
     /// Whether a connection opened `age` ago may have been cut by an outage: the database is

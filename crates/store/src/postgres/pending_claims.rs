@@ -10,8 +10,12 @@
 //! The rule that keeps this exact: while a `task_queue` row holds a claim, its job's row in `jobs`
 //! is the row the claim was decided on, and the job as it stands is that row with the claim applied
 //! by the state machine (`jobd_core::apply`, the same event at the same time: the same answer).
-//! - A claim takes its `task_queue` rows first (`FOR UPDATE SKIP LOCKED`), then reads the job rows
-//!   in a later statement: whatever wrote them before is visible, and nothing can write them after.
+//! - A claim takes its `task_queue` rows (`FOR UPDATE SKIP LOCKED`) and reads the job rows in the
+//!   same statement, keeping a job row only when it has the version its queue row names (every
+//!   write of a job row rewrites its queue row in the same statement, so a write that committed
+//!   after the statement's snapshot shows as a newer queue row); the others are read again in a
+//!   later statement. Either way the claim decides on the row as the last write left it, and
+//!   nothing can write it while the claim holds the queue row.
 //! - Every write of a job tree takes its root (`FOR UPDATE`), then the `task_queue` row of a lone
 //!   root (`FOR UPDATE`, waiting for a claim in flight), applies the claim it holds, and writes the
 //!   row with the claim in it; the same statement clears the claim from `task_queue`.
