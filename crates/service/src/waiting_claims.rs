@@ -10,6 +10,7 @@
 //! ([`WakeFor::Everyone`]): each has to move its timer, and one woken claim could be taken away by
 //! another task before this one falls due.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,9 +29,15 @@ pub(crate) struct WaitingClaims {
 struct Waiting {
     id: u64,
     request: Arc<ClaimRequest>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
+}
+
+/// How a waiting claim is woken, shared by its place among the waiting and its guard.
+#[derive(Default)]
+struct Wake {
+    notify: Notify,
     /// The kinds of task it was woken for, until it looks for them.
-    woken_for: Arc<Mutex<Vec<TaskKind>>>,
+    woken_for: Mutex<Vec<TaskKind<'static>>>,
 }
 
 /// What the changes asked of the waiting claims.
@@ -47,26 +54,25 @@ pub(crate) enum WakeFor {
 pub(crate) struct WaitingClaim<'a> {
     claims: &'a WaitingClaims,
     id: u64,
-    wake: Arc<Notify>,
-    woken_for: Arc<Mutex<Vec<TaskKind>>>,
+    wake: Arc<Wake>,
 }
 
 impl WaitingClaim<'_> {
     /// Resolves once a change offered a task this claim takes (at once if one did since it was
     /// registered); the claim is then taken to look for it.
     pub(crate) async fn woken(&self) {
-        self.wake.notified().await;
-        lock(&self.woken_for).clear();
+        self.wake.notify.notified().await;
+        lock(&self.wake.woken_for).clear();
     }
 }
 
 impl Drop for WaitingClaim<'_> {
     fn drop(&mut self) {
-        let unused = std::mem::take(&mut *lock(&self.woken_for));
+        let unused = std::mem::take(&mut *lock(&self.wake.woken_for));
         let mut waiting = self.claims.lock();
         waiting.retain(|waiting| waiting.id != self.id);
-        for kind in unused {
-            wake_one(&mut waiting, &kind.filtered_on());
+        for kind in &unused {
+            wake_one(&mut waiting, kind);
         }
     }
 }
@@ -83,10 +89,9 @@ impl WaitingClaims {
     /// Registers a claim about to look for work: a task offered from now on may wake it.
     pub(crate) fn register(&self, request: Arc<ClaimRequest>) -> WaitingClaim<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let wake = Arc::new(Notify::new());
-        let woken_for = Arc::new(Mutex::new(Vec::new()));
-        self.lock().push_back(Waiting { id, request, wake: wake.clone(), woken_for: woken_for.clone() });
-        WaitingClaim { claims: self, id, wake, woken_for }
+        let wake = Arc::new(Wake::default());
+        self.lock().push_back(Waiting { id, request, wake: wake.clone() });
+        WaitingClaim { claims: self, id, wake }
     }
 
     /// Wakes, for each task `trees` offer (`Job::offered_tasks`) due by `now`, the longest-waiting
@@ -97,7 +102,7 @@ impl WaitingClaims {
         // Tasks alike in all a claim filters on (a batch of creates, mostly) are matched once
         // when none of the waiting claims takes them: a batch costs the claims waiting, not the
         // claims waiting times its tasks.
-        let mut taken_by_none: Vec<FilteredOn<'j>> = Vec::new();
+        let mut taken_by_none: Vec<TaskKind<'j>> = Vec::new();
         for tree in trees {
             for task in tree.offered_tasks() {
                 if task.available_at > now {
@@ -106,9 +111,9 @@ impl WaitingClaims {
                 if waiting.is_empty() {
                     continue; // a later task may not be due yet
                 }
-                let filtered_on = FilteredOn::of(task);
-                if !taken_by_none.contains(&filtered_on) && !wake_one(&mut waiting, &filtered_on) {
-                    taken_by_none.push(filtered_on);
+                let kind = TaskKind::of(task);
+                if !taken_by_none.contains(&kind) && !wake_one(&mut waiting, &kind) {
+                    taken_by_none.push(kind);
                 }
             }
         }
@@ -116,81 +121,61 @@ impl WaitingClaims {
     }
 }
 
-/// Wakes the longest-waiting claim that would take a task filtered on `filtered_on`, if any, and
-/// takes it off the waiting; answers whether there was one.
-fn wake_one(waiting: &mut VecDeque<Waiting>, filtered_on: &FilteredOn<'_>) -> bool {
-    let Some(index) = waiting.iter().position(|w| takes(&w.request, filtered_on)) else { return false };
+/// Wakes the longest-waiting claim that would take a task of `kind`, if any, and takes it off the
+/// waiting; answers whether there was one.
+fn wake_one(waiting: &mut VecDeque<Waiting>, kind: &TaskKind<'_>) -> bool {
+    let Some(index) = waiting.iter().position(|w| takes(&w.request, kind)) else { return false };
     let woken = waiting.remove(index).expect("found above");
-    lock(&woken.woken_for).push(filtered_on.to_kind());
-    woken.wake.notify_one();
+    lock(&woken.wake.woken_for).push(kind.to_owned_kind());
+    woken.wake.notify.notify_one();
     true
 }
 
-/// What of a task [`takes`] looks at.
+/// What of a task [`takes`] looks at: borrowed from the task while matching, owned by a woken
+/// claim until it looks.
 #[derive(PartialEq)]
-struct FilteredOn<'j> {
+struct TaskKind<'j> {
     simulated: bool,
-    project_id: &'j ProjectId,
-    enterprise_project_id: &'j str,
-    service: &'j ServiceName,
-    job_type: &'j JobType,
+    project_id: Cow<'j, ProjectId>,
+    enterprise_project_id: Cow<'j, str>,
+    service: Cow<'j, ServiceName>,
+    job_type: Cow<'j, JobType>,
 }
 
-/// [`FilteredOn`], owned: what a woken claim keeps until it looks.
-struct TaskKind {
-    simulated: bool,
-    project_id: ProjectId,
-    enterprise_project_id: String,
-    service: ServiceName,
-    job_type: JobType,
-}
-
-impl<'j> FilteredOn<'j> {
+impl<'j> TaskKind<'j> {
     fn of(task: &'j Job) -> Self {
-        FilteredOn {
+        TaskKind {
             simulated: task.simulate.is_some(),
-            project_id: &task.project_id,
-            enterprise_project_id: &task.enterprise_project_id,
-            service: &task.service,
-            job_type: &task.job_type,
+            project_id: Cow::Borrowed(&task.project_id),
+            enterprise_project_id: Cow::Borrowed(&task.enterprise_project_id),
+            service: Cow::Borrowed(&task.service),
+            job_type: Cow::Borrowed(&task.job_type),
         }
     }
 
-    fn to_kind(&self) -> TaskKind {
+    fn to_owned_kind(&self) -> TaskKind<'static> {
         TaskKind {
             simulated: self.simulated,
-            project_id: self.project_id.clone(),
-            enterprise_project_id: self.enterprise_project_id.to_owned(),
-            service: self.service.clone(),
-            job_type: self.job_type.clone(),
+            project_id: Cow::Owned(ProjectId::clone(&self.project_id)),
+            enterprise_project_id: Cow::Owned(self.enterprise_project_id.to_string()),
+            service: Cow::Owned(ServiceName::clone(&self.service)),
+            job_type: Cow::Owned(JobType::clone(&self.job_type)),
         }
     }
 }
 
-impl TaskKind {
-    fn filtered_on(&self) -> FilteredOn<'_> {
-        FilteredOn {
-            simulated: self.simulated,
-            project_id: &self.project_id,
-            enterprise_project_id: &self.enterprise_project_id,
-            service: &self.service,
-            job_type: &self.job_type,
-        }
-    }
-}
-
-/// Whether a claim made with `request` may take a task filtered on `task`, by the filters the
-/// stores apply (when in doubt, yes: a claim woken for nothing comes back empty; one left asleep
-/// leaves a task waiting).
-fn takes(request: &ClaimRequest, task: &FilteredOn<'_>) -> bool {
-    request.simulated == task.simulated
-        && request.project_ids.as_ref().is_none_or(|projects| projects.contains(task.project_id))
+/// Whether a claim made with `request` may take a task of `kind`, by the filters the stores apply
+/// (when in doubt, yes: a claim woken for nothing comes back empty; one left asleep leaves a task
+/// waiting).
+fn takes(request: &ClaimRequest, kind: &TaskKind<'_>) -> bool {
+    request.simulated == kind.simulated
+        && request.project_ids.as_ref().is_none_or(|projects| projects.contains(&kind.project_id))
         && request
             .enterprise_project_ids
             .as_ref()
-            .is_none_or(|enterprise_projects| enterprise_projects.iter().any(|e| e == task.enterprise_project_id))
-        && (request.services.is_empty() || request.services.contains(task.service))
-        && (request.job_types.is_empty() || request.job_types.iter().any(|t| t == task.job_type.as_str()))
+            .is_none_or(|enterprise_projects| enterprise_projects.iter().any(|e| *e == *kind.enterprise_project_id))
+        && (request.services.is_empty() || request.services.contains(&kind.service))
+        && (request.job_types.is_empty() || request.job_types.iter().any(|t| t == kind.job_type.as_str()))
 }
 
 #[cfg(test)]
@@ -281,19 +266,16 @@ mod tests {
     #[test]
     fn a_claim_takes_the_tasks_its_filters_let_through() {
         let task = job("cfw");
-        assert!(takes(&claim_request("w", false), &FilteredOn::of(&task)), "no filter");
-        assert!(
-            !takes(&claim_request("sim", true), &FilteredOn::of(&task)),
-            "the simulator takes simulated tasks only"
-        );
+        assert!(takes(&claim_request("w", false), &TaskKind::of(&task)), "no filter");
+        assert!(!takes(&claim_request("sim", true), &TaskKind::of(&task)), "the simulator takes simulated tasks only");
         let mut elsewhere = claim_request("w", false);
         elsewhere.project_ids = Some(vec![]);
-        assert!(!takes(&elsewhere, &FilteredOn::of(&task)));
+        assert!(!takes(&elsewhere, &TaskKind::of(&task)));
         elsewhere.project_ids = Some(vec![task.project_id.clone()]);
         elsewhere.job_types = vec!["deleteFirewall".into()];
-        assert!(!takes(&elsewhere, &FilteredOn::of(&task)));
+        assert!(!takes(&elsewhere, &TaskKind::of(&task)));
         elsewhere.job_types = vec!["createFirewall".into()];
         elsewhere.enterprise_project_ids = Some(vec![task.enterprise_project_id.clone()]);
-        assert!(takes(&elsewhere, &FilteredOn::of(&task)));
+        assert!(takes(&elsewhere, &TaskKind::of(&task)));
     }
 }
