@@ -223,14 +223,9 @@ impl Job {
         Some(self.started_at? + chrono::Duration::seconds(i64::from(timeout)))
     }
 
-    /// Whether the tree holds a task a worker may take without waiting for a lease to run out
-    /// (now, or once it falls due): a change that leaves none makes no work for a waiting claim.
-    pub fn offers_work(&self) -> bool {
-        self.offered_tasks().next().is_some()
-    }
-
     /// The tasks of the tree a worker may take without waiting for a lease to run out (now, or
-    /// once they fall due), parent first.
+    /// once they fall due), parent first: a change that leaves none makes no work for a waiting
+    /// claim.
     pub fn offered_tasks(&self) -> impl Iterator<Item = &Job> {
         self.iter_tree()
             .zip(self.task_flags())

@@ -256,12 +256,13 @@ fn same_row_sees_a_change_of_any_own_field_and_ignores_sub_jobs() {
 fn a_tree_offers_work_while_a_task_waits_for_a_worker() {
     let lease = |token: &str| Lease { worker_id: "w".into(), token: token.into(), expires_at: at(60_000) };
     let claim = |token: &str| JobEvent::Claim { lease: lease(token) };
+    let offered = |tree: &Job| tree.offered_tasks().map(|task| task.job_id.clone()).collect::<Vec<_>>();
     let job = new_job(0);
     let id = job.job_id.clone();
     assert!(job.max_attempts > 1, "the example needs a retry");
-    assert!(job.offers_work(), "a new job waits for a worker");
+    assert_eq!(offered(&job), vec![id.clone()], "a new job waits for a worker");
     let claimed = apply(&job, &id, &claim("a"), at(1)).unwrap();
-    assert!(!claimed.offers_work(), "a leased task waits for its lease, not for a claim");
+    assert!(offered(&claimed).is_empty(), "a leased task waits for its lease, not for a claim");
     let retry = JobEvent::FailAttempt {
         lease_token: "a".into(),
         error_code: "X".into(),
@@ -270,19 +271,19 @@ fn a_tree_offers_work_while_a_task_waits_for_a_worker() {
         jitter: 0.0,
     };
     let retrying = apply(&claimed, &id, &retry, at(2)).unwrap();
-    assert!(retrying.offers_work(), "a retry (once due) waits for a worker");
+    assert_eq!(offered(&retrying), vec![id.clone()], "a retry (once due) waits for a worker");
     let claimed = apply(&retrying, &id, &claim("b"), at(10_000_000)).unwrap();
     let done =
         apply(&claimed, &id, &JobEvent::Complete { lease_token: "b".into(), result: None, message: None }, at(3))
             .unwrap();
-    assert!(!done.offers_work(), "a finished job makes no work");
+    assert!(offered(&done).is_empty(), "a finished job makes no work");
     // A tree: its next step, once the one before succeeded.
     let tree = new_job(2);
     let first = tree.sub_jobs[0].job_id.clone();
     let claimed = apply(&tree, &first, &claim("c"), at(1)).unwrap();
-    assert!(!claimed.offers_work(), "the second step waits for the first");
+    assert!(offered(&claimed).is_empty(), "the second step waits for the first");
     let next =
         apply(&claimed, &first, &JobEvent::Complete { lease_token: "c".into(), result: None, message: None }, at(2))
             .unwrap();
-    assert!(next.offers_work(), "the second step's turn has come");
+    assert_eq!(offered(&next), vec![tree.sub_jobs[1].job_id.clone()], "the second step's turn has come");
 }
