@@ -537,10 +537,14 @@ async fn held_leases_order_row_and_queue_leases_alike() {
     .await;
 }
 
+/// `count` jobs without sub-jobs, created at 0, 1, ... ms, without idempotency keys.
+fn lone_jobs(count: i64) -> Vec<NewTree> {
+    (0..count).map(|i| NewTree { job: new_job(0, Execution::Sequential, i), idempotency: None }).collect()
+}
+
 /// Creates `count` jobs, claims and completes them all: `task_queue` is left with dead rows only.
 async fn burn_down(store: &PgStore, count: i64) {
-    let trees: Vec<NewTree> =
-        (0..count).map(|i| NewTree { job: new_job(0, Execution::Sequential, i), idempotency: None }).collect();
+    let trees = lone_jobs(count);
     for chunk in trees.chunks(500) {
         store.insert_jobs(chunk).await.unwrap();
     }
@@ -716,8 +720,7 @@ fn test_urls_keep_everything_but_the_database() {
 async fn claims_kept_in_the_queue_are_hot_updates() {
     with_database(|database| async move {
         let store = connect(&database).await;
-        let trees: Vec<NewTree> =
-            (0..200).map(|i| NewTree { job: new_job(0, Execution::Sequential, i), idempotency: None }).collect();
+        let trees = lone_jobs(200);
         store.insert_jobs(&trees).await.unwrap();
         assert_eq!(store.claim_tasks(&claim_request("w".into(), 200), at(30_000)).await.unwrap().len(), 200);
         let mut conn = PgConnection::connect(&database.url).await.unwrap();
@@ -749,8 +752,7 @@ async fn claims_kept_in_the_queue_are_hot_updates() {
 async fn pooled_connections_cut_by_an_outage_are_replaced_before_use() {
     with_database(|database| async move {
         let store = connect(&database).await;
-        let trees: Vec<NewTree> =
-            (0..20).map(|i| NewTree { job: new_job(0, Execution::Sequential, i), idempotency: None }).collect();
+        let trees = lone_jobs(20);
         store.insert_jobs(&trees).await.unwrap();
         let job = &trees[0].job;
         // Several pooled connections, all idle now.
