@@ -65,9 +65,14 @@ impl<V> BoundedTrees<V> {
     }
 
     pub(crate) fn remove(&mut self, root: &JobId) {
-        if let Some((_, bytes)) = self.entries.remove(root) {
-            self.bytes -= bytes;
-        }
+        self.take(root);
+    }
+
+    /// Removes what is kept for `root`, and hands it over.
+    pub(crate) fn take(&mut self, root: &JobId) -> Option<V> {
+        let (value, bytes) = self.entries.remove(root)?;
+        self.bytes -= bytes;
+        Some(value)
     }
 
     /// Keeps `value` (about `bytes` of memory) for `root`, in place of what was kept for it,

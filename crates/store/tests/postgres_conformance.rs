@@ -814,3 +814,65 @@ async fn a_candidate_whose_row_disagrees_with_its_queue_row_is_read_again() {
     })
     .await;
 }
+
+/// A node keeps the claims it kept in `task_queue` for their reports (`kept_claims`), and writes
+/// a report on one only while the job's row is still the row the claim was decided on. Here
+/// another node cancels one claimed job and heartbeats another (a new expiry only: the job's
+/// version stays, while its row moves on from the row the claim read) between the claim and the
+/// reports: the first report is refused on the cancelled job,
+/// the second applies to the job as the other node's heartbeat left it (its lease's expiry),
+/// and the third, untouched, to the job as claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_on_a_claim_another_node_wrote_since_reads_the_job_again() {
+    with_database(|database| async move {
+        let (here, there) = (connect(&database).await, connect(&database).await);
+        here.insert_jobs(&lone_jobs(3)).await.unwrap();
+        let claimed = here.claim_tasks(&claim_request("w".into(), 3), at(1_000)).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        let token = |i: usize| claimed[i].task().lease.as_ref().unwrap().token.clone();
+
+        let cancelled = there.apply_event(&project(), &claimed[0].task_id, &JobEvent::Cancel, at(1_100)).await.unwrap();
+        assert_eq!(cancelled.status, JobStatus::Cancelled);
+        let extended = at(900_000);
+        let beat = JobEvent::Heartbeat { lease_token: token(1), lease_expires_at: Some(extended), message: None };
+        let beaten = there
+            .apply_task_events(
+                &[TaskEvent { job_id: claimed[1].task_id.clone(), event: beat }],
+                &TaskScope::default(),
+                at(1_200),
+            )
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        assert_eq!(beaten.version, claimed[1].task().version, "a new expiry alone keeps the version");
+
+        let note = JobEvent::Heartbeat { lease_token: token(1), lease_expires_at: None, message: Some("here".into()) };
+        let events = vec![
+            TaskEvent { job_id: claimed[0].task_id.clone(), event: complete(token(0)) },
+            TaskEvent { job_id: claimed[1].task_id.clone(), event: note },
+            TaskEvent { job_id: claimed[2].task_id.clone(), event: complete(token(2)) },
+        ];
+        let answers = here.apply_task_events(&events, &TaskScope::default(), at(1_300)).await.unwrap();
+        assert!(answers[0].is_err(), "a cancelled job cannot complete: {:?}", answers[0]);
+        let noted = answers[1].as_ref().expect("the heartbeat applies");
+        assert_eq!(noted.message.as_deref(), Some("here"));
+        assert_eq!(
+            noted.lease.as_ref().map(|lease| lease.expires_at),
+            Some(extended),
+            "applied to the job as the other node left it"
+        );
+        let done = answers[2].as_ref().expect("the untouched job completes");
+        assert_eq!((done.status, done.version), (JobStatus::Succeeded, claimed[2].task().version + 1));
+        for (i, answer) in answers.iter().enumerate() {
+            let stored = here.get_job(&project(), &claimed[i].task_id).await.unwrap().unwrap();
+            match answer {
+                Ok(job) => assert_eq!(&stored, job),
+                Err(_) => assert_eq!(stored, cancelled),
+            }
+        }
+        here.close().await;
+        there.close().await;
+    })
+    .await;
+}

@@ -189,8 +189,8 @@ async fn lock_roots(conn: &mut PgConnection, root_ids: &[String]) -> Result<Hash
 
 /// A task this claim took.
 enum Taken {
-    /// Its claim stays in `task_queue`: the lone job as it now stands.
-    Queued(Box<Job>),
+    /// Its claim stays in `task_queue`: the lone job as stored and as it now stands.
+    Queued(Box<KeptClaim>),
     /// Its tree's rows are written: the tree's root.
     Written(JobId),
 }
@@ -223,7 +223,7 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
     let mut taken: Vec<(Taken, JobId)> = Vec::with_capacity(wanted);
     let mut tried: Vec<String> = Vec::new();
     for _ in 0..CLAIM_ROUNDS {
-        let (candidates, stored) = take_candidates(&mut tx, request, now, &tried, wanted - taken.len()).await?;
+        let (candidates, mut stored) = take_candidates(&mut tx, request, now, &tried, wanted - taken.len()).await?;
         if candidates.is_empty() {
             break;
         }
@@ -235,14 +235,15 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
                 to_write.push(candidate);
                 continue;
             }
-            let Some(job) = stored.get(&candidate.job_id) else {
+            let Some(job) = stored.remove(&candidate.job_id) else {
                 any_refused = true;
                 continue;
             };
-            match apply(job, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
-                Ok(after) if may_stay_in_queue(job, &after) => {
+            match apply(&job, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
+                Ok(after) if may_stay_in_queue(&job, &after) => {
                     queued.push(&after, now);
-                    taken.push((Taken::Queued(Box::new(after)), candidate.job_id.clone()));
+                    let kept = KeptClaim { stored: job, now: Arc::new(after) };
+                    taken.push((Taken::Queued(Box::new(kept)), candidate.job_id.clone()));
                 }
                 Ok(_) => to_write.push(candidate),
                 Err(error) => {
@@ -290,14 +291,20 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
     rows.update(&mut tx).await?;
     tx.commit().await?;
     let mut claimed = Vec::with_capacity(taken.len());
+    let mut kept = Vec::new();
     for (how, task_id) in taken {
         let tree = match how {
-            Taken::Queued(job) => *job,
-            Taken::Written(root_id) => trees[&root_id].1.clone(),
+            Taken::Queued(claim) => {
+                let tree = claim.now.clone();
+                kept.push(*claim);
+                tree
+            }
+            Taken::Written(root_id) => Arc::new(trees[&root_id].1.clone()),
         };
         store.notifier.changed(&tree);
-        claimed.push(ClaimedTask { tree: Arc::new(tree), task_id });
+        claimed.push(ClaimedTask { tree, task_id });
     }
+    store.kept_claims.keep(kept);
     Ok(claimed)
 }
 

@@ -1,5 +1,7 @@
-//! Workers' events applied in batches: the roots locked in id order and read, the state machine
-//! run over every event, every changed row written by one statement.
+//! Workers' events applied in batches. Events on claims this node kept in `task_queue`
+//! (`kept_claims`) are written by one statement, without a transaction around it or a read
+//! before it; the rest lock their roots in id order, read them, run the state machine over every
+//! event and write every changed row by one statement.
 
 use super::*;
 
@@ -9,9 +11,97 @@ pub(super) async fn apply_task_events(
     scope: &TaskScope,
     now: Timestamp,
 ) -> Result<Vec<Result<Job>>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
+    let mut answers: Vec<Option<Result<Job>>> = events.iter().map(|_| None).collect();
+    let kept = store.kept_claims.take(events.iter().map(|e| &e.job_id));
+    if !kept.is_empty() {
+        apply_to_kept_claims(store, events, scope, now, kept, &mut answers).await?;
     }
+    let rest: Vec<usize> = (0..events.len()).filter(|&i| answers[i].is_none()).collect();
+    if !rest.is_empty() {
+        let rest_events: Vec<&TaskEvent> = rest.iter().map(|&i| &events[i]).collect();
+        let rest_answers = apply_to_locked_roots(store, &rest_events, scope, now).await?;
+        for (i, answer) in rest.into_iter().zip(rest_answers) {
+            answers[i] = Some(answer);
+        }
+    }
+    Ok(answers.into_iter().map(|answer| answer.expect("every event is answered")).collect())
+}
+
+/// The events on claims this node kept: each job's events applied to the job as its claim left
+/// it, and every job whose events all applied written by one statement, only where its row still
+/// has the version the claim read. That version means the job is as kept (`kept_claims`), so the
+/// write needs no lock taken before it; it takes the rows' locks in id order, as every batch
+/// does, then their queue rows, as every write does. The events of a job not written
+/// (refused, changing nothing, or on a row written since) are left unanswered, for the caller's
+/// locked path to decide on the job as it now stands.
+async fn apply_to_kept_claims(
+    store: &PgStore,
+    events: &[TaskEvent],
+    scope: &TaskScope,
+    now: Timestamp,
+    mut kept: HashMap<String, KeptClaim>,
+    answers: &mut [Option<Result<Job>>],
+) -> Result<()> {
+    // Each kept job's events, in the order they came.
+    let mut events_of: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, task_event) in events.iter().enumerate() {
+        let job_id = task_event.job_id.as_str();
+        if kept.contains_key(job_id) {
+            events_of.entry(job_id.to_owned()).or_default().push(i);
+        }
+    }
+    // By job id (the map's order): the order the write takes the rows' locks in.
+    let mut rows = RowColumns::default();
+    // Each job's answers, the last one the job as written.
+    let mut outcomes: Vec<(String, Vec<(usize, Job)>)> = Vec::with_capacity(events_of.len());
+    for (job_id, indices) in events_of {
+        let Some(claim) = kept.remove(&job_id) else { continue };
+        let (stored, mut current) = claim.into_pair();
+        let all = indices.len();
+        let mut applied = Vec::with_capacity(all);
+        for i in indices {
+            let task_event = &events[i];
+            if !current.find(&task_event.job_id).is_some_and(|task| scope.allows(task)) {
+                break;
+            }
+            match apply(&current, &task_event.job_id, &task_event.event, now) {
+                Ok(next) => {
+                    applied.push((i, next.clone()));
+                    current = next;
+                }
+                Err(_) => break,
+            }
+        }
+        if applied.len() == all {
+            rows.push_changes(&stored, &current);
+            outcomes.push((job_id, applied));
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut conn = store.pool()?.acquire().await?;
+    let written: std::collections::HashSet<String> = rows.update_unchanged(&mut conn).await?.into_iter().collect();
+    drop(conn);
+    for (job_id, applied) in outcomes {
+        if let Some((_, tree)) = applied.last().filter(|_| written.contains(&job_id)) {
+            store.notifier.changed(tree);
+            for (i, job) in applied {
+                answers[i] = Some(Ok(job));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Events applied under their roots' locks: the roots locked in id order and read, the state
+/// machine run over every event, every changed row written by one statement.
+async fn apply_to_locked_roots(
+    store: &PgStore,
+    events: &[&TaskEvent],
+    scope: &TaskScope,
+    now: Timestamp,
+) -> Result<Vec<Result<Job>>> {
     let task_ids: Vec<String> = events.iter().map(|e| e.job_id.to_string()).collect();
     let mut tx = store.pool()?.begin().await?;
     // Every batch locks its roots in the same order (by id), so two batches never wait for

@@ -9,11 +9,14 @@
 //! candidate another node claimed a moment ago is refused, never handed out twice. Pruning takes
 //! roots with `SKIP LOCKED`. Only transactions that never wait hold a queue row before a root, so
 //! there are no deadlocks (a batch of events waits for several roots, always in id order, so two
-//! batches never wait for each other in a cycle).
+//! batches never wait for each other in a cycle). A worker's report on a claim this node kept in
+//! `task_queue` (`kept_claims`) takes no lock before its write: the write itself locks the row,
+//! then the queue row, and writes only where the row still has the version the claim read.
 //!
 //! By duty: `rows` (the one mapping of a job to its row, set-based writes that keep `task_queue`
 //! in step, tree loads), `claims`, `pending_claims` (claims kept in `task_queue` until the job's
-//! next write), `events` (workers' events in batches), `inserts` (batch creates and their
+//! next write), `kept_claims` (those claims, remembered for their reports), `events` (workers'
+//! events in batches), `inserts` (batch creates and their
 //! idempotency keys), `notifier` (changes to and from the other nodes, and whether the database
 //! can be reached), `identity` (the identity store); this file holds the store itself,
 //! migrations, the maintenance leader and the single-row verbs.
@@ -34,11 +37,13 @@ mod claims;
 mod events;
 mod identity;
 mod inserts;
+mod kept_claims;
 mod notifier;
 mod pending_claims;
 mod rows;
 
 use self::claims::*;
+use self::kept_claims::*;
 use self::notifier::*;
 use self::pending_claims::*;
 use self::rows::*;
@@ -89,6 +94,8 @@ pub struct PgStore {
     /// No vacuum of the claim path before this (`claims::vacuum_task_queue`: set when a vacuum
     /// could not clear the dead rows).
     vacuum_not_before: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Claims this node kept in `task_queue`, until their reports (`kept_claims`).
+    kept_claims: Arc<KeptClaims>,
 }
 
 impl PgStore {
@@ -138,6 +145,7 @@ impl PgStore {
             reachability,
             notifier,
             vacuum_not_before: Arc::new(std::sync::Mutex::new(None)),
+            kept_claims: Arc::new(KeptClaims::default()),
         })
     }
 

@@ -231,11 +231,25 @@ impl RowColumns {
     /// Writes the changed fields of every row in one statement, each only if it still has the
     /// version it was read at (the caller holds the trees' root locks, so anything else is a bug).
     pub(super) async fn update(self, conn: &mut PgConnection) -> Result<()> {
-        if self.is_empty() {
-            return Ok(());
+        let expected = self.len();
+        let written = self.update_unchanged(conn).await?;
+        if written.len() != expected {
+            return Err(StoreError::Corrupt(format!(
+                "{} of {expected} job rows changed under a write",
+                expected - written.len()
+            )));
         }
-        let expected = self.len() as i64;
-        let done: i64 = sqlx::query_scalar(&format!(
+        Ok(())
+    }
+
+    /// Writes the rows that still have the versions they were read at, in one statement; answers
+    /// the ids of those written. A row written is locked until the
+    /// transaction ends; rows are taken in the order they were added.
+    pub(super) async fn update_unchanged(self, conn: &mut PgConnection) -> Result<Vec<String>> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let written: Vec<String> = sqlx::query_scalar(&format!(
             "WITH updated AS (UPDATE jobs SET status = u.status, message = u.message, error_code = u.error_code, \
              error_msg = u.error_msg, result = u.result, started_at = u.started_at, ended_at = u.ended_at, \
              updated_at = u.updated_at, version = u.version, available_at = u.available_at, attempt = u.attempt, \
@@ -260,7 +274,7 @@ impl RowColumns {
              SELECT job_id FROM updated WHERE NOT (runnable OR rescuable)))), \
              ended AS (INSERT INTO ended_roots SELECT ended_at, job_id FROM updated \
              WHERE parent_job_id IS NULL AND ended_at IS NOT NULL ON CONFLICT DO NOTHING) \
-             SELECT COUNT(*) FROM updated"
+             SELECT COALESCE(array_agg(job_id), '{{}}') FROM updated"
         ))
         .bind(self.status)
         .bind(self.message)
@@ -286,13 +300,7 @@ impl RowColumns {
         .bind(self.tree_status)
         .fetch_one(&mut *conn)
         .await?;
-        if done != expected {
-            return Err(StoreError::Corrupt(format!(
-                "{} of {expected} job rows changed under a write",
-                expected - done
-            )));
-        }
-        Ok(())
+        Ok(written)
     }
 }
 
