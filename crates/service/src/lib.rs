@@ -524,13 +524,22 @@ impl JobService {
     pub async fn claim(&self, request: &ClaimRequest, wait: Duration) -> Result<Vec<ClaimedTask>> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_CLAIM_WAIT);
         let filter = Arc::new(request.clone());
+        // The lone jobs a change woke this claim for, to take directly (`waiting_claims`).
+        let mut offered: Vec<Arc<Job>> = Vec::new();
         loop {
             // Registered before the store is asked: a task offered from here on wakes it.
             let notified = self.work_may_be_available.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let waiting = self.waiting_claims.register(filter.clone());
-            let claimed = timed("claim_tasks", self.store.claim_tasks(request, self.clock.now())).await?;
+            let mut claimed = Vec::new();
+            for tree in offered.drain(..).take(request.max_tasks as usize) {
+                let taken = timed("claim_offered", self.store.claim_offered(request, &tree, self.clock.now())).await?;
+                claimed.extend(taken);
+            }
+            if claimed.is_empty() {
+                claimed = timed("claim_tasks", self.store.claim_tasks(request, self.clock.now())).await?;
+            }
             if !claimed.is_empty() {
                 // A claim frees no work: the claimers are not woken.
                 let mut per_service: HashMap<&ServiceName, u64> = HashMap::new();
@@ -559,7 +568,7 @@ impl JobService {
             }
             tokio::select! {
                 _ = &mut notified => {}
-                () = waiting.woken() => {}
+                trees = waiting.woken() => offered = trees,
                 _ = tokio::time::sleep_until(wake_at) => {}
                 () = self.shutting_down() => return Ok(Vec::new()),
             }

@@ -9,6 +9,10 @@
 //! [`WaitingClaim`]'s `Drop`). A task not due yet wakes every waiting claim instead
 //! ([`WakeFor::Everyone`]): each has to move its timer, and one woken claim could be taken away by
 //! another task before this one falls due.
+//!
+//! A claim woken for a lone job without a lease gets the job's tree as the change committed it,
+//! to take it directly (`JobStore::claim_offered`: on PostgreSQL one statement instead of a
+//! transaction that looks for candidates).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -36,8 +40,15 @@ struct Waiting {
 #[derive(Default)]
 struct Wake {
     notify: Notify,
-    /// The kinds of task it was woken for, until it looks for them.
-    woken_for: Mutex<Vec<TaskKind<'static>>>,
+    /// The tasks it was woken for, until it looks for them.
+    woken_for: Mutex<Vec<Offered>>,
+}
+
+/// A task a claim was woken for: its kind, and for a lone job without a lease its tree as the
+/// change committed it.
+struct Offered {
+    kind: TaskKind<'static>,
+    tree: Option<Arc<Job>>,
 }
 
 /// What the changes asked of the waiting claims.
@@ -59,10 +70,11 @@ pub(crate) struct WaitingClaim<'a> {
 
 impl WaitingClaim<'_> {
     /// Resolves once a change offered a task this claim takes (at once if one did since it was
-    /// registered); the claim is then taken to look for it.
-    pub(crate) async fn woken(&self) {
+    /// registered); the claim is then taken to look for it. Answers the trees of the lone jobs it
+    /// was woken for, to take directly.
+    pub(crate) async fn woken(&self) -> Vec<Arc<Job>> {
         self.wake.notify.notified().await;
-        lock(&self.wake.woken_for).clear();
+        std::mem::take(&mut *lock(&self.wake.woken_for)).into_iter().filter_map(|offered| offered.tree).collect()
     }
 }
 
@@ -71,8 +83,8 @@ impl Drop for WaitingClaim<'_> {
         let unused = std::mem::take(&mut *lock(&self.wake.woken_for));
         let mut waiting = self.claims.lock();
         waiting.retain(|waiting| waiting.id != self.id);
-        for kind in &unused {
-            wake_one(&mut waiting, kind);
+        for Offered { kind, tree } in unused {
+            wake_one(&mut waiting, &kind, || tree);
         }
     }
 }
@@ -112,7 +124,11 @@ impl WaitingClaims {
                     continue; // a later task may not be due yet
                 }
                 let kind = TaskKind::of(task);
-                if !taken_by_none.contains(&kind) && !wake_one(&mut waiting, &kind) {
+                let lone = || {
+                    (task.job_id == tree.job_id && !tree.has_sub_jobs() && tree.lease.is_none())
+                        .then(|| Arc::new(tree.clone()))
+                };
+                if !taken_by_none.contains(&kind) && !wake_one(&mut waiting, &kind, lone) {
                     taken_by_none.push(kind);
                 }
             }
@@ -122,11 +138,12 @@ impl WaitingClaims {
 }
 
 /// Wakes the longest-waiting claim that would take a task of `kind`, if any, and takes it off the
-/// waiting; answers whether there was one.
-fn wake_one(waiting: &mut VecDeque<Waiting>, kind: &TaskKind<'_>) -> bool {
+/// waiting, handing it the task's `tree` if it has one to take directly; answers whether there
+/// was one.
+fn wake_one(waiting: &mut VecDeque<Waiting>, kind: &TaskKind<'_>, tree: impl FnOnce() -> Option<Arc<Job>>) -> bool {
     let Some(index) = waiting.iter().position(|w| takes(&w.request, kind)) else { return false };
     let woken = waiting.remove(index).expect("found above");
-    lock(&woken.wake.woken_for).push(kind.to_owned_kind());
+    lock(&woken.wake.woken_for).push(Offered { kind: kind.to_owned_kind(), tree: tree() });
     woken.wake.notify.notify_one();
     true
 }
@@ -168,14 +185,7 @@ impl<'j> TaskKind<'j> {
 /// (when in doubt, yes: a claim woken for nothing comes back empty; one left asleep leaves a task
 /// waiting).
 fn takes(request: &ClaimRequest, kind: &TaskKind<'_>) -> bool {
-    request.simulated == kind.simulated
-        && request.project_ids.as_ref().is_none_or(|projects| projects.contains(&kind.project_id))
-        && request
-            .enterprise_project_ids
-            .as_ref()
-            .is_none_or(|enterprise_projects| enterprise_projects.iter().any(|e| *e == *kind.enterprise_project_id))
-        && (request.services.is_empty() || request.services.contains(&kind.service))
-        && (request.job_types.is_empty() || request.job_types.iter().any(|t| t == kind.job_type.as_str()))
+    request.takes(kind.simulated, &kind.project_id, &kind.enterprise_project_id, &kind.service, kind.job_type.as_str())
 }
 
 #[cfg(test)]
@@ -250,6 +260,36 @@ mod tests {
         assert!(is_woken(&next).await);
         drop(next);
         assert!(!is_woken(&later).await);
+    }
+
+    /// What a woken claim is handed to take directly: the tree of a lone job, as offered, and
+    /// nothing for a sub-job; a wake handed on carries it.
+    #[tokio::test]
+    async fn a_woken_claim_is_handed_the_lone_jobs_it_was_woken_for() {
+        let claims = WaitingClaims::default();
+        let lone = job("cfw");
+        let claim = claims.register(wants("cfw"));
+        claims.wake_for([&lone], now());
+        let handed = tokio::time::timeout(Duration::from_millis(50), claim.woken()).await.expect("woken");
+        assert_eq!(handed.iter().map(|tree| &**tree).collect::<Vec<_>>(), vec![&lone]);
+
+        let mut parent = job("cfw");
+        parent.sub_jobs.push(job("cfw"));
+        parent.sub_jobs[0].parent_job_id = Some(parent.job_id.clone());
+        let claim = claims.register(wants("cfw"));
+        claims.wake_for([&parent], now());
+        let handed = tokio::time::timeout(Duration::from_millis(50), claim.woken()).await;
+        assert_eq!(
+            handed.map(|trees| trees.len()).ok(),
+            Some(0),
+            "woken for the sub-job, with nothing to take directly"
+        );
+
+        let (busy, asleep) = (claims.register(wants("cfw")), claims.register(wants("cfw")));
+        claims.wake_for([&lone], now());
+        drop(busy);
+        let handed = tokio::time::timeout(Duration::from_millis(50), asleep.woken()).await.expect("handed on");
+        assert_eq!(handed.len(), 1, "the tree went on with the wake");
     }
 
     #[tokio::test]

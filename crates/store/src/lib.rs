@@ -57,6 +57,39 @@ pub struct ClaimRequest {
     pub max_tasks: u32,
 }
 
+impl ClaimRequest {
+    /// Whether a task with these fields passes the request's filters (the filters every store's
+    /// claim applies).
+    pub fn takes(
+        &self,
+        simulated: bool,
+        project_id: &ProjectId,
+        enterprise_project_id: &str,
+        service: &ServiceName,
+        job_type: &str,
+    ) -> bool {
+        self.simulated == simulated
+            && self.project_ids.as_ref().is_none_or(|projects| projects.contains(project_id))
+            && self
+                .enterprise_project_ids
+                .as_ref()
+                .is_none_or(|enterprise_projects| enterprise_projects.iter().any(|e| e == enterprise_project_id))
+            && (self.services.is_empty() || self.services.contains(service))
+            && (self.job_types.is_empty() || self.job_types.iter().any(|t| t == job_type))
+    }
+
+    /// Whether it takes `task`.
+    pub fn takes_task(&self, task: &Job) -> bool {
+        self.takes(
+            task.simulate.is_some(),
+            &task.project_id,
+            &task.enterprise_project_id,
+            &task.service,
+            task.job_type.as_str(),
+        )
+    }
+}
+
 /// A task handed to a worker: the job tree as it now stands and the task within it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedTask {
@@ -236,6 +269,21 @@ pub trait JobStore: Send + Sync + 'static {
     /// Claims up to `max_tasks` runnable tasks, highest priority first, then longest waiting:
     /// each gets a new attempt under a fresh lease, atomically (no task is ever held twice).
     async fn claim_tasks(&self, request: &ClaimRequest, now: Timestamp) -> Result<Vec<ClaimedTask>>;
+
+    /// Claims `offered` for `request` without looking for candidates: a lone job without a lease,
+    /// as this node has just committed it (and woke a waiting claim for). `None` when it cannot
+    /// be taken so (the request does not take it, it was written or claimed since, or the store
+    /// claims only by looking): the caller then claims as usual. Taking it ahead of tasks waiting
+    /// longer is fair enough: a claim waits only when it found none.
+    async fn claim_offered(
+        &self,
+        request: &ClaimRequest,
+        offered: &Job,
+        now: Timestamp,
+    ) -> Result<Option<ClaimedTask>> {
+        let _ = (request, offered, now);
+        Ok(None)
+    }
 
     /// The earliest time a task this request could take becomes due, if any is waiting.
     async fn next_due_at(&self, request: &ClaimRequest) -> Result<Option<Timestamp>>;

@@ -876,3 +876,56 @@ async fn a_report_on_a_claim_another_node_wrote_since_reads_the_job_again() {
     })
     .await;
 }
+
+/// `claim_offered` takes a lone job this node has just committed by one statement, only while its
+/// queue row holds no claim and the job's row has not been written since; otherwise it answers
+/// `None` (the caller claims as usual). The claim is kept (`kept_claims`) for the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offered_job_is_claimed_directly_unless_claimed_or_written_since() {
+    with_database(|database| async move {
+        let store = connect(&database).await;
+        let jobs: Vec<Job> = (0..3).map(|i| new_job(0, Execution::Sequential, i)).collect();
+        for job in &jobs {
+            store.insert_job(job, None).await.unwrap();
+        }
+        let request = claim_request("w".into(), 1);
+
+        let taken = store.claim_offered(&request, &jobs[0], at(1_000)).await.unwrap().expect("taken directly");
+        assert_eq!(
+            (taken.task_id.clone(), taken.task().status, taken.task().attempt),
+            (jobs[0].job_id.clone(), JobStatus::Running, 1)
+        );
+        assert_eq!(store.get_job(&project(), &jobs[0].job_id).await.unwrap().unwrap(), *taken.tree);
+        assert!(store.claim_offered(&request, &jobs[0], at(1_000)).await.unwrap().is_none(), "claimed already");
+        let token = taken.task().lease.as_ref().unwrap().token.clone();
+        let done = store
+            .apply_task_events(
+                &[TaskEvent { job_id: jobs[0].job_id.clone(), event: complete(token) }],
+                &TaskScope::default(),
+                at(1_100),
+            )
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap();
+        assert_eq!(done.status, JobStatus::Succeeded);
+
+        store.apply_event(&project(), &jobs[1].job_id, &JobEvent::Cancel, at(1_000)).await.unwrap();
+        assert!(store.claim_offered(&request, &jobs[1], at(1_000)).await.unwrap().is_none(), "written since");
+
+        let mut other_service = request.clone();
+        other_service.services = vec![ServiceName::parse("waf").unwrap()];
+        assert!(
+            store.claim_offered(&other_service, &jobs[2], at(1_000)).await.unwrap().is_none(),
+            "not taken by the filters"
+        );
+        let claimed = store.claim_tasks(&request, at(1_000)).await.unwrap();
+        assert_eq!(
+            claimed.iter().map(|c| &c.task_id).collect::<Vec<_>>(),
+            vec![&jobs[2].job_id],
+            "only the third is left"
+        );
+        store.close().await;
+    })
+    .await;
+}

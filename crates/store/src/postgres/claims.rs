@@ -241,7 +241,7 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
             };
             match apply(&job, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
                 Ok(after) if may_stay_in_queue(&job, &after) => {
-                    queued.push(&after, now);
+                    queued.push(&after, now, None);
                     let kept = KeptClaim { stored: job, now: Arc::new(after) };
                     taken.push((Taken::Queued(Box::new(kept)), candidate.job_id.clone()));
                 }
@@ -306,6 +306,44 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
     }
     store.kept_claims.keep(kept);
     Ok(claimed)
+}
+
+/// `JobStore::claim_offered`: the claim of a lone job this node has just committed, kept in its
+/// queue row as any claim of a lone job is (`pending_claims`), by one statement that writes it
+/// only while the queue row holds no claim and names the version `offered` has (no write of the
+/// job since). A job without a lease has one state per version (a write that keeps the version
+/// changes only a lease's expiry), so that row is `offered`.
+pub(super) async fn claim_offered(
+    store: &PgStore,
+    request: &ClaimRequest,
+    offered: &Job,
+    now: Timestamp,
+) -> Result<Option<ClaimedTask>> {
+    if offered.parent_job_id.is_some()
+        || offered.has_sub_jobs()
+        || offered.lease.is_some()
+        || !request.takes_task(offered)
+    {
+        return Ok(None);
+    }
+    let lease = Lease {
+        worker_id: request.worker_id.clone(),
+        token: uuid::Uuid::new_v4().simple().to_string(),
+        expires_at: now + chrono::Duration::seconds(i64::from(request.lease_seconds)),
+    };
+    let after = match apply(offered, &offered.job_id, &JobEvent::Claim { lease }, now) {
+        Ok(after) if may_stay_in_queue(offered, &after) => after,
+        _ => return Ok(None),
+    };
+    let mut queued = QueuedClaims::default();
+    queued.push(&after, now, Some(offered.version));
+    if queued.write_where_unclaimed(&mut *store.pool()?.acquire().await?).await? == 0 {
+        return Ok(None);
+    }
+    let tree = Arc::new(after);
+    store.notifier.changed(&tree);
+    store.kept_claims.keep([KeptClaim { stored: offered.clone(), now: tree.clone() }]);
+    Ok(Some(ClaimedTask { tree, task_id: offered.job_id.clone() }))
 }
 
 /// Rows through `task_queue` since its last vacuum past which the claim path is vacuumed, once

@@ -343,6 +343,15 @@ impl JobStore for PgStore {
         claims::claim_tasks(self, request, now).await
     }
 
+    async fn claim_offered(
+        &self,
+        request: &ClaimRequest,
+        offered: &Job,
+        now: Timestamp,
+    ) -> Result<Option<ClaimedTask>> {
+        claims::claim_offered(self, request, offered, now).await
+    }
+
     async fn apply_task_events(
         &self,
         events: &[TaskEvent],

@@ -150,13 +150,18 @@ pub(super) struct QueuedClaims {
     claimed_at: Vec<i64>,
     runnable: Vec<bool>,
     rescuable: Vec<bool>,
+    /// For a claim made without holding the queue row (`claim_offered`): the version of the job
+    /// row it was decided on, which the queue row must still name, holding no claim.
+    unheld_version: Vec<Option<i64>>,
 }
 
 impl QueuedClaims {
-    /// Adds the claim that made `after` (a lone job, [`may_stay_in_queue`]) at `now`.
-    pub(super) fn push(&mut self, after: &Job, now: Timestamp) {
+    /// Adds the claim that made `after` (a lone job, [`may_stay_in_queue`]) at `now`, decided on
+    /// the job row at `unheld_version` when the caller does not hold the queue row.
+    pub(super) fn push(&mut self, after: &Job, now: Timestamp, unheld_version: Option<i64>) {
         let lease = after.lease.as_ref().expect("a claimed job holds a lease");
         let flags = after.task_flags()[0];
+        self.unheld_version.push(unheld_version);
         self.job_id.push(after.job_id.to_string());
         self.worker_id.push(lease.worker_id.clone());
         self.token.push(lease.token.clone());
@@ -166,23 +171,38 @@ impl QueuedClaims {
         self.rescuable.push(flags.rescuable);
     }
 
-    /// Writes every claim; the caller holds the rows (the claim's `FOR UPDATE`). A claim that
+    /// Writes every claim, all of which must be written: the caller holds the rows of those made
+    /// under the claim's `FOR UPDATE`.
+    pub(super) async fn write(self, conn: &mut PgConnection) -> Result<()> {
+        let expected = self.job_id.len() as u64;
+        let done = self.write_where_unclaimed(conn).await?;
+        if done != expected {
+            return Err(StoreError::Corrupt(format!("{} of {expected} claimed tasks left the queue", expected - done)));
+        }
+        Ok(())
+    }
+
+    /// Writes every claim, those not held only where their queue rows hold no claim and name the
+    /// version each was decided on (the job row has not been written since: every write of it
+    /// rewrites its queue row); answers how many it wrote. A row not held is taken as it is
+    /// written (waiting for a claim in flight on it, which never waits for anything). A claim that
     /// leaves the row's flags as they were changes no column an index holds (the lease's expiry
     /// makes the task due again, `task_queue.due_at` stays), so the server writes the new version
     /// beside the old one with no new index entry (a HOT update); one that changes them (the last
     /// attempt's) moves `due_at` to the lease's expiry, where the rescuer looks.
-    pub(super) async fn write(self, conn: &mut PgConnection) -> Result<()> {
+    pub(super) async fn write_where_unclaimed(self, conn: &mut PgConnection) -> Result<u64> {
         if self.job_id.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        let expected = self.job_id.len() as u64;
         let done = sqlx::query(
             "UPDATE task_queue AS t SET claim_worker_id = c.worker_id, claim_token = c.token, \
              claimed_at = c.claimed_at, lease_expires_at = c.expires_at, \
              due_at = CASE WHEN (t.runnable, t.rescuable) = (c.runnable, c.rescuable) THEN t.due_at \
              ELSE GREATEST(t.available_at, c.expires_at) END, runnable = c.runnable, rescuable = c.rescuable \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[], $7::bool[]) \
-             AS c(job_id, worker_id, token, expires_at, claimed_at, runnable, rescuable) WHERE t.job_id = c.job_id",
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[], $7::bool[], \
+             $8::int8[]) AS c(job_id, worker_id, token, expires_at, claimed_at, runnable, rescuable, unheld_version) \
+             WHERE t.job_id = c.job_id \
+             AND (c.unheld_version IS NULL OR (t.version = c.unheld_version AND t.claim_token IS NULL))",
         )
         .bind(self.job_id)
         .bind(self.worker_id)
@@ -191,12 +211,10 @@ impl QueuedClaims {
         .bind(self.claimed_at)
         .bind(self.runnable)
         .bind(self.rescuable)
+        .bind(self.unheld_version)
         .execute(&mut *conn)
         .await?
         .rows_affected();
-        if done != expected {
-            return Err(StoreError::Corrupt(format!("{} of {expected} claimed tasks left the queue", expected - done)));
-        }
-        Ok(())
+        Ok(done)
     }
 }
