@@ -258,7 +258,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// Applies up to [`MAX_BATCH`] worker events, each to the task it names (at most one event per
     /// task), in one transaction: per event, the whole tree after it, or why it was refused
     /// (`NotFound` for a task outside `scope`, `Transition` for a refused event). A refused event
-    /// changes nothing and never fails the others; a failing store fails the whole call.
+    /// changes nothing and never fails the others; a failing store fails the whole call. (On
+    /// PostgreSQL, events on claims the node kept in `task_queue` are written first by a statement
+    /// of their own; should the rest then fail, those stay answered and each of the others is
+    /// answered `Unavailable`.)
     async fn apply_task_events(
         &self,
         events: &[TaskEvent],

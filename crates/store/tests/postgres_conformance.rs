@@ -929,3 +929,46 @@ async fn an_offered_job_is_claimed_directly_unless_claimed_or_written_since() {
     })
     .await;
 }
+
+/// Events on kept claims are written by a statement of their own before the rest; when the rest
+/// then fail (here a root held past the statement timeout), the written ones stay answered and
+/// each of the others is answered `Unavailable`, nothing written for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_locked_part_fails_still_answers_its_kept_part() {
+    with_database(|database| async move {
+        let options = PgOptions { statement_timeout: Some(Duration::from_millis(300)), ..small_pool() };
+        let here = PgStore::connect(&database.url, options).await.unwrap();
+        let there = connect(&database).await;
+        here.insert_jobs(&lone_jobs(2)).await.unwrap();
+        let claimed = here.claim_tasks(&claim_request("w".into(), 2), at(1_000)).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        let token = |i: usize| claimed[i].task().lease.as_ref().unwrap().token.clone();
+        // The second job's row moves on (another node's write), and its root is then held.
+        let note = JobEvent::Heartbeat { lease_token: token(1), lease_expires_at: None, message: Some("there".into()) };
+        there
+            .apply_task_events(
+                &[TaskEvent { job_id: claimed[1].task_id.clone(), event: note }],
+                &TaskScope::default(),
+                at(1_100),
+            )
+            .await
+            .unwrap();
+        let mut holder = hold_rows(&database, &["jobs"], &claimed[1].task_id).await;
+
+        let events: Vec<TaskEvent> =
+            (0..2).map(|i| TaskEvent { job_id: claimed[i].task_id.clone(), event: complete(token(i)) }).collect();
+        let answers = here.apply_task_events(&events, &TaskScope::default(), at(1_200)).await.unwrap();
+        assert_eq!(answers[0].as_ref().map(|job| job.status).ok(), Some(JobStatus::Succeeded));
+        assert!(matches!(answers[1], Err(StoreError::Unavailable(_))), "{:?}", answers[1]);
+        holder.execute("COMMIT").await.unwrap();
+        let stored = |i: usize| {
+            let (store, id) = (&there, claimed[i].task_id.clone());
+            async move { store.get_job(&project(), &id).await.unwrap().unwrap() }
+        };
+        assert_eq!(stored(0).await.status, JobStatus::Succeeded);
+        assert_eq!(stored(1).await.status, JobStatus::Running, "nothing was written for the other");
+        here.close().await;
+        there.close().await;
+    })
+    .await;
+}

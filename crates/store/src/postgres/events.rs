@@ -13,13 +13,19 @@ pub(super) async fn apply_task_events(
 ) -> Result<Vec<Result<Job>>> {
     let mut answers: Vec<Option<Result<Job>>> = events.iter().map(|_| None).collect();
     let kept = store.kept_claims.take(events.iter().map(|e| &e.job_id));
-    if !kept.is_empty() {
-        apply_to_kept_claims(store, events, scope, now, kept, &mut answers).await?;
-    }
+    let kept_written = !kept.is_empty() && apply_to_kept_claims(store, events, scope, now, kept, &mut answers).await?;
     let rest: Vec<usize> = (0..events.len()).filter(|&i| answers[i].is_none()).collect();
     if !rest.is_empty() {
         let rest_events: Vec<&TaskEvent> = rest.iter().map(|&i| &events[i]).collect();
-        let rest_answers = apply_to_locked_roots(store, &rest_events, scope, now).await?;
+        let rest_answers = match apply_to_locked_roots(store, &rest_events, scope, now).await {
+            Ok(answers) => answers,
+            // Some were written by a statement of their own: they are answered, and each of the
+            // others fails as the call would have (nothing was written for them).
+            Err(error) if kept_written => {
+                rest_events.iter().map(|_| Err(StoreError::Unavailable(error.to_string()))).collect()
+            }
+            Err(error) => return Err(error),
+        };
         for (i, answer) in rest.into_iter().zip(rest_answers) {
             answers[i] = Some(answer);
         }
@@ -30,10 +36,13 @@ pub(super) async fn apply_task_events(
 /// The events on claims this node kept: each job's events applied to the job as its claim left
 /// it, and every job whose events all applied written by one statement, only where its row still
 /// has the version the claim read. That version means the job is as kept (`kept_claims`), so the
-/// write needs no lock taken before it; it takes the rows' locks in id order, as every batch
-/// does, then their queue rows, as every write does. The events of a job not written
-/// (refused, changing nothing, or on a row written since) are left unanswered, for the caller's
-/// locked path to decide on the job as it now stands.
+/// write needs no lock taken before it: it takes each row's lock as it writes it (the rows come
+/// sorted by id, and a batch's plan walks them in that order, a nested loop of index probes),
+/// then the queue rows. The events of a job not written (refused, changing nothing, or on a row
+/// written since) are left unanswered, for the caller's locked path to decide on the job as it
+/// now stands; so are all of them when the server ends the statement to break a deadlock (the
+/// same tasks reported twice at once, once on each path, with a plan that took the rows in
+/// another order). Answers whether it wrote any.
 async fn apply_to_kept_claims(
     store: &PgStore,
     events: &[TaskEvent],
@@ -41,7 +50,7 @@ async fn apply_to_kept_claims(
     now: Timestamp,
     mut kept: HashMap<String, KeptClaim>,
     answers: &mut [Option<Result<Job>>],
-) -> Result<()> {
+) -> Result<bool> {
     // Each kept job's events, in the order they came.
     let mut events_of: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
     for (i, task_event) in events.iter().enumerate() {
@@ -78,11 +87,20 @@ async fn apply_to_kept_claims(
         }
     }
     if rows.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let mut conn = store.pool()?.acquire().await?;
-    let written: std::collections::HashSet<String> = rows.update_unchanged(&mut conn).await?.into_iter().collect();
+    let written: std::collections::HashSet<String> = match rows.update_unchanged(&mut conn).await {
+        Ok(written) => written.into_iter().collect(),
+        Err(StoreError::Backend(sqlx::Error::Database(error)))
+            if error.code().as_deref() == Some(DEADLOCK_DETECTED) =>
+        {
+            return Ok(false);
+        }
+        Err(error) => return Err(error),
+    };
     drop(conn);
+    let any_written = !written.is_empty();
     for (job_id, applied) in outcomes {
         if let Some((_, tree)) = applied.last().filter(|_| written.contains(&job_id)) {
             store.notifier.changed(tree);
@@ -91,8 +109,11 @@ async fn apply_to_kept_claims(
             }
         }
     }
-    Ok(())
+    Ok(any_written)
 }
+
+/// The SQLSTATE of a statement the server ended to break a deadlock.
+const DEADLOCK_DETECTED: &str = "40P01";
 
 /// Events applied under their roots' locks: the roots locked in id order and read, the state
 /// machine run over every event, every changed row written by one statement.

@@ -23,6 +23,12 @@
 //! - Lists filtered by status, the console's counts of running tasks and its held leases read the
 //!   claim's status (`RUNNING`, [`CLAIMED_STATUS`]) and lease from `task_queue`.
 //!
+//! - Two writes take no lock before they write, and rely on versions instead: a report on a
+//!   claim this node kept (`kept_claims`: written only where the job's row still has the version
+//!   the claim read, taking the row's lock, then the queue row's, as it writes), and a claim of a
+//!   lone job this node has just committed (`claims::claim_offered`: written only where the queue
+//!   row holds no claim and names the job's version).
+//!
 //! A claim that would change more (a sub-job's, whose root changes too; a job with a timeout,
 //! whose deadline starts; a job whose queue row already holds a claim, taken again after its
 //! lease expired) locks the root and writes the rows, as every other write does.

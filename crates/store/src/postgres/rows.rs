@@ -243,8 +243,8 @@ impl RowColumns {
     }
 
     /// Writes the rows that still have the versions they were read at, in one statement; answers
-    /// the ids of those written. A row written is locked until the
-    /// transaction ends; rows are taken in the order they were added.
+    /// the ids of those written. Each row's lock is taken as it is written, and held until the
+    /// transaction ends.
     pub(super) async fn update_unchanged(self, conn: &mut PgConnection) -> Result<Vec<String>> {
         if self.is_empty() {
             return Ok(Vec::new());
