@@ -28,7 +28,7 @@ use jobd_core::{Job, JobId};
 use crate::tree_cache::{approximate_bytes, BoundedTrees};
 
 /// About how much memory the kept claims may hold; the oldest go first.
-const KEPT_CLAIMS_BYTES: usize = 32 * 1024 * 1024;
+const KEPT_CLAIMS_BYTES: usize = 16 * 1024 * 1024;
 
 /// A claim kept in `task_queue`: the job row it was decided on, and the job with it applied.
 pub(super) struct KeptClaim {
