@@ -41,6 +41,9 @@ pub async fn read_body(
     if declared_length.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return Ok(Bytes::new()); // no body (a GET, mostly): nothing to wait for
+    }
     let read = tokio::time::timeout(config.body_read_timeout, Limited::new(body, limit).collect());
     let Ok(collected) = read.await else {
         return Err(ApiError::new(dialect, ErrorKind::RequestTimeout(config.body_read_timeout)));

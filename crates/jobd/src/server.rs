@@ -78,17 +78,17 @@ pub async fn start(config: &ServerConfig, listener: TcpListener) -> anyhow::Resu
         Some(identity.clone()),
         MaintenanceConfig { retention: config.retention, ..MaintenanceConfig::default() },
     );
-    let state = AppState {
-        service: service.clone(),
-        identity: identity.clone(),
-        config: Arc::new(ApiConfig {
+    let state = AppState::new(
+        service.clone(),
+        identity.clone(),
+        ApiConfig {
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
             max_in_flight: config.max_in_flight,
             region: config.region.clone(),
             ..ApiConfig::default()
-        }),
-    };
+        },
+    );
     let file_limit = http_server::raise_file_descriptor_limit();
     let max_connections = http_server::fit_connection_cap(config.connections.max_connections, file_limit);
     if max_connections < config.connections.max_connections {

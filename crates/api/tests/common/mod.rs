@@ -63,7 +63,7 @@ impl TestApp {
             Some(root),
             identity_config,
         );
-        let state = AppState { service: service.clone(), identity: identity.clone(), config: Arc::new(config) };
+        let state = AppState::new(service.clone(), identity.clone(), config);
         TestApp { router: jobd_api::app(state), service, identity, clock, _dir: dir }
     }
 
