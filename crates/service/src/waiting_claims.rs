@@ -124,10 +124,9 @@ impl WaitingClaims {
                     continue; // a later task may not be due yet
                 }
                 let kind = TaskKind::of(task);
-                let lone = || {
-                    (task.job_id == tree.job_id && !tree.has_sub_jobs() && tree.lease.is_none())
-                        .then(|| Arc::new(tree.clone()))
-                };
+                // A task that is its tree's root is a lone job (a root with sub-jobs is never a
+                // task itself), without a lease (`offered_tasks`).
+                let lone = || (task.job_id == tree.job_id).then(|| Arc::new(tree.clone()));
                 if !taken_by_none.contains(&kind) && !wake_one(&mut waiting, &kind, lone) {
                     taken_by_none.push(kind);
                 }

@@ -46,6 +46,12 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
     }
+
+    /// Whether PostgreSQL ended the statement to break a deadlock (SQLSTATE 40P01): nothing it
+    /// did is kept, and the same work may be done again.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, StoreError::Backend(sqlx::Error::Database(database)) if database.code().as_deref() == Some("40P01"))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -18,7 +18,7 @@ mod sqlite_writer;
 mod tree_cache;
 
 use async_trait::async_trait;
-use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, ProjectId, ServiceName, Timestamp};
+use jobd_core::{Cursor, Job, JobEvent, JobId, JobQuery, Lease, ProjectId, ServiceName, Timestamp};
 
 /// A producer's `X-Client-Token` and a digest of its request, for idempotent creation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +76,15 @@ impl ClaimRequest {
                 .is_none_or(|enterprise_projects| enterprise_projects.iter().any(|e| e == enterprise_project_id))
             && (self.services.is_empty() || self.services.contains(service))
             && (self.job_types.is_empty() || self.job_types.iter().any(|t| t == job_type))
+    }
+
+    /// A fresh lease for a task this request claims at `now`: its own token, for `lease_seconds`.
+    pub fn new_lease(&self, now: Timestamp) -> Lease {
+        Lease {
+            worker_id: self.worker_id.clone(),
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            expires_at: now + chrono::Duration::seconds(i64::from(self.lease_seconds)),
+        }
     }
 
     /// Whether it takes `task`.

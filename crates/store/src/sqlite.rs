@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jobd_core::{apply, Job, JobEvent, JobId, Lease, ProjectId, TaskFlags, Timestamp};
+use jobd_core::{apply, Job, JobEvent, JobId, ProjectId, TaskFlags, Timestamp};
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -668,7 +668,6 @@ fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<V
     sql.sql(" ORDER BY priority DESC, due_at, seq LIMIT ");
     sql.bind_int(i64::from(request.max_tasks));
     let candidates = read_rows(tx, &sql, |row| job_noting_row_id(tx, row))?;
-    let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
     let mut claimed = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let task_id = candidate.job_id.clone();
@@ -681,12 +680,7 @@ fn claim_tasks(tx: &WriteTx, request: &ClaimRequest, now: Timestamp) -> Result<V
                 None => continue,
             },
         };
-        let lease = Lease {
-            worker_id: request.worker_id.clone(),
-            token: uuid::Uuid::new_v4().simple().to_string(),
-            expires_at,
-        };
-        match apply(&tree, &task_id, &JobEvent::Claim { lease }, now) {
+        match apply(&tree, &task_id, &JobEvent::Claim { lease: request.new_lease(now) }, now) {
             Ok(next) => {
                 write_tree_changes(tx, &tree, &next)?;
                 let next = Arc::new(next);

@@ -200,9 +200,6 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
     if wanted == 0 {
         return Ok(Vec::new());
     }
-    let expires_at = now + chrono::Duration::seconds(i64::from(request.lease_seconds));
-    let lease =
-        || Lease { worker_id: request.worker_id.clone(), token: uuid::Uuid::new_v4().simple().to_string(), expires_at };
     // The claim must walk `task_queue_claimable` in order and stop at the limit. Whatever the
     // statistics say (they lag behind a queue that fills fast, or see every row runnable right
     // after an analyse), a bitmap scan, or a scan of `task_queue_due` and a sort, would read and
@@ -239,7 +236,7 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
                 any_refused = true;
                 continue;
             };
-            match apply(&job, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
+            match apply(&job, &candidate.job_id, &JobEvent::Claim { lease: request.new_lease(now) }, now) {
                 Ok(after) if may_stay_in_queue(&job, &after) => {
                     queued.push(&after, now, None);
                     let kept = KeptClaim { stored: job, now: Arc::new(after) };
@@ -265,7 +262,7 @@ pub(super) async fn claim_tasks(store: &PgStore, request: &ClaimRequest, now: Ti
                     any_refused = true; // another transaction holds the root
                     continue;
                 };
-                match apply(current, &candidate.job_id, &JobEvent::Claim { lease: lease() }, now) {
+                match apply(current, &candidate.job_id, &JobEvent::Claim { lease: request.new_lease(now) }, now) {
                     Ok(next) => {
                         *current = next;
                         taken.push((Taken::Written(candidate.root_id.clone()), candidate.job_id.clone()));
@@ -319,19 +316,11 @@ pub(super) async fn claim_offered(
     offered: &Job,
     now: Timestamp,
 ) -> Result<Option<ClaimedTask>> {
-    if offered.parent_job_id.is_some()
-        || offered.has_sub_jobs()
-        || offered.lease.is_some()
-        || !request.takes_task(offered)
-    {
+    // A lone job, without sub-jobs or a parent, is checked with the claim (`may_stay_in_queue`).
+    if offered.lease.is_some() || !request.takes_task(offered) {
         return Ok(None);
     }
-    let lease = Lease {
-        worker_id: request.worker_id.clone(),
-        token: uuid::Uuid::new_v4().simple().to_string(),
-        expires_at: now + chrono::Duration::seconds(i64::from(request.lease_seconds)),
-    };
-    let after = match apply(offered, &offered.job_id, &JobEvent::Claim { lease }, now) {
+    let after = match apply(offered, &offered.job_id, &JobEvent::Claim { lease: request.new_lease(now) }, now) {
         Ok(after) if may_stay_in_queue(offered, &after) => after,
         _ => return Ok(None),
     };

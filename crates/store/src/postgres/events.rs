@@ -92,11 +92,7 @@ async fn apply_to_kept_claims(
     let mut conn = store.pool()?.acquire().await?;
     let written: std::collections::HashSet<String> = match rows.update_unchanged(&mut conn).await {
         Ok(written) => written.into_iter().collect(),
-        Err(StoreError::Backend(sqlx::Error::Database(error)))
-            if error.code().as_deref() == Some(DEADLOCK_DETECTED) =>
-        {
-            return Ok(false);
-        }
+        Err(error) if error.is_deadlock() => return Ok(false),
         Err(error) => return Err(error),
     };
     drop(conn);
@@ -111,9 +107,6 @@ async fn apply_to_kept_claims(
     }
     Ok(any_written)
 }
-
-/// The SQLSTATE of a statement the server ended to break a deadlock.
-const DEADLOCK_DETECTED: &str = "40P01";
 
 /// Events applied under their roots' locks: the roots locked in id order and read, the state
 /// machine run over every event, every changed row written by one statement.
